@@ -1,0 +1,21 @@
+"""derive: symbolic BPTT derivations, parameter counts and docs for recurrent cells.
+
+    >>> import derive
+    >>> cell = derive.load("lstm")            # or a path to your own .toml spec
+    >>> d = derive.derive(cell)               # adjoints, parameter gradients, Jacobians
+    >>> derive.count(cell, input_size=10, hidden=20).total
+    2560
+"""
+
+from .activations import REGISTRY as ACTIVATIONS
+from .bptt import Derivation, derive
+from .cell import Cell
+from .counts import count
+from .errors import DeriveError
+from .spec import builtin_names, load, parse_spec
+from .summary import collect
+
+__version__ = "0.1.0"
+
+__all__ = ["ACTIVATIONS", "Cell", "Derivation", "DeriveError", "builtin_names", "collect", "count",
+           "derive", "load", "parse_spec", "__version__"]

@@ -154,8 +154,8 @@ class _Builder:
         self.uses: dict[str, set] = {}  # key -> keys used at time t
         self.hadamard_factors: set[str] = set()
         self.vec_dim[input_name] = self.dims.new(I, f"the input {input_name}_t")
-        for k, s in enumerate(state_names):
-            self.vec_dim[s] = self.dims.new(H if k == 0 else None, f"the state {s}_t")
+        for s in state_names:
+            self.vec_dim[s] = self.dims.new(H, f"the state {s}_t")
         if input_name in self.defined:
             raise DeriveError(f"the input {input_name}_t cannot be assigned", self.defined[input_name].lhs.pos)
 

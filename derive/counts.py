@@ -91,11 +91,7 @@ def layer_count(cell: Cell, convention: str = "pytorch", bias: bool = True, proj
 
 def _is_not_bias(cell: Cell, p) -> bool:
     """A vector parameter that multiplies something (a peephole) is a weight, not a bias."""
-    for a in cell.assignments:
-        for term in sp.Add.make_args(a.rhs):
-            if term == p.symbol:
-                return False
-    return True
+    return any(p.symbol in m.args for a in cell.assignments for m in a.rhs.atoms(sp.Mul))
 
 
 @dataclass

@@ -31,6 +31,8 @@ class DeriveError(Exception):
         return DeriveError(self.message, pos, source or self.source)
 
     def __str__(self) -> str:
+        if self.source is None and self.pos is None:
+            return f"derive: error: {self.message}"
         where = self.source or "<input>"
         if self.pos:
             where += f":{self.pos.line}:{self.pos.column}"

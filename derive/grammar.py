@@ -215,8 +215,24 @@ def _expected(tokens) -> str:
     return ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
 
 
+#: limits on one equation: longer or deeper input is refused before parsing
+MAX_LENGTH = 2000
+MAX_DEPTH = 64
+
+
+def _check_size(text: str) -> None:
+    if len(text) > MAX_LENGTH:
+        raise DeriveError(f"the equation is longer than {MAX_LENGTH} characters", Pos(1, MAX_LENGTH + 1))
+    depth = 0
+    for col, ch in enumerate(text, start=1):
+        depth += ch in "({[" and 1 or (ch in ")}]" and -1 or 0)
+        if depth > MAX_DEPTH:
+            raise DeriveError(f"brackets nest deeper than {MAX_DEPTH} levels", Pos(1, col))
+
+
 def parse_equation(text: str) -> Equation:
     """Parse one equation; a syntax error is a ``DeriveError`` at the offending column."""
+    _check_size(text)
     try:
         tree = _parser.parse(text)
     except UnexpectedCharacters as e:
@@ -233,7 +249,10 @@ def parse_equation(text: str) -> Equation:
                           Pos(tok.line, tok.column)) from None
     except UnexpectedInput as e:  # pragma: no cover - the three above are exhaustive
         raise DeriveError(f"cannot parse: {e}", Pos(getattr(e, "line", 1), getattr(e, "column", 1))) from None
-    return _ToAst().transform(tree)
+    try:
+        return _ToAst().transform(tree)
+    except RecursionError:  # pragma: no cover - the limits above keep trees shallow
+        raise DeriveError("the equation is nested too deeply", Pos(1, 1)) from None
 
 
 def equation_lines(block: str):

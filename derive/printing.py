@@ -71,6 +71,20 @@ def _factor_key(f):
     return (3, 0, sp.default_sort_key(f))
 
 
+def _term_key(term):
+    """Numbers, then products W a (input before state), then the rest, biases last."""
+    if term.is_Number:
+        rank = 0
+    elif isinstance(term, ir.MatVec):
+        times = [ir.ref(s).time or 0 for s in term.args[1].free_symbols if ir.is_ir(s)]
+        rank = 1 if min(times, default=0) == 0 else 2
+    elif ir.is_ir(term) and ir.ref(term).time is None:
+        rank = 4
+    else:
+        rank = 3
+    return (rank, term.could_extract_minus_sign(), sp.default_sort_key(term))
+
+
 class _Mixin:
     """What the two printers share: the order of factors and terms."""
 
@@ -95,9 +109,7 @@ class _Mixin:
         return f"{self.lparen}{s}{self.rparen}" if isinstance(f, sp.Add) else s
 
     def _print_Add(self, expr, order=None):
-        terms = sorted(expr.args, key=lambda a: (not a.is_Number, a.could_extract_minus_sign(),
-                                                 sp.default_sort_key(a)))
-        return self.join_terms([self._print(t) for t in terms])
+        return self.join_terms([self._print(t) for t in sorted(expr.args, key=_term_key)])
 
     def join_terms(self, parts: list[str]) -> str:
         if not parts:

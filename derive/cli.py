@@ -1,0 +1,185 @@
+"""The ``derive`` command: argument parsing, output formatting and exit codes only.
+
+Exit status: 0 success, 1 a check failed, 2 bad input (one ``file:line:col: error:``
+line on stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import __version__, bptt, counts, spec
+from .errors import DeriveError
+from .summary import activation_rows, collect
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        raise DeriveError(message)
+
+
+def _cmd_list(args) -> int:
+    cells = []
+    for name in spec.builtin_names():
+        cell = spec.load(name)
+        n = counts.count(cell, input_size=1, hidden=1)
+        cells.append((name, cell.title, ", ".join(cell.state_keys), ", ".join(cell.gates) or "-",
+                      str(n.per_layer).replace("**", "^").replace("*", "")))
+    if args.json:
+        print(json.dumps({"cells": [dict(zip(("name", "title", "states", "gates", "params"), c)) for c in cells],
+                          "activations": activation_rows()}, indent=2))
+        return 0
+    print("Cells (derive show NAME; parameters per layer and direction, default convention):")
+    _table(("name", "title", "states", "gates", "parameters"), cells)
+    print("\nActivations (usable in specs as their LaTeX name):")
+    _table(("name", "latex", "range", "gate?", "summary"),
+           [(r["name"], r["latex"], r["range"], "yes" if r["gate_ok"] else "no", r["summary"])
+            for r in activation_rows()])
+    return 0
+
+
+def _table(header, rows):
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    for row in [header, *rows]:
+        print("  " + "  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+
+
+def _cmd_show(args) -> int:
+    data = collect(bptt.derive(spec.load(args.cell)))
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    elif args.latex:
+        print(_render(data, "latex"))
+    else:
+        print(_render(data, "text"))
+    for w in data["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+def _render(data: dict, form: str) -> str:
+    """``derive show`` as terminal text (``form="text"``) or LaTeX ``align*`` blocks."""
+    lines = []
+    latex = form == "latex"
+
+    def section(title, rows, note=None):
+        if latex:
+            lines.append(f"% {title}")
+            if note:
+                lines.append(f"% {note}")
+            lines.append(r"\begin{align*}")
+            lines.extend(rf"  {r['lhs']['latex']} &= {r['rhs']['latex']} \\" for r in rows)
+            lines[-1] = lines[-1][:-3]
+            lines.append(r"\end{align*}")
+        else:
+            lines.append(f"\n{title}" + (f"  ({note})" if note else ""))
+            lines.extend(f"  {r['lhs']['text']} = {r['rhs']['text']}" for r in rows)
+
+    if not latex:
+        lines.append(f"{data['title']}  [{data['name']}, {data['source']}]")
+        if data["summary"]:
+            lines.append(data["summary"])
+        lines.append(f"input {data['input']['text']}, states "
+                     + ", ".join(s["text"] for s in data["states"]) + f", output {data['output']['text']}"
+                     + (f", gates {', '.join(data['gates'])}" if data["gates"] else ""))
+    section("Forward step", data["forward"], "z_{v,t}: pre-activations derive introduced" if not latex else None)
+    if not latex:
+        lines.append("\nParameters")
+        lines.extend(f"  {p['name']['text']}: {p['shape']}" for p in data["shapes"])
+    section("Adjoints, last step to first", data["adjoints"],
+            data["dy"][form] + "; terms at t+1 come from the next step and are 0 after the last")
+    section("Input gradient", [data["input_gradient"]])
+    section("Initial-state gradients", data["initial_states"])
+    section("Parameter gradients", data["parameters"])
+    section("State Jacobian, one step", data["jacobian"])
+    if latex:
+        lines.append("% Parameters per layer and direction")
+        lines.extend(f"% {c['convention']} ({c['bias']} bias): {c['formula']['latex']}" for c in data["counts"])
+    else:
+        lines.append("\nParameters per layer and direction (I inputs, H hidden)")
+        lines.extend(f"  {c['convention']:8s} ({c['bias']} bias): {c['formula']['text']}" for c in data["counts"])
+    return "\n".join(lines)
+
+
+def _cmd_params(args) -> int:
+    cell = spec.load(args.cell)
+    n = counts.count(cell, input_size=args.input, hidden=args.hidden, layers=args.layers,
+                     bidirectional=args.bidirectional, proj=args.proj, bias=not args.no_bias,
+                     convention=args.convention)
+    if args.json:
+        print(json.dumps({"cell": cell.name, "total": n.total, "convention": n.convention,
+                          "bias": n.bias_style, "per_layer": str(n.per_layer),
+                          "upper_layer": None if n.upper_layer is None else str(n.upper_layer),
+                          "formula": str(n.formula), "notes": n.notes}, indent=2))
+        return 0
+    D = 2 if args.bidirectional else 1
+    print(n.total)
+    print(f"  {cell.name}, {n.convention} convention ({n.bias_style} bias"
+          f"{', no bias' if args.no_bias else ''}), I={args.input}, H={args.hidden}"
+          f"{f', P={args.proj}' if args.proj else ''}, {args.layers} layer(s), {D} direction(s)")
+    print(f"  layer 0, per direction:   {_poly(n.per_layer)}")
+    if n.upper_layer is not None:
+        print(f"  layers 1+, per direction: {_poly(n.upper_layer)}")
+    print(f"  total: {_poly(n.formula)} = {n.total}")
+    for note in n.notes:
+        print(f"  note: {note}")
+    return 0
+
+
+def _poly(e) -> str:
+    return str(e).replace("**", "^")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="derive", description="Symbolic BPTT derivations, kernels and docs for recurrent cells.")
+    p.add_argument("--version", action="version", version=f"derive {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("list", help="list the built-in cells and the activations")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(run=_cmd_list)
+
+    s = sub.add_parser("show", help="print a cell's derivation: forward, adjoints, gradients, Jacobian, counts")
+    s.add_argument("cell", help="a built-in cell name or the path of a .toml spec")
+    fmt = s.add_mutually_exclusive_group()
+    fmt.add_argument("--latex", action="store_true", help="LaTeX align* blocks")
+    fmt.add_argument("--json", action="store_true", help="JSON with text and LaTeX of every formula")
+    s.set_defaults(run=_cmd_show)
+
+    s = sub.add_parser("params", help="count a cell's parameters under a framework's convention")
+    s.add_argument("cell", help="a built-in cell name or the path of a .toml spec")
+    s.add_argument("--input", "-I", type=int, required=True, metavar="I", help="input size")
+    s.add_argument("--hidden", "-H", type=int, required=True, metavar="H", help="hidden size")
+    s.add_argument("--layers", type=int, default=1, metavar="N", help="stacked layers (default 1)")
+    s.add_argument("--bidirectional", action="store_true", help="two directions per layer")
+    s.add_argument("--proj", type=int, default=0, metavar="P", help="PyTorch LSTM proj_size (default 0)")
+    s.add_argument("--no-bias", action="store_true", help="no bias vectors (PyTorch bias=False)")
+    s.add_argument("--convention", choices=counts.CONVENTIONS, default=None,
+                   help="pytorch (double bias), keras, or single (textbook); default: the cell's own")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(run=_cmd_params)
+
+    from .build import add_build_command
+
+    add_build_command(sub)
+    return p
+
+
+def main(argv=None) -> int:
+    try:
+        args = _build_parser().parse_args(argv)
+        return args.run(args)
+    except DeriveError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. derive show lstm | head
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

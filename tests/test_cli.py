@@ -1,0 +1,129 @@
+"""The derive command as a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from derive import builtin_names
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def derive(*args, cwd=ROOT):
+    env = dict(os.environ, PYTHONHASHSEED="random")
+    return subprocess.run([sys.executable, "-m", "derive", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env)
+
+
+def test_params_prints_the_number_first():
+    proc = derive("params", "lstm", "--input", "10", "--hidden", "20", "--layers", "2", "--bidirectional")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "15040"
+    assert "4*H*(H + I + 2)" in proc.stdout and "4*H*(3*H + 2)" in proc.stdout
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["lstm", "--convention", "keras"], 2480), (["gru", "--convention", "keras"], 1920),
+    (["gru_cho", "--convention", "keras"], 1860), (["rnn_tanh", "--convention", "keras"], 620),
+    (["rnn_tanh"], 640), (["lstm", "--proj", "5"], 4 * 20 * (10 + 5 + 2) + 5 * 20),
+    (["lstm", "--no-bias"], 4 * 20 * 30),
+])
+def test_params_conventions(args, expected):
+    proc = derive("params", *args, "--input", "10", "--hidden", "20")
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout.splitlines()[0]) == expected
+
+
+@pytest.mark.parametrize("args,words", [
+    (["params", "gru", "--input", "10", "--hidden", "20", "--proj", "5"], "has no projection"),
+    (["params", "lstm", "--input", "10", "--hidden", "4", "--proj", "5"], "must be smaller"),
+    (["params", "lstm", "--input", "0", "--hidden", "4"], "--input must be a positive integer"),
+    (["params", "lstm", "--input", "ten", "--hidden", "4"], "invalid int value"),
+    (["show", "nosuchcell"], "unknown cell 'nosuchcell'"),
+    (["show", "/nonexistent/x.toml"], "cannot read"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_arguments_exit_2_with_one_error_line(args, words):
+    proc = derive(*args)
+    assert proc.returncode == 2
+    errors = [l for l in proc.stderr.splitlines() if "error:" in l]
+    assert len(errors) == 1 and words in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_show_lstm_prints_the_textbook_recurrences():
+    proc = derive("show", "lstm")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "dc_t = dh_t ⊙ o_t ⊙ (1 - tanh²(c_t)) + dc_{t+1} ⊙ f_{t+1}" in out
+    assert "dz_{f,t} = df_t ⊙ f_t ⊙ (1 - f_t)" in out
+    assert "dL/dW_{xf} = sum_t dz_{f,t} x_t^T" in out
+    assert "dc_t/dc_{t-1} = diag(f_t)" in out
+    assert "pytorch  (double bias): 4*H*(H + I + 2)" in out
+
+
+def test_show_latex_and_json():
+    latex = derive("show", "gru", "--latex").stdout
+    assert r"\delta h_t &= \delta y_t + W_{hr}^\top \delta z_{r,t+1}" in latex
+    assert latex.count(r"\begin{align*}") == latex.count(r"\end{align*}") >= 5
+    data = json.loads(derive("show", "gru", "--json").stdout)
+    assert {a["lhs"]["text"] for a in data["adjoints"]} >= {"dh_t", "dz_{n,t}", "dr_t"}
+
+
+def test_derivations_are_deterministic_across_processes():
+    for name in builtin_names():
+        first, second = derive("show", name, "--json"), derive("show", name, "--json")
+        assert first.returncode == 0 and first.stdout == second.stdout, name
+
+
+def test_a_users_spec_works_like_a_builtin(tmp_path):
+    spec = tmp_path / "mgu.toml"
+    spec.write_text(r"""name = "mgu"
+title = "Minimal gated unit"
+input = "x"
+states = ["h"]
+output = "h"
+gates = ["f"]
+equations = '''
+f_t = \sigma(W_{xf} x_t + W_{hf} h_{t-1} + b_f)
+\tilde{h}_t = \tanh(W_{xh} x_t + W_{hh} (f_t \odot h_{t-1}) + b_h)
+h_t = (1 - f_t) \odot h_{t-1} + f_t \odot \tilde{h}_t
+'''
+""")
+    proc = derive("show", str(spec))
+    assert proc.returncode == 0, proc.stderr
+    assert "dh~_t = dh_t ⊙ f_t" in proc.stdout
+    assert int(derive("params", str(spec), "--input", "3", "--hidden", "4", "--convention", "single")
+               .stdout.splitlines()[0]) == 2 * 4 * (3 + 4 + 1)
+
+
+def test_list_shows_cells_and_activations():
+    out = derive("list").stdout
+    for name in builtin_names():
+        assert name in out
+    assert "sigmoid" in out and "relu" in out
+
+
+def test_build_check_passes_on_committed_pages():
+    proc = derive("build", "--check")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_build_refuses_to_overwrite_a_file_it_did_not_generate(tmp_path):
+    import shutil
+
+    for part in ("templates", "mkdocs.yml"):
+        src = ROOT / part
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / part)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.md").write_text("my own notes\n")
+    proc = derive("build", "--no-html", "--root", str(tmp_path))
+    assert proc.returncode == 2 and "refusing to overwrite" in proc.stderr
+    assert (tmp_path / "site" / "index.md").read_text() == "my own notes\n"
+    stale = derive("build", "--check", "--root", str(tmp_path))
+    assert stale.returncode == 1 and "stale: site/cells/lstm.md" in stale.stderr
