@@ -101,6 +101,9 @@ def _render(data: dict, form: str) -> str:
     else:
         lines.append("\nParameters per layer and direction (I inputs, H hidden)")
         lines.extend(f"  {c['convention']:8s} ({c['bias']} bias): {c['formula']['text']}" for c in data["counts"])
+        if data["doubled_biases"]:
+            lines.append(f"  double bias: each of {', '.join(data['doubled_biases'])} is stored as an input-side "
+                         f"and a hidden-side vector (b_ih + b_hh); both halves get the same gradient")
     return "\n".join(lines)
 
 

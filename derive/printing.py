@@ -18,7 +18,10 @@ from . import ir
 _DECOR = ("_tilde", "_hat", "_bar")
 
 
-def _time(t: int) -> str:
+def _time(t: int, origin: int | None = None) -> str:
+    """``t``, ``t-1``, ``t+1``; or, at a fixed step ``origin``, the step number itself."""
+    if origin is not None:
+        return str(origin + t)
     return "t" if t == 0 else (f"t+{t}" if t > 0 else f"t{t}")
 
 
@@ -43,20 +46,20 @@ def _compose(head: str, subs: list[str]) -> str:
     return f"{head}_{body}" if len(body) == 1 else f"{head}_{{{body}}}"
 
 
-def symbol_latex(sym: sp.Symbol) -> str:
+def symbol_latex(sym: sp.Symbol, origin: int | None = None) -> str:
     r = ir.ref(sym)
     subs = [_part_latex(p) for p in r.sub.split(",") if p] if r.sub else []
     if r.time is not None:
-        subs.append(_time(r.time))
+        subs.append(_time(r.time, origin))
     name = _compose(_part_latex(r.base), subs)
     return rf"\delta {name}" if r.adjoint else name
 
 
-def symbol_text(sym: sp.Symbol) -> str:
+def symbol_text(sym: sp.Symbol, origin: int | None = None) -> str:
     r = ir.ref(sym)
     subs = [_part_text(p) for p in r.sub.split(",") if p] if r.sub else []
     if r.time is not None:
-        subs.append(_time(r.time))
+        subs.append(_time(r.time, origin))
     name = _compose(_part_text(r.base), subs)
     return f"d{name}" if r.adjoint else name
 
@@ -89,6 +92,7 @@ class _Mixin:
     """What the two printers share: the order of factors and terms."""
 
     hadamard = " * "
+    origin = None  # print times relative to t (None) or at this step
 
     def _print_Symbol(self, expr):
         return self.symbol(expr) if ir.is_ir(expr) else super()._print_Symbol(expr)
@@ -130,7 +134,7 @@ class IRLatexPrinter(_Mixin, LatexPrinter):
     lparen, rparen = r"\left(", r"\right)"
 
     def symbol(self, s):
-        return symbol_latex(s)
+        return symbol_latex(s, self.origin)
 
     def _print_MatVec(self, expr):
         return f"{self._print(expr.args[0])} {self._arg(expr.args[1])}"
@@ -152,7 +156,7 @@ class IRTextPrinter(_Mixin, StrPrinter):
     lparen, rparen = "(", ")"
 
     def symbol(self, s):
-        return symbol_text(s)
+        return symbol_text(s, self.origin)
 
     def _print_MatVec(self, expr):
         return f"{self._print(expr.args[0])} {self._arg(expr.args[1])}"
@@ -176,20 +180,26 @@ class IRTextPrinter(_Mixin, StrPrinter):
 _LATEX, _TEXT = IRLatexPrinter(), IRTextPrinter()
 
 
-def latex(expr) -> str:
-    return _LATEX.doprint(expr)
+def _at(printer_class, origin):
+    printer = printer_class()
+    printer.origin = origin
+    return printer
 
 
-def text(expr) -> str:
-    return _TEXT.doprint(expr)
+def latex(expr, origin: int | None = None) -> str:
+    return (_LATEX if origin is None else _at(IRLatexPrinter, origin)).doprint(expr)
 
 
-def terms_latex(terms) -> str:
-    return _LATEX.join_terms([latex(t) for t in terms])
+def text(expr, origin: int | None = None) -> str:
+    return (_TEXT if origin is None else _at(IRTextPrinter, origin)).doprint(expr)
 
 
-def terms_text(terms) -> str:
-    return _TEXT.join_terms([text(t) for t in terms])
+def terms_latex(terms, origin: int | None = None) -> str:
+    return _LATEX.join_terms([latex(t, origin) for t in terms])
+
+
+def terms_text(terms, origin: int | None = None) -> str:
+    return _TEXT.join_terms([text(t, origin) for t in terms])
 
 
 def chain_latex(chain) -> str:

@@ -75,13 +75,13 @@ def collect(d: Derivation) -> dict:
         "jacobian": [],
         "counts": [],
         "warnings": cell.warnings,
+        "doubled_biases": [pr.symbol_text(cell.params[k].symbol) for k in counts.doubled_biases(cell)],
     }
-    for key, carry in d.carries.items():
-        shifted = [ir.shift(t, 1) for t in carry.terms]
-        s0 = ir.at(ir.adjoint(carry.target), 0)
+    for key, carry in d.carries.items():  # d s_0 is the carry out of step 1
+        s0 = ir.adjoint(carry.target)
         data["initial_states"].append({
-            "lhs": _both(pr.symbol_text(s0).replace("_t", "_0"), pr.symbol_latex(s0).replace("_t", "_0")),
-            "rhs": _both(pr.terms_text(shifted).replace("t+1", "1"), pr.terms_latex(shifted).replace("t+1", "1")),
+            "lhs": _both(pr.symbol_text(s0, origin=1), pr.symbol_latex(s0, origin=1)),
+            "rhs": _both(pr.terms_text(carry.terms, origin=1), pr.terms_latex(carry.terms, origin=1)),
         })
     for g in d.params:
         p = g.param
