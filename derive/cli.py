@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+import sympy as sp
+
 from . import __version__, bptt, counts, spec
 from .errors import DeriveError
 from .summary import activation_rows, collect
@@ -25,9 +27,9 @@ def _cmd_list(args) -> int:
     cells = []
     for name in spec.builtin_names():
         cell = spec.load(name)
-        n = counts.count(cell, input_size=1, hidden=1)
+        per_layer = sp.factor(counts.layer_count(cell, counts.default_convention(cell)))
         cells.append((name, cell.title, ", ".join(cell.state_keys), ", ".join(cell.gates) or "-",
-                      str(n.per_layer).replace("**", "^").replace("*", "")))
+                      _poly(per_layer).replace("*", "")))
     if args.json:
         print(json.dumps({"cells": [dict(zip(("name", "title", "states", "gates", "params"), c)) for c in cells],
                           "activations": activation_rows()}, indent=2))

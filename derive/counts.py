@@ -54,6 +54,11 @@ def doubled_biases(cell: Cell) -> list[str]:
     return out
 
 
+def default_convention(cell: Cell) -> str:
+    """The cell's own layout: pytorch for a double-bias cell, else single."""
+    return "pytorch" if cell.conventions.get("bias") == "double" else "single"
+
+
 def supports_projection(cell: Cell) -> bool:
     return bool(cell.conventions.get("pytorch", {}).get("proj_size"))
 
@@ -108,7 +113,7 @@ class Count:
 def count(cell: Cell, *, input_size: int, hidden: int, layers: int = 1, bidirectional: bool = False,
           proj: int = 0, bias: bool = True, convention: str | None = None) -> Count:
     """The number of parameters of a stack of the cell under a framework's convention."""
-    convention = convention or ("pytorch" if cell.conventions.get("bias") == "double" else "single")
+    convention = convention or default_convention(cell)
     notes = []
     for name, value in (("--input", input_size), ("--hidden", hidden), ("--layers", layers)):
         if value < 1:

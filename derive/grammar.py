@@ -225,7 +225,10 @@ def _check_size(text: str) -> None:
         raise DeriveError(f"the equation is longer than {MAX_LENGTH} characters", Pos(1, MAX_LENGTH + 1))
     depth = 0
     for col, ch in enumerate(text, start=1):
-        depth += ch in "({[" and 1 or (ch in ")}]" and -1 or 0)
+        if ch in "({[":
+            depth += 1
+        elif ch in ")}]":
+            depth -= 1
         if depth > MAX_DEPTH:
             raise DeriveError(f"brackets nest deeper than {MAX_DEPTH} levels", Pos(1, col))
 

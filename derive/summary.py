@@ -33,7 +33,7 @@ def _grad_term(g, arg, latex: bool) -> str:
     body = pr.latex(g) if latex else pr.text(g)
     if arg is None:
         return body
-    if isinstance(g, sp.Mul) or isinstance(g, sp.Add):
+    if isinstance(g, (sp.Mul, sp.Add)):
         body = rf"\left({body}\right)" if latex else f"({body})"
     return f"{body} {_transpose(arg, latex)}"
 
