@@ -55,7 +55,7 @@ class ActivationFunction:
             x = np.asarray(x)
             if slopes is None:
                 lo, hi = self.params["lower"], self.params["upper"]
-                slopes = self._rng.uniform(lo, hi, size=x.shape).astype(kernels._float(x).dtype)
+                slopes = self._rng.uniform(lo, hi, size=x.shape).astype(kernels._float(x)[1])
             self.slopes = slopes
             return kernels.leaky_relu(x, negative_slope=slopes)
         return self._f(self._check_width(x), **self._kernel_params())

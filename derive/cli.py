@@ -12,9 +12,9 @@ import sys
 
 import sympy as sp
 
-from . import __version__, bptt, counts, spec
+from . import __version__, actcli, bptt, counts, spec
 from .errors import DeriveError
-from .summary import activation_rows, collect
+from .summary import collect
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,14 +32,12 @@ def _cmd_list(args) -> int:
                       _poly(per_layer).replace("*", "")))
     if args.json:
         print(json.dumps({"cells": [dict(zip(("name", "title", "states", "gates", "params"), c)) for c in cells],
-                          "activations": activation_rows()}, indent=2))
+                          "activations": actcli.rows()}, indent=2))
         return 0
     print("Cells (derive show NAME; parameters per layer and direction, default convention):")
     _table(("name", "title", "states", "gates", "parameters"), cells)
-    print("\nActivations (usable in specs as their LaTeX name):")
-    _table(("name", "latex", "range", "gate?", "summary"),
-           [(r["name"], r["latex"], r["range"], "yes" if r["gate_ok"] else "no", r["summary"])
-            for r in activation_rows()])
+    print("\nActivations (derive show NAME; properties computed from each definition at PyTorch's defaults):")
+    _table([h for h, _ in actcli.LIST_COLUMNS], [[r[k] for _, k in actcli.LIST_COLUMNS] for r in actcli.rows()])
     return 0
 
 
@@ -50,6 +48,9 @@ def _table(header, rows):
 
 
 def _cmd_show(args) -> int:
+    if actcli.is_activation(args.cell) and not args.cell.endswith(".toml"):
+        print(actcli.show(args.cell))
+        return 0
     data = collect(bptt.derive(spec.load(args.cell)))
     if args.json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
@@ -147,8 +148,9 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(run=_cmd_list)
 
-    s = sub.add_parser("show", help="print a cell's derivation: forward, adjoints, gradients, Jacobian, counts")
-    s.add_argument("cell", help="a built-in cell name or the path of a .toml spec")
+    s = sub.add_parser("show", help="print a cell's derivation (forward, adjoints, gradients, Jacobian, counts) "
+                                    "or an activation's definition, derivative, properties and kernels")
+    s.add_argument("cell", metavar="NAME", help="a built-in cell, the path of a .toml spec, or an activation")
     fmt = s.add_mutually_exclusive_group()
     fmt.add_argument("--latex", action="store_true", help="LaTeX align* blocks")
     fmt.add_argument("--json", action="store_true", help="JSON with text and LaTeX of every formula")
@@ -167,9 +169,11 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(run=_cmd_params)
 
-    from .build import add_build_command
+    from .build import add_build_command, add_kernels_command
 
     add_build_command(sub)
+    add_kernels_command(sub)
+    actcli.add_commands(sub, _Parser)
     return p
 
 

@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
-from sympy.codegen.cfunctions import expm1, log1p
 from sympy.printing.numpy import NumPyPrinter
 
 from . import activations as acts
 from . import stable
-from .stable import Clip, Erfc, Sech2, Sigmoid, Softplus, Tanh, x
+from .stable import x
 
 
 class KernelPrinter(NumPyPrinter):
@@ -59,6 +58,12 @@ class KernelPrinter(NumPyPrinter):
         if e.args[2] == sp.oo:
             return f"np.maximum({v}, {lo})"
         return f"np.clip({v}, {lo}, {hi})"
+
+    def _print_Scaled(self, e):
+        u, a = e.args
+        if a.is_Rational and a.p == 1:
+            return f"({self._print(u)})/{a.q}"
+        return f"{self._print(a)}*({self._print(u)})"
 
     def _print_Float(self, e):
         return repr(float(e))
@@ -121,7 +126,7 @@ class Function:
     args: str
     doc: str
     lines: list[str]
-    returns: str = "_cast(y, x)"
+    returns: str = "_cast(y, dtype)"
 
 
 @dataclass
@@ -143,14 +148,14 @@ def elementwise_stanza(cls) -> Stanza:
     sig = _signature(cls)
     name = cls.__name__
     funcs = [
-        Function(name, sig, f"f(x) = {sp.sstr(cls.symbolic())}", ["x = _float(x)", *body(f)]),
+        Function(name, sig, f"f(x) = {sp.sstr(cls.symbolic())}", ["x, dtype = _float(x)", *body(f)]),
         Function(f"{name}_d", sig, "f'(x), from x (stable; not from the saved output)",
-                 ["x = _float(x)", *body(grads[x])]),
+                 ["x, dtype = _float(x)", *body(grads[x])]),
     ]
     for pname, g in stable.param_gradients(cls).items():
         funcs.append(Function(f"{name}_d{pname}", sig,
                               f"d f / d {pname} per element (sum over the axes {pname} is shared on)",
-                              ["x = _float(x)", *body(g)]))
+                              ["x, dtype = _float(x)", *body(g)]))
     st = Stanza(name, cls.summary, rules, funcs)
     fix_special_values(cls, st)
     return st
@@ -160,7 +165,7 @@ def halves_stanza(cls) -> Stanza:
     a, b = sp.symbols("a b", real=True)
     f, grads, rules = stable.stable_form(cls, a, b)
     name = cls.__name__
-    split = ["x = _float(x)", "a, b = np.split(x, 2, axis=-1)"]
+    split = ["x, dtype = _float(x)", "a, b = np.split(x, 2, axis=-1)"]
     return Stanza(name, cls.summary, rules, [
         Function(name, "x", "a * sigma(b) with x = [a | b] split along the last axis", [*split, *body(f)]),
         Function(f"{name}_d", "x", "(d f/d a, d f/d b) in the layout of x: [sigma(b) | a sigma(b) sigma(-b)]",
@@ -170,7 +175,7 @@ def halves_stanza(cls) -> Stanza:
 
 def pieces_stanza(cls) -> Stanza:
     name = cls.__name__
-    group = ["x = _float(x)", "z = x.reshape(*x.shape[:-1], x.shape[-1] // k, k)"]
+    group = ["x, dtype = _float(x)", "z = x.reshape(*x.shape[:-1], x.shape[-1] // k, k)"]
     return Stanza(name, cls.summary, ["max over each group of k pieces"], [
         Function(name, "x, k=2", "max over groups of k consecutive entries of the last axis", [*group, "y = z.max(axis=-1)"]),
         Function(f"{name}_d", "x, k=2", "1 at the first arg max of each group, 0 elsewhere (layout of x)",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sympy as sp
 
-from . import activations as acts
 from . import counts, ir
 from . import printing as pr
 from .bptt import DY, Derivation
@@ -109,11 +108,3 @@ def collect(d: Derivation) -> dict:
                                "formula": _both(sp.sstr(poly), sp.latex(poly))})
     return data
 
-
-def activation_rows() -> list[dict]:
-    """One row per registered activation, for ``derive list``."""
-    rows = []
-    for name, cls in sorted(acts.REGISTRY.items()):
-        rows.append({"name": name, "latex": cls.latex, "range": sp.sstr(acts.value_range(name)),
-                     "gate_ok": acts.is_gate_activation(name), "summary": cls.summary})
-    return rows

@@ -1,0 +1,231 @@
+"""The activation side of the CLI: ``show``, the ``list`` table, ``verify``, ``bench``.
+
+Output formatting only; the numbers come from ``properties``, ``witness`` and the kernels.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import sympy as sp
+
+from . import activations as acts
+from .catalogue import activation
+from .properties import analyse
+
+#: columns of ``derive list`` for activations: (header, key of Properties.row())
+LIST_COLUMNS = (("name", "name"), ("range", "range"), ("monotonic", "monotonic"), ("smooth", "smoothness"),
+                ("saturation -/+", "saturation"), ("zero-centred", "zero_centred"), ("gate", "gate_ok"))
+
+
+def rows() -> list[dict]:
+    """One dict per activation: properties as strings, plus summary and LaTeX name."""
+    out = []
+    for name, cls in acts.REGISTRY.items():
+        r = analyse(name).row()
+        r["range"] = _interval(analyse(name).range)
+        r["gate_ok"] = "yes" if r["gate_ok"] else "no"
+        r.update(latex=cls.latex, summary=cls.summary, kind=cls.kind)
+        out.append(r)
+    return out
+
+
+def _interval(s) -> str:
+    """(0, 1), [0, oo): interval notation instead of SymPy's constructor."""
+    if isinstance(s, sp.Interval):
+        def end(v):
+            return "oo" if v == sp.oo else "-oo" if v == -sp.oo else _short(v)
+        return f"{'(' if s.left_open else '['}{end(s.inf)}, {end(s.sup)}{')' if s.right_open else ']'}"
+    return "R" if s == sp.S.Reals else sp.sstr(s)
+
+
+def _short(v) -> str:
+    if isinstance(v, sp.Float) or (v.is_number and not v.is_Rational and v.atoms(sp.Float)):
+        return f"{float(v):.6g}"
+    if v.is_Rational and v.q > 1000:
+        return f"{float(v):.10g}"
+    return sp.sstr(v)
+
+
+def show(name: str) -> str:
+    """``derive show ACTIVATION``: definition, derivative, properties, the NumPy kernels."""
+    a = activation(name)
+    cls, p = a.stanza, a.properties
+    lines = [f"{name}: {cls.summary}"]
+    if cls.names:
+        lines.append(f"  frameworks: {cls.names}")
+    for prm in cls.params:
+        lines.append(f"  parameter {prm.name} = {prm.default!r}{' (learned)' if prm.learned else ''}: {prm.doc}")
+    if cls.kind == "elementwise":
+        lines.append("\nDefinition (parameters as symbols)")
+        lines.append(f"  f(x) = {sp.sstr(cls.symbolic())}")
+        lines.append("Derivative (at the defaults)")
+        lines.append(f"  f'(x) = {sp.sstr(sp.simplify(a.derivative))}")
+        if cls.derivative is not None:
+            y = sp.Symbol("y")
+            lines.append(f"  with y = f(x): f'(x) = {sp.sstr(cls.derivative(sp.Symbol('x'), y, **cls.exact_params()))}")
+        lines.append("\nProperties (computed from the definition)")
+        r = p.row()
+        for key, label in (("range", "range"), ("limits", "f(-oo), f(+oo)"), ("f(0)", "f(0)"), ("f'(0)", "f'(0)"),
+                           ("monotonic", "monotonic"), ("bounded", "bounded"), ("zero_centred", "zero-centred"),
+                           ("smoothness", "smoothness"), ("minimum", "minimum"),
+                           ("saturation", "saturation (left / right)"), ("mean_N01", "E f(z), z ~ N(0,1)"),
+                           ("dead_mass_N01", "P(f'(z) = 0), z ~ N(0,1)")):
+            value = _interval(p.range) if key == "range" else r[key]
+            if value != "":
+                lines.append(f"  {label:28s} {value}")
+        for point, order, jump in p.kinks:
+            what = "continuous to all orders checked" if order is None else \
+                ("jump" if order == 0 else f"f^({order}) jumps") + f" by {_short(sp.nsimplify(jump) if jump.is_Rational else jump)}"
+            lines.append(f"  kink at x = {_short(point)}: {what}")
+        lines.append(f"  fit for a gate (range within [0, 1]): {'yes' if p.gate_ok else 'no'}")
+    else:
+        lines.append(f"\nDefinition: {cls.display}")
+        for claim, ok in p.reductions:
+            lines.append(f"  {claim}: {'verified symbolically' if ok else 'FAILS'}")
+    if cls.notes:
+        lines.append(f"\nNote: {cls.notes}")
+    lines.append("\nNumPy kernels (derive/kernels/activations.py)")
+    lines.append(a.code.rstrip())
+    return "\n".join(lines)
+
+
+def verify(names, with_torch: bool) -> int:
+    """``derive verify activations``: the ULP table; exit 1 if a kernel breaks its bound."""
+    from .witness import BOUND, ulp_table
+
+    table = ulp_table(names or None, with_torch=with_torch)
+    print("Worst error in ULPs against the definition evaluated by mpmath (>= 50 digits), over "
+          "0, kinks, +-1e-8, +-1, +-20, +-40, +-100, +-1e3, +-1e300, +-inf, subnormals and 800 spread points.")
+    print(f"'cond<=1' is the worst where the relative condition number |x g'/g| <= 1 (target {BOUND} ULP in "
+          f"float64); 'all' may be larger where g is ill-conditioned (bound {BOUND} + 2 cond).")
+    header = ("activation", "g", "dtype", "cond<=1", "all", "at x", "torch all", "at x", "ok")
+    body = []
+    bad = 0
+    for r in table:
+        body.append((r.name, r.which, r.dtype, f"{r.well:.3g}", f"{r.worst:.3g}", f"{r.at:.6g}",
+                     "" if r.torch_worst is None else f"{r.torch_worst:.3g}",
+                     "" if r.torch_at is None else f"{r.torch_at:.6g}", "ok" if r.ok else "FAIL"))
+        bad += not r.ok
+    _table(header, body)
+    print(f"{len(table) - bad}/{len(table)} kernels within their bound")
+    return 1 if bad else 0
+
+
+def _table(header, body):
+    widths = [max(len(str(v)) for v in col) for col in zip(header, *body)]
+    for row in [header, *body]:
+        print("  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+def bench(names, size: int, repeat: int, threads: int) -> int:
+    """``derive bench activations``: kernel vs naive NumPy formula vs torch.nn.functional."""
+    from .witness import TORCH
+
+    try:
+        import torch
+        import torch.nn.functional as F
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        torch = None
+    print(f"{size} elements, best of {repeat}; torch with {threads} thread(s); times in ms; "
+          f"ratio = derive / other (< 1: derive is faster)")
+    header = ("activation", "dtype", "f", "naive f", "ratio", "torch f", "ratio", "f'", "naive f'", "ratio",
+              "torch f+f'", "derive f+f'", "ratio")
+    body = []
+    rng = np.random.default_rng(0)
+    for name in names or acts.elementwise():
+        a = activation(name)
+        f_naive, d_naive = _naive(name)
+        for dtype in (np.float32, np.float64):
+            xs = (rng.standard_normal(size) * 5).astype(dtype)
+            t_f = _best(lambda: a.f(xs), repeat)
+            t_d = _best(lambda: a.df(xs), repeat)
+            with np.errstate(all="ignore"):
+                t_nf = _best(lambda: f_naive(xs), repeat)
+                t_nd = _best(lambda: d_naive(xs), repeat)
+            t_tf = t_tfd = None
+            if torch is not None and name in TORCH:
+                fname, kwargs = TORCH[name]
+                kw = kwargs(a.params)
+                t = torch.from_numpy(xs)
+                if "weight" in kw:
+                    kw["weight"] = torch.tensor([kw["weight"]], dtype=t.dtype)
+                fn = getattr(F, fname)
+                t_tf = _best(lambda: fn(t, **kw), repeat)
+                tg = t.clone().requires_grad_(True)
+                ones = torch.ones_like(tg)
+
+                def fwd_bwd():
+                    tg.grad = None
+                    fn(tg, **kw).backward(ones)
+                t_tfd = _best(fwd_bwd, repeat)
+            ms = lambda v: "" if v is None else f"{v * 1e3:.2f}"
+            ratio = lambda a_, b_: "" if b_ is None else f"{a_ / b_:.2f}"
+            body.append((name, np.dtype(dtype).name, ms(t_f), ms(t_nf), ratio(t_f, t_nf), ms(t_tf), ratio(t_f, t_tf),
+                         ms(t_d), ms(t_nd), ratio(t_d, t_nd), ms(t_tfd), ms(t_f + t_d), ratio(t_f + t_d, t_tfd)))
+    _table(header, body)
+    return 0
+
+
+def _naive(name: str):
+    """The textbook formula and its SymPy derivative, lambdified for NumPy (no stable rewrite)."""
+    from .properties import x
+
+    f = acts.get(name).expr(x)
+    mods = ["scipy", "numpy"]
+    return sp.lambdify(x, f, mods), sp.lambdify(x, sp.diff(f, x), mods)
+
+
+def _best(fn, repeat: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def add_commands(sub, parser_class) -> None:
+    s = sub.add_parser("verify", help="check the activation kernels against mpmath (and PyTorch)")
+    s.add_argument("what", choices=["activations"], help="what to verify")
+    s.add_argument("names", nargs="*", help="activations (default: all elementwise ones)")
+    s.add_argument("--no-torch", action="store_true", help="skip the PyTorch column")
+    s.set_defaults(run=lambda a: verify(_known(a.names), not a.no_torch))
+
+    s = sub.add_parser("bench", help="time the activation kernels against naive NumPy and torch.nn.functional")
+    s.add_argument("what", choices=["activations"], help="what to benchmark")
+    s.add_argument("names", nargs="*", help="activations (default: all elementwise ones)")
+    s.add_argument("--size", type=int, default=10**6, help="elements per array (default 10^6)")
+    s.add_argument("--repeat", type=int, default=7, help="timed runs, best kept (default 7)")
+    s.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as NumPy's ufuncs)")
+    s.set_defaults(run=lambda a: bench(_known(a.names), a.size, a.repeat, a.threads))
+
+
+def _known(names):
+    from .errors import DeriveError
+
+    for n in names:
+        try:
+            cls = acts.get(n)
+        except KeyError as e:
+            raise DeriveError(e.args[0]) from None
+        if cls.kind != "elementwise":
+            raise DeriveError(f"{n} is not elementwise; verify and bench cover the elementwise activations")
+    return [acts.get(n).__name__ for n in names]
+
+
+def is_activation(name: str) -> bool:
+    try:
+        acts.get(name)
+        return True
+    except KeyError:
+        return False
+
+
+def _stdout_ok() -> bool:  # pragma: no cover
+    return sys.stdout.isatty()
