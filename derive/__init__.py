@@ -5,10 +5,12 @@
     >>> d = derive.derive(cell)               # adjoints, parameter gradients, Jacobians
     >>> derive.count(cell, input_size=10, hidden=20).total
     2560
+    >>> a = derive.activation("swish", beta=1.0)   # a.f(x), a.df(x), a.expr, a.properties
 """
 
 from .activations import REGISTRY as ACTIVATIONS
 from .bptt import Derivation, derive
+from .catalogue import activation
 from .cell import Cell
 from .counts import count
 from .errors import DeriveError
@@ -17,5 +19,5 @@ from .summary import collect
 
 __version__ = "0.1.0"
 
-__all__ = ["ACTIVATIONS", "Cell", "Derivation", "DeriveError", "builtin_names", "collect", "count",
+__all__ = ["ACTIVATIONS", "activation", "Cell", "Derivation", "DeriveError", "builtin_names", "collect", "count",
            "derive", "load", "parse_spec", "__version__"]

@@ -7,7 +7,7 @@ parameter value):
    have a stable NumPy spelling (``1/(1+e^-u)`` -> sign-split sigmoid, ``log(1+e^u)`` ->
    ``logaddexp(0, u)``, ``e^u - 1`` -> ``expm1``, ``log(1+u)`` -> ``log1p``,
    ``1 + erf(u)`` -> ``erfc(-u)``, ``1 + tanh(u)`` -> ``2 sigma(2u)``);
-2. ``clamp_pieces``: each piece of a piecewise definition that is not a polynomial is
+2. ``clamp_pieces``: each piece of a piecewise definition other than a constant or x is
    evaluated at x clipped to the piece's interval, so the branch ``np.where`` discards
    never overflows (ELU's ``expm1`` at x = 1e300);
 3. ``tails``: for stanzas with a ``clamp`` bound L, the formula is evaluated at x clipped
@@ -113,12 +113,13 @@ def _interval(cond) -> sp.Interval | None:
 
 
 def _overflows(expr) -> bool:
-    """Anything but a polynomial in x can overflow or divide by zero off its piece."""
-    return not expr.replace(Scaled, lambda v, a: a * v).is_polynomial(x)
+    """Any piece but a constant or x itself can overflow or divide by zero off its piece
+    (selu's scale * x at x = -1.8e308, softsign's x/(1 - x) at x = 1)."""
+    return expr.has(x) and expr != x and not isinstance(expr, Scaled)
 
 
 def clamp_pieces(expr):
-    """Evaluate each non-polynomial piece at x clipped to the interval where it is selected."""
+    """Evaluate each piece (but constants and x) at x clipped to the interval where it is selected."""
     if not isinstance(expr, sp.Piecewise):
         return expr, False
     out, changed, taken = [], False, sp.S.EmptySet

@@ -23,8 +23,10 @@ def _float(x):
 
 
 def _cast(y, dtype):
-    """y rounded once to the result dtype; a 0-d result becomes a NumPy scalar."""
-    return np.asarray(y, dtype=dtype)[()]
+    """y rounded once to the result dtype; a 0-d result becomes a NumPy scalar.
+    Beyond float32's range the correctly rounded result is +-inf: no warning for that."""
+    with np.errstate(over="ignore"):
+        return np.asarray(y, dtype=dtype)[()]
 
 
 def _sigmoid(u):
@@ -109,10 +111,11 @@ def identity_d(x):
 
 
 # --- leaky_relu: x for x > 0, a x otherwise: a fixed small slope keeps negative inputs alive
+# stable by: piece clipped to its interval
 def leaky_relu(x, negative_slope=0.01):
     """f(x) = Piecewise((negative_slope*x, x <= 0), (x, True))"""
     x, dtype = _float(x)
-    y = np.where((x <= 0), negative_slope*x, x)
+    y = np.where((x <= 0), negative_slope*np.minimum(x, 0), x)
     return _cast(y, dtype)
 
 
@@ -125,10 +128,11 @@ def leaky_relu_d(x, negative_slope=0.01):
 
 
 # --- prelu: leaky ReLU whose slope a is learned (one per channel or one shared)
+# stable by: piece clipped to its interval
 def prelu(x, a=0.25):
     """f(x) = Piecewise((a*x, x <= 0), (x, True))"""
     x, dtype = _float(x)
-    y = np.where((x <= 0), a*x, x)
+    y = np.where((x <= 0), a*np.minimum(x, 0), x)
     return _cast(y, dtype)
 
 
@@ -148,10 +152,11 @@ def prelu_da(x, a=0.25):
 
 
 # --- rrelu: randomised leaky ReLU: slope ~ U(lower, upper) in training, (lower + upper)/2 at evaluation
+# stable by: piece clipped to its interval
 def rrelu(x, lower=0.125, upper=0.3333333333333333):
     """f(x) = Piecewise((x*(lower/2 + upper/2), x <= 0), (x, True))"""
     x, dtype = _float(x)
-    y = np.where((x <= 0), x*((1/2)*lower + (1/2)*upper), x)
+    y = np.where((x <= 0), ((1/2)*lower + (1/2)*upper)*np.minimum(x, 0), x)
     return _cast(y, dtype)
 
 
@@ -186,7 +191,7 @@ def selu(x, alpha=1.6732632423543772, scale=1.0507009873554805):
     """f(x) = Piecewise((alpha*scale*(exp(x) - 1), x <= 0), (scale*x, True))"""
     x, dtype = _float(x)
     with np.errstate(invalid="ignore"):  # inf * 0 at x = +-inf, replaced below
-        y = np.where((x <= 0), alpha*scale*np.expm1(np.minimum(x, 0)), scale*x)
+        y = np.where((x <= 0), alpha*scale*np.expm1(np.minimum(x, 0)), scale*np.maximum(x, 0))
     y = np.where(x == -np.inf, -1.7580993408473768, y)  # the limit of f
     return _cast(y, dtype)
 
