@@ -15,8 +15,8 @@ parameter value):
    it equals to working precision there (GELU: x Phi(x) = x exactly for x > 40): x^3 never
    overflows;
 4. the derivative is SymPy's derivative of the stable form: every primitive's ``fdiff`` is
-   itself stable (sigma' = sigma(u) sigma(-u), never sigma(1 - sigma), which is 0 for
-   u > 37; tanh' = sech^2 from e^{-2|u|}, never 1 - tanh^2, which is 0 for |u| > 19).
+   itself stable (sigma' = e/(1 + e)^2 with e = exp(-|u|), never sigma(1 - sigma), which is 0
+   for u > 37; tanh' = sech^2 from e^{-2|u|}, never 1 - tanh^2, which is 0 for |u| > 19).
 """
 
 from __future__ import annotations
@@ -33,8 +33,16 @@ class Sigmoid(sp.Function):
     """sigma(u), computed split by the sign of u: no exp of a positive number."""
 
     def fdiff(self, argindex=1):
+        return DSigmoid(self.args[0])
+
+
+class DSigmoid(sp.Function):
+    """sigma'(u) = sigma(u) sigma(-u) = e/(1 + e)^2 with e = exp(-|u|): one exp, no
+    cancellation (sigma(1 - sigma) is 0 for u > 37)."""
+
+    def fdiff(self, argindex=1):
         v = self.args[0]
-        return Sigmoid(v) * Sigmoid(-v)
+        return DSigmoid(v) * (Sigmoid(-v) - Sigmoid(v))
 
 
 class Softplus(sp.Function):

@@ -127,3 +127,45 @@ def test_build_refuses_to_overwrite_a_file_it_did_not_generate(tmp_path):
     assert (tmp_path / "site" / "index.md").read_text() == "my own notes\n"
     stale = derive("build", "--check", "--root", str(tmp_path))
     assert stale.returncode == 1 and "stale: site/cells/lstm.md" in stale.stderr
+
+
+def test_show_an_activation_prints_properties_and_kernels():
+    proc = derive("show", "swish")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "minimum" in out and "-0.278465 at -1.27846" in out
+    assert "def swish_d(x, beta=1.0):" in out and "_sigmoid(" in out
+
+
+def test_list_shows_activation_properties():
+    out = derive("list").stdout
+    row = next(line for line in out.splitlines() if line.strip().startswith("hardsigmoid "))
+    assert "[0, 1]" in row and "hard / hard" in row and row.rstrip().endswith("yes")
+
+
+def test_verify_activations_prints_the_ulp_table():
+    proc = derive("verify", "activations", "sigmoid", "relu", "--no-torch")
+    assert proc.returncode == 0, proc.stderr
+    assert "8/8 kernels within their bound" in proc.stdout
+    bad = derive("verify", "activations", "relu6")
+    assert bad.returncode == 2 and "unknown activation 'relu6'" in bad.stderr
+
+
+def test_bench_activations_runs_side_by_side():
+    proc = derive("bench", "activations", "tanh", "--size", "1000", "--repeat", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "tanh" in proc.stdout and "naive f" in proc.stdout
+
+
+def test_kernels_check_and_refusal(tmp_path):
+    assert derive("kernels", "--check").returncode == 0
+    target = tmp_path / "derive" / "kernels" / "activations.py"
+    target.parent.mkdir(parents=True)
+    target.write_text("# my own kernels\n")
+    proc = derive("kernels", "--root", str(tmp_path))
+    assert proc.returncode == 2 and "refusing to overwrite" in proc.stderr
+    assert target.read_text() == "# my own kernels\n"
+    target.unlink()
+    assert derive("kernels", "--check", "--root", str(tmp_path)).returncode == 1
+    assert derive("kernels", "--root", str(tmp_path)).returncode == 0
+    assert target.read_bytes() == (ROOT / "derive" / "kernels" / "activations.py").read_bytes()

@@ -31,8 +31,25 @@ def _cast(y, dtype):
 
 def _sigmoid(u):
     """1/(1 + e^-u) split by the sign of u: e = exp(-|u|) never overflows."""
-    e = np.exp(-np.abs(u))
-    return np.where(u >= 0, 1 / (1 + e), e / (1 + e))
+    e = np.abs(u)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    r = e + 1
+    np.reciprocal(r, out=r)
+    e *= r
+    return np.where(u >= 0, r, e)
+
+
+def _dsigmoid(u):
+    """sigma(u) sigma(-u) = e / (1 + e)^2 with e = exp(-|u|): even in u, one exp."""
+    e = np.abs(u)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    r = e + 1
+    np.reciprocal(r, out=r)
+    e *= r
+    e *= r
+    return e
 
 
 def _softplus(u):
@@ -58,7 +75,7 @@ def sigmoid(x):
 def sigmoid_d(x):
     """f'(x), from x (stable; not from the saved output)"""
     x, dtype = _float(x)
-    y = _sigmoid(-x)*_sigmoid(x)
+    y = _dsigmoid(x)
     return _cast(y, dtype)
 
 
@@ -255,7 +272,7 @@ def glu_d(x):
     x, dtype = _float(x)
     a, b = np.split(x, 2, axis=-1)
     da = _sigmoid(b)
-    db = a*_sigmoid(-b)*_sigmoid(b)
+    db = a*_dsigmoid(b)
     y = np.concatenate([da, db], axis=-1)
     return _cast(y, dtype)
 
@@ -276,8 +293,7 @@ def swish_d(x, beta=1.0):
     x, dtype = _float(x)
     with np.errstate(invalid="ignore"):  # inf * 0 at x = +-inf, replaced below
         t0 = beta*x
-        t1 = _sigmoid(t0)
-        y = t0*t1*_sigmoid(-t0) + t1
+        y = t0*_dsigmoid(t0) + _sigmoid(t0)
     y = np.where(x == -np.inf, 0.0, y)  # the limit of f'
     y = np.where(x == np.inf, 1.0, y)  # the limit of f'
     return _cast(y, dtype)
@@ -286,8 +302,7 @@ def swish_d(x, beta=1.0):
 def swish_dbeta(x, beta=1.0):
     """d f / d beta per element (sum over the axes beta is shared on)"""
     x, dtype = _float(x)
-    t0 = beta*x
-    y = x**2*_sigmoid(-t0)*_sigmoid(t0)
+    y = x**2*_dsigmoid(beta*x)
     return _cast(y, dtype)
 
 
@@ -306,8 +321,7 @@ def silu_d(x):
     """f'(x), from x (stable; not from the saved output)"""
     x, dtype = _float(x)
     with np.errstate(invalid="ignore"):  # inf * 0 at x = +-inf, replaced below
-        t0 = _sigmoid(x)
-        y = t0*x*_sigmoid(-x) + t0
+        y = x*_dsigmoid(x) + _sigmoid(x)
     y = np.where(x == -np.inf, 0.0, y)  # the limit of f'
     y = np.where(x == np.inf, 1.0, y)  # the limit of f'
     return _cast(y, dtype)
@@ -371,8 +385,7 @@ def gelu_tanh_d(x):
     x, dtype = _float(x)
     t0 = np.clip(np.clip(x, -100.0, 100.0), -100.0, 100.0)
     t1 = 0.07135481627260025*t0**3 + 1.5957691216057308*t0
-    t2 = _sigmoid(t1)
-    y = np.where((x < -100.0), 0, np.where((x <= 100.0), 1.5957691216057308*t0*t2*((26829/200000)*t0**2 + 1)*_sigmoid(-t1) + t2, 1))
+    y = np.where((x < -100.0), 0, np.where((x <= 100.0), 1.5957691216057308*t0*((26829/200000)*t0**2 + 1)*_dsigmoid(t1) + _sigmoid(t1), 1))
     y = np.where(np.isnan(x), x, y)  # nan propagates
     return _cast(y, dtype)
 
