@@ -13,7 +13,7 @@ import sympy as sp
 
 from . import activations as acts
 from .catalogue import activation
-from .properties import analyse
+from .properties import analyse, interval_text, short
 
 #: columns of ``derive list`` for activations: (header, key of Properties.row())
 LIST_COLUMNS = (("name", "name"), ("range", "range"), ("monotonic", "monotonic"), ("smooth", "smoothness"),
@@ -25,28 +25,11 @@ def rows() -> list[dict]:
     out = []
     for name, cls in acts.REGISTRY.items():
         r = analyse(name).row()
-        r["range"] = _interval(analyse(name).range)
+        r["range"] = interval_text(analyse(name).range)
         r["gate_ok"] = "yes" if r["gate_ok"] else "no"
         r.update(latex=cls.latex, summary=cls.summary, kind=cls.kind)
         out.append(r)
     return out
-
-
-def _interval(s) -> str:
-    """(0, 1), [0, oo): interval notation instead of SymPy's constructor."""
-    if isinstance(s, sp.Interval):
-        def end(v):
-            return "oo" if v == sp.oo else "-oo" if v == -sp.oo else _short(v)
-        return f"{'(' if s.left_open else '['}{end(s.inf)}, {end(s.sup)}{')' if s.right_open else ']'}"
-    return "R" if s == sp.S.Reals else sp.sstr(s)
-
-
-def _short(v) -> str:
-    if isinstance(v, sp.Float) or (v.is_number and not v.is_Rational and v.atoms(sp.Float)):
-        return f"{float(v):.6g}"
-    if v.is_Rational and v.q > 1000:
-        return f"{float(v):.10g}"
-    return sp.sstr(v)
 
 
 def show(name: str) -> str:
@@ -73,13 +56,13 @@ def show(name: str) -> str:
                            ("smoothness", "smoothness"), ("minimum", "minimum"),
                            ("saturation", "saturation (left / right)"), ("mean_N01", "E f(z), z ~ N(0,1)"),
                            ("dead_mass_N01", "P(f'(z) = 0), z ~ N(0,1)")):
-            value = _interval(p.range) if key == "range" else r[key]
+            value = interval_text(p.range) if key == "range" else r[key]
             if value != "":
                 lines.append(f"  {label:28s} {value}")
         for point, order, jump in p.kinks:
             what = "continuous to all orders checked" if order is None else \
-                ("jump" if order == 0 else f"f^({order}) jumps") + f" by {_short(sp.nsimplify(jump) if jump.is_Rational else jump)}"
-            lines.append(f"  kink at x = {_short(point)}: {what}")
+                ("jump" if order == 0 else f"f^({order}) jumps") + f" by {short(sp.nsimplify(jump) if jump.is_Rational else jump)}"
+            lines.append(f"  kink at x = {short(point)}: {what}")
         lines.append(f"  fit for a gate (range within [0, 1]): {'yes' if p.gate_ok else 'no'}")
     else:
         lines.append(f"\nDefinition: {cls.display}")

@@ -124,7 +124,7 @@ class Activation(sp.Function):
         x = self.args[0]
         if self.derivative is not None:
             return self.derivative(x, self, **self.exact_params())
-        return sp.diff(self.expr(x), x)
+        return sp.diff(self.expr(_x), _x).xreplace({_x: x})  # the argument may be a sum
 
     def _latex(self, printer, exp=None):
         arg = printer._print(self.args[0])

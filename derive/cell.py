@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from . import activations as acts
+from .properties import interval_text
 from . import ir
 from .errors import DeriveError, Pos
 from .grammar import Call, Equation, Name, Num, Op, Pow
@@ -397,7 +398,7 @@ def _check_gates(cell: Cell, b: _Builder, pos):
             if not acts.is_gate_activation(act):
                 rng = acts.value_range(act)
                 cell.warnings.append(
-                    f"gate {g} uses {act}, whose range {sp.sstr(rng)} is not within [0, 1]: a gate "
+                    f"gate {g} uses {act}, whose range {interval_text(rng)} is not within [0, 1]: a gate "
                     f"scales what passes through it, so it needs a saturating activation with range "
                     f"[0, 1] such as sigmoid (with an unbounded one the cell can amplify without "
                     f"limit and its gradients can explode)")

@@ -98,6 +98,8 @@ class _Mixin:
         return self.symbol(expr) if ir.is_ir(expr) else super()._print_Symbol(expr)
 
     def _print_Mul(self, expr):
+        if not isinstance(expr, sp.Mul):  # LatexPrinter prints x**-1 through _print_Mul
+            return super()._print_Mul(expr)
         coeff, factors = expr.as_coeff_mul()
         factors = sorted(factors, key=_factor_key)
         parts = [self._wrap(f) for f in factors]

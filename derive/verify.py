@@ -34,7 +34,7 @@ def evaluate(expr, env: dict):
     """The value of an IR expression; ``env`` maps IR symbols to object arrays."""
     if isinstance(expr, sp.Symbol):
         return env[expr]
-    if expr.is_Number:
+    if expr.is_number:  # numbers and constants such as pi
         return expr
     if isinstance(expr, ir.MatVec):
         return env[expr.args[0]].dot(evaluate(expr.args[1], env))
@@ -48,7 +48,35 @@ def evaluate(expr, env: dict):
         return evaluate(expr.base, env) ** expr.exp
     if isinstance(expr, sp.Function) and len(expr.args) == 1:
         return _apply(expr.func, evaluate(expr.args[0], env))
+    if isinstance(expr, sp.Piecewise):  # a kinked activation's derivative, element by element
+        pieces = [(evaluate(e, env), evaluate(c, env)) for e, c in expr.args]
+        return _select(pieces)
+    if isinstance(expr, sp.core.relational.Relational):
+        return _apply2(lambda a, b: bool(expr.func(a, b)), evaluate(expr.lhs, env), evaluate(expr.rhs, env))
+    if expr in (sp.true, sp.false):
+        return bool(expr)
     raise TypeError(f"cannot evaluate {expr!r}")
+
+
+def _apply2(func, a, b):
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.frompyfunc(func, 2, 1)(a, b)
+    return func(a, b)
+
+
+def _select(pieces):
+    """The value of the first piece whose condition holds, per element."""
+    arrays = [v for pair in pieces for v in pair if isinstance(v, np.ndarray)]
+    if not arrays:
+        return next(v for v, c in pieces if c)
+    shape = arrays[0].shape
+    out = np.empty(shape, dtype=object)
+    for idx in np.ndindex(shape):
+        for value, cond in pieces:
+            if (cond[idx] if isinstance(cond, np.ndarray) else cond):
+                out[idx] = value[idx] if isinstance(value, np.ndarray) else value
+                break
+    return out
 
 
 def _fold(op, values):
@@ -192,16 +220,22 @@ class Numeric:
         hit = self.cache.get(expr)
         if hit is not None:
             return hit
-        if expr.is_Number:
-            val = sp.Float(expr, self.digits)
+        if expr.is_number:  # numbers and constants such as pi
+            val = sp.Float(expr.evalf(self.digits), self.digits)
         elif isinstance(expr, sp.Add):
             val = sp.Add(*[self(a) for a in expr.args])
         elif isinstance(expr, sp.Mul):
             val = sp.Mul(*[self(a) for a in expr.args])
         elif isinstance(expr, sp.Pow):
             val = self(expr.base) ** self(expr.exp)
+        elif isinstance(expr, sp.Piecewise):  # a Function too: check it first
+            val = sp.Piecewise(*[(self(e), self(c)) for e, c in expr.args])
         elif isinstance(expr, sp.Function):
             val = expr.func(*[self(a) for a in expr.args])
+        elif isinstance(expr, sp.core.relational.Relational):
+            val = expr.func(*[self(a) for a in expr.args])
+        elif isinstance(expr, sp.logic.boolalg.BooleanAtom):
+            val = expr
         else:
             raise TypeError(f"cannot evaluate {expr!r}")
         self.cache[expr] = val
@@ -218,7 +252,7 @@ class Report:
 
 
 def _rel(a, b) -> float:
-    a, b = sp.Float(a, 30), sp.Float(b, 30)
+    a, b = sp.Float(sp.N(a, 30), 30), sp.Float(sp.N(b, 30), 30)  # N: sqrt(2), erf(...) left symbolic
     return float(abs(a - b) / max(1, abs(b)))
 
 

@@ -275,3 +275,33 @@ def test_sympy_forms():
     assert a.expr.subs(x, -1) == 2 * (sp.exp(-1) - 1)
     assert sp.simplify(a.derivative.subs(x, -1) - 2 * sp.exp(-1)) == 0
     assert "def elu_d" in a.code
+
+
+# --- the catalogue inside cells ---------------------------------------------------------------
+
+SPEC = r"""
+name = "mixed"
+input = "x"
+states = ["h", "c"]
+output = "h"
+gates = ["f"]
+equations = '''
+f_t = \operatorname{GATE}(W_{xf} x_t + W_{hf} h_{t-1} + b_f)
+c_t = f_t \odot c_{t-1} + \operatorname{GELU}(W_{xc} x_t + W_{hc} h_{t-1})
+h_t = \operatorname{ELU}(c_t) \odot \operatorname{Mish}(c_t)
+'''
+"""
+
+
+def test_kinked_and_smooth_activations_in_a_cell_match_brute_force():
+    from derive import verify
+
+    cell = derive.parse_spec(SPEC.replace("GATE", "hardsigmoid"), "mixed.toml")
+    assert cell.warnings == []  # hard sigmoid's range [0, 1] makes it fit for a gate
+    report = verify.compare(derive.derive(cell), verify.Sizes(T=3, H=2, I=1), seed=1)
+    assert report.worst < 1e-25 and report.jacobian_worst < 1e-25
+
+
+def test_gate_check_uses_the_computed_range():
+    cell = derive.parse_spec(SPEC.replace("GATE", "GELU"), "mixed.toml")
+    assert any("gate f uses gelu" in w and "[-0.169971" in w for w in cell.warnings), cell.warnings
