@@ -1,7 +1,8 @@
 """NumPy code for the stable forms: a printer, and the generated activation kernel module.
 
 The printer writes the stable primitives of ``stable.py`` as calls to a few helpers that
-open the generated module (``_sigmoid``, ``_dsigmoid``, ``_softplus``, ``_sech2``, ``_erfc``), a ``Piecewise`` as nested
+open the generated module (``_sigmoid``, ``_dsigmoid``, ``_softplus``, ``_sech2``, ``_erfc``,
+``_ndtr``, ``_gauss``), a ``Piecewise`` as nested
 ``np.where``, ``1/p^n`` as ``(1/p)**n`` (underflows where ``p**n`` would overflow), and
 every irrational constant as a Python float literal, so a float32 array stays float32
 (NumPy 2 treats Python scalars as weak; ``np.sqrt(2)`` would promote to float64).
@@ -44,6 +45,12 @@ class KernelPrinter(NumPyPrinter):
 
     def _print_Sech2(self, e):
         return self._call("_sech2", e)
+
+    def _print_Phi(self, e):
+        return self._call("_ndtr", e)
+
+    def _print_Gauss(self, e):
+        return self._call("_gauss", e)
 
     def _print_Erfc(self, e):
         return self._call("_erfc", e)

@@ -6,7 +6,8 @@ parameter value):
 1. ``rewrite``: the table ``RULES`` turns textbook sub-expressions into primitives that
    have a stable NumPy spelling (``1/(1+e^-u)`` -> sign-split sigmoid, ``log(1+e^u)`` ->
    ``logaddexp(0, u)``, ``e^u - 1`` -> ``expm1``, ``log(1+u)`` -> ``log1p``,
-   ``1 + erf(u)`` -> ``erfc(-u)``, ``1 + tanh(u)`` -> ``2 sigma(2u)``);
+   ``1 + erf(u)`` -> ``erfc(-u)``, ``erfc(-x/sqrt 2)`` -> ``2 Phi(x)`` computed from x,
+   ``1 + tanh(u)`` -> ``2 sigma(2u)``);
 2. ``clamp_pieces``: each piece of a piecewise definition other than a constant or x is
    evaluated at x clipped to the piece's interval, so the branch ``np.where`` discards
    never overflows (ELU's ``expm1`` at x = 1e300);
@@ -81,6 +82,22 @@ class Scaled(sp.Function):
     nargs = 2
 
 
+class Phi(sp.Function):
+    """The normal CDF from x itself: erfc(-x/sqrt 2)/2 would round x/sqrt 2 first, and
+    erfc's condition number 2u^2 turns that half-ULP into ~x^2 ULP in the left tail."""
+
+    def fdiff(self, argindex=1):
+        return Gauss(self.args[0]) / sp.sqrt(2 * sp.pi)
+
+
+class Gauss(sp.Function):
+    """exp(-x^2/2) with x^2 formed exactly (hi + lo), for the same reason."""
+
+    def fdiff(self, argindex=1):
+        v = self.args[0]
+        return -v * Gauss(v)
+
+
 class Clip(sp.Function):
     """x clipped to [lo, hi]; the identity wherever the clipped expression is used."""
 
@@ -97,6 +114,7 @@ RULES = [
     ("expm1", sp.exp(u) - 1, lambda u: expm1(u)),
     ("log1p", sp.log(1 + u), lambda u: log1p(u)),
     ("erfc for 1 + erf", 1 + sp.erf(u), lambda u: Erfc(-u)),
+    ("normal CDF from x", Erfc(-sp.sqrt(2) * u / 2), lambda u: 2 * Phi(u)),
     ("sigmoid for 1 + tanh", 1 + sp.tanh(u), lambda u: 2 * Sigmoid(2 * u)),
     ("tanh with stable derivative", sp.tanh(u), lambda u: Tanh(u)),
 ]
@@ -134,7 +152,7 @@ def clamp_pieces(expr):
     for piece, cond in expr.args:
         dom = sp.S.Reals if cond == sp.true else _interval(cond)
         selected = None if dom is None or taken is None else sp.Complement(dom, taken)
-        if _overflows(piece) and isinstance(selected, sp.Interval):
+        if _overflows(piece) and isinstance(selected, sp.Interval) and not piece.has(Clip):
             piece = piece.xreplace({x: Clip(x, selected.inf, selected.sup)})
             changed = True
         out.append((piece, cond))
@@ -145,7 +163,8 @@ def clamp_pieces(expr):
 def tails(expr, bound):
     """Beyond +-bound use the asymptote a x + b; inside, evaluate at x clipped to the bound."""
     b = sp.Float(bound)
-    plain = expr.replace(Erfc, lambda v: 1 - sp.erf(v)).replace(Sigmoid, lambda v: 1 / (1 + sp.exp(-v)))
+    plain = (expr.replace(Erfc, lambda v: 1 - sp.erf(v)).replace(Sigmoid, lambda v: 1 / (1 + sp.exp(-v)))
+             .replace(Phi, lambda v: (1 + sp.erf(v / sp.sqrt(2))) / 2))
     sides = []
     for end in (-sp.oo, sp.oo):
         slope = sp.limit(plain / x, x, end)
