@@ -49,7 +49,10 @@ def _table(header, rows):
 
 def _cmd_show(args) -> int:
     if actcli.is_activation(args.cell) and not args.cell.endswith(".toml"):
-        print(actcli.show(args.cell))
+        if args.json:
+            print(json.dumps(actcli.collect(args.cell), indent=2, ensure_ascii=False))
+        else:
+            print(actcli.show_latex(args.cell) if args.latex else actcli.show(args.cell))
         return 0
     data = collect(bptt.derive(spec.load(args.cell)))
     if args.json:

@@ -169,3 +169,11 @@ def test_kernels_check_and_refusal(tmp_path):
     assert derive("kernels", "--check", "--root", str(tmp_path)).returncode == 1
     assert derive("kernels", "--root", str(tmp_path)).returncode == 0
     assert target.read_bytes() == (ROOT / "derive" / "kernels" / "activations.py").read_bytes()
+
+
+def test_show_an_activation_as_latex_and_json():
+    latex = derive("show", "leaky_relu", "--latex").stdout
+    assert r"a x & \text{for}\: x \leq 0" in latex and "f'(x)" in latex
+    data = json.loads(derive("show", "gelu", "--json").stdout)
+    assert data["properties"]["smoothness"] == "C^inf" and "def gelu_d" in data["code"]
+    assert data["parameters"] == [] and data["definition"]["text"].startswith("x*(erf(")
