@@ -42,6 +42,9 @@ def render_pages(root: Path) -> dict[Path, str]:
     cells = [collect(bptt.derive(spec.load(name))) for name in spec.builtin_names()]
     pages = {root / "site" / "cells" / f"{c['name']}.md": env.get_template("cell.md.j2").render(cell=c, header=GENERATED)
              for c in cells}
+    for name in actcli.acts.REGISTRY:
+        pages[root / "site" / "activations" / f"{name}.md"] = env.get_template("activation.md.j2").render(
+            act=actcli.collect(name), header=GENERATED)
     pages[root / "site" / "index.md"] = env.get_template("index.md.j2").render(
         cells=cells, activations=actcli.rows(), header=GENERATED)
     return pages
