@@ -5,7 +5,6 @@ Output formatting only; the numbers come from ``properties``, ``witness`` and th
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
@@ -207,7 +206,7 @@ def _best(fn, repeat: int) -> float:
     return best
 
 
-def add_commands(sub, parser_class) -> None:
+def add_commands(sub) -> None:
     s = sub.add_parser("verify", help="check the activation kernels against mpmath (and PyTorch)")
     s.add_argument("what", choices=["activations"], help="what to verify")
     s.add_argument("names", nargs="*", help="activations (default: all elementwise ones)")
@@ -243,6 +242,3 @@ def is_activation(name: str) -> bool:
     except KeyError:
         return False
 
-
-def _stdout_ok() -> bool:  # pragma: no cover
-    return sys.stdout.isatty()

@@ -75,6 +75,15 @@ def write_pages(pages: dict[Path, str]) -> list[Path]:
     return changed
 
 
+def report_stale(files: dict[Path, str], root: Path, what: str) -> int:
+    """``--check``: name each stale file on stderr; exit status 1 if any."""
+    bad = stale(files)
+    for p in bad:
+        print(f"stale: {p.relative_to(root)}", file=sys.stderr)
+    print(f"{len(files) - len(bad)}/{len(files)} {what} up to date")
+    return 1 if bad else 0
+
+
 def stale(pages: dict[Path, str]) -> list[Path]:
     return [p for p, text in sorted(pages.items())
             if not p.exists() or p.read_text(encoding="utf-8") != text]
@@ -92,11 +101,7 @@ def _cmd_build(args) -> int:
         where = f"{getattr(e, 'filename', None) or 'templates'}:{getattr(e, 'lineno', None) or 1}"
         raise DeriveError(f"{where}: template error: {e.message}") from None
     if args.check:
-        bad = stale(pages)
-        for p in bad:
-            print(f"stale: {p.relative_to(root)}", file=sys.stderr)
-        print(f"{len(pages) - len(bad)}/{len(pages)} generated files up to date")
-        return 1 if bad else 0
+        return report_stale(pages, root, "generated files")
     changed = write_pages(pages)
     formulas = sum(text.count("$$") // 2 for text in pages.values())
     print(f"derived {len(spec.builtin_names())} cells and {len(actcli.rows())} activations, wrote "
@@ -128,11 +133,7 @@ def _cmd_kernels(args) -> int:
         raise DeriveError(f"{root} is not a derive checkout (no derive/kernels/); use --root")
     files = render_kernels(root)
     if args.check:
-        bad = stale(files)
-        for p in bad:
-            print(f"stale: {p.relative_to(root)}", file=sys.stderr)
-        print(f"{len(files) - len(bad)}/{len(files)} kernel modules up to date")
-        return 1 if bad else 0
+        return report_stale(files, root, "kernel modules")
     changed = write_pages(files)
     print(f"wrote {len(changed)} of {len(files)} kernel modules")
     return 0

@@ -176,7 +176,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     add_build_command(sub)
     add_kernels_command(sub)
-    actcli.add_commands(sub, _Parser)
+    actcli.add_commands(sub)
     return p
 
 

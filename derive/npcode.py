@@ -220,7 +220,7 @@ def fix_special_values(cls, st: Stanza) -> None:
     for fn, key in zip(st.functions[:2], ("f", "d")):
         got = _probe(render_module([st], probe=True), fn.name)
         lo, hi = expected[key]
-        want = [math.nan, _float(lo), _float(hi)]
+        want = [math.nan, _as_float(lo), _as_float(hi)]
         fixes, inf_fixes = [], []
         if not math.isnan(got[0]):
             fixes.append("y = np.where(np.isnan(x), x, y)  # nan propagates")
@@ -234,7 +234,7 @@ def fix_special_values(cls, st: Stanza) -> None:
         fn.lines.extend(fixes + inf_fixes)
 
 
-def _float(v) -> float:
+def _as_float(v) -> float:
     return float(v) if v.is_finite else (math.inf if v == sp.oo else -math.inf)
 
 

@@ -74,7 +74,7 @@ class Properties:
             "f(0)": s(self.value_at_0), "f'(0)": _slopes(self.slope_at_0),
             "monotonic": self.monotonic, "bounded": self.bounded,
             "zero_centred": _yes(self.zero_centred), "smoothness": self.smoothness,
-            "minimum": "" if self.minimum is None else f"{_num(self.minimum[0])} at {_where(self.minimum[1])}",
+            "minimum": "" if self.minimum is None else f"{short(self.minimum[0])} at {_where(self.minimum[1])}",
             "saturation": f"{self.saturation[0]} / {self.saturation[1]}",
             "mean_N01": "" if self.gaussian_mean is None else f"{self.gaussian_mean:.4f}",
             "dead_mass_N01": "" if self.saturated_mass is None else f"{self.saturated_mass:.4f}",
@@ -86,18 +86,9 @@ def _yes(v):
     return "" if v is None else ("yes" if v else "no")
 
 
-def _num(v) -> str:
-    if isinstance(v, sp.Rational) and v.q > 10**6:
-        return f"{float(v):.10g}"
-    if isinstance(v, sp.Float) or (isinstance(v, sp.Expr) and not v.is_Rational and v.is_number
-                                   and not v.free_symbols and v.atoms(sp.Float)):
-        return f"{float(v):.6g}"
-    return sp.sstr(v)
-
-
 def _where(where) -> str:
     if isinstance(where, sp.FiniteSet) and len(where) == 1:
-        return _num(next(iter(where)))
+        return short(next(iter(where)))
     return sp.sstr(where)
 
 
@@ -106,8 +97,8 @@ def _slopes(pair) -> str:
     if left is None:
         return ""
     if left == right:
-        return _num(left)
-    return f"{_num(left)} (left) / {_num(right)} (right)"
+        return short(left)
+    return f"{short(left)} (left) / {short(right)} (right)"
 
 
 def pieces(expr) -> list[Piece]:
@@ -248,7 +239,7 @@ def _monotonic(ps, kinks) -> str:
     if neg or drops:
         if drops and not neg:
             p, _, j = drops[0]
-            return f"no (drops by {float(-j):.2g} at x = {_num(p)})"
+            return f"no (drops by {float(-j):.2g} at x = {short(p)})"
         return "no"
     if any(p.constant for p in ps):
         return "non-decreasing"
