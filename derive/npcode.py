@@ -196,17 +196,6 @@ def pieces_stanza(cls) -> Stanza:
 
 # --- special values: nan propagates, f(+-inf) is the limit ---------------------------------
 
-def _expected(cls):
-    """(f, f') at -inf, +inf from ``sympy.limit`` of the definition at PyTorch's parameters."""
-    from .properties import analyse, pieces
-
-    props = analyse(cls.__name__)
-    ps = pieces(cls.expr(x))
-    dlo = sp.limit(sp.diff(ps[0].expr, x), x, -sp.oo)
-    dhi = sp.limit(sp.diff(ps[-1].expr, x), x, sp.oo)
-    return {"f": props.limits, "d": (dlo, dhi)}
-
-
 def _probe(source: str, func: str) -> np.ndarray:
     namespace: dict = {}
     exec(compile(source, "<derive kernel probe>", "exec"), namespace)  # our own generated code
@@ -216,11 +205,14 @@ def _probe(source: str, func: str) -> np.ndarray:
 
 def fix_special_values(cls, st: Stanza) -> None:
     """Add ``np.where`` lines where the formula gives nan at +-inf or a number at nan."""
-    expected = _expected(cls)
+    from .properties import analyse, as_float
+
+    props = analyse(cls.__name__)
+    expected = {"f": props.limits, "d": props.slope_limits}
     for fn, key in zip(st.functions[:2], ("f", "d")):
         got = _probe(render_module([st], probe=True), fn.name)
         lo, hi = expected[key]
-        want = [math.nan, _as_float(lo), _as_float(hi)]
+        want = [math.nan, as_float(lo), as_float(hi)]
         fixes, inf_fixes = [], []
         if not math.isnan(got[0]):
             fixes.append("y = np.where(np.isnan(x), x, y)  # nan propagates")
@@ -232,10 +224,6 @@ def fix_special_values(cls, st: Stanza) -> None:
             fn.lines = [first, 'with np.errstate(invalid="ignore"):  # inf * 0 at x = +-inf, replaced below',
                         *("    " + line for line in rest)]
         fn.lines.extend(fixes + inf_fixes)
-
-
-def _as_float(v) -> float:
-    return float(v) if v.is_finite else (math.inf if v == sp.oo else -math.inf)
 
 
 def stanzas() -> list[Stanza]:

@@ -18,6 +18,7 @@ Definitions used (stated on the pages too):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -49,6 +50,7 @@ class Properties:
     kind: str
     range: sp.Set = sp.S.Reals
     limits: tuple = (None, None)  # f(-oo), f(+oo)
+    slope_limits: tuple = (None, None)  # f'(-oo), f'(+oo)
     value_at_0: sp.Expr | None = None
     slope_at_0: tuple = (None, None)  # left and right derivative at 0
     monotonic: str = ""
@@ -246,11 +248,16 @@ def _monotonic(ps, kinks) -> str:
     return "increasing"
 
 
-def _saturation(piece: Piece, at) -> str:
+def _saturation(piece: Piece, slope) -> str:
+    """hard: constant beyond some point; soft: f' -> 0 without reaching it; else none."""
     if piece.constant:
         return "hard"
-    slope = _limit(sp.diff(piece.expr, x), at)
     return "soft" if slope == 0 else "none"
+
+
+def as_float(v) -> float:
+    """A SymPy limit or value as a float, +-oo as +-inf."""
+    return float(v) if v.is_finite else (math.inf if v == sp.oo else -math.inf)
 
 
 def _gaussian(ps) -> tuple[float, float]:
@@ -295,6 +302,7 @@ def _analyse(name: str, overrides: tuple) -> Properties:
     mins = [w for v, w in attained if v.is_finite and lo.is_finite and sp.simplify(v - lo) == 0]
     minimum = (lo, sp.Union(*mins)) if mins else None
     mean, dead = _gaussian(ps)
+    slopes = (_limit(sp.diff(ps[0].expr, x), -sp.oo), _limit(sp.diff(ps[-1].expr, x), sp.oo))
     props = Properties(
         name=name, kind=cls.kind, range=rng,
         limits=(_limit(ps[0].expr, -sp.oo), _limit(ps[-1].expr, sp.oo)),
@@ -305,7 +313,8 @@ def _analyse(name: str, overrides: tuple) -> Properties:
                  (False, False): "no"}[(lo.is_finite, hi.is_finite)],
         zero_centred=bool(zero_centred), smoothness=_smoothness(kinks), kinks=kinks,
         minimum=minimum, critical=[(c, p.expr.subs(x, c)) for p in ps for c in crit[id(p)]],
-        saturation=(_saturation(ps[0], -sp.oo), _saturation(ps[-1], sp.oo)),
+        slope_limits=slopes,
+        saturation=(_saturation(ps[0], slopes[0]), _saturation(ps[-1], slopes[1])),
         gaussian_mean=mean, saturated_mass=dead,
     )
     props.gate_ok = bool(rng.is_subset(sp.Interval(0, 1)))

@@ -105,14 +105,11 @@ def _true_value(fn, p: float, gaussian: bool = False):
 
 
 def _limit(name: str, which: str, side) -> float:
-    from .properties import analyse, pieces
+    """f or f' at -inf (side < 0) or +inf, as computed once by ``properties.analyse``."""
+    from .properties import analyse, as_float
 
-    if which == "f":
-        v = analyse(name).limits[0 if side < 0 else 1]
-    else:
-        ps = pieces(acts.get(name).expr(x))
-        v = sp.limit(sp.diff(ps[0 if side < 0 else -1].expr, x), x, -sp.oo if side < 0 else sp.oo)
-    return float(v) if v.is_finite else (math.inf if v == sp.oo else -math.inf)
+    p = analyse(name)
+    return as_float((p.limits if which == "f" else p.slope_limits)[0 if side < 0 else 1])
 
 
 def reference(name: str, which: str, points: np.ndarray) -> list:
