@@ -6,6 +6,7 @@
     >>> derive.count(cell, input_size=10, hidden=20).total
     2560
     >>> a = derive.activation("swish", beta=1.0)   # a.f(x), a.df(x), a.expr, a.properties
+    >>> k = derive.kernel("lstm")             # generated NumPy forward/backward over a sequence
 """
 
 from .activations import REGISTRY as ACTIVATIONS
@@ -14,10 +15,11 @@ from .catalogue import activation
 from .cell import Cell
 from .counts import count
 from .errors import DeriveError
+from .runtime import Stack, kernel
 from .spec import builtin_names, load, parse_spec
 from .summary import collect
 
 __version__ = "0.1.0"
 
 __all__ = ["ACTIVATIONS", "activation", "Cell", "Derivation", "DeriveError", "builtin_names", "collect", "count",
-           "derive", "load", "parse_spec", "__version__"]
+           "derive", "kernel", "load", "Stack", "parse_spec", "__version__"]

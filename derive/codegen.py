@@ -1,0 +1,972 @@
+"""Kernel modules from a derivation: fused-GEMM forward and BPTT backward over a sequence.
+
+The plan, from the cell's IR and its ``Derivation``:
+
+* every ``MatVec(W, a)`` is grouped by its argument ``a``. The input group (``a = x_t``)
+  becomes one GEMM for all time steps before the loop; a group whose argument depends
+  only on states at ``t-1`` (``h_{t-1}``) is one GEMM per step; any other argument
+  (GRU of Cho et al.: ``W_{hh} (r_t (.) h_{t-1})``) one GEMM per step once it is known.
+* each pre-activation ``z_{v,t}`` is a column block of one buffer ``z`` (T, B, sum of
+  blocks). Blocks are ordered so that each GEMM group covers a contiguous column range
+  and gates with the same activation sit side by side: ``z_t += h_{t-1} W_h`` is one
+  add and ``i, f, o = sigma(z_i, z_f, z_o)`` one call. Biases that add to an input
+  GEMM are folded into it.
+* the backward pass walks the forward schedule in reverse. Pre-activation adjoints are
+  written into ``dz`` (same layout as ``z``), so ``W_h^T dz_{t+1}`` is one GEMM per
+  step and every weight gradient one GEMM after the loop.
+
+The emitted code is plain NumPy: one ufunc per line with ``out=`` buffers allocated
+before the loop, a comment quoting each equation, names from the math.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from . import activations as acts
+from . import ir
+from .bptt import DY, Derivation
+from .cell import Cell
+from .ewise import OUTPUT_DERIVATIVE, Emitter, Pool, code_name, derivative_call, number
+from .printing import text as ir_text
+
+
+# --------------------------------------------------------------------- the plan
+@dataclass
+class Group:
+    """The ``MatVec`` atoms sharing one argument: one fused matrix ``W`` (in, sum out)."""
+
+    name: str  # "x", "h", "rh" ...: code name of the argument
+    arg: sp.Expr
+    kind: str  # "input" | "recurrent" | "late"
+    atoms: list = field(default_factory=list)  # MatVec atoms, in column order
+    level: int = 0  # for "late": the level after which the argument is known
+
+    @property
+    def weights(self) -> list:
+        return [a.args[0] for a in self.atoms]
+
+
+@dataclass
+class Block:
+    """A column block of the fused buffers: a pre-activation or an extra gradient."""
+
+    name: str  # "i", "hn": the code suffix
+    dim: sp.Symbol
+    z: sp.Symbol | None = None  # the pre-activation (None for an extra gradient block)
+    act: str | None = None  # activation of the gate that reads z (None: read elsewhere)
+    gate: sp.Symbol | None = None  # the gate's target, if z feeds exactly one activation
+    grad: sp.Expr | None = None  # the gradient expression g written here (dz or an extra)
+    groups: tuple = ()  # names of the GEMM groups whose gradients read this block
+    level: int = 0
+    start: sp.Expr = sp.Integer(0)
+
+    @property
+    def stop(self):
+        return self.start + self.dim
+
+
+def _dim_of(cell: Cell, sym: sp.Symbol):
+    key = ir.ref(sym).key
+    return cell.dims[ir.ref(cell.output).key if key == "y" else key]
+
+
+def _time_free(expr) -> set:
+    return {s for s in expr.free_symbols if ir.is_ir(s) and ir.ref(s).time is not None}
+
+
+def _arg_name(arg) -> str:
+    if isinstance(arg, sp.Symbol):
+        return code_name(arg).removesuffix("_t").removesuffix("_prev")
+    return "_".join(sorted(code_name(s).removesuffix("_t").removesuffix("_prev") for s in _time_free(arg)))
+
+
+def _terms(expr) -> list:
+    return list(expr.args) if isinstance(expr, sp.Add) else [expr]
+
+
+@dataclass
+class Plan:
+    cell: Cell
+    d: Derivation
+    groups: dict  # name -> Group
+    blocks: list  # [Block], column order of z / dz
+    levels: dict  # assignment target -> level
+    schedule: list  # assignments in forward order (level, then column)
+    saved: dict  # expression to keep per step (time 0) -> code name of its (T, B, dim) buffer
+    folded: dict  # z symbol -> [bias params folded into the input GEMM]
+
+    def block(self, z) -> Block:
+        return next(b for b in self.blocks if b.z == z)
+
+
+def _levels(cell: Cell, groups: dict) -> dict:
+    level: dict = {}
+    for a in cell.assignments:
+        deps = [level.get(s, 0) for s in _time_free(a.rhs) if ir.ref(s).time == 0 and s in level]
+        late = [level[s] for m in a.rhs.atoms(ir.MatVec) for s in _time_free(m.args[1])
+                if ir.ref(s).time == 0 and s in level]
+        level[a.target] = 1 + max(deps + late, default=-1)
+    return level
+
+
+def make_plan(d: Derivation) -> Plan:
+    cell = d.cell
+    x = cell.input
+    groups: dict[str, Group] = {}
+    for a in cell.assignments:
+        for m in sorted(a.rhs.atoms(ir.MatVec), key=sp.default_sort_key):
+            arg = m.args[1]
+            times = {ir.ref(s).time for s in _time_free(arg)}
+            kind = "input" if arg == x else "recurrent" if times == {-1} else "late"
+            name = _arg_name(arg)
+            g = groups.setdefault(name, Group(name, arg, kind))
+            if g.arg != arg:
+                raise ValueError(f"two GEMM arguments share the name {name}")
+            if m not in g.atoms:
+                g.atoms.append(m)
+    levels = _levels(cell, groups)
+    for g in groups.values():
+        if g.kind == "late":
+            g.level = max(levels.get(s, 0) for s in _time_free(g.arg) if ir.ref(s).time == 0)
+
+    # pre-activation blocks: which GEMM atoms add directly to each z
+    aux = [a for a in cell.assignments if a.aux]
+    gate_of = {}
+    for a in cell.assignments:
+        if isinstance(a.rhs, acts.Activation) and a.rhs.args[0] in {b.target for b in aux}:
+            gate_of[a.rhs.args[0]] = a
+    input_group = next((g for g in groups.values() if g.kind == "input"), None)
+    direct = {}  # z -> {group name: atom}
+    for a in aux:
+        direct[a.target] = {}
+        for term in _terms(a.rhs):
+            if isinstance(term, ir.MatVec):
+                gname = _arg_name(term.args[1])
+                if groups[gname].kind in ("input", "recurrent"):
+                    direct[a.target].setdefault(gname, term)
+
+    def category(z):
+        has_x = input_group is not None and input_group.name in direct[z]
+        has_r = any(groups[n].kind == "recurrent" for n in direct[z])
+        return 0 if not has_x and not has_r else 1 if not has_r else 2 if has_x else 3
+
+    def act_name(z):
+        return type(gate_of[z].rhs).__name__ if z in gate_of else "~"
+
+    order = {a.target: k for k, a in enumerate(cell.assignments)}
+    zs = sorted((a.target for a in aux), key=lambda z: (category(z), levels[z] + 1, act_name(z), order[z]))
+    blocks = []
+    for z in zs:
+        gate = gate_of.get(z)
+        blocks.append(Block(name=ir.ref(gate.target).key if gate else ir.ref(z).sub.replace(",", "_"),
+                            dim=_dim_of(cell, z), z=z, act=act_name(z) if gate else None,
+                            gate=gate.target if gate else None, grad=ir.adjoint(z), level=levels[z]))
+    # weight-gradient terms (g, a): the block holding g, per group
+    grad_block: dict = {b.grad: b for b in blocks}
+    for pg in d.params:
+        for g, arg in pg.terms:
+            if arg is None:
+                continue
+            gname = _arg_name(arg)
+            if g not in grad_block:
+                dim = cell.params[pg.param.key].shape[0]
+                blk = Block(name=ir.ref(pg.param.symbol).key.replace("W_", "").replace("_", ""), dim=dim, grad=g,
+                            level=-1)
+                grad_block[g] = blk
+                blocks.append(blk)
+            b = grad_block[g]
+            if gname not in b.groups:
+                b.groups = b.groups + (gname,)
+    # atoms in each group follow the column order of their gradient blocks
+    atom_grad = {}
+    for pg in d.params:
+        for g, arg in pg.terms:
+            if arg is not None:
+                atom_grad[ir.MatVec(pg.param.symbol, arg)] = g
+    col = {id(b): k for k, b in enumerate(blocks)}
+    for g in groups.values():
+        g.atoms.sort(key=lambda m: col[id(grad_block[atom_grad[m]])])
+    offset = sp.Integer(0)
+    for b in blocks:
+        b.start = offset
+        offset = offset + b.dim
+
+    # input-GEMM bias folding: a z whose sum has x and bias terms
+    folded = {}
+    for z in zs:
+        if input_group is not None and input_group.name in direct[z]:
+            rhs = cell.assignment(z).rhs
+            folded[z] = [t for t in _terms(rhs) if isinstance(t, sp.Symbol) and ir.ref(t).time is None]
+
+    schedule = sorted(cell.assignments, key=lambda a: (
+        levels[a.target], col.get(id(next((b for b in blocks if b.gate == a.target or b.z == a.target), None)), 1e9),
+        order[a.target]))
+    saved = _saved(cell, d, blocks)
+    return Plan(cell, d, groups, blocks, levels, schedule, saved, folded)
+
+
+def _backward_exprs(d: Derivation) -> list:
+    out = []
+    for a in d.adjoints:
+        out += a.terms
+    for c in d.carries.values():
+        out += c.terms
+    out += d.input_grad.terms
+    for pg in d.params:
+        for g, arg in pg.terms:
+            out += [g] + ([arg] if arg is not None else [])
+    return out
+
+
+def _saved(cell: Cell, d: Derivation, blocks) -> dict:
+    """Forward quantities the backward reads at time t: symbol or sub-expression -> name."""
+    saved = {}
+    gates = {b.gate for b in blocks if b.gate is not None}
+    for e in _backward_exprs(d):
+        for s in _time_free(e):
+            r = ir.ref(s)
+            if r.adjoint or r.time != 0 or s in gates or s in cell.states or s == cell.input:
+                continue
+            if any(b.z == s for b in blocks):
+                continue
+            saved[s] = code_name(s).removesuffix("_t") + "_all"
+        for f in e.atoms(acts.Activation):
+            if not f.args[0].free_symbols or f.args[0] in {b.z for b in blocks}:
+                continue
+            saved[f] = f"{type(f).__name__}_{code_name(f.args[0]).removesuffix('_t')}_all"
+        for m in e.atoms(ir.MatVec):
+            saved[m] = None  # served from the saved group buffer
+    return saved
+
+
+# ------------------------------------------------------------------ emission
+def _dim_code(dim) -> str:
+    return str(dim)
+
+
+def _span(blocks: list) -> str:
+    """``slice(start, stop)`` over consecutive blocks, in terms of the dimensions."""
+    return f"slice({_dim_code(blocks[0].start)}, {_dim_code(blocks[-1].stop)})"
+
+
+def _used_views(body: list[str]) -> list[str]:
+    """Drop ``name = view`` lines whose name no later line reads (repeat: views of views)."""
+    while True:
+        keep = []
+        for k, ln in enumerate(body):
+            m = re.match(r"(\w+) = ", ln)
+            if m and not ln.startswith(("np.", "#")) and "np." not in ln:
+                used = any(re.search(rf"\b{m.group(1)}\b", later) for later in body[k + 1:])
+                if not used:
+                    continue
+            keep.append(ln)
+        if keep == body:
+            return body
+        body = keep
+
+
+def _runs(items: list, key) -> list[list]:
+    """Maximal runs of consecutive items with equal ``key`` (None never joins)."""
+    out: list[list] = []
+    for it in items:
+        k = key(it)
+        if out and k is not None and key(out[-1][-1]) == k:
+            out[-1].append(it)
+        else:
+            out.append([it])
+    return out
+
+
+class Writer:
+    """Builds the lines of ``forward`` and ``backward`` for one plan."""
+
+    def __init__(self, plan: Plan):
+        self.p = plan
+        self.cell = plan.cell
+        self.pools: dict[str, Pool] = {}
+        self.order = {id(b): k for k, b in enumerate(plan.blocks)}
+        self.bufs: list[tuple] = []  # (name, dim) per-step buffers to allocate before the loop
+        self.spans: dict[str, str] = {}  # slice name -> slice(...) for runs of blocks
+
+    def span(self, blocks) -> str:
+        """The name of a slice over consecutive blocks (a single block's is ``s_i``)."""
+        if len(blocks) == 1:
+            return f"s_{blocks[0].name}"
+        name = "s_" + "".join(b.name for b in blocks)
+        self.spans[name] = _span(blocks)
+        return name
+
+    def buf(self, name, dim) -> str:
+        if (name, dim) not in self.bufs:
+            self.bufs.append((name, dim))
+        return name
+
+    # names --------------------------------------------------------------
+    def pool(self, dim) -> Pool:
+        key = str(dim)
+        if key not in self.pools:
+            self.pools[key] = Pool(re.sub(r"\W", "", key).lower())
+        return self.pools[key]
+
+    def equation(self, a) -> str:
+        return f"{ir_text(a.target)} = {ir_text(a.rhs)}"
+
+    def slice_name(self, blocks) -> str:
+        return "s_" + "".join(b.name for b in blocks) if len(blocks) > 1 else f"s_{blocks[0].name}"
+
+    def state_of(self, sym):
+        return sym in self.cell.states
+
+    @property
+    def zblocks(self):
+        return [b for b in self.p.blocks if b.z is not None]
+
+    def group_range(self, g: Group):
+        """Blocks whose gradient feeds the group's weight gradient, if contiguous."""
+        cols = [b for b in self.p.blocks if g.name in b.groups]
+        idx = [self.order[id(b)] for b in cols]
+        contiguous = idx == list(range(idx[0], idx[0] + len(idx))) if idx else False
+        return cols, contiguous
+
+    def atom_view(self, m) -> str:
+        return f"{code_name(m.args[0])}_{_arg_name(m.args[1])}"
+
+    # -------------------------------------------------------------- prologue
+    def sizes(self) -> list[str]:
+        cell = self.cell
+        lines = ["T, B, I = x.shape"]
+        done = {"I"}
+        for p in cell.params.values():
+            for axis, dim in enumerate(p.shape):
+                if str(dim) not in done:
+                    done.add(str(dim))
+                    lines.append(f"{dim} = {code_name(p.symbol)}.shape[{axis}]")
+        return lines
+
+    def unpack_params(self) -> list[str]:
+        return [f"{code_name(p.symbol)} = np.asarray(params[{p.key!r}], dtype)" for p in self.cell.params.values()]
+
+    def fused_weights(self, transpose_note=True) -> list[str]:
+        lines = []
+        for g in self.p.groups.values():
+            ws = ", ".join(code_name(w) for w in g.weights)
+            blocks = " | ".join(self.grad_block_of(m).name for m in g.atoms)
+            lines.append(f"W_{g.name} = np.concatenate([{ws}]).T  # ({self.arg_dim(g)}, columns {blocks})")
+        return lines
+
+    def grad_block_of(self, m) -> Block:
+        for pg in self.p.d.params:
+            for gexpr, arg in pg.terms:
+                if arg is not None and ir.MatVec(pg.param.symbol, arg) == m:
+                    return next(b for b in self.p.blocks if b.grad == gexpr)
+        raise KeyError(m)
+
+    def arg_dim(self, g: Group):
+        if g.arg == self.cell.input:
+            return "I"
+        return _dim_code(self.cell.params[ir.ref(g.atoms[0].args[0]).key].shape[1])
+
+    def slices(self) -> list[str]:
+        lines = []
+        for b in self.p.blocks:
+            lines.append(f"s_{b.name} = slice({_dim_code(b.start)}, {_dim_code(b.stop)})")
+        return lines
+
+    # ------------------------------------------------------------- forward
+    def forward(self) -> list[str]:
+        p, cell = self.p, self.cell
+        NZ = _dim_code(self.zblocks[-1].stop) if self.zblocks else "0"
+        L: list[str] = []
+        L += self.sizes()
+        sizes = ", ".join(f"{ir.ref(s).key!r}: {_dim_code(_dim_of(cell, s))}" for s in cell.states)
+        L.append(f"states0 = _interop.initial_states(states0, {{{sizes}}}, B, dtype)")
+        L += self.slices()
+        inp = next((g for g in p.groups.values() if g.kind == "input"), None)
+        xblocks = [b for b in self.zblocks if inp is not None and inp.name in b.groups]
+        L.append("")
+        L.append("# fused weights: one matrix per GEMM argument, columns in the order of the blocks")
+        L += self.fused_weights()
+        L.append("")
+        L.append(f"z = np.empty((T, B, {NZ}), dtype)  # pre-activations, columns "
+                 + " | ".join(f"z_{b.name}" for b in self.zblocks))
+        if xblocks:
+            biases = []
+            for b in xblocks:
+                bs = p.folded.get(b.z, [])
+                biases.append(" + ".join(code_name(s) for s in bs) if bs else f"np.zeros({b.dim}, dtype)")
+            xs = _span(xblocks)
+            L.append("# input projection of every step in one GEMM, biases folded in")
+            full = xblocks[0].start == 0 and xblocks[-1].stop == self.zblocks[-1].stop
+            target = f"z.reshape(T * B, {NZ})" if full else f"z.reshape(T * B, {NZ})[:, {xs}]"
+            if full:
+                L.append(f"np.matmul(x.reshape(T * B, I), W_{inp.name}, out={target})")
+            else:
+                L.append(f"{target}[...] = x.reshape(T * B, I) @ W_{inp.name}")
+            L.append(f"z[:, :, {xs}] += np.concatenate([{', '.join(biases)}])")
+        gates = [b for b in self.zblocks if b.gate is not None and not self.state_of(b.gate)]
+        L.append(f"a = np.empty((T, B, {NZ}), dtype)  # gate outputs, same columns"
+                 if gates else "a = None")
+        for s in cell.states:
+            n = code_name(s).removesuffix("_t")
+            L.append(f"{n}_all = np.empty((T + 1, B, {_dim_code(_dim_of(cell, s))}), dtype)")
+            L.append(f"{n}_all[0] = states0[{ir.ref(s).key!r}]")
+        for e, name in sorted(p.saved.items(), key=lambda kv: str(kv[1])):
+            if name is None:
+                continue
+            dim = self.expr_dim(e)
+            L.append(f"{name} = np.empty((T, B, {dim}), dtype)  # kept for the backward pass")
+        out_key = ir.ref(cell.output)
+        if cell.output not in cell.states and cell.output not in p.saved:
+            p.saved[cell.output] = code_name(cell.output).removesuffix("_t") + "_all"
+            L.append(f"{p.saved[cell.output]} = np.empty((T, B, {self.expr_dim(cell.output)}), dtype)  # outputs")
+        for g in p.groups.values():
+            if g.kind == "input":
+                continue
+            n = _dim_code(sum((self.grad_block_of(m).dim for m in g.atoms), sp.Integer(0)))
+            keep = any(m in p.saved for m in g.atoms)
+            if keep:
+                L.append(f"{g.name}W_all = np.empty((T, B, {n}), dtype)  # kept: the backward reads it")
+            else:
+                L.append(f"{g.name}W = np.empty((B, {n}), dtype)")
+            if g.kind == "late":
+                L.append(f"{g.name}_all = np.empty((T, B, {self.arg_dim(g)}), dtype)  # GEMM argument, kept")
+        scratch_at = len(L)
+        L.append("")
+        L.append("for t in range(T):")
+        body = self.forward_step()
+        L += ["    " + ln if ln else "" for ln in _used_views(body)]
+        L[scratch_at:scratch_at] = self.scratch_lines()
+        y = (f"{code_name(cell.output).removesuffix('_t')}_all[1:]" if cell.output in cell.states
+             else p.saved[cell.output])
+        states = ", ".join(f"{ir.ref(s).key!r}: {code_name(s).removesuffix('_t')}_all[T]" for s in cell.states)
+        keep = ["x", "z", "a"] + [f"{code_name(s).removesuffix('_t')}_all" for s in cell.states]
+        keep += sorted({n for n in p.saved.values() if n})
+        keep += [f"{g.name}W_all" for g in p.groups.values() if any(m in p.saved for m in g.atoms)]
+        keep += [f"{g.name}_all" for g in p.groups.values() if g.kind == "late"]
+        L.append("")
+        L.append("cache = {" + ", ".join(f"{k!r}: {k}" for k in dict.fromkeys(keep)) + "}")
+        L.append(f"return {y}, {{{states}}}, cache")
+        del out_key
+        return L
+
+    def expr_dim(self, e):
+        syms = [s for s in e.free_symbols if ir.is_ir(s) and ir.ref(s).time is not None]
+        return _dim_code(_dim_of(self.cell, syms[0]))
+
+    def scratch_lines(self) -> list[str]:
+        out = [f"{n} = {v}" for n, v in self.spans.items()]
+        for n, dim in self.bufs:
+            out.append(f"{n} = np.empty((B, {_dim_code(dim)}), dtype)")
+        for key, pool in sorted(self.pools.items()):
+            for n in pool.names:
+                out.append(f"{n} = np.empty((B, {key}), dtype)  # scratch")
+        self.pools, self.bufs, self.spans = {}, [], {}
+        return out
+
+    def names_at_t(self) -> dict:
+        """IR symbols at time t -> code names, for the forward and backward steps."""
+        cell, p = self.cell, self.p
+        names = {}
+        for prm in cell.params.values():
+            names[prm.symbol] = code_name(prm.symbol)
+        for s in cell.states:
+            names[s] = code_name(s)
+            names[ir.at(s, -1)] = code_name(ir.at(s, -1))
+        names[cell.input] = "x_t"
+        for b in self.zblocks:
+            names[b.z] = f"z_{b.name}_t"
+            if b.gate is not None:
+                names[b.gate] = code_name(b.gate)
+        for e, n in p.saved.items():
+            if n is not None:
+                names[e] = n.removesuffix("_all") + "_t"
+        for g in p.groups.values():
+            for m in g.atoms:
+                names[m] = self.atom_view(m)
+        return names
+
+    def view_lines(self, names_needed: set, backward=False) -> list[str]:
+        """``h_prev = h_all[t]`` ... for the symbols a step reads."""
+        cell, p = self.cell, self.p
+        L = []
+        for s in cell.states:
+            n = code_name(s).removesuffix("_t")
+            L.append(f"{n}_prev = {n}_all[t]")
+            L.append(f"{n}_t = {n}_all[t + 1]")
+        L.append("x_t = x[t]")
+        L.append("z_row = z[t]")
+        if any(b.gate is not None and not self.state_of(b.gate) for b in self.zblocks):
+            L.append("a_row = a[t]")
+        for b in self.zblocks:
+            L.append(f"z_{b.name}_t = z_row[:, s_{b.name}]")
+            if b.gate is not None and not self.state_of(b.gate):
+                L.append(f"{code_name(b.gate)} = a_row[:, s_{b.name}]")
+        for e, n in sorted(p.saved.items(), key=lambda kv: str(kv[1])):
+            if n is not None:
+                L.append(f"{n.removesuffix('_all')}_t = {n}[t]")
+        for g in p.groups.values():
+            if g.kind == "input":
+                continue
+            buf = f"{g.name}W_all[t]" if any(m in p.saved for m in g.atoms) else f"{g.name}W"
+            L.append(f"{g.name}W_t = {buf}")
+            off = sp.Integer(0)
+            for m in g.atoms:
+                blk = self.grad_block_of(m)
+                L.append(f"{self.atom_view(m)} = {g.name}W_t[:, {_dim_code(off)}:{_dim_code(off + blk.dim)}]")
+                off += blk.dim
+            if g.kind == "late":
+                L.append(f"{g.name}_t = {g.name}_all[t]")
+        return L
+
+    def forward_step(self) -> list[str]:
+        p, cell = self.p, self.cell
+        names = self.names_at_t()
+        L = self.view_lines(set())
+        # recurrent GEMMs: one per argument
+        for g in p.groups.values():
+            if g.kind == "recurrent":
+                L.append(f"np.matmul({names[g.arg] if g.arg in names else _arg_name(g.arg)}, W_{g.name}, "
+                         f"out={g.name}W_t)  # " + " | ".join(ir_text(m) for m in g.atoms))
+        # pre-activations: the direct recurrent products of a run of blocks in one add
+        shared = []
+        for b in self.zblocks:
+            rec = [g for g in p.groups.values() if g.kind == "recurrent" and g.name in b.groups]
+            if rec and any(g.kind == "input" and g.name in b.groups for g in p.groups.values()):
+                shared.append((b, rec[0]))
+        for run in _runs(shared, key=lambda bg: bg[1].name):
+            g = run[0][1]
+            blocks = [b for b, _ in run]
+            off = sp.Integer(0)
+            first = None
+            for m in g.atoms:
+                blk = self.grad_block_of(m)
+                if blk is blocks[0]:
+                    first = off
+                off += blk.dim
+            width = sum((b.dim for b in blocks), sp.Integer(0))
+            zs = f"z_row[:, {self.span(blocks)}]"
+            L.append(f"np.add({zs}, {g.name}W_t[:, {_dim_code(first)}:{_dim_code(first + width)}], out={zs})"
+                     f"  # + " + " + ".join(ir_text(m) for m in g.atoms if self.grad_block_of(m) in blocks))
+        handled = {}  # z -> terms already in the buffer
+        for b, g in shared:
+            handled[b.z] = [m for m in g.atoms if self.grad_block_of(m) is b]
+        inp = next((g for g in p.groups.values() if g.kind == "input"), None)
+        levels = sorted({p.levels[a.target] for a in p.schedule})
+        late_done = set()
+        for lev in levels:
+            at = [a for a in p.schedule if p.levels[a.target] == lev]
+            for g in p.groups.values():
+                if g.kind == "late" and g.name not in late_done and any(
+                        m in a.rhs.atoms(ir.MatVec) for a in at for m in g.atoms):
+                    late_done.add(g.name)
+                    L.append(f"# GEMM argument {ir_text(g.arg)}")
+                    L += self.emit(g.arg, f"{g.name}_t", names)
+                    L.append(f"np.matmul({g.name}_t, W_{g.name}, out={g.name}W_t)")
+            gate_runs = []
+            for a in at:
+                blk = next((b for b in self.zblocks if b.z == a.target), None)
+                if blk is not None:  # a pre-activation: what the GEMMs did not add
+                    rest = [t for t in _terms(a.rhs) if t not in handled.get(a.target, [])]
+                    if inp is not None and inp.name in blk.groups:
+                        rest = [t for t in rest if t not in p.folded.get(a.target, [])
+                                and not (isinstance(t, ir.MatVec) and t.args[1] == cell.input)]
+                        if rest:
+                            L.append(f"# {self.equation(a)}")
+                            L += self.emit(a.target + sp.Add(*rest), names[a.target], names)
+                    else:
+                        L.append(f"# {self.equation(a)}")
+                        L += self.emit(a.rhs, names[a.target], names)
+                    continue
+                gblk = next((b for b in self.zblocks if b.gate == a.target), None)
+                if gblk is not None and not self.state_of(a.target):
+                    gate_runs.append((gblk, a))
+                    continue
+                L.append(f"# {self.equation(a)}")
+                for f in sorted(a.rhs.atoms(acts.Activation), key=sp.default_sort_key):
+                    if f in p.saved and p.saved[f]:
+                        L += self.emit(f, names[f], {k: v for k, v in names.items() if k != f})
+                out = names[a.target] if (a.target in cell.states or a.target in p.saved) else None
+                if out is None:
+                    out = names[a.target] = self.buf(code_name(a.target), _dim_of(cell, a.target))
+                L += self.emit(a.rhs, out, names)
+            for run in _runs(sorted(gate_runs, key=lambda ba: self.order[id(ba[0])]),
+                             key=lambda ba: (ba[0].act, str(ba[0].gate.func if False else ""))):
+                run = self._contiguous(run)
+                for part in run:
+                    blocks = [b for b, _ in part]
+                    act = blocks[0].act
+                    L.append("# " + "; ".join(self.equation(a) for _, a in part))
+                    fn = part[0][1].rhs
+                    span = self.span(blocks)
+                    L += self.emit(fn.func(sp.Symbol("__zrun")), f"a_row[:, {span}]",
+                                   {sp.Symbol("__zrun"): f"z_row[:, {span}]"}, dim=self.width(blocks))
+                    del act
+        return L
+
+    def _contiguous(self, run):
+        """Split a run of (block, assignment) at gaps in the column order or parameter changes."""
+        parts: list[list] = []
+        for b, a in run:
+            if parts:
+                pb, pa = parts[-1][-1]
+                if self.order[id(b)] == self.order[id(pb)] + 1 and type(a.rhs) is type(pa.rhs) and \
+                        a.rhs.exact_params() == pa.rhs.exact_params():
+                    parts[-1].append((b, a))
+                    continue
+            parts.append([(b, a)])
+        return parts
+
+    def width(self, blocks):
+        return sum((b.dim for b in blocks), sp.Integer(0))
+
+    def emit(self, expr, out: str, names: dict, dim=None) -> list[str]:
+        for s in expr.free_symbols if dim is None else ():
+            if ir.is_ir(s) and ir.ref(s).time is not None:
+                dim = _dim_of(self.cell, s)
+                break
+        pool = self.pool(dim if dim is not None else sp.Symbol("H"))
+        return Emitter(names, pool).emit(expr, out)
+
+    # ------------------------------------------------------------ backward
+    def backward(self) -> list[str]:
+        p, cell, d = self.p, self.cell, self.p.d
+        L: list[str] = []
+        L += ["x, z, a = cache['x'], cache['z'], cache['a']"]
+        for s in cell.states:
+            n = code_name(s).removesuffix("_t") + "_all"
+            L.append(f"{n} = cache[{n!r}]")
+        for n in sorted({n for n in p.saved.values() if n}):
+            L.append(f"{n} = cache[{n!r}]")
+        for g in p.groups.values():
+            if any(m in p.saved for m in g.atoms):
+                L.append(f"{g.name}W_all = cache['{g.name}W_all']")
+            if g.kind == "late":
+                L.append(f"{g.name}_all = cache['{g.name}_all']")
+        L += self.sizes()
+        L += self.slices()
+        L.append("")
+        L += self.fused_weights()
+        ND = _dim_code(self.p.blocks[-1].stop)
+        L.append("")
+        L.append("steps = T if truncate is None else max(0, min(T, int(truncate)))")
+        L.append(f"dz = np.zeros((T, B, {ND}), dtype)  # adjoints of the pre-activations (and products), "
+                 + " | ".join(f"d{b.name}" for b in p.blocks))
+        L.append(f"da = np.empty((B, {ND}), dtype)  # adjoints of the gate outputs, same columns")
+        for s in cell.states:
+            key = ir.ref(s).key
+            L.append(f"d{code_name(s).removesuffix('_t')}_carry = np.zeros((B, {_dim_code(_dim_of(cell, s))}), dtype)")
+            L.append(f"if dstates_T is not None and dstates_T.get({key!r}) is not None:")
+            L.append(f"    d{code_name(s).removesuffix('_t')}_carry[...] = dstates_T[{key!r}]")
+        scratch_at = len(L)
+        L.append("")
+        L.append("for t in range(T - 1, T - 1 - steps, -1):")
+        body = self.backward_step()
+        L += ["    " + ln if ln else "" for ln in _used_views(body)]
+        L[scratch_at:scratch_at] = self.scratch_lines()
+        L.append("")
+        L += self.after_loop()
+        return L
+
+    def backward_names(self) -> dict:
+        p, cell = self.p, self.cell
+        names = self.names_at_t()
+        for s in cell.states:
+            names[ir.adjoint(s)] = self.buf(f"d{code_name(s)}", _dim_of(cell, s))
+        for b in p.blocks:
+            if b.z is not None:
+                names[ir.adjoint(b.z)] = f"dz_{b.name}_t"
+                if b.gate is not None and not self.state_of(b.gate):
+                    names[ir.adjoint(b.gate)] = f"d{code_name(b.gate)}"
+        names[DY] = "dy_t"
+        return names
+
+    def backward_step(self) -> list[str]:
+        p, cell, d = self.p, self.cell, self.p.d
+        names = self.backward_names()
+        L = self.view_lines(set())
+        L.append("dz_row = dz[t]")
+        for b in p.blocks:
+            L.append(f"d{b.name if b.z is None else 'z_' + b.name}_t = dz_row[:, s_{b.name}]")
+            if b.gate is not None and not self.state_of(b.gate):
+                L.append(f"d{code_name(b.gate)} = da[:, s_{b.name}]")
+        for s in cell.states:
+            self.pool(_dim_of(cell, s))
+        L.append("dy_t = dy[t] if dy is not None else 0.0")
+        adj = {a.target: a for a in d.adjoints}
+        done_T = {}
+        gates = {b.gate: b for b in self.zblocks if b.gate is not None}
+        for lev in sorted({p.levels[a.target] for a in p.schedule}, reverse=True):
+            at = [a for a in reversed(p.schedule) if p.levels[a.target] == lev]
+            runs = []
+            for a in at:
+                if a.aux:
+                    continue  # written with its gate below, or from its own terms
+                t = a.target
+                adjoint = adj[t]
+                out = names.get(ir.adjoint(t))
+                if out is None:
+                    out = names[ir.adjoint(t)] = self.buf(f"d{code_name(t)}", _dim_of(cell, t))
+                terms = list(adjoint.own)
+                expr = sp.Add(*terms)
+                if adjoint.carried:
+                    carry = sp.Symbol(f"__carry_{ir.ref(t).key}")
+                    names[carry] = f"d{code_name(t).removesuffix('_t')}_carry"
+                    expr = expr + carry
+                L.append(f"# d{ir_text(t)} = " + " + ".join(ir_text(e) for e in adjoint.terms))
+                L += self.matvec_t(expr, names, done_T)
+                L += self.emit(expr, out, names)
+                if t in gates:
+                    runs.append((gates[t], a))
+            # pre-activation adjoints: f'(z) from the saved output, a whole run at once
+            for part in self._contiguous(sorted(runs, key=lambda ba: self.order[id(ba[0])])):
+                blocks = [b for b, _ in part]
+                span = self.span(blocks)
+                fn = part[0][1].rhs
+                name = type(fn).__name__
+                state_gate = self.state_of(part[0][1].target)
+                dv = names[ir.adjoint(part[0][1].target)] if state_gate else f"da[:, {span}]"
+                y = names[part[0][1].target] if state_gate else f"a_row[:, {span}]"
+                dzv = f"dz_row[:, {span}]"
+                L.append("# " + "; ".join(f"d{ir_text(b.z)} = " + ir_text(ir.adjoint(b.gate) * (
+                    OUTPUT_DERIVATIVE[name](b.gate) if name in OUTPUT_DERIVATIVE else fn.fdiff().xreplace(
+                        {fn.args[0]: b.z}))) for b in blocks))
+                self.check_gate_adjoint(blocks)
+                if name in OUTPUT_DERIVATIVE:
+                    Y, DV = sp.Symbol("__y"), sp.Symbol("__dv")
+                    L += self.emit(DV * OUTPUT_DERIVATIVE[name](Y), dzv, {Y: y, DV: dv}, dim=self.width(blocks))
+                else:
+                    zv = f"z_row[:, {span}]"
+                    call = derivative_call(fn).format(a=zv)
+                    L.append(f"np.multiply({dv}, {call}, out={dzv})")
+            # pre-activations that feed something other than one gate: from their own terms
+            for a in at:
+                if a.aux and not any(b.z == a.target and b.gate is not None for b in self.zblocks):
+                    expr = sp.Add(*adj[a.target].own)
+                    L.append(f"# d{ir_text(a.target)} = {ir_text(expr)}")
+                    L += self.matvec_t(expr, names, done_T)
+                    L += self.emit(expr, names[ir.adjoint(a.target)], names)
+        # extra gradient blocks (e.g. dz_n (.) r_t for W_hn)
+        for b in p.blocks:
+            if b.z is None:
+                L.append(f"# gradient block of {', '.join(b.groups)}: {ir_text(b.grad)}")
+                L += self.emit(b.grad, f"d{b.name}_t", names)
+        # carries to step t-1
+        for s in cell.states:
+            key = ir.ref(s).key
+            carry = d.carries[key]
+            out = f"d{code_name(s).removesuffix('_t')}_carry"
+            L.append(f"# d{ir_text(ir.at(s, -1))} = " + " + ".join(ir_text(e) for e in carry.terms))
+            L += self.carry(carry.terms, out, names, done_T)
+        return L
+
+    def check_gate_adjoint(self, blocks):
+        """The derivation's dz_v must be dv * A'(z) for the rule used here."""
+        adj = {a.target: a for a in self.p.d.adjoints}
+        for b in blocks:
+            own = adj[b.z].own
+            fn = self.cell.assignment(b.gate).rhs
+            expect = ir.adjoint(b.gate) * fn.fdiff().xreplace(self.p.d.forward)
+            if len(own) != 1 or sp.simplify(own[0] - expect) != 0:
+                raise ValueError(f"unexpected adjoint for {b.z}: {own}")
+
+    def matvec_t(self, expr, names, done) -> list[str]:
+        """GEMMs for the ``W^T g`` atoms of an adjoint expression not computed yet."""
+        L = []
+        for m in sorted(expr.atoms(ir.MatVecT), key=sp.default_sort_key):
+            if m in names:
+                continue
+            W, g = m.args
+            dim = self.cell.params[ir.ref(W).key].shape[1]
+            gname = names.get(g)
+            if gname is None:
+                gname = self.buf(f"_g{len(done)}", self.cell.params[ir.ref(W).key].shape[0])
+                L += self.emit(g, gname, names)
+            n = buf = self.buf(f"{code_name(W)}T_{gname.strip('_')}", dim)
+            L.append(f"np.matmul({gname}, {code_name(W)}, out={buf})  # {ir_text(m)}")
+            names[m] = buf
+            done[m] = n
+        return L
+
+    def carry(self, terms, out, names, done) -> list[str]:
+        """``out = sum(terms)``: bare ``W^T g`` terms of one group as one GEMM."""
+        L = []
+        rest = list(terms)
+        for g in self.p.groups.values():
+            mine = [t for t in rest if isinstance(t, ir.MatVecT) and any(
+                t.args[0] == m.args[0] for m in g.atoms) and t.args[1] == self.grad_block_of(
+                next(m for m in g.atoms if m.args[0] == t.args[0])).grad]
+            if g.kind == "late" or len(mine) != len(g.atoms):
+                continue
+            cols, contiguous = self.group_range(g)
+            if not contiguous:
+                continue
+            L.append(f"np.matmul(dz_row[:, {self.span(cols)}], W_{g.name}.T, out={out})")
+            rest = [t for t in rest if t not in mine]
+            if rest:
+                acc = sp.Symbol("__acc")
+                L += self.matvec_t(sp.Add(*rest), names, done)
+                L += self.emit(acc + sp.Add(*rest), out, {**names, acc: out})
+            return L
+        L += self.matvec_t(sp.Add(*rest), names, done)
+        L += self.emit(sp.Add(*rest), out, names)
+        return L
+
+    def after_loop(self) -> list[str]:
+        p, cell, d = self.p, self.cell, self.p.d
+        L = ["lo = T - steps  # the first step the gradient reached", "grads = {}"]
+        inp = next((g for g in p.groups.values() if g.kind == "input"), None)
+        if d.input_grad.terms:
+            if inp is None or any(not isinstance(t, ir.MatVecT) for t in d.input_grad.terms):
+                raise ValueError("the input may only enter through matrix products")
+            cols, contiguous = self.group_range(inp)
+            L.append(f"# dx_t = {' + '.join(ir_text(t) for t in d.input_grad.terms)}: one GEMM for all steps")
+            L.append("dx = np.zeros((T, B, I), dtype)")
+            L.append(f"dx[lo:] = (dz[lo:, :, {_span(cols)}].reshape(steps * B, -1) @ W_{inp.name}.T)"
+                     ".reshape(steps, B, I)")
+            L.append("grads['x'] = dx")
+        for s in cell.states:
+            L.append(f"grads[{ir.ref(s).key!r}] = d{code_name(s).removesuffix('_t')}_carry")
+        L.append("# weight gradients: sum_t g_t a_t^T, one GEMM per argument")
+        for g in p.groups.values():
+            cols, contiguous = self.group_range(g)
+            if g.kind == "input":
+                arg = "x[lo:]"
+            elif g.kind == "recurrent" and isinstance(g.arg, sp.Symbol):
+                arg = f"{code_name(g.arg).removesuffix('_prev')}_all[lo:T]"
+            else:
+                arg = f"{g.name}_all[lo:]"
+            spans = [[b] for b in cols] if not contiguous else [cols]
+            for blocks in spans:
+                L.append(f"dW = dz[lo:, :, {_span(blocks)}].reshape(steps * B, -1).T @ "
+                         f"{arg}.reshape(steps * B, -1)")
+                off = sp.Integer(0)
+                for b in blocks:
+                    for m in g.atoms:
+                        if self.grad_block_of(m) is b:
+                            L.append(f"grads[{ir.ref(m.args[0]).key!r}] = dW[{_dim_code(off)}:{_dim_code(off + b.dim)}]")
+                    off += b.dim
+        L.append("dz_sum = dz[lo:].sum(axis=(0, 1))")
+        all_names = {}
+        for b in p.blocks:
+            all_names[b.grad] = f"dz[lo:, :, s_{b.name}]"
+        for s in cell.states:
+            n = code_name(s).removesuffix("_t")
+            all_names[s] = f"{n}_all[lo + 1:]"
+            all_names[ir.at(s, -1)] = f"{n}_all[lo:T]"
+        for e, n in p.saved.items():
+            if n:
+                all_names[e] = f"{n}[lo:]"
+        for b in self.zblocks:
+            if b.gate is not None and not self.state_of(b.gate):
+                all_names[b.gate] = f"a[lo:, :, s_{b.name}]"
+            all_names[b.z] = f"z[lo:, :, s_{b.name}]"
+        for pg in d.params:
+            if pg.param.is_matrix:
+                continue
+            key = pg.param.key
+            parts = []
+            for gexpr, _ in pg.terms:
+                blk = next((b for b in p.blocks if b.grad == gexpr), None)
+                parts.append(f"dz_sum[s_{blk.name}]" if blk is not None else None)
+            if all(parts):
+                L.append(f"grads[{key!r}] = " + " + ".join(parts))
+                continue
+            expr = sp.Add(*[gexpr for gexpr, _ in pg.terms])
+            missing = [s for s in expr.free_symbols if ir.is_ir(s) and ir.ref(s).time is not None
+                       and s not in all_names]
+            if missing:
+                raise ValueError(f"gradient of {key} reads {missing}, which the kernel does not keep")
+            L.append(f"# dL/d{key} = sum_t {ir_text(expr)}")
+            names = {**{prm.symbol: code_name(prm.symbol) for prm in cell.params.values()}, **all_names}
+            big = "_big"
+            L.append(f"{big} = np.empty((steps, B, {_dim_code(pg.param.shape[0])}), dtype)")
+            pool = Pool("big")
+            L += Emitter(names, pool).emit(expr, big)
+            for n in pool.names:
+                L.insert(len(L) - 1, f"{n} = np.empty_like({big})")
+            L.append(f"grads[{key!r}] = {big}.sum(axis=(0, 1))")
+        L.append("return grads")
+        return L
+
+
+# ------------------------------------------------------------ interop layout
+def _find(expr, pred):
+    return [e for e in sp.preorder_traversal(expr) if pred(e)]
+
+
+def gate_layout(plan: Plan, gates: list) -> dict:
+    """Per gate of a framework's fused order: the parameters of its four slots.
+
+    ``ih``/``hh``: the weights multiplying the input and the recurrent argument;
+    ``bias_ih``: the bias added to the pre-activation; ``bias_hh``: a bias inside the
+    recurrent product (GRU's b_{hn}), or None where the framework's second bias merges
+    into ``bias_ih``.
+    """
+    cell = plan.cell
+    out = {"ih": [], "hh": [], "bias_ih": [], "bias_hh": []}
+    for v in gates:
+        blk = next((b for b in plan.blocks if b.z is not None and b.name == v), None)
+        if blk is None:
+            raise ValueError(f"{cell.name}: the fused gate order names {v!r}, which is not a gate block "
+                             f"(blocks: {', '.join(b.name for b in plan.blocks if b.z is not None)})")
+        rhs = cell.assignment(blk.z).rhs
+        mv = _find(rhs, lambda e: isinstance(e, ir.MatVec))
+        ih = [m for m in mv if m.args[1] == cell.input]
+        hh = [m for m in mv if m.args[1] != cell.input]
+        bias = [t for t in _terms(rhs) if isinstance(t, sp.Symbol) and ir.ref(t).time is None]
+        inner = None
+        for add in _find(rhs, lambda e: isinstance(e, sp.Add) and e is not rhs):
+            if any(isinstance(t, ir.MatVec) for t in add.args):
+                inner = next((t for t in add.args if isinstance(t, sp.Symbol) and ir.ref(t).time is None), None)
+        out["ih"].append(ir.ref(ih[0].args[0]).key if ih else None)
+        out["hh"].append(ir.ref(hh[0].args[0]).key if hh else None)
+        out["bias_ih"].append(ir.ref(bias[0]).key if bias else None)
+        out["bias_hh"].append(ir.ref(inner).key if inner is not None else None)
+    return out
+
+
+def layouts(plan: Plan) -> dict:
+    cell = plan.cell
+    conv, meta = cell.conventions, cell.meta
+    out = {}
+    torch_meta = meta.get("pytorch")
+    if torch_meta and conv.get("fused"):
+        out["torch"] = {"module": torch_meta["module"], "gates": list(conv["fused"]),
+                        "nonlinearity": torch_meta.get("nonlinearity"), **gate_layout(plan, conv["fused"])}
+    keras_meta = meta.get("keras")
+    if keras_meta and keras_meta.get("fused"):
+        out["keras"] = {"layer": keras_meta["layer"], "gates": list(keras_meta["fused"]),
+                        "bias": keras_meta.get("bias", "single"), "reset_after": keras_meta.get("reset_after"),
+                        **gate_layout(plan, keras_meta["fused"])}
+    return out
+
+
+def context(d: Derivation, source: str) -> dict:
+    """Everything the kernel template formats."""
+    plan = make_plan(d)
+    w = Writer(plan)
+    fwd = w.forward()
+    bwd = w.backward()
+    cell = plan.cell
+    uses_act = any("_act." in ln for ln in fwd + bwd)
+    eqs = [f"{ir_text(a.target)} = {ir_text(a.rhs)}" for a in cell.assignments]
+    params = [(p.key, " x ".join(map(str, p.shape))) for p in cell.params.values()]
+    return {
+        "name": cell.name, "title": cell.title, "source": source, "equations": eqs,
+        "states": [(ir.ref(s).key, str(_dim_of(cell, s))) for s in cell.states],
+        "output": ir.ref(cell.output).key, "params": params,
+        "forward": fwd, "backward": bwd, "uses_act": uses_act, "layouts": layouts(plan),
+        "blocks": [b.name for b in plan.blocks],
+        "gemms": {g.name: [ir_text(m) for m in g.atoms] for g in plan.groups.values()},
+        "dims": sorted({str(dim) for p in cell.params.values() for dim in p.shape}),
+    }
+
+
+def render(d: Derivation, source: str) -> str:
+    from .build import python_template
+
+    return python_template("cell_kernel.py.j2").render(k=context(d, source))

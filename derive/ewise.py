@@ -1,0 +1,214 @@
+"""Elementwise IR expressions as in-place NumPy ufunc calls, one operation per line.
+
+``Emitter.emit(expr, out)`` writes the lines that compute ``expr`` into the buffer named
+``out``: ``c_t = f_t c_{t-1} + i_t g_t`` becomes
+
+    np.multiply(f_t, c_prev, out=c_t)
+    np.multiply(i_t, g_t, out=_h0)
+    np.add(c_t, _h0, out=c_t)
+
+Leaves are looked up in ``names`` (an IR symbol, a saved ``tanh(c_t)``, a ``MatVec`` or
+``MatVecT`` atom -> the code name of its buffer); intermediate results go to scratch
+buffers taken from a pool per dimension and given back after use, so a kernel allocates
+nothing inside its time loop. Numbers are Python floats, which keep float32 arrays float32.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from . import activations as acts
+from . import ir
+
+#: activations computed in place by one helper call: name -> line template
+INPLACE = {
+    "sigmoid": "_sigmoid({a}, out={out})",
+    "tanh": "np.tanh({a}, out={out})",
+    "relu": "np.maximum({a}, 0.0, out={out})",
+    "identity": "np.copyto({out}, {a})",
+}
+
+#: activations whose derivative reads the saved output y: name -> expression in y
+OUTPUT_DERIVATIVE = {
+    "sigmoid": lambda y: y * (1 - y),
+    "tanh": lambda y: 1 - y**2,
+    "relu": lambda y: acts.step(y),  # y > 0 exactly where z > 0
+    "identity": lambda y: sp.Integer(1),
+}
+
+
+class CodegenError(Exception):
+    """An expression the kernel generator has no rule for."""
+
+
+def number(e) -> str:
+    return repr(float(e))
+
+
+class Pool:
+    """Scratch buffers of one shape, named ``_{prefix}{k}``, reused once released."""
+
+    def __init__(self, prefix: str):
+        self.prefix, self.free, self.count = prefix, [], 0
+
+    def take(self) -> str:
+        if self.free:
+            return self.free.pop()
+        self.count += 1
+        return f"_{self.prefix}{self.count - 1}"
+
+    def give(self, name: str):
+        if name.startswith(f"_{self.prefix}") and name not in self.free:
+            self.free.append(name)
+            self.free.sort(reverse=True)
+
+    @property
+    def names(self) -> list[str]:
+        return [f"_{self.prefix}{k}" for k in range(self.count)]
+
+
+class Emitter:
+    def __init__(self, names: dict, pool: Pool, act_module: str = "_act"):
+        self.names = names
+        self.pool = pool
+        self.act_module = act_module
+        self.lines: list[str] = []
+
+    def emit(self, expr, out: str) -> list[str]:
+        """Lines that leave ``expr`` in ``out``."""
+        self.lines = []
+        got = self._value(expr, out)
+        if got != out:
+            self.lines.append(f"np.copyto({out}, {got})")
+        return self.lines
+
+    # -- operands ------------------------------------------------------------
+    def _leaf(self, e):
+        if e in self.names:
+            return self.names[e]
+        if e.is_number:
+            return number(e)
+        return None
+
+    def _value(self, e, out: str | None) -> str:
+        """Code for ``e``: a leaf's name, or the buffer (``out`` or scratch) it was computed in."""
+        leaf = self._leaf(e)
+        if leaf is not None:
+            return leaf
+        dest = out or self.pool.take()
+        if isinstance(e, sp.Add):
+            self._chain(e.args, dest, "np.add", "np.subtract", _split_sign)
+        elif isinstance(e, sp.Mul):
+            self._mul(e, dest)
+        elif isinstance(e, sp.Pow):
+            self._pow(e, dest)
+        elif isinstance(e, acts.step):
+            a = self._value(e.args[0], None)
+            self.lines.append(f"np.greater({a}, 0.0, out={dest})")
+            self.pool.give(a)
+        elif isinstance(e, acts.Activation):
+            self._activation(e, dest)
+        else:
+            raise CodegenError(f"no code rule for {e!r} (symbols known here: "
+                               f"{', '.join(sorted(map(str, self.names.values())))})")
+        return dest
+
+    def _chain(self, args, dest, op, inverse_op, split):
+        """``a1 op a2 op ...`` left to right into ``dest``; ``split`` peels an inverse."""
+        parts = sorted(args, key=lambda a: (not a.is_number, split(a)[0], sp.default_sort_key(a)))
+        ops, first = [], True
+        codes = []
+        for a in parts:
+            inverse, core = split(a)
+            codes.append((inverse, core))
+        # the first operand may be computed straight into dest
+        inverse, core = codes[0]
+        if inverse:  # e.g. -x + ...: negate into dest first
+            v = self._value(core, dest)
+            self.lines.append(f"np.negative({v}, out={dest})" if op == "np.add" else
+                              f"np.reciprocal({v}, out={dest})")
+            acc = dest
+        else:
+            acc = self._value(core, dest if self._leaf(core) is None else None)
+        for inverse, core in codes[1:]:
+            v = self._value(core, None)
+            ops.append(v)
+            self.lines.append(f"{inverse_op if inverse else op}({acc}, {v}, out={dest})")
+            acc = dest
+            self.pool.give(v)
+        if acc != dest:
+            self.lines.append(f"np.copyto({dest}, {acc})")
+        del first
+
+    def _mul(self, e, dest):
+        coeff, factors = e.as_coeff_mul()
+        if coeff == -1 and len(factors) == 1:
+            v = self._value(factors[0], dest if self._leaf(factors[0]) is None else None)
+            self.lines.append(f"np.negative({v}, out={dest})")
+            self.pool.give(v) if v != dest else None
+            return
+        args = list(factors) if coeff == 1 else [coeff, *factors]
+        self._chain(args, dest, "np.multiply", "np.divide", _split_inverse)
+
+    def _pow(self, e, dest):
+        base, exp = e.args
+        leaf = self._leaf(base)
+        v = leaf if leaf is not None else self._value(base, dest)
+        if exp == 2:
+            self.lines.append(f"np.square({v}, out={dest})")
+        elif exp == -1:
+            self.lines.append(f"np.reciprocal({v}, out={dest})")
+        elif exp == sp.Rational(1, 2):
+            self.lines.append(f"np.sqrt({v}, out={dest})")
+        else:
+            self.lines.append(f"np.power({v}, {number(exp)}, out={dest})")
+
+    def _activation(self, e, dest):
+        name = type(e).__name__
+        a = self._value(e.args[0], None)
+        if name in INPLACE:
+            self.lines.append(INPLACE[name].format(a=a, out=dest))
+        else:
+            kw = "".join(f", {k}={number(v)}" for k, v in sorted(e.exact_params().items()))
+            self.lines.append(f"np.copyto({dest}, {self.act_module}.{name}({a}{kw}))")
+        self.pool.give(a)
+
+
+def _split_sign(a):
+    """(negated?, magnitude) of a sum's term: ``-x`` -> (True, x)."""
+    if isinstance(a, sp.Mul) and a.args[0].is_number and a.args[0] < 0:
+        return True, -a
+    if a.is_number and a < 0:
+        return False, a
+    return False, a
+
+
+def _split_inverse(a):
+    """(reciprocal?, base) of a product's factor: ``x**-1`` -> (True, x)."""
+    if isinstance(a, sp.Pow) and a.exp == -1:
+        return True, a.base
+    return False, a
+
+
+def derivative_call(e: acts.Activation, act_module: str = "_act") -> str:
+    """The generated activation kernel's f' for an activation without an output form."""
+    name = type(e).__name__
+    kw = "".join(f", {k}={number(v)}" for k, v in sorted(e.exact_params().items()))
+    return f"{act_module}.{name}_d({{a}}{kw})"
+
+
+def code_name(sym: sp.Symbol) -> str:
+    """``f_t``, ``c_prev``, ``z_f_t``, ``h_tilde_t``, ``dc_t``, ``W_xf``."""
+    r = ir.ref(sym)
+    base = r.base + (f"_{r.sub.replace(',', '_')}" if r.sub else "")
+    if r.time is None:
+        return _identifier(base)
+    suffix = {0: "_t", -1: "_prev", 1: "_next"}[r.time]
+    return _identifier(("d" if r.adjoint else "") + base + suffix)
+
+
+def _identifier(name: str) -> str:
+    """Generated code holds only names that are plain identifiers (never code)."""
+    if not (name.isidentifier() and name.isascii()):
+        raise CodegenError(f"cannot use {name!r} as a name in generated code")
+    return name

@@ -1,0 +1,101 @@
+"""Using the generated kernels: ``kernel(name)`` and stacks of layers and directions.
+
+``kernel("lstm")`` is the committed module ``derive.kernels.lstm``; ``kernel("my.toml")``
+derives the spec and loads the generated source as a module (registered with
+``linecache``, so tracebacks show its lines). Generated code only ever contains names
+the spec grammar accepted, and the generator checks each is a plain identifier.
+
+``Stack`` runs a multi-layer, optionally bidirectional network of one cell the way
+``torch.nn.LSTM`` (etc.) does: layer l > 0 reads the concatenated outputs of both
+directions of layer l-1; the reverse direction runs on the time-reversed sequence.
+"""
+
+from __future__ import annotations
+
+import importlib
+import linecache
+import types
+
+import numpy as np
+
+from . import spec
+from .errors import DeriveError
+
+
+def kernel(name_or_path: str) -> types.ModuleType:
+    """The generated forward/backward module of a built-in cell or a spec file."""
+    key = name_or_path.replace("-", "_").lower()
+    if key in spec.builtin_names():
+        return importlib.import_module(f"derive.kernels.{key}")
+    from . import bptt, codegen
+
+    cell = spec.load(name_or_path)
+    source = codegen.render(bptt.derive(cell), str(name_or_path))
+    filename = f"<derive kernel {cell.name} from {name_or_path}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    module = types.ModuleType(f"derive_kernel_{cell.name}")
+    module.__file__ = filename
+    exec(compile(source, filename, "exec"), module.__dict__)  # generated code, identifiers checked
+    return module
+
+
+class Stack:
+    """``layers`` x (1 or 2 directions) of one kernel; params[(layer, reverse)] -> dict."""
+
+    def __init__(self, k, params: dict, layers: int, bidirectional: bool = False):
+        self.k, self.params, self.layers = k, params, layers
+        self.directions = [False, True] if bidirectional else [False]
+
+    @classmethod
+    def from_torch(cls, k, module):
+        dirs = [False, True] if module.bidirectional else [False]
+        params = {(l, r): k.from_torch(module, layer=l, reverse=r) for l in range(module.num_layers) for r in dirs}
+        return cls(k, params, module.num_layers, module.bidirectional)
+
+    def to_torch(self, grads: dict) -> dict:
+        out = {}
+        for (l, r), g in grads.items():
+            if isinstance((l, r), tuple) and (l, r) in self.params:
+                out.update(self.k.to_torch(g, layer=l, reverse=r, gradients=True))
+        return out
+
+    def forward(self, x, states0=None):
+        """y (T, B, D*H) of the last layer, final states {(layer, reverse): states}, caches."""
+        states0 = states0 or {}
+        caches, final = {}, {}
+        inp = np.asarray(x)
+        for layer in range(self.layers):
+            outs = []
+            for rev in self.directions:
+                xi = inp[::-1] if rev else inp
+                y, sT, cache = self.k.forward(xi, states0.get((layer, rev)), self.params[(layer, rev)])
+                outs.append(y[::-1] if rev else y)
+                caches[(layer, rev)], final[(layer, rev)] = cache, sT
+            inp = np.concatenate(outs, axis=-1) if len(outs) > 1 else outs[0]
+        return inp, final, caches
+
+    def backward(self, dy, dstates_T, caches):
+        """Gradients: "x" and, per (layer, reverse), the kernel's dict (states, parameters)."""
+        dstates_T = dstates_T or {}
+        grads = {}
+        d_out = None if dy is None else np.asarray(dy)
+        for layer in reversed(range(self.layers)):
+            dxs = []
+            for k, rev in enumerate(self.directions):
+                dyi = None
+                if d_out is not None:
+                    H = d_out.shape[-1] // len(self.directions)
+                    dyi = d_out[..., k * H:(k + 1) * H]
+                    dyi = dyi[::-1] if rev else dyi
+                g = self.k.backward(dyi, dstates_T.get((layer, rev)), caches[(layer, rev)], self.params[(layer, rev)])
+                grads[(layer, rev)] = g
+                dxs.append(g["x"][::-1] if rev else g["x"])
+            d_out = sum(dxs)
+        grads["x"] = d_out
+        return grads
+
+
+def check_identifier(name: str) -> str:
+    if not name.isidentifier():
+        raise DeriveError(f"cannot generate code for the name {name!r}")
+    return name
