@@ -213,13 +213,24 @@ def add_commands(sub) -> None:
     s.add_argument("--no-torch", action="store_true", help="skip the PyTorch column")
     s.set_defaults(run=lambda a: verify(_known(a.names), not a.no_torch))
 
-    s = sub.add_parser("bench", help="time the activation kernels against naive NumPy and torch.nn.functional")
-    s.add_argument("what", choices=["activations"], help="what to benchmark")
-    s.add_argument("names", nargs="*", help="activations (default: all elementwise ones)")
-    s.add_argument("--size", type=int, default=10**6, help="elements per array (default 10^6)")
-    s.add_argument("--repeat", type=int, default=7, help="timed runs, best kept (default 7)")
-    s.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as NumPy's ufuncs)")
-    s.set_defaults(run=lambda a: bench(_known(a.names), a.size, a.repeat, a.threads))
+    s = sub.add_parser("bench", help="time cell kernels against torch.nn, or the activation kernels")
+    s.add_argument("what", nargs="+", help="cell names or .toml specs, or 'activations' [NAMES]")
+    s.add_argument("--size", type=int, default=10**6, help="activations: elements per array (default 10^6)")
+    s.add_argument("--repeat", type=int, default=None, help="timed runs, best kept (default 7; cells 3)")
+    s.add_argument("--threads", type=int, default=None,
+                   help="threads for torch and NumPy's BLAS (default: activations 1, cells every core)")
+    s.add_argument("--shape", action="append", metavar="T,B,I,H",
+                   help="cells: a size to time (repeatable; default the three of issue 4)")
+    s.set_defaults(run=_bench)
+
+
+def _bench(a) -> int:
+    if a.what[0] == "activations":
+        return bench(_known(a.what[1:]), a.size, a.repeat or 7, a.threads or 1)
+    from . import cellbench
+
+    sizes = cellbench.SIZES if not a.shape else [cellbench.parse_shape(v) for v in a.shape]
+    return cellbench.bench(cellbench.known(a.what), a.repeat or 3, a.threads, sizes)
 
 
 def _known(names):

@@ -393,23 +393,32 @@ class Writer:
         L.append("")
         L.append(f"z = np.empty((T, B, {NZ}), dtype)  # pre-activations, columns "
                  + " | ".join(f"z_{b.name}" for b in self.zblocks))
+        shared = {id(b) for b, _ in self.shared()}
         if xblocks:
-            biases = []
-            for b in xblocks:
-                bs = p.folded.get(b.z, [])
-                biases.append(" + ".join(code_name(s) for s in bs) if bs else f"np.zeros({b.dim}, dtype)")
             xs = _span(xblocks)
-            L.append("# input projection of every step in one GEMM, biases folded in")
+            L.append("# input projection of every step in one GEMM")
             full = xblocks[0].start == 0 and xblocks[-1].stop == self.zblocks[-1].stop
             target = f"z.reshape(T * B, {NZ})" if full else f"z.reshape(T * B, {NZ})[:, {xs}]"
             if full:
                 L.append(f"np.matmul(x.reshape(T * B, I), W_{inp.name}, out={target})")
             else:
                 L.append(f"{target}[...] = x.reshape(T * B, I) @ W_{inp.name}")
-            L.append(f"z[:, :, {xs}] += np.concatenate([{', '.join(biases)}])")
+            rest = [b for b in xblocks if id(b) not in shared and p.folded.get(b.z)]
+            for b in rest:
+                L.append(f"z[:, :, s_{b.name}] += {' + '.join(code_name(s) for s in p.folded[b.z])}"
+                         f"  # the bias of z_{b.name}")
+        for g, blocks, first in self.shared_runs():
+            bs = [" + ".join(code_name(s) for s in p.folded.get(b.z, [])) or f"np.zeros({b.dim}, dtype)"
+                  for b in blocks]
+            L.append(f"b_{g.name}{''.join(b.name for b in blocks)} = np.concatenate([{', '.join(bs)}])"
+                     f"  # biases of the blocks, added to the recurrent product each step")
         gates = [b for b in self.zblocks if b.gate is not None and not self.state_of(b.gate)]
-        L.append(f"a = np.empty((T, B, {NZ}), dtype)  # gate outputs, same columns"
-                 if gates else "a = None")
+        if gates and self.inplace():
+            L.append("a = z  # each gate's output overwrites its pre-activation: the backward reads outputs only")
+        elif gates:
+            L.append(f"a = np.empty((T, B, {NZ}), dtype)  # gate outputs, same columns")
+        else:
+            L.append("a = None")
         for s in cell.states:
             n = code_name(s).removesuffix("_t")
             L.append(f"{n}_all = np.empty((T + 1, B, {_dim_code(_dim_of(cell, s))}), dtype)")
@@ -522,6 +531,41 @@ class Writer:
                 L.append(f"{g.name}_t = {g.name}_all[t]")
         return L
 
+    def shared(self) -> list:
+        """(block, recurrent group) for blocks whose z adds an input and a recurrent product."""
+        p = self.p
+        out = []
+        for b in self.zblocks:
+            rec = [g for g in p.groups.values() if g.kind == "recurrent" and g.name in b.groups]
+            if rec and any(g.kind == "input" and g.name in b.groups for g in p.groups.values()):
+                out.append((b, rec[0]))
+        return out
+
+    def shared_runs(self) -> list:
+        """(group, blocks, column offset in the group's product) per run of shared blocks."""
+        out = []
+        for run in _runs(self.shared(), key=lambda bg: bg[1].name):
+            g = run[0][1]
+            blocks = [b for b, _ in run]
+            off, first = sp.Integer(0), None
+            for m in g.atoms:
+                blk = self.grad_block_of(m)
+                if blk is blocks[0]:
+                    first = off
+                off += blk.dim
+            out.append((g, blocks, first))
+        return out
+
+    def inplace(self) -> bool:
+        """Gate outputs may overwrite their pre-activations: nothing reads z after its gate."""
+        gates = [b for b in self.zblocks if b.gate is not None]
+        if any(b.act not in OUTPUT_DERIVATIVE for b in gates):
+            return False
+        read = set()
+        for e in _backward_exprs(self.p.d):
+            read |= e.free_symbols
+        return not any(b.z in read for b in gates)
+
     def forward_step(self) -> list[str]:
         p, cell = self.p, self.cell
         names = self.names_at_t()
@@ -531,28 +575,17 @@ class Writer:
             if g.kind == "recurrent":
                 L.append(f"np.matmul({names[g.arg] if g.arg in names else _arg_name(g.arg)}, W_{g.name}, "
                          f"out={g.name}W_t)  # " + " | ".join(ir_text(m) for m in g.atoms))
-        # pre-activations: the direct recurrent products of a run of blocks in one add
-        shared = []
-        for b in self.zblocks:
-            rec = [g for g in p.groups.values() if g.kind == "recurrent" and g.name in b.groups]
-            if rec and any(g.kind == "input" and g.name in b.groups for g in p.groups.values()):
-                shared.append((b, rec[0]))
-        for run in _runs(shared, key=lambda bg: bg[1].name):
-            g = run[0][1]
-            blocks = [b for b, _ in run]
-            off = sp.Integer(0)
-            first = None
-            for m in g.atoms:
-                blk = self.grad_block_of(m)
-                if blk is blocks[0]:
-                    first = off
-                off += blk.dim
-            width = sum((b.dim for b in blocks), sp.Integer(0))
+        # pre-activations: the direct recurrent products (and biases) of a run of blocks in one add
+        for g, blocks, first in self.shared_runs():
+            width = self.width(blocks)
             zs = f"z_row[:, {self.span(blocks)}]"
-            L.append(f"np.add({zs}, {g.name}W_t[:, {_dim_code(first)}:{_dim_code(first + width)}], out={zs})"
-                     f"  # + " + " + ".join(ir_text(m) for m in g.atoms if self.grad_block_of(m) in blocks))
+            hs = f"{g.name}W_t[:, {_dim_code(first)}:{_dim_code(first + width)}]"
+            bias = f"b_{g.name}{''.join(b.name for b in blocks)}"
+            L.append(f"np.add({hs}, {bias}, out={hs})")
+            L.append(f"np.add({zs}, {hs}, out={zs})"
+                     f"  # + " + " + ".join(ir_text(m) for m in g.atoms if self.grad_block_of(m) in blocks) + " + b")
         handled = {}  # z -> terms already in the buffer
-        for b, g in shared:
+        for b, g in self.shared():
             handled[b.z] = [m for m in g.atoms if self.grad_block_of(m) is b]
         inp = next((g for g in p.groups.values() if g.kind == "input"), None)
         levels = sorted({p.levels[a.target] for a in p.schedule})
@@ -653,7 +686,7 @@ class Writer:
         ND = _dim_code(self.p.blocks[-1].stop)
         L.append("")
         L.append("steps = T if truncate is None else max(0, min(T, int(truncate)))")
-        L.append(f"dz = np.zeros((T, B, {ND}), dtype)  # adjoints of the pre-activations (and products), "
+        L.append(f"dz = np.empty((T, B, {ND}), dtype)  # adjoints of the pre-activations (and products), "
                  + " | ".join(f"d{b.name}" for b in p.blocks))
         L.append(f"da = np.empty((B, {ND}), dtype)  # adjoints of the gate outputs, same columns")
         for s in cell.states:
@@ -661,6 +694,9 @@ class Writer:
             L.append(f"d{code_name(s).removesuffix('_t')}_carry = np.zeros((B, {_dim_code(_dim_of(cell, s))}), dtype)")
             L.append(f"if dstates_T is not None and dstates_T.get({key!r}) is not None:")
             L.append(f"    d{code_name(s).removesuffix('_t')}_carry[...] = dstates_T[{key!r}]")
+        for key in sorted(self.in_loop()):
+            prm = cell.params[key]
+            L.append(f"d{code_name(prm.symbol)}_sum = np.zeros({_dim_code(prm.shape[0])}, dtype)")
         scratch_at = len(L)
         L.append("")
         L.append("for t in range(T - 1, T - 1 - steps, -1):")
@@ -754,6 +790,16 @@ class Writer:
             if b.z is None:
                 L.append(f"# gradient block of {', '.join(b.groups)}: {ir_text(b.grad)}")
                 L += self.emit(b.grad, f"d{b.name}_t", names)
+        # vector-parameter gradients that read this step's adjoints: accumulated here
+        for pg in d.params:
+            if pg.param.key in self.in_loop():
+                expr = sp.Add(*[g for g, _ in pg.terms])
+                dim = pg.param.shape[0]
+                acc = f"d{code_name(pg.param.symbol)}_sum"
+                tmp = self.buf(f"d{code_name(pg.param.symbol)}_t", dim)
+                L.append(f"# dL/d{pg.param.key} += sum over the batch of {ir_text(expr)}")
+                L += self.emit(expr, tmp, names)
+                L.append(f"{acc} += {tmp}.sum(axis=0)")
         # carries to step t-1
         for s in cell.states:
             key = ir.ref(s).key
@@ -824,9 +870,10 @@ class Writer:
                 raise ValueError("the input may only enter through matrix products")
             cols, contiguous = self.group_range(inp)
             L.append(f"# dx_t = {' + '.join(ir_text(t) for t in d.input_grad.terms)}: one GEMM for all steps")
-            L.append("dx = np.zeros((T, B, I), dtype)")
-            L.append(f"dx[lo:] = (dz[lo:, :, {_span(cols)}].reshape(steps * B, -1) @ W_{inp.name}.T)"
-                     ".reshape(steps, B, I)")
+            L.append("dx = np.empty((T, B, I), dtype)")
+            L.append("dx[:lo] = 0.0")
+            L.append(f"np.matmul(dz[lo:, :, {_span(cols)}].reshape(steps * B, -1), W_{inp.name}.T, "
+                     "out=dx[lo:].reshape(steps * B, I))")
             L.append("grads['x'] = dx")
         for s in cell.states:
             L.append(f"grads[{ir.ref(s).key!r}] = d{code_name(s).removesuffix('_t')}_carry")
@@ -850,6 +897,29 @@ class Writer:
                             L.append(f"grads[{ir.ref(m.args[0]).key!r}] = dW[{_dim_code(off)}:{_dim_code(off + b.dim)}]")
                     off += b.dim
         L.append("dz_sum = dz[lo:].sum(axis=(0, 1))")
+        all_names = self.all_t_names()
+        for pg in d.params:
+            if pg.param.key in self.in_loop():
+                L.append(f"grads[{pg.param.key!r}] = d{code_name(pg.param.symbol)}_sum")
+        L += self._vector_grads(all_names)
+        L.append("return grads")
+        return L
+
+    def in_loop(self) -> set:
+        """Vector parameters whose gradient reads per-step adjoints: accumulated in the loop."""
+        keys = set(self.all_t_names())
+        out = set()
+        for pg in self.p.d.params:
+            if pg.param.is_matrix or all(any(b.grad == g for b in self.p.blocks) for g, _ in pg.terms):
+                continue
+            expr = sp.Add(*[g for g, _ in pg.terms])
+            if any(ir.is_ir(s) and ir.ref(s).time is not None and s not in keys for s in expr.free_symbols):
+                out.add(pg.param.key)
+        return out
+
+    def all_t_names(self) -> dict:
+        """Quantities kept for every step -> their (steps, B, dim) arrays after the loop."""
+        p, cell = self.p, self.cell
         all_names = {}
         for b in p.blocks:
             all_names[b.grad] = f"dz[lo:, :, s_{b.name}]"
@@ -864,7 +934,14 @@ class Writer:
             if b.gate is not None and not self.state_of(b.gate):
                 all_names[b.gate] = f"a[lo:, :, s_{b.name}]"
             all_names[b.z] = f"z[lo:, :, s_{b.name}]"
+        return all_names
+
+    def _vector_grads(self, all_names) -> list[str]:
+        p, cell, d = self.p, self.cell, self.p.d
+        L = []
         for pg in d.params:
+            if pg.param.key in self.in_loop():
+                continue
             if pg.param.is_matrix:
                 continue
             key = pg.param.key
@@ -889,7 +966,6 @@ class Writer:
             for n in pool.names:
                 L.insert(len(L) - 1, f"{n} = np.empty_like({big})")
             L.append(f"grads[{key!r}] = {big}.sum(axis=(0, 1))")
-        L.append("return grads")
         return L
 
 
@@ -962,6 +1038,8 @@ def context(d: Derivation, source: str) -> dict:
         "forward": fwd, "backward": bwd, "uses_act": uses_act, "layouts": layouts(plan),
         "blocks": [b.name for b in plan.blocks],
         "gemms": {g.name: [ir_text(m) for m in g.atoms] for g in plan.groups.values()},
+        "gemm_table": {g.name: {"kind": g.kind, "in": w.arg_dim(g),
+                                "out": [str(w.grad_block_of(m).dim) for m in g.atoms]} for g in plan.groups.values()},
         "dims": sorted({str(dim) for p in cell.params.values() for dim in p.shape}),
     }
 

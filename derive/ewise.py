@@ -109,9 +109,23 @@ class Emitter:
         elif isinstance(e, acts.Activation):
             self._activation(e, dest)
         else:
-            raise CodegenError(f"no code rule for {e!r} (symbols known here: "
-                               f"{', '.join(sorted(map(str, self.names.values())))})")
+            self._printed(e, dest)
         return dest
+
+    def _printed(self, e, dest):
+        """Anything else (a kinked derivative's Piecewise, exp, Abs): one NumPy expression."""
+        from .npcode import KernelPrinter
+
+        subs = {}
+        for atom in e.atoms(sp.Symbol, acts.Activation):
+            if atom in self.names:
+                subs[atom] = sp.Symbol(self.names[atom])
+            elif isinstance(atom, sp.Symbol) and ir.is_ir(atom):
+                raise CodegenError(f"no value for {atom} in generated code")
+        body = e.xreplace(subs)
+        if body.atoms(acts.Activation):
+            raise CodegenError(f"no code rule for {e!r}")
+        self.lines.append(f"np.copyto({dest}, {KernelPrinter().doprint(body)})")
 
     def _chain(self, args, dest, op, inverse_op, split):
         """``a1 op a2 op ...`` left to right into ``dest``; ``split`` peels an inverse."""

@@ -32,20 +32,23 @@ NAME = "gru"
 STATES = ["h"]
 PARAMS = {"W_xr": "H x I", "W_hr": "H x H", "b_r": "H", "W_xz": "H x I", "W_hz": "H x H", "b_z": "H", "W_xn": "H x I", "b_n": "H", "W_hn": "H x H", "b_hn": "H"}
 LAYOUTS = {'keras': {'bias': 'double',
-                      'bias_hh': [None, None, 'b_hn'],
-                      'bias_ih': ['b_z', 'b_r', 'b_n'],
-                      'gates': ['z', 'r', 'n'],
-                      'hh': ['W_hz', 'W_hr', 'W_hn'],
-                      'ih': ['W_xz', 'W_xr', 'W_xn'],
-                      'layer': 'GRU',
-                      'reset_after': True},
-            'torch': {'bias_hh': [None, None, 'b_hn'],
-                      'bias_ih': ['b_r', 'b_z', 'b_n'],
-                      'gates': ['r', 'z', 'n'],
-                      'hh': ['W_hr', 'W_hz', 'W_hn'],
-                      'ih': ['W_xr', 'W_xz', 'W_xn'],
-                      'module': 'GRU',
-                      'nonlinearity': None}}
+                     'bias_hh': [None, None, 'b_hn'],
+                     'bias_ih': ['b_z', 'b_r', 'b_n'],
+                     'gates': ['z', 'r', 'n'],
+                     'hh': ['W_hz', 'W_hr', 'W_hn'],
+                     'ih': ['W_xz', 'W_xr', 'W_xn'],
+                     'layer': 'GRU',
+                     'reset_after': True},
+           'torch': {'bias_hh': [None, None, 'b_hn'],
+                     'bias_ih': ['b_r', 'b_z', 'b_n'],
+                     'gates': ['r', 'z', 'n'],
+                     'hh': ['W_hr', 'W_hz', 'W_hn'],
+                     'ih': ['W_xr', 'W_xz', 'W_xn'],
+                     'module': 'GRU',
+                     'nonlinearity': None}}
+#: the matrix products: argument -> kind, input size, output blocks (for derive bench)
+GEMMS = {'h': {'in': 'H', 'kind': 'recurrent', 'out': ['H', 'H', 'H']},
+         'x': {'in': 'I', 'kind': 'input', 'out': ['H', 'H', 'H']}}
 
 
 def _sigmoid(z, out):
@@ -92,10 +95,11 @@ def forward(x, states0, params):
     W_x = np.concatenate([W_xn, W_xr, W_xz]).T  # (I, columns n | r | z)
     
     z = np.empty((T, B, 3*H), dtype)  # pre-activations, columns z_n | z_r | z_z
-    # input projection of every step in one GEMM, biases folded in
+    # input projection of every step in one GEMM
     np.matmul(x.reshape(T * B, I), W_x, out=z.reshape(T * B, 3*H))
-    z[:, :, slice(0, 3*H)] += np.concatenate([b_n, b_r, b_z])
-    a = np.empty((T, B, 3*H), dtype)  # gate outputs, same columns
+    z[:, :, s_n] += b_n  # the bias of z_n
+    b_hrz = np.concatenate([b_r, b_z])  # biases of the blocks, added to the recurrent product each step
+    a = z  # each gate's output overwrites its pre-activation: the backward reads outputs only
     h_all = np.empty((T + 1, B, H), dtype)
     h_all[0] = states0['h']
     hW_all = np.empty((T, B, 3*H), dtype)  # kept: the backward reads it
@@ -116,7 +120,8 @@ def forward(x, states0, params):
         hW_t = hW_all[t]
         W_hn_h = hW_t[:, 2*H:3*H]
         np.matmul(h_prev, W_h, out=hW_t)  # W_{hr} h_{t-1} | W_{hz} h_{t-1} | W_{hn} h_{t-1}
-        np.add(z_row[:, s_rz], hW_t[:, 0:2*H], out=z_row[:, s_rz])  # + W_{hr} h_{t-1} + W_{hz} h_{t-1}
+        np.add(hW_t[:, 0:2*H], b_hrz, out=hW_t[:, 0:2*H])
+        np.add(z_row[:, s_rz], hW_t[:, 0:2*H], out=z_row[:, s_rz])  # + W_{hr} h_{t-1} + W_{hz} h_{t-1} + b
         # r_t = sigma(z_{r,t}); z_t = sigma(z_{z,t})
         _sigmoid(z_row[:, s_rz], out=a_row[:, s_rz])
         # z_{n,t} = W_{xn} x_t + r_t ⊙ (W_{hn} h_{t-1} + b_{hn}) + b_n
@@ -167,7 +172,7 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     W_x = np.concatenate([W_xn, W_xr, W_xz]).T  # (I, columns n | r | z)
     
     steps = T if truncate is None else max(0, min(T, int(truncate)))
-    dz = np.zeros((T, B, 4*H), dtype)  # adjoints of the pre-activations (and products), dn | dr | dz | dhn
+    dz = np.empty((T, B, 4*H), dtype)  # adjoints of the pre-activations (and products), dn | dr | dz | dhn
     da = np.empty((B, 4*H), dtype)  # adjoints of the gate outputs, same columns
     dh_carry = np.zeros((B, H), dtype)
     if dstates_T is not None and dstates_T.get('h') is not None:
@@ -223,8 +228,9 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     lo = T - steps  # the first step the gradient reached
     grads = {}
     # dx_t = W_{xr}^T dz_{r,t} + W_{xz}^T dz_{z,t} + W_{xn}^T dz_{n,t}: one GEMM for all steps
-    dx = np.zeros((T, B, I), dtype)
-    dx[lo:] = (dz[lo:, :, slice(0, 3*H)].reshape(steps * B, -1) @ W_x.T).reshape(steps, B, I)
+    dx = np.empty((T, B, I), dtype)
+    dx[:lo] = 0.0
+    np.matmul(dz[lo:, :, slice(0, 3*H)].reshape(steps * B, -1), W_x.T, out=dx[lo:].reshape(steps * B, I))
     grads['x'] = dx
     grads['h'] = dh_carry
     # weight gradients: sum_t g_t a_t^T, one GEMM per argument

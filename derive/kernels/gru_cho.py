@@ -33,13 +33,17 @@ NAME = "gru_cho"
 STATES = ["h"]
 PARAMS = {"W_xr": "H x I", "W_hr": "H x H", "b_r": "H", "W_xz": "H x I", "W_hz": "H x H", "b_z": "H", "W_xh": "H x I", "W_hh": "H x H", "b_h": "H"}
 LAYOUTS = {'keras': {'bias': 'single',
-                      'bias_hh': [None, None, None],
-                      'bias_ih': ['b_z', 'b_r', 'b_h'],
-                      'gates': ['z', 'r', 'h_tilde'],
-                      'hh': ['W_hz', 'W_hr', 'W_hh'],
-                      'ih': ['W_xz', 'W_xr', 'W_xh'],
-                      'layer': 'GRU',
-                      'reset_after': False}}
+                     'bias_hh': [None, None, None],
+                     'bias_ih': ['b_z', 'b_r', 'b_h'],
+                     'gates': ['z', 'r', 'h_tilde'],
+                     'hh': ['W_hz', 'W_hr', 'W_hh'],
+                     'ih': ['W_xz', 'W_xr', 'W_xh'],
+                     'layer': 'GRU',
+                     'reset_after': False}}
+#: the matrix products: argument -> kind, input size, output blocks (for derive bench)
+GEMMS = {'h': {'in': 'H', 'kind': 'recurrent', 'out': ['H', 'H']},
+         'h_r': {'in': 'H', 'kind': 'late', 'out': ['H']},
+         'x': {'in': 'I', 'kind': 'input', 'out': ['H', 'H', 'H']}}
 
 
 def _sigmoid(z, out):
@@ -85,10 +89,11 @@ def forward(x, states0, params):
     W_h_r = np.concatenate([W_hh]).T  # (H, columns h_tilde)
     
     z = np.empty((T, B, 3*H), dtype)  # pre-activations, columns z_h_tilde | z_r | z_z
-    # input projection of every step in one GEMM, biases folded in
+    # input projection of every step in one GEMM
     np.matmul(x.reshape(T * B, I), W_x, out=z.reshape(T * B, 3*H))
-    z[:, :, slice(0, 3*H)] += np.concatenate([b_h, b_r, b_z])
-    a = np.empty((T, B, 3*H), dtype)  # gate outputs, same columns
+    z[:, :, s_h_tilde] += b_h  # the bias of z_h_tilde
+    b_hrz = np.concatenate([b_r, b_z])  # biases of the blocks, added to the recurrent product each step
+    a = z  # each gate's output overwrites its pre-activation: the backward reads outputs only
     h_all = np.empty((T + 1, B, H), dtype)
     h_all[0] = states0['h']
     hW = np.empty((B, 2*H), dtype)
@@ -112,7 +117,8 @@ def forward(x, states0, params):
         W_hh_h_r = h_rW_t[:, 0:H]
         h_r_t = h_r_all[t]
         np.matmul(h_prev, W_h, out=hW_t)  # W_{hr} h_{t-1} | W_{hz} h_{t-1}
-        np.add(z_row[:, s_rz], hW_t[:, 0:2*H], out=z_row[:, s_rz])  # + W_{hr} h_{t-1} + W_{hz} h_{t-1}
+        np.add(hW_t[:, 0:2*H], b_hrz, out=hW_t[:, 0:2*H])
+        np.add(z_row[:, s_rz], hW_t[:, 0:2*H], out=z_row[:, s_rz])  # + W_{hr} h_{t-1} + W_{hz} h_{t-1} + b
         # r_t = sigma(z_{r,t}); z_t = sigma(z_{z,t})
         _sigmoid(z_row[:, s_rz], out=a_row[:, s_rz])
         # GEMM argument r_t ⊙ h_{t-1}
@@ -163,7 +169,7 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     W_h_r = np.concatenate([W_hh]).T  # (H, columns h_tilde)
     
     steps = T if truncate is None else max(0, min(T, int(truncate)))
-    dz = np.zeros((T, B, 3*H), dtype)  # adjoints of the pre-activations (and products), dh_tilde | dr | dz
+    dz = np.empty((T, B, 3*H), dtype)  # adjoints of the pre-activations (and products), dh_tilde | dr | dz
     da = np.empty((B, 3*H), dtype)  # adjoints of the gate outputs, same columns
     dh_carry = np.zeros((B, H), dtype)
     if dstates_T is not None and dstates_T.get('h') is not None:
@@ -216,8 +222,9 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     lo = T - steps  # the first step the gradient reached
     grads = {}
     # dx_t = W_{xr}^T dz_{r,t} + W_{xz}^T dz_{z,t} + W_{xh}^T dz_{h~,t}: one GEMM for all steps
-    dx = np.zeros((T, B, I), dtype)
-    dx[lo:] = (dz[lo:, :, slice(0, 3*H)].reshape(steps * B, -1) @ W_x.T).reshape(steps, B, I)
+    dx = np.empty((T, B, I), dtype)
+    dx[:lo] = 0.0
+    np.matmul(dz[lo:, :, slice(0, 3*H)].reshape(steps * B, -1), W_x.T, out=dx[lo:].reshape(steps * B, I))
     grads['x'] = dx
     grads['h'] = dh_carry
     # weight gradients: sum_t g_t a_t^T, one GEMM per argument

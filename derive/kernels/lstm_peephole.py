@@ -35,6 +35,9 @@ NAME = "lstm_peephole"
 STATES = ["h", "c"]
 PARAMS = {"W_xi": "H x I", "W_hi": "H x H", "p_i": "H", "b_i": "H", "W_xf": "H x I", "W_hf": "H x H", "p_f": "H", "b_f": "H", "W_xg": "H x I", "W_hg": "H x H", "b_g": "H", "W_xo": "H x I", "W_ho": "H x H", "p_o": "H", "b_o": "H"}
 LAYOUTS = {}
+#: the matrix products: argument -> kind, input size, output blocks (for derive bench)
+GEMMS = {'h': {'in': 'H', 'kind': 'recurrent', 'out': ['H', 'H', 'H', 'H']},
+         'x': {'in': 'I', 'kind': 'input', 'out': ['H', 'H', 'H', 'H']}}
 
 
 def _sigmoid(z, out):
@@ -86,10 +89,10 @@ def forward(x, states0, params):
     W_x = np.concatenate([W_xi, W_xf, W_xg, W_xo]).T  # (I, columns i | f | g | o)
     
     z = np.empty((T, B, 4*H), dtype)  # pre-activations, columns z_i | z_f | z_g | z_o
-    # input projection of every step in one GEMM, biases folded in
+    # input projection of every step in one GEMM
     np.matmul(x.reshape(T * B, I), W_x, out=z.reshape(T * B, 4*H))
-    z[:, :, slice(0, 4*H)] += np.concatenate([b_i, b_f, b_g, b_o])
-    a = np.empty((T, B, 4*H), dtype)  # gate outputs, same columns
+    b_hifgo = np.concatenate([b_i, b_f, b_g, b_o])  # biases of the blocks, added to the recurrent product each step
+    a = z  # each gate's output overwrites its pre-activation: the backward reads outputs only
     h_all = np.empty((T + 1, B, H), dtype)
     h_all[0] = states0['h']
     c_all = np.empty((T + 1, B, H), dtype)
@@ -118,7 +121,8 @@ def forward(x, states0, params):
         tanh_c_t = tanh_c_all[t]
         hW_t = hW
         np.matmul(h_prev, W_h, out=hW_t)  # W_{hi} h_{t-1} | W_{hf} h_{t-1} | W_{hg} h_{t-1} | W_{ho} h_{t-1}
-        np.add(z_row[:, s_ifgo], hW_t[:, 0:4*H], out=z_row[:, s_ifgo])  # + W_{hi} h_{t-1} + W_{hf} h_{t-1} + W_{hg} h_{t-1} + W_{ho} h_{t-1}
+        np.add(hW_t[:, 0:4*H], b_hifgo, out=hW_t[:, 0:4*H])
+        np.add(z_row[:, s_ifgo], hW_t[:, 0:4*H], out=z_row[:, s_ifgo])  # + W_{hi} h_{t-1} + W_{hf} h_{t-1} + W_{hg} h_{t-1} + W_{ho} h_{t-1} + b
         # z_{i,t} = W_{xi} x_t + W_{hi} h_{t-1} + p_i ⊙ c_{t-1} + b_i
         np.multiply(c_prev, p_i, out=_h0)
         np.add(z_i_t, _h0, out=z_i_t)
@@ -184,7 +188,7 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     W_x = np.concatenate([W_xi, W_xf, W_xg, W_xo]).T  # (I, columns i | f | g | o)
     
     steps = T if truncate is None else max(0, min(T, int(truncate)))
-    dz = np.zeros((T, B, 4*H), dtype)  # adjoints of the pre-activations (and products), di | df | dg | do
+    dz = np.empty((T, B, 4*H), dtype)  # adjoints of the pre-activations (and products), di | df | dg | do
     da = np.empty((B, 4*H), dtype)  # adjoints of the gate outputs, same columns
     dh_carry = np.zeros((B, H), dtype)
     if dstates_T is not None and dstates_T.get('h') is not None:
@@ -261,8 +265,9 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     lo = T - steps  # the first step the gradient reached
     grads = {}
     # dx_t = W_{xi}^T dz_{i,t} + W_{xf}^T dz_{f,t} + W_{xg}^T dz_{g,t} + W_{xo}^T dz_{o,t}: one GEMM for all steps
-    dx = np.zeros((T, B, I), dtype)
-    dx[lo:] = (dz[lo:, :, slice(0, 4*H)].reshape(steps * B, -1) @ W_x.T).reshape(steps, B, I)
+    dx = np.empty((T, B, I), dtype)
+    dx[:lo] = 0.0
+    np.matmul(dz[lo:, :, slice(0, 4*H)].reshape(steps * B, -1), W_x.T, out=dx[lo:].reshape(steps * B, I))
     grads['x'] = dx
     grads['h'] = dh_carry
     grads['c'] = dc_carry

@@ -27,20 +27,23 @@ NAME = "rnn_relu"
 STATES = ["h"]
 PARAMS = {"W_xh": "H x I", "W_hh": "H x H", "b_h": "H"}
 LAYOUTS = {'keras': {'bias': 'single',
-                      'bias_hh': [None],
-                      'bias_ih': ['b_h'],
-                      'gates': ['h'],
-                      'hh': ['W_hh'],
-                      'ih': ['W_xh'],
-                      'layer': 'SimpleRNN',
-                      'reset_after': None},
-            'torch': {'bias_hh': [None],
-                      'bias_ih': ['b_h'],
-                      'gates': ['h'],
-                      'hh': ['W_hh'],
-                      'ih': ['W_xh'],
-                      'module': 'RNN',
-                      'nonlinearity': 'relu'}}
+                     'bias_hh': [None],
+                     'bias_ih': ['b_h'],
+                     'gates': ['h'],
+                     'hh': ['W_hh'],
+                     'ih': ['W_xh'],
+                     'layer': 'SimpleRNN',
+                     'reset_after': None},
+           'torch': {'bias_hh': [None],
+                     'bias_ih': ['b_h'],
+                     'gates': ['h'],
+                     'hh': ['W_hh'],
+                     'ih': ['W_xh'],
+                     'module': 'RNN',
+                     'nonlinearity': 'relu'}}
+#: the matrix products: argument -> kind, input size, output blocks (for derive bench)
+GEMMS = {'h': {'in': 'H', 'kind': 'recurrent', 'out': ['H']},
+         'x': {'in': 'I', 'kind': 'input', 'out': ['H']}}
 
 
 def _sigmoid(z, out):
@@ -77,9 +80,9 @@ def forward(x, states0, params):
     W_x = np.concatenate([W_xh]).T  # (I, columns h)
     
     z = np.empty((T, B, H), dtype)  # pre-activations, columns z_h
-    # input projection of every step in one GEMM, biases folded in
+    # input projection of every step in one GEMM
     np.matmul(x.reshape(T * B, I), W_x, out=z.reshape(T * B, H))
-    z[:, :, slice(0, H)] += np.concatenate([b_h])
+    b_hh = np.concatenate([b_h])  # biases of the blocks, added to the recurrent product each step
     a = None
     h_all = np.empty((T + 1, B, H), dtype)
     h_all[0] = states0['h']
@@ -92,7 +95,8 @@ def forward(x, states0, params):
         z_h_t = z_row[:, s_h]
         hW_t = hW
         np.matmul(h_prev, W_h, out=hW_t)  # W_{hh} h_{t-1}
-        np.add(z_row[:, s_h], hW_t[:, 0:H], out=z_row[:, s_h])  # + W_{hh} h_{t-1}
+        np.add(hW_t[:, 0:H], b_hh, out=hW_t[:, 0:H])
+        np.add(z_row[:, s_h], hW_t[:, 0:H], out=z_row[:, s_h])  # + W_{hh} h_{t-1} + b
         # h_t = relu(z_{h,t})
         np.maximum(z_h_t, 0.0, out=h_t)
     
@@ -121,7 +125,7 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     W_x = np.concatenate([W_xh]).T  # (I, columns h)
     
     steps = T if truncate is None else max(0, min(T, int(truncate)))
-    dz = np.zeros((T, B, H), dtype)  # adjoints of the pre-activations (and products), dh
+    dz = np.empty((T, B, H), dtype)  # adjoints of the pre-activations (and products), dh
     da = np.empty((B, H), dtype)  # adjoints of the gate outputs, same columns
     dh_carry = np.zeros((B, H), dtype)
     if dstates_T is not None and dstates_T.get('h') is not None:
@@ -144,8 +148,9 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     lo = T - steps  # the first step the gradient reached
     grads = {}
     # dx_t = W_{xh}^T dz_{h,t}: one GEMM for all steps
-    dx = np.zeros((T, B, I), dtype)
-    dx[lo:] = (dz[lo:, :, slice(0, H)].reshape(steps * B, -1) @ W_x.T).reshape(steps, B, I)
+    dx = np.empty((T, B, I), dtype)
+    dx[:lo] = 0.0
+    np.matmul(dz[lo:, :, slice(0, H)].reshape(steps * B, -1), W_x.T, out=dx[lo:].reshape(steps * B, I))
     grads['x'] = dx
     grads['h'] = dh_carry
     # weight gradients: sum_t g_t a_t^T, one GEMM per argument

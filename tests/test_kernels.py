@@ -1,0 +1,338 @@
+"""The generated cell kernels against three independent witnesses.
+
+* finite differences in float64 (inner-product test on random directions, every
+  parameter, the inputs and the initial states);
+* the symbolic derivation evaluated numerically at 30 digits (``verify.run_derivation``:
+  the formulas of the cell's page, not the generated code);
+* PyTorch autograd, float64: nn.RNN (tanh, relu), nn.LSTM, nn.GRU, with multi-layer and
+  bidirectional stacks built from the generated cells; Keras layers through the converters.
+"""
+
+import linecache
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import derive
+from derive import bptt, codegen, ir, spec, verify
+
+CELLS = spec.builtin_names()
+
+
+def loss_and_grads(k, x, s0, params, w, v, **kw):
+    y, sT, cache = k.forward(x, s0, params)
+    L = float((w * y).sum() + sum((v[s] * sT[s]).sum() for s in k.STATES))
+    return L, k.backward(w, v, cache, params, **kw)
+
+
+def setup(k, T=4, B=3, I=3, H=5, seed=0, scale=2.0):
+    rng = np.random.default_rng(seed)
+    params = {n: scale * a for n, a in k.init_params(I, H, seed=seed + 1).items()}
+    x = rng.standard_normal((T, B, I))
+    s0 = {s: rng.standard_normal((B, H)) for s in k.STATES}
+    w = rng.standard_normal((T, B, H))
+    v = {s: rng.standard_normal((B, H)) for s in k.STATES}
+    return rng, params, x, s0, w, v
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_finite_differences(name):
+    """<dL/dtheta, u> against (L(theta + eps u) - L(theta - eps u)) / 2 eps, per argument."""
+    k = derive.kernel(name)
+    rng, params, x, s0, w, v = setup(k)
+    _, g = loss_and_grads(k, x, s0, params, w, v)
+    eps = 1e-6
+    for key in ["x", *k.STATES, *params]:
+        u = rng.standard_normal(g[key].shape)
+
+        def L(sign):
+            xx, ss, pp = x.copy(), dict(s0), dict(params)
+            if key == "x":
+                xx = x + sign * eps * u
+            elif key in ss:
+                ss[key] = s0[key] + sign * eps * u
+            else:
+                pp[key] = params[key] + sign * eps * u
+            y, sT, _ = k.forward(xx, ss, pp)
+            return (w * y).sum() + sum((v[s] * sT[s]).sum() for s in k.STATES)
+        fd = (L(1) - L(-1)) / (2 * eps)
+        analytic = float((g[key] * u).sum())
+        assert abs(fd - analytic) <= 1e-6 * max(1.0, abs(analytic)), (key, fd, analytic)
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_matches_the_derivation_evaluated_at_30_digits(name):
+    """B = 1: the kernel's float64 gradients equal the page's formulas evaluated in SymPy."""
+    k = derive.kernel(name)
+    d = bptt.derive(spec.load(name))
+    cell = d.cell
+    T, I, H = 3, 2, 3
+    rng, params, x, s0, w, v = setup(k, T=T, B=1, I=I, H=H, seed=3)
+    y, sT, cache = k.forward(x, s0, params)
+    g = k.backward(w, v, cache, params)
+
+    def obj(a):
+        return np.frompyfunc(lambda e: sp.Float(float(e), 30), 1, 1)(np.asarray(a, dtype=float))
+    sym_params = {p.symbol: obj(params[p.key]) for p in cell.params.values()}
+    xs = [obj(x[t, 0]) for t in range(T)]
+    states = {s: obj(s0[ir.ref(s).key][0]) for s in cell.states}
+    ws = [obj(w[t, 0]) for t in range(T)]
+    vs = {s: obj(v[ir.ref(s).key][0]) for s in cell.states}
+    grads, dxs, ds0, steps = verify.run_derivation(d, sym_params, xs, states, ws, vs)
+
+    def close(ours, exact, what):
+        exact = np.asarray(exact, dtype=float)
+        assert np.allclose(ours, exact, rtol=1e-12, atol=1e-12), (what, ours, exact)
+    close(y[:, 0], [np.asarray(steps[t + 1][cell.output], dtype=float) for t in range(T)], "y")
+    for p in cell.params.values():
+        close(g[p.key], grads[p.symbol], p.key)
+    close(g["x"][:, 0], np.array([np.asarray(dx, dtype=float) for dx in dxs]), "x")
+    for s in cell.states:
+        close(g[ir.ref(s).key][0], ds0[s], ir.ref(s).key)
+
+
+TORCH_CASES = [
+    ("rnn_tanh", lambda t: t.nn.RNN(3, 5, num_layers=2, bidirectional=True)),
+    ("rnn_relu", lambda t: t.nn.RNN(3, 5, num_layers=2, nonlinearity="relu")),
+    ("lstm", lambda t: t.nn.LSTM(3, 5)),
+    ("lstm", lambda t: t.nn.LSTM(3, 5, num_layers=3, bidirectional=True)),
+    ("gru", lambda t: t.nn.GRU(3, 5)),
+    ("gru", lambda t: t.nn.GRU(3, 5, num_layers=2, bidirectional=True, bias=False)),
+]
+
+
+def _rel(a, b):
+    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / max(np.linalg.norm(b), 1e-300))
+
+
+@pytest.mark.parametrize("name,make", TORCH_CASES)
+def test_stacks_match_pytorch_autograd(name, make):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    m = make(torch).double()
+    k = derive.kernel(name)
+    T, B = 6, 4
+    x = torch.randn(T, B, 3, dtype=torch.float64, requires_grad=True)
+    D = 2 if m.bidirectional else 1
+    h0 = torch.randn(m.num_layers * D, B, 5, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(m.num_layers * D, B, 5, dtype=torch.float64, requires_grad=True)
+    y, final = m(x, (h0, c0)) if name == "lstm" else m(x, h0)
+    wy = torch.randn_like(y)
+    wh = torch.randn_like(h0)
+    hT = final[0] if name == "lstm" else final
+    ((y * wy).sum() + (hT * wh).sum()).backward()
+
+    stack = derive.Stack.from_torch(k, m)
+    keys = [(l, r) for l in range(m.num_layers) for r in ([False, True] if D == 2 else [False])]
+    idx = {key: key[0] * D + key[1] for key in keys}
+    states0 = {key: {"h": h0[idx[key]].detach().numpy(), **({"c": c0[idx[key]].detach().numpy()} if name == "lstm"
+                                                              else {})} for key in keys}
+    ours_y, ours_final, caches = stack.forward(x.detach().numpy(), states0)
+    assert _rel(ours_y, y.detach().numpy()) < 1e-13
+    for key in keys:
+        assert _rel(ours_final[key]["h"], hT[idx[key]].detach().numpy()) < 1e-13
+    dstates = {key: {"h": wh[idx[key]].numpy()} for key in keys}
+    g = stack.backward(wy.numpy(), dstates, caches)
+    assert _rel(g["x"], x.grad.numpy()) < 1e-10
+    for key in keys:
+        assert _rel(g[key]["h"], h0.grad[idx[key]].numpy()) < 1e-10
+        if name == "lstm":
+            assert _rel(g[key]["c"], c0.grad[idx[key]].numpy()) < 1e-10
+    mine = stack.to_torch({key: g[key] for key in keys})
+    for pname, prm in m.named_parameters():
+        assert _rel(mine[pname], prm.grad.numpy()) < 1e-10, pname
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "rnn_tanh"])
+def test_torch_round_trip_of_parameters(name):
+    torch = pytest.importorskip("torch")
+    k = derive.kernel(name)
+    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn_tanh": torch.nn.RNN}[name]
+    m = cls(3, 4).double()
+    p = k.from_torch(m)
+    assert sorted(p) == sorted(k.PARAMS)
+    sd = k.to_torch(p)
+    m2 = cls(3, 4).double()
+    m2.load_state_dict({n: torch.from_numpy(a) for n, a in sd.items()})
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    assert torch.allclose(m(x)[0], m2(x)[0], rtol=1e-14, atol=1e-14)
+
+
+def test_from_torch_refuses_the_wrong_module():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(derive.DeriveError, match="expected a torch.nn.LSTM"):
+        derive.kernel("lstm").from_torch(torch.nn.GRU(3, 4))
+    with pytest.raises(derive.DeriveError, match="nonlinearity"):
+        derive.kernel("rnn_tanh").from_torch(torch.nn.RNN(3, 4, nonlinearity="relu"))
+    with pytest.raises(derive.DeriveError, match="layer"):
+        derive.kernel("lstm").from_torch(torch.nn.LSTM(3, 4), layer=1)
+
+
+KERAS_CASES = [
+    ("lstm", lambda keras: keras.layers.LSTM(5, return_sequences=True)),
+    ("gru", lambda keras: keras.layers.GRU(5, return_sequences=True, reset_after=True)),
+    ("gru_cho", lambda keras: keras.layers.GRU(5, return_sequences=True, reset_after=False)),
+    ("rnn_tanh", lambda keras: keras.layers.SimpleRNN(5, return_sequences=True)),
+]
+
+
+@pytest.mark.parametrize("name,make", KERAS_CASES)
+def test_keras_converters(name, make):
+    """Keras layers (gate order z|r|h, reset_after, one or two biases) through to_keras/from_keras."""
+    keras = pytest.importorskip("keras")
+    k = derive.kernel(name)
+    layer = make(keras)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 6, 3)).astype(np.float32)  # Keras: batch-major
+    layer.build(x.shape)
+    params = {n: a.astype(np.float32) for n, a in k.init_params(3, 5, seed=4).items()}
+    layer.set_weights(k.to_keras(params))
+    theirs = keras.ops.convert_to_numpy(layer(x))
+    ours, _, _ = k.forward(x.transpose(1, 0, 2), None, params)
+    assert np.allclose(ours.transpose(1, 0, 2), theirs, atol=2e-6)
+    back = k.from_keras(layer.get_weights())
+    for n in params:
+        assert np.array_equal(back[n], params[n]), n
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_truncated_bptt_is_full_bptt_of_the_last_k_steps(name):
+    """truncate=k equals full BPTT of a run that starts from the states at step T-k."""
+    k = derive.kernel(name)
+    rng, params, x, s0, w, v = setup(k, T=7, seed=5)
+    keep = 3
+    y, sT, cache = k.forward(x, s0, params)
+    g = k.backward(w, v, cache, params, truncate=keep)
+    _, mid, _ = k.forward(x[:-keep], s0, params)
+    y2, sT2, cache2 = k.forward(x[-keep:], mid, params)
+    g2 = k.backward(w[-keep:], v, cache2, params)
+    assert np.array_equal(g["x"][:-keep], np.zeros_like(g["x"][:-keep]))
+    assert np.allclose(g["x"][-keep:], g2["x"], rtol=1e-12, atol=1e-13)
+    for key in [*k.STATES, *params]:
+        assert np.allclose(g[key], g2[key], rtol=1e-12, atol=1e-13), key
+    full = k.backward(w, v, cache, params)
+    assert not np.allclose(full[next(iter(params))], g[next(iter(params))])
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_float32_stays_float32_and_extreme_inputs_stay_finite(name):
+    k = derive.kernel(name)
+    rng = np.random.default_rng(6)
+    params = {n: a.astype(np.float32) for n, a in k.init_params(8, 6, seed=7).items()}
+    x = (rng.standard_normal((20, 4, 8)) * 1e4).astype(np.float32)
+    with np.errstate(all="raise"):
+        y, sT, cache = k.forward(x, None, params)
+        g = k.backward(np.ones_like(y), None, cache, params, truncate=5 if name == "rnn_relu" else None)
+    assert y.dtype == np.float32 and all(a.dtype == np.float32 for a in g.values())
+    assert np.isfinite(y).all() and all(np.isfinite(a).all() for a in g.values())
+    # float32 agrees with float64 on ordinary inputs
+    x = rng.standard_normal((10, 4, 8))
+    p64 = {n: a.astype(np.float64) for n, a in params.items()}
+    y32, _, _ = k.forward(x.astype(np.float32), None, params)
+    y64, _, _ = k.forward(x, None, p64)
+    assert np.allclose(y32, y64, atol=1e-5)
+
+
+def test_clipping_utilities():
+    k = derive.kernel("lstm")
+    grads = {"a": np.array([3.0, -4.0]), "b": np.array([12.0])}
+    clipped, norm = k.clip_by_global_norm(grads, 6.5)
+    assert norm == pytest.approx(13.0)
+    assert np.allclose(clipped["a"], [1.5, -2.0], rtol=1e-6) and np.allclose(clipped["b"], [6.0], rtol=1e-6)
+    same, _ = k.clip_by_global_norm(grads, 100.0)
+    assert np.array_equal(same["a"], grads["a"])
+    assert np.array_equal(k.clip_by_value(grads, 3.5)["a"], [3.0, -3.5])
+
+
+def test_clip_by_global_norm_matches_torch():
+    torch = pytest.importorskip("torch")
+    k = derive.kernel("gru")
+    rng = np.random.default_rng(8)
+    grads = {n: rng.standard_normal(a.shape) for n, a in k.init_params(3, 4).items()}
+    tensors = [torch.nn.Parameter(torch.zeros(a.shape, dtype=torch.float64)) for a in grads.values()]
+    for t, a in zip(tensors, grads.values()):
+        t.grad = torch.from_numpy(a.copy())
+    total = torch.nn.utils.clip_grad_norm_(tensors, 1.0)
+    clipped, norm = k.clip_by_global_norm(grads, 1.0)
+    assert norm == pytest.approx(float(total), rel=1e-12)
+    for t, a in zip(tensors, clipped.values()):
+        assert np.allclose(t.grad.numpy(), a, rtol=1e-12)
+
+
+def test_generation_is_deterministic_and_committed():
+    for name in CELLS:
+        d = bptt.derive(spec.load(name))
+        first = codegen.render(d, f"derive/cells/{name}.toml")
+        assert first == codegen.render(bptt.derive(spec.load(name)), f"derive/cells/{name}.toml")
+        path = Path(derive.__file__).parent / "kernels" / f"{name}.py"
+        assert path.read_text(encoding="utf-8") == first, f"{path} is stale: run derive kernels"
+
+
+MIXED = '''
+name = "mixed"
+input = "x"
+states = ["h", "c"]
+output = "h"
+gates = ["f"]
+equations = \'\'\'
+f_t = \\operatorname{hardsigmoid}(W_{xf} x_t + W_{hf} h_{t-1} + b_f)
+u_t = \\operatorname{GELU}(W_{xu} x_t + W_{hu} h_{t-1} + b_u)
+c_t = f_t \\odot c_{t-1} + (1 - f_t) \\odot u_t
+h_t = \\operatorname{ELU}(c_t) + p \\odot c_{t-1}
+\'\'\'
+'''
+
+
+def test_a_user_spec_with_other_activations(tmp_path):
+    """Activations without an output-form derivative call the generated activation kernels."""
+    path = tmp_path / "mixed.toml"
+    path.write_text(MIXED, encoding="utf-8")
+    k = derive.kernel(str(path))
+    source = "".join(linecache.getlines(k.__file__))
+    assert "_act.gelu_d(" in source and "_act.elu(" in source
+    rng, params, x, s0, w, v = setup(k, T=4, B=2, I=3, H=4, seed=9, scale=3.0)
+    _, g = loss_and_grads(k, x, s0, params, w, v)
+    eps = 1e-6
+    for key in ["x", *params]:
+        u = rng.standard_normal(g[key].shape)
+
+        def L(sign):
+            xx, pp = x, dict(params)
+            if key == "x":
+                xx = x + sign * eps * u
+            else:
+                pp[key] = params[key] + sign * eps * u
+            y, sT, _ = k.forward(xx, s0, pp)
+            return (w * y).sum() + sum((v[s] * sT[s]).sum() for s in k.STATES)
+        fd = (L(1) - L(-1)) / (2 * eps)
+        assert abs(fd - (g[key] * u).sum()) <= 1e-6 * max(1.0, abs(fd)), key
+
+
+def test_random_cell_specs_run(tmp_path):
+    """A few random well-formed cells: the generated kernel agrees with finite differences."""
+    rnd = random.Random(10)
+    for trial in range(3):
+        act = rnd.choice([r"\tanh", r"\sigma", r"\operatorname{softsign}"])
+        path = tmp_path / f"c{trial}.toml"
+        path.write_text(f'''name = "c{trial}"
+input = "x"
+states = ["h"]
+output = "h"
+equations = \'\'\'
+r_t = \\sigma(W_{{xr}} x_t + W_{{hr}} h_{{t-1}} + b_r)
+h_t = {act}(W_{{xh}} x_t + W_{{hh}} (r_t \\odot h_{{t-1}})) \\odot r_t + (1 - r_t) \\odot h_{{t-1}}
+\'\'\'
+''', encoding="utf-8")
+        k = derive.kernel(str(path))
+        rng, params, x, s0, w, v = setup(k, T=3, B=2, I=2, H=3, seed=trial)
+        _, g = loss_and_grads(k, x, s0, params, w, v)
+        key = "W_hh"
+        u = rng.standard_normal(g[key].shape)
+        Lp = (w * k.forward(x, s0, {**params, key: params[key] + 1e-6 * u})[0]).sum() + sum(
+            (v[s] * k.forward(x, s0, {**params, key: params[key] + 1e-6 * u})[1][s]).sum() for s in k.STATES)
+        Lm = (w * k.forward(x, s0, {**params, key: params[key] - 1e-6 * u})[0]).sum() + sum(
+            (v[s] * k.forward(x, s0, {**params, key: params[key] - 1e-6 * u})[1][s]).sum() for s in k.STATES)
+        assert abs((Lp - Lm) / 2e-6 - (g[key] * u).sum()) < 1e-6 * max(1, abs((Lp - Lm) / 2e-6))
