@@ -12,24 +12,14 @@ machine's matmul throughput; "GF/s" the GEMMs' FLOPs over the GEMM-only time.
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 
 from . import runtime, spec
+from .actcli import _best, _table
 from .errors import DeriveError
 
 SIZES = [(100, 64, 256, 256), (50, 16, 64, 64), (200, 1, 32, 32)]  # (T, B, I, H)
-
-
-def _best(fn, repeat: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def gemm_shapes(k, T, B, I, H) -> list:
@@ -92,8 +82,6 @@ def bench(cells, repeat: int, threads: int | None, sizes=SIZES) -> int:
             for (T, B, I, H) in sizes:
                 for dtype in (np.float32, np.float64):
                     rows.append(_row(k, name, torch, T, B, I, H, dtype, repeat))
-    from .actcli import _table
-
     _table(header, rows)
     return 0
 

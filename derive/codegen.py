@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import sympy as sp
 
@@ -30,7 +31,7 @@ from . import activations as acts
 from . import ir
 from .bptt import DY, Derivation
 from .cell import Cell
-from .ewise import OUTPUT_DERIVATIVE, Emitter, Pool, code_name, derivative_call, number
+from .ewise import OUTPUT_DERIVATIVE, Emitter, Pool, code_name, derivative_call
 from .printing import text as ir_text
 
 
@@ -43,7 +44,6 @@ class Group:
     arg: sp.Expr
     kind: str  # "input" | "recurrent" | "late"
     atoms: list = field(default_factory=list)  # MatVec atoms, in column order
-    level: int = 0  # for "late": the level after which the argument is known
 
     @property
     def weights(self) -> list:
@@ -61,7 +61,6 @@ class Block:
     gate: sp.Symbol | None = None  # the gate's target, if z feeds exactly one activation
     grad: sp.Expr | None = None  # the gradient expression g written here (dz or an extra)
     groups: tuple = ()  # names of the GEMM groups whose gradients read this block
-    level: int = 0
     start: sp.Expr = sp.Integer(0)
 
     @property
@@ -98,12 +97,10 @@ class Plan:
     schedule: list  # assignments in forward order (level, then column)
     saved: dict  # expression to keep per step (time 0) -> code name of its (T, B, dim) buffer
     folded: dict  # z symbol -> [bias params folded into the input GEMM]
-
-    def block(self, z) -> Block:
-        return next(b for b in self.blocks if b.z == z)
+    atom_block: dict  # MatVec atom -> the block holding its weight gradient's g
 
 
-def _levels(cell: Cell, groups: dict) -> dict:
+def _levels(cell: Cell) -> dict:
     level: dict = {}
     for a in cell.assignments:
         deps = [level.get(s, 0) for s in _time_free(a.rhs) if ir.ref(s).time == 0 and s in level]
@@ -128,10 +125,7 @@ def make_plan(d: Derivation) -> Plan:
                 raise ValueError(f"two GEMM arguments share the name {name}")
             if m not in g.atoms:
                 g.atoms.append(m)
-    levels = _levels(cell, groups)
-    for g in groups.values():
-        if g.kind == "late":
-            g.level = max(levels.get(s, 0) for s in _time_free(g.arg) if ir.ref(s).time == 0)
+    levels = _levels(cell)
 
     # pre-activation blocks: which GEMM atoms add directly to each z
     aux = [a for a in cell.assignments if a.aux]
@@ -164,7 +158,7 @@ def make_plan(d: Derivation) -> Plan:
         gate = gate_of.get(z)
         blocks.append(Block(name=ir.ref(gate.target).key if gate else ir.ref(z).sub.replace(",", "_"),
                             dim=_dim_of(cell, z), z=z, act=act_name(z) if gate else None,
-                            gate=gate.target if gate else None, grad=ir.adjoint(z), level=levels[z]))
+                            gate=gate.target if gate else None, grad=ir.adjoint(z)))
     # weight-gradient terms (g, a): the block holding g, per group
     grad_block: dict = {b.grad: b for b in blocks}
     for pg in d.params:
@@ -174,22 +168,18 @@ def make_plan(d: Derivation) -> Plan:
             gname = _arg_name(arg)
             if g not in grad_block:
                 dim = cell.params[pg.param.key].shape[0]
-                blk = Block(name=ir.ref(pg.param.symbol).key.replace("W_", "").replace("_", ""), dim=dim, grad=g,
-                            level=-1)
+                blk = Block(name=ir.ref(pg.param.symbol).key.replace("W_", "").replace("_", ""), dim=dim, grad=g)
                 grad_block[g] = blk
                 blocks.append(blk)
             b = grad_block[g]
             if gname not in b.groups:
                 b.groups = b.groups + (gname,)
     # atoms in each group follow the column order of their gradient blocks
-    atom_grad = {}
-    for pg in d.params:
-        for g, arg in pg.terms:
-            if arg is not None:
-                atom_grad[ir.MatVec(pg.param.symbol, arg)] = g
+    atom_block = {ir.MatVec(pg.param.symbol, arg): grad_block[g] for pg in d.params for g, arg in pg.terms
+                  if arg is not None}
     col = {id(b): k for k, b in enumerate(blocks)}
     for g in groups.values():
-        g.atoms.sort(key=lambda m: col[id(grad_block[atom_grad[m]])])
+        g.atoms.sort(key=lambda m: col[id(atom_block[m])])
     offset = sp.Integer(0)
     for b in blocks:
         b.start = offset
@@ -206,7 +196,7 @@ def make_plan(d: Derivation) -> Plan:
         levels[a.target], col.get(id(next((b for b in blocks if b.gate == a.target or b.z == a.target), None)), 1e9),
         order[a.target]))
     saved = _saved(cell, d, blocks)
-    return Plan(cell, d, groups, blocks, levels, schedule, saved, folded)
+    return Plan(cell, d, groups, blocks, levels, schedule, saved, folded, atom_block)
 
 
 def _backward_exprs(d: Derivation) -> list:
@@ -315,9 +305,6 @@ class Writer:
     def equation(self, a) -> str:
         return f"{ir_text(a.target)} = {ir_text(a.rhs)}"
 
-    def slice_name(self, blocks) -> str:
-        return "s_" + "".join(b.name for b in blocks) if len(blocks) > 1 else f"s_{blocks[0].name}"
-
     def state_of(self, sym):
         return sym in self.cell.states
 
@@ -347,10 +334,7 @@ class Writer:
                     lines.append(f"{dim} = {code_name(p.symbol)}.shape[{axis}]")
         return lines
 
-    def unpack_params(self) -> list[str]:
-        return [f"{code_name(p.symbol)} = np.asarray(params[{p.key!r}], dtype)" for p in self.cell.params.values()]
-
-    def fused_weights(self, transpose_note=True) -> list[str]:
+    def fused_weights(self) -> list[str]:
         lines = []
         for g in self.p.groups.values():
             ws = ", ".join(code_name(w) for w in g.weights)
@@ -359,11 +343,7 @@ class Writer:
         return lines
 
     def grad_block_of(self, m) -> Block:
-        for pg in self.p.d.params:
-            for gexpr, arg in pg.terms:
-                if arg is not None and ir.MatVec(pg.param.symbol, arg) == m:
-                    return next(b for b in self.p.blocks if b.grad == gexpr)
-        raise KeyError(m)
+        return self.p.atom_block[m]
 
     def arg_dim(self, g: Group):
         if g.arg == self.cell.input:
@@ -428,7 +408,6 @@ class Writer:
                 continue
             dim = self.expr_dim(e)
             L.append(f"{name} = np.empty((T, B, {dim}), dtype)  # kept for the backward pass")
-        out_key = ir.ref(cell.output)
         if cell.output not in cell.states and cell.output not in p.saved:
             p.saved[cell.output] = code_name(cell.output).removesuffix("_t") + "_all"
             L.append(f"{p.saved[cell.output]} = np.empty((T, B, {self.expr_dim(cell.output)}), dtype)  # outputs")
@@ -459,7 +438,6 @@ class Writer:
         L.append("")
         L.append("cache = {" + ", ".join(f"{k!r}: {k}" for k in dict.fromkeys(keep)) + "}")
         L.append(f"return {y}, {{{states}}}, cache")
-        del out_key
         return L
 
     def expr_dim(self, e):
@@ -498,7 +476,7 @@ class Writer:
                 names[m] = self.atom_view(m)
         return names
 
-    def view_lines(self, names_needed: set, backward=False) -> list[str]:
+    def view_lines(self) -> list[str]:
         """``h_prev = h_all[t]`` ... for the symbols a step reads."""
         cell, p = self.cell, self.p
         L = []
@@ -569,7 +547,7 @@ class Writer:
     def forward_step(self) -> list[str]:
         p, cell = self.p, self.cell
         names = self.names_at_t()
-        L = self.view_lines(set())
+        L = self.view_lines()
         # recurrent GEMMs: one per argument
         for g in p.groups.values():
             if g.kind == "recurrent":
@@ -626,18 +604,13 @@ class Writer:
                 if out is None:
                     out = names[a.target] = self.buf(code_name(a.target), _dim_of(cell, a.target))
                 L += self.emit(a.rhs, out, names)
-            for run in _runs(sorted(gate_runs, key=lambda ba: self.order[id(ba[0])]),
-                             key=lambda ba: (ba[0].act, str(ba[0].gate.func if False else ""))):
-                run = self._contiguous(run)
-                for part in run:
-                    blocks = [b for b, _ in part]
-                    act = blocks[0].act
-                    L.append("# " + "; ".join(self.equation(a) for _, a in part))
-                    fn = part[0][1].rhs
-                    span = self.span(blocks)
-                    L += self.emit(fn.func(sp.Symbol("__zrun")), f"a_row[:, {span}]",
-                                   {sp.Symbol("__zrun"): f"z_row[:, {span}]"}, dim=self.width(blocks))
-                    del act
+            for part in self._contiguous(sorted(gate_runs, key=lambda ba: self.order[id(ba[0])])):
+                blocks = [b for b, _ in part]
+                L.append("# " + "; ".join(self.equation(a) for _, a in part))
+                fn = part[0][1].rhs
+                span = self.span(blocks)
+                L += self.emit(fn.func(sp.Symbol("__zrun")), f"a_row[:, {span}]",
+                               {sp.Symbol("__zrun"): f"z_row[:, {span}]"}, dim=self.width(blocks))
         return L
 
     def _contiguous(self, run):
@@ -666,7 +639,7 @@ class Writer:
 
     # ------------------------------------------------------------ backward
     def backward(self) -> list[str]:
-        p, cell, d = self.p, self.cell, self.p.d
+        p, cell = self.p, self.cell
         L: list[str] = []
         L += ["x, z, a = cache['x'], cache['z'], cache['a']"]
         for s in cell.states:
@@ -694,7 +667,7 @@ class Writer:
             L.append(f"d{code_name(s).removesuffix('_t')}_carry = np.zeros((B, {_dim_code(_dim_of(cell, s))}), dtype)")
             L.append(f"if dstates_T is not None and dstates_T.get({key!r}) is not None:")
             L.append(f"    d{code_name(s).removesuffix('_t')}_carry[...] = dstates_T[{key!r}]")
-        for key in sorted(self.in_loop()):
+        for key in sorted(self.in_loop):
             prm = cell.params[key]
             L.append(f"d{code_name(prm.symbol)}_sum = np.zeros({_dim_code(prm.shape[0])}, dtype)")
         scratch_at = len(L)
@@ -723,7 +696,7 @@ class Writer:
     def backward_step(self) -> list[str]:
         p, cell, d = self.p, self.cell, self.p.d
         names = self.backward_names()
-        L = self.view_lines(set())
+        L = self.view_lines()
         L.append("dz_row = dz[t]")
         for b in p.blocks:
             L.append(f"d{b.name if b.z is None else 'z_' + b.name}_t = dz_row[:, s_{b.name}]")
@@ -792,7 +765,7 @@ class Writer:
                 L += self.emit(b.grad, f"d{b.name}_t", names)
         # vector-parameter gradients that read this step's adjoints: accumulated here
         for pg in d.params:
-            if pg.param.key in self.in_loop():
+            if pg.param.key in self.in_loop:
                 expr = sp.Add(*[g for g, _ in pg.terms])
                 dim = pg.param.shape[0]
                 acc = f"d{code_name(pg.param.symbol)}_sum"
@@ -897,17 +870,18 @@ class Writer:
                             L.append(f"grads[{ir.ref(m.args[0]).key!r}] = dW[{_dim_code(off)}:{_dim_code(off + b.dim)}]")
                     off += b.dim
         L.append("dz_sum = dz[lo:].sum(axis=(0, 1))")
-        all_names = self.all_t_names()
+        all_names = self.all_t_names
         for pg in d.params:
-            if pg.param.key in self.in_loop():
+            if pg.param.key in self.in_loop:
                 L.append(f"grads[{pg.param.key!r}] = d{code_name(pg.param.symbol)}_sum")
         L += self._vector_grads(all_names)
         L.append("return grads")
         return L
 
+    @cached_property
     def in_loop(self) -> set:
         """Vector parameters whose gradient reads per-step adjoints: accumulated in the loop."""
-        keys = set(self.all_t_names())
+        keys = set(self.all_t_names)
         out = set()
         for pg in self.p.d.params:
             if pg.param.is_matrix or all(any(b.grad == g for b in self.p.blocks) for g, _ in pg.terms):
@@ -917,6 +891,7 @@ class Writer:
                 out.add(pg.param.key)
         return out
 
+    @cached_property
     def all_t_names(self) -> dict:
         """Quantities kept for every step -> their (steps, B, dim) arrays after the loop."""
         p, cell = self.p, self.cell
@@ -940,7 +915,7 @@ class Writer:
         p, cell, d = self.p, self.cell, self.p.d
         L = []
         for pg in d.params:
-            if pg.param.key in self.in_loop():
+            if pg.param.key in self.in_loop:
                 continue
             if pg.param.is_matrix:
                 continue

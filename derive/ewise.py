@@ -130,11 +130,7 @@ class Emitter:
     def _chain(self, args, dest, op, inverse_op, split):
         """``a1 op a2 op ...`` left to right into ``dest``; ``split`` peels an inverse."""
         parts = sorted(args, key=lambda a: (not a.is_number, split(a)[0], sp.default_sort_key(a)))
-        ops, first = [], True
-        codes = []
-        for a in parts:
-            inverse, core = split(a)
-            codes.append((inverse, core))
+        codes = [split(a) for a in parts]
         # the first operand may be computed straight into dest
         inverse, core = codes[0]
         if inverse:  # e.g. -x + ...: negate into dest first
@@ -146,20 +142,19 @@ class Emitter:
             acc = self._value(core, dest if self._leaf(core) is None else None)
         for inverse, core in codes[1:]:
             v = self._value(core, None)
-            ops.append(v)
             self.lines.append(f"{inverse_op if inverse else op}({acc}, {v}, out={dest})")
             acc = dest
             self.pool.give(v)
         if acc != dest:
             self.lines.append(f"np.copyto({dest}, {acc})")
-        del first
 
     def _mul(self, e, dest):
         coeff, factors = e.as_coeff_mul()
         if coeff == -1 and len(factors) == 1:
             v = self._value(factors[0], dest if self._leaf(factors[0]) is None else None)
             self.lines.append(f"np.negative({v}, out={dest})")
-            self.pool.give(v) if v != dest else None
+            if v != dest:
+                self.pool.give(v)
             return
         args = list(factors) if coeff == 1 else [coeff, *factors]
         self._chain(args, dest, "np.multiply", "np.divide", _split_inverse)
@@ -192,8 +187,6 @@ def _split_sign(a):
     """(negated?, magnitude) of a sum's term: ``-x`` -> (True, x)."""
     if isinstance(a, sp.Mul) and a.args[0].is_number and a.args[0] < 0:
         return True, -a
-    if a.is_number and a < 0:
-        return False, a
     return False, a
 
 

@@ -19,7 +19,6 @@ import types
 import numpy as np
 
 from . import spec
-from .errors import DeriveError
 
 
 def kernel(name_or_path: str) -> types.ModuleType:
@@ -54,9 +53,9 @@ class Stack:
 
     def to_torch(self, grads: dict) -> dict:
         out = {}
-        for (l, r), g in grads.items():
-            if isinstance((l, r), tuple) and (l, r) in self.params:
-                out.update(self.k.to_torch(g, layer=l, reverse=r, gradients=True))
+        for key, g in grads.items():
+            if key in self.params:
+                out.update(self.k.to_torch(g, layer=key[0], reverse=key[1], gradients=True))
         return out
 
     def forward(self, x, states0=None):
@@ -93,9 +92,3 @@ class Stack:
             d_out = sum(dxs)
         grads["x"] = d_out
         return grads
-
-
-def check_identifier(name: str) -> str:
-    if not name.isidentifier():
-        raise DeriveError(f"cannot generate code for the name {name!r}")
-    return name

@@ -28,6 +28,21 @@ def loss_and_grads(k, x, s0, params, w, v, **kw):
     return L, k.backward(w, v, cache, params, **kw)
 
 
+def directional(k, x, s0, params, w, v, key, u, eps=1e-6):
+    """(L(theta + eps u) - L(theta - eps u)) / 2 eps for the argument ``key`` (x, a state, a parameter)."""
+    def L(sign):
+        xx, ss, pp = x, dict(s0), dict(params)
+        if key == "x":
+            xx = x + sign * eps * u
+        elif key in ss:
+            ss[key] = s0[key] + sign * eps * u
+        else:
+            pp[key] = params[key] + sign * eps * u
+        y, sT, _ = k.forward(xx, ss, pp)
+        return (w * y).sum() + sum((v[s] * sT[s]).sum() for s in k.STATES)
+    return (L(1) - L(-1)) / (2 * eps)
+
+
 def setup(k, T=4, B=3, I=3, H=5, seed=0, scale=2.0):
     rng = np.random.default_rng(seed)
     params = {n: scale * a for n, a in k.init_params(I, H, seed=seed + 1).items()}
@@ -44,21 +59,9 @@ def test_finite_differences(name):
     k = derive.kernel(name)
     rng, params, x, s0, w, v = setup(k)
     _, g = loss_and_grads(k, x, s0, params, w, v)
-    eps = 1e-6
     for key in ["x", *k.STATES, *params]:
         u = rng.standard_normal(g[key].shape)
-
-        def L(sign):
-            xx, ss, pp = x.copy(), dict(s0), dict(params)
-            if key == "x":
-                xx = x + sign * eps * u
-            elif key in ss:
-                ss[key] = s0[key] + sign * eps * u
-            else:
-                pp[key] = params[key] + sign * eps * u
-            y, sT, _ = k.forward(xx, ss, pp)
-            return (w * y).sum() + sum((v[s] * sT[s]).sum() for s in k.STATES)
-        fd = (L(1) - L(-1)) / (2 * eps)
+        fd = directional(k, x, s0, params, w, v, key, u)
         analytic = float((g[key] * u).sum())
         assert abs(fd - analytic) <= 1e-6 * max(1.0, abs(analytic)), (key, fd, analytic)
 
@@ -295,19 +298,9 @@ def test_a_user_spec_with_other_activations(tmp_path):
     assert "_act.gelu_d(" in source and "_act.elu(" in source
     rng, params, x, s0, w, v = setup(k, T=4, B=2, I=3, H=4, seed=9, scale=3.0)
     _, g = loss_and_grads(k, x, s0, params, w, v)
-    eps = 1e-6
     for key in ["x", *params]:
         u = rng.standard_normal(g[key].shape)
-
-        def L(sign):
-            xx, pp = x, dict(params)
-            if key == "x":
-                xx = x + sign * eps * u
-            else:
-                pp[key] = params[key] + sign * eps * u
-            y, sT, _ = k.forward(xx, s0, pp)
-            return (w * y).sum() + sum((v[s] * sT[s]).sum() for s in k.STATES)
-        fd = (L(1) - L(-1)) / (2 * eps)
+        fd = directional(k, x, s0, params, w, v, key, u)
         assert abs(fd - (g[key] * u).sum()) <= 1e-6 * max(1.0, abs(fd)), key
 
 
@@ -331,8 +324,5 @@ h_t = {act}(W_{{xh}} x_t + W_{{hh}} (r_t \\odot h_{{t-1}})) \\odot r_t + (1 - r_
         _, g = loss_and_grads(k, x, s0, params, w, v)
         key = "W_hh"
         u = rng.standard_normal(g[key].shape)
-        Lp = (w * k.forward(x, s0, {**params, key: params[key] + 1e-6 * u})[0]).sum() + sum(
-            (v[s] * k.forward(x, s0, {**params, key: params[key] + 1e-6 * u})[1][s]).sum() for s in k.STATES)
-        Lm = (w * k.forward(x, s0, {**params, key: params[key] - 1e-6 * u})[0]).sum() + sum(
-            (v[s] * k.forward(x, s0, {**params, key: params[key] - 1e-6 * u})[1][s]).sum() for s in k.STATES)
-        assert abs((Lp - Lm) / 2e-6 - (g[key] * u).sum()) < 1e-6 * max(1, abs((Lp - Lm) / 2e-6))
+        fd = directional(k, x, s0, params, w, v, key, u)
+        assert abs(fd - (g[key] * u).sum()) < 1e-6 * max(1, abs(fd))
