@@ -20,7 +20,7 @@ from . import ir
 from .errors import DeriveError, Pos
 from .grammar import Call, Equation, Name, Num, Op, Pow
 
-I, H = sp.symbols("I H", positive=True, integer=True)
+I, H, P = sp.symbols("I H P", positive=True, integer=True)  # input, hidden, projection
 
 
 @dataclass
@@ -57,7 +57,7 @@ class Cell:
     output: sp.Symbol  # y_t, a state or intermediate at time t
     assignments: list  # [Assignment], in evaluation order
     params: dict  # key -> Param, in order of first use
-    dims: dict  # vector key -> dimension symbol (I or H)
+    dims: dict  # vector key -> dimension symbol (I, H or P)
     gates: list = field(default_factory=list)
     conventions: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
@@ -80,7 +80,7 @@ class Cell:
 
 
 class _Dims:
-    """Union-find over dimension variables; roots may carry a label (I or H)."""
+    """Union-find over dimension variables; roots may carry a label (I, H or P)."""
 
     def __init__(self):
         self.parent: dict[int, int] = {}
@@ -128,7 +128,7 @@ class _Val:
 
 
 class _Builder:
-    def __init__(self, equations, input_name: Name, state_names: list, declared_params, source):
+    def __init__(self, equations, input_name: Name, state_names: list, declared_params, source, sizes=None):
         self.source = source
         self.dims = _Dims()
         self.eqs: list[Equation] = equations
@@ -156,7 +156,8 @@ class _Builder:
         self.hadamard_factors: set[str] = set()
         self.vec_dim[input_name] = self.dims.new(I, f"the input {input_name}_t")
         for s in state_names:
-            self.vec_dim[s] = self.dims.new(H, f"the state {s}_t")
+            size = {"H": H, "P": P}[(sizes or {}).get(s, "H")]
+            self.vec_dim[s] = self.dims.new(size, f"the state {s}_t")
         if input_name in self.defined:
             raise DeriveError(f"the input {input_name}_t cannot be assigned", self.defined[input_name].lhs.pos)
 
@@ -281,7 +282,7 @@ def _key(n: Name) -> str:
 
 
 def build_cell(equations: list[Equation], *, name: str, input_name: Name, state_names: list,
-               output_name: Name, gates=(), parameters=None, title: str = "", conventions=None,
+               output_name: Name, gates=(), sizes=None, parameters=None, title: str = "", conventions=None,
                meta=None, positions=None, source: str = "", written=()) -> Cell:
     """Turn parsed equations and declarations into a checked ``Cell``.
 
@@ -290,7 +291,7 @@ def build_cell(equations: list[Equation], *, name: str, input_name: Name, state_
     """
     positions = positions or {}
     b = _Builder(equations, input_name, list(state_names), None if parameters is None else set(parameters),
-                 source)
+                 source, sizes)
     for s in b.state_keys:
         if s not in b.defined:
             raise DeriveError(f"the state {s} is never updated: add an equation {s}_t = ...",

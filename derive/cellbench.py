@@ -12,6 +12,7 @@ machine's matmul throughput; "GF/s" the GEMMs' FLOPs over the GEMM-only time.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -22,9 +23,18 @@ from .errors import DeriveError
 SIZES = [(100, 64, 256, 256), (50, 16, 64, 64), (200, 1, 32, 32)]  # (T, B, I, H)
 
 
+def _dims(I, H) -> dict:
+    """Sizes by name; a projecting cell (lstm_proj) is benchmarked with P = H / 2."""
+    return {"I": I, "H": H, "P": H // 2}
+
+
+def _projects(k) -> bool:
+    return "P" in k.STATE_DIMS.values()
+
+
 def gemm_shapes(k, T, B, I, H) -> list:
     """(count, m, k, n) of every matrix product one forward + backward performs."""
-    dims = {"I": I, "H": H}
+    dims = _dims(I, H)
     shapes = []
     for group, cols in k.GEMMS.items():
         n = sum(dims[c] for c in cols["out"])
@@ -60,6 +70,8 @@ def _torch_module(k, torch, I, H, dtype):
         return None
     cls = getattr(torch.nn, lay["module"])
     kw = {"nonlinearity": lay["nonlinearity"]} if lay.get("nonlinearity") else {}
+    if _projects(k):
+        kw["proj_size"] = _dims(I, H)["P"]
     return cls(I, H, **kw).to(dtype)
 
 
@@ -73,10 +85,11 @@ def bench(cells, repeat: int, threads: int | None, sizes=SIZES) -> int:
     except ImportError:
         torch = None
     print(f"forward + backward, best of {repeat}, {threads} thread(s) for NumPy's BLAS and torch; ms; "
-          f"ratio = derive / torch (< 1: derive is faster)")
+          f"ratio = derive / torch (< 1: derive is faster); projecting cells use P = H / 2")
     header = ("cell", "T, B, I, H", "dtype", "derive", "torch", "ratio", "GEMMs", "GEMM %", "GF/s")
     rows = []
-    with threadpool_limits(limits=threads):
+    with threadpool_limits(limits=threads), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
         for name in cells:
             k = runtime.kernel(name)
             for (T, B, I, H) in sizes:
@@ -88,9 +101,10 @@ def bench(cells, repeat: int, threads: int | None, sizes=SIZES) -> int:
 
 def _row(k, name, torch, T, B, I, H, dtype, repeat):
     rng = np.random.default_rng(0)
-    params = k.init_params(I, H, seed=0, dtype=dtype)
+    dims = _dims(I, H)
+    params = k.init_params(I, H, proj_size=dims["P"] if _projects(k) else None, seed=0, dtype=dtype)
     x = rng.standard_normal((T, B, I)).astype(dtype)
-    dy = rng.standard_normal((T, B, H)).astype(dtype)
+    dy = rng.standard_normal((T, B, dims[k.OUTPUT_DIM])).astype(dtype)
 
     def ours():
         y, sT, cache = k.forward(x, None, params)

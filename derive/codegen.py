@@ -420,7 +420,7 @@ class Writer:
                 L.append(f"{g.name}W_all = np.empty((T, B, {n}), dtype)  # kept: the backward reads it")
             else:
                 L.append(f"{g.name}W = np.empty((B, {n}), dtype)")
-            if g.kind == "late":
+            if g.kind == "late" and f"{g.name}_all" not in p.saved.values():
                 L.append(f"{g.name}_all = np.empty((T, B, {self.arg_dim(g)}), dtype)  # GEMM argument, kept")
         scratch_at = len(L)
         L.append("")
@@ -505,7 +505,7 @@ class Writer:
                 blk = self.grad_block_of(m)
                 L.append(f"{self.atom_view(m)} = {g.name}W_t[:, {_dim_code(off)}:{_dim_code(off + blk.dim)}]")
                 off += blk.dim
-            if g.kind == "late":
+            if g.kind == "late" and f"{g.name}_all" not in p.saved.values():
                 L.append(f"{g.name}_t = {g.name}_all[t]")
         return L
 
@@ -650,7 +650,7 @@ class Writer:
         for g in p.groups.values():
             if any(m in p.saved for m in g.atoms):
                 L.append(f"{g.name}W_all = cache['{g.name}W_all']")
-            if g.kind == "late":
+            if g.kind == "late" and f"{g.name}_all" not in p.saved.values():
                 L.append(f"{g.name}_all = cache['{g.name}_all']")
         L += self.sizes()
         L += self.slices()
@@ -988,6 +988,8 @@ def layouts(plan: Plan) -> dict:
     if torch_meta and conv.get("fused"):
         out["torch"] = {"module": torch_meta["module"], "gates": list(conv["fused"]),
                         "nonlinearity": torch_meta.get("nonlinearity"), **gate_layout(plan, conv["fused"])}
+        if torch_meta.get("projection"):
+            out["torch"]["proj"] = torch_meta["projection"]
     keras_meta = meta.get("keras")
     if keras_meta and keras_meta.get("fused"):
         out["keras"] = {"layer": keras_meta["layer"], "gates": list(keras_meta["fused"]),
@@ -1009,7 +1011,7 @@ def context(d: Derivation, source: str) -> dict:
     return {
         "name": cell.name, "title": cell.title, "source": source, "equations": eqs,
         "states": [(ir.ref(s).key, str(_dim_of(cell, s))) for s in cell.states],
-        "output": ir.ref(cell.output).key, "params": params,
+        "output": ir.ref(cell.output).key, "output_dim": str(_dim_of(cell, cell.output)), "params": params,
         "forward": fwd, "backward": bwd, "uses_act": uses_act, "layouts": layouts(plan),
         "blocks": [b.name for b in plan.blocks],
         "gemms": {g.name: [ir_text(m) for m in g.atoms] for g in plan.groups.values()},

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 import sympy as sp
 
 from . import ir
-from .cell import H, I, Cell
+from .cell import H, I, P, Cell
 from .errors import DeriveError
 
-P = sp.Symbol("P", positive=True, integer=True)
 CONVENTIONS = ("pytorch", "keras", "single")
 
 
@@ -60,7 +59,13 @@ def default_convention(cell: Cell) -> str:
 
 
 def supports_projection(cell: Cell) -> bool:
+    """The cell's PyTorch module has a ``proj_size`` option (plain LSTM: counted by adding W_{hr})."""
     return bool(cell.conventions.get("pytorch", {}).get("proj_size"))
+
+
+def projects(cell: Cell) -> bool:
+    """The cell itself has a P-sized state (``sizes = {h = "P"}``, the lstm_proj cell)."""
+    return any(d == P for p in cell.params.values() for d in p.shape)
 
 
 def bias_style(cell: Cell, convention: str) -> str:
@@ -120,8 +125,10 @@ def count(cell: Cell, *, input_size: int, hidden: int, layers: int = 1, bidirect
             raise DeriveError(f"{name} must be a positive integer, not {value}")
     if proj < 0:
         raise DeriveError(f"--proj must be 0 or positive, not {proj}")
+    if projects(cell) and not proj:
+        raise DeriveError(f"{cell.name} projects its output to P features: give --proj P (proj_size)")
     if proj:
-        if not supports_projection(cell):
+        if not (supports_projection(cell) or projects(cell)):
             raise DeriveError(f"{cell.name} has no projection; proj_size is PyTorch's LSTM option")
         if convention != "pytorch":
             raise DeriveError("a projection (proj_size) exists only in the pytorch convention")
@@ -134,8 +141,9 @@ def count(cell: Cell, *, input_size: int, hidden: int, layers: int = 1, bidirect
         notes.append("Keras has no layer for this cell: counted with Keras's single-bias layout")
     D = 2 if bidirectional else 1
     h_out = P if proj else H
-    first = layer_count(cell, convention, bias, bool(proj), I)
-    upper = layer_count(cell, convention, bias, bool(proj), D * h_out) if layers > 1 else None
+    add_proj = bool(proj) and not projects(cell)  # the plain LSTM counted with W_{hr} added
+    first = layer_count(cell, convention, bias, add_proj, I)
+    upper = layer_count(cell, convention, bias, add_proj, D * h_out) if layers > 1 else None
     formula = D * first + (layers - 1) * D * (upper if upper is not None else 0)
     values = {I: input_size, H: hidden, P: proj}
     return Count(int(formula.subs(values)), sp.factor(first), sp.factor(upper) if upper is not None else None,

@@ -40,6 +40,11 @@ def _shape(spec: str, dims: dict) -> tuple:
 
 
 def init_params(params: dict, dims: dict, *, seed: int = 0, dtype=np.float64) -> dict:
+    uses_p = any("P" in spec for spec in params.values())
+    if uses_p and not dims.get("P"):
+        raise DeriveError("this cell projects a state to P features: give proj_size=P")
+    if dims.get("P") and not uses_p:
+        raise DeriveError("this cell has no projected state: proj_size is not an option")
     rng = np.random.default_rng(seed)
     bound = 1.0 / np.sqrt(dims["H"])
     return {k: rng.uniform(-bound, bound, _shape(spec, dims)).astype(dtype) for k, spec in params.items()}

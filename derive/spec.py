@@ -21,9 +21,10 @@ from .grammar import equation_lines, parse_equation, split_name
 #: top-level keys a spec may have -> what each must be
 KEYS = {
     "name": str, "title": str, "summary": str, "references": list, "input": str, "states": list,
-    "output": str, "gates": list, "parameters": list, "equations": str, "conventions": dict,
+    "output": str, "sizes": dict, "gates": list, "parameters": list, "equations": str, "conventions": dict,
     "pytorch": dict, "keras": dict, "notes": str,
 }
+SIZE_NAMES = ("H", "P")  # a state is H (hidden) or P (projected, PyTorch proj_size)
 REQUIRED = ("name", "input", "states", "output", "equations")
 CONVENTION_KEYS = {"bias": ("single", "double"), "fused": None}
 
@@ -115,6 +116,7 @@ def parse_spec(text: str, source: str = "<spec>") -> Cell:
             state_names=_names(data["states"], "states", text, source),
             output_name=_names(data["output"], "output", text, source)[0],
             gates=_names(data.get("gates", []), "gates", text, source),
+            sizes=_sizes(data.get("sizes", {}), data["states"], text, source),
             parameters=data.get("parameters"),
             conventions={**conventions, "pytorch": data.get("pytorch", {}), "keras": data.get("keras", {})},
             meta={k: data[k] for k in ("summary", "references", "notes", "pytorch", "keras") if k in data},
@@ -124,6 +126,18 @@ def parse_spec(text: str, source: str = "<spec>") -> Cell:
         )
     except DeriveError as e:
         raise DeriveError(e.message, e.pos, source) from None
+
+
+def _sizes(sizes: dict, states, text: str, source: str) -> dict:
+    """``sizes = { h = "P" }``: a state whose size is not the hidden size H (a projection)."""
+    for key, value in sizes.items():
+        if key not in states:
+            raise DeriveError(f"sizes: {key!r} is not a state (states: {', '.join(states)})",
+                              _key_pos(text, key), source)
+        if value not in SIZE_NAMES:
+            raise DeriveError(f"sizes: {key} must be one of {', '.join(SIZE_NAMES)}, not {value!r}",
+                              _key_pos(text, key), source)
+    return dict(sizes)
 
 
 def _move(eq, origin: Pos, line: int):

@@ -91,9 +91,10 @@ class Sizes:
     T: int = 3
     I: int = 2
     H: int = 2
+    P: int = 1
 
     def of(self, dim) -> int:
-        return {"I": self.I, "H": self.H}[str(dim)]
+        return {"I": self.I, "H": self.H, "P": self.P}[str(dim)]
 
 
 def _array(shape, make):

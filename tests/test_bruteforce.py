@@ -15,6 +15,7 @@ ROWS = {
     "lstm": verify.Sizes(T=3, I=1, H=2),
     "lstm_peephole": verify.Sizes(T=3, I=1, H=2),
     "lstm_cifg": verify.Sizes(T=3, I=1, H=2),
+    "lstm_proj": verify.Sizes(T=3, I=1, H=2, P=1),
     "gru": verify.Sizes(T=3, I=2, H=2),
     "gru_cho": verify.Sizes(T=3, I=2, H=2),
 }

@@ -32,13 +32,20 @@ def test_pytorch_counts(name):
         assert got == ref, (name, I, H, L, bi, bias)
 
 
-def test_pytorch_lstm_projection():
-    cell = spec.load("lstm")
+@pytest.mark.parametrize("name", ["lstm", "lstm_proj"])
+def test_pytorch_lstm_projection(name):
+    """proj_size: the plain LSTM counted with W_{hr} added, and the lstm_proj cell's own shapes."""
+    cell = spec.load(name)
     for (I, H, L, bi, bias), P in itertools.product(GRID, [1, 3]):
         ref = numel(torch.nn.LSTM(I, H, num_layers=L, bidirectional=bi, bias=bias, proj_size=P))
         got = counts.count(cell, input_size=I, hidden=H, layers=L, bidirectional=bi, bias=bias, proj=P,
                            convention="pytorch").total
         assert got == ref, (I, H, L, bi, bias, P)
+
+
+def test_a_projecting_cell_needs_its_projection_size():
+    with pytest.raises(counts.DeriveError, match="--proj P"):
+        counts.count(spec.load("lstm_proj"), input_size=3, hidden=4)
 
 
 def test_reference_numbers():

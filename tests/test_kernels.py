@@ -43,13 +43,19 @@ def directional(k, x, s0, params, w, v, key, u, eps=1e-6):
     return (L(1) - L(-1)) / (2 * eps)
 
 
+def init(k, I, H, **kw):
+    """init_params with P = H - 2 for a projecting cell (lstm_proj)."""
+    return k.init_params(I, H, proj_size=H - 2 if "P" in k.STATE_DIMS.values() else None, **kw)
+
+
 def setup(k, T=4, B=3, I=3, H=5, seed=0, scale=2.0):
     rng = np.random.default_rng(seed)
-    params = {n: scale * a for n, a in k.init_params(I, H, seed=seed + 1).items()}
+    params = {n: scale * a for n, a in init(k, I, H, seed=seed + 1).items()}
+    size = {"H": H, "P": H - 2}
     x = rng.standard_normal((T, B, I))
-    s0 = {s: rng.standard_normal((B, H)) for s in k.STATES}
-    w = rng.standard_normal((T, B, H))
-    v = {s: rng.standard_normal((B, H)) for s in k.STATES}
+    s0 = {s: rng.standard_normal((B, size[k.STATE_DIMS[s]])) for s in k.STATES}
+    w = rng.standard_normal((T, B, size[k.OUTPUT_DIM]))
+    v = {s: rng.standard_normal((B, size[k.STATE_DIMS[s]])) for s in k.STATES}
     return rng, params, x, s0, w, v
 
 
@@ -102,6 +108,8 @@ TORCH_CASES = [
     ("rnn_relu", lambda t: t.nn.RNN(3, 5, num_layers=2, nonlinearity="relu")),
     ("lstm", lambda t: t.nn.LSTM(3, 5)),
     ("lstm", lambda t: t.nn.LSTM(3, 5, num_layers=3, bidirectional=True)),
+    ("lstm_proj", lambda t: t.nn.LSTM(3, 5, proj_size=2)),
+    ("lstm_proj", lambda t: t.nn.LSTM(3, 5, proj_size=3, num_layers=2, bidirectional=True, bias=False)),
     ("gru", lambda t: t.nn.GRU(3, 5)),
     ("gru", lambda t: t.nn.GRU(3, 5, num_layers=2, bidirectional=True, bias=False)),
 ]
@@ -120,29 +128,35 @@ def test_stacks_match_pytorch_autograd(name, make):
     T, B = 6, 4
     x = torch.randn(T, B, 3, dtype=torch.float64, requires_grad=True)
     D = 2 if m.bidirectional else 1
-    h0 = torch.randn(m.num_layers * D, B, 5, dtype=torch.float64, requires_grad=True)
+    lstm = "c" in k.STATES
+    h_size = m.proj_size or 5 if lstm else 5
+    h0 = torch.randn(m.num_layers * D, B, h_size, dtype=torch.float64, requires_grad=True)
     c0 = torch.randn(m.num_layers * D, B, 5, dtype=torch.float64, requires_grad=True)
-    y, final = m(x, (h0, c0)) if name == "lstm" else m(x, h0)
+    y, final = m(x, (h0, c0)) if lstm else m(x, h0)
     wy = torch.randn_like(y)
     wh = torch.randn_like(h0)
-    hT = final[0] if name == "lstm" else final
-    ((y * wy).sum() + (hT * wh).sum()).backward()
+    wc = torch.randn_like(c0)
+    hT = final[0] if lstm else final
+    loss = (y * wy).sum() + (hT * wh).sum() + ((final[1] * wc).sum() if lstm else 0)
+    loss.backward()
 
     stack = derive.Stack.from_torch(k, m)
     keys = [(l, r) for l in range(m.num_layers) for r in ([False, True] if D == 2 else [False])]
     idx = {key: key[0] * D + key[1] for key in keys}
-    states0 = {key: {"h": h0[idx[key]].detach().numpy(), **({"c": c0[idx[key]].detach().numpy()} if name == "lstm"
+    states0 = {key: {"h": h0[idx[key]].detach().numpy(), **({"c": c0[idx[key]].detach().numpy()} if lstm
                                                               else {})} for key in keys}
     ours_y, ours_final, caches = stack.forward(x.detach().numpy(), states0)
     assert _rel(ours_y, y.detach().numpy()) < 1e-13
     for key in keys:
         assert _rel(ours_final[key]["h"], hT[idx[key]].detach().numpy()) < 1e-13
-    dstates = {key: {"h": wh[idx[key]].numpy()} for key in keys}
+        if lstm:
+            assert _rel(ours_final[key]["c"], final[1][idx[key]].detach().numpy()) < 1e-13
+    dstates = {key: {"h": wh[idx[key]].numpy(), **({"c": wc[idx[key]].numpy()} if lstm else {})} for key in keys}
     g = stack.backward(wy.numpy(), dstates, caches)
     assert _rel(g["x"], x.grad.numpy()) < 1e-10
     for key in keys:
         assert _rel(g[key]["h"], h0.grad[idx[key]].numpy()) < 1e-10
-        if name == "lstm":
+        if lstm:
             assert _rel(g[key]["c"], c0.grad[idx[key]].numpy()) < 1e-10
     mine = stack.to_torch({key: g[key] for key in keys})
     for pname, prm in m.named_parameters():
@@ -172,6 +186,14 @@ def test_from_torch_refuses_the_wrong_module():
         derive.kernel("rnn_tanh").from_torch(torch.nn.RNN(3, 4, nonlinearity="relu"))
     with pytest.raises(derive.DeriveError, match="layer"):
         derive.kernel("lstm").from_torch(torch.nn.LSTM(3, 4), layer=1)
+    with pytest.raises(derive.DeriveError, match="use the lstm_proj cell"):
+        derive.kernel("lstm").from_torch(torch.nn.LSTM(3, 4, proj_size=2))
+    with pytest.raises(derive.DeriveError, match="use lstm"):
+        derive.kernel("lstm_proj").from_torch(torch.nn.LSTM(3, 4))
+    with pytest.raises(derive.DeriveError, match="proj_size=P"):
+        derive.kernel("lstm_proj").init_params(3, 4)
+    with pytest.raises(derive.DeriveError, match="no projected state"):
+        derive.kernel("lstm").init_params(3, 4, proj_size=2)
 
 
 KERAS_CASES = [
@@ -224,7 +246,7 @@ def test_truncated_bptt_is_full_bptt_of_the_last_k_steps(name):
 def test_float32_stays_float32_and_extreme_inputs_stay_finite(name):
     k = derive.kernel(name)
     rng = np.random.default_rng(6)
-    params = {n: a.astype(np.float32) for n, a in k.init_params(8, 6, seed=7).items()}
+    params = {n: a.astype(np.float32) for n, a in init(k, 8, 6, seed=7).items()}
     x = (rng.standard_normal((20, 4, 8)) * 1e4).astype(np.float32)
     with np.errstate(all="raise"):
         y, sT, cache = k.forward(x, None, params)

@@ -30,6 +30,9 @@ from derive import interop as _interop
 
 NAME = "gru"
 STATES = ["h"]
+#: the size of each state and of the output: H hidden, P projected (proj_size)
+STATE_DIMS = {"h": "H"}
+OUTPUT_DIM = "H"
 PARAMS = {"W_xr": "H x I", "W_hr": "H x H", "b_r": "H", "W_xz": "H x I", "W_hz": "H x H", "b_z": "H", "W_xn": "H x I", "b_n": "H", "W_hn": "H x H", "b_hn": "H"}
 LAYOUTS = {'keras': {'bias': 'double',
                      'bias_hh': [None, None, 'b_hn'],
@@ -250,9 +253,10 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     return grads
 
 
-def init_params(input_size, hidden_size, *, seed=0, dtype=np.float64):
-    """Parameters drawn as PyTorch does: uniform(-1/sqrt(H), 1/sqrt(H)), from a seeded generator."""
-    return _interop.init_params(PARAMS, {"I": input_size, "H": hidden_size}, seed=seed, dtype=dtype)
+def init_params(input_size, hidden_size, *, proj_size=None, seed=0, dtype=np.float64):
+    """Parameters drawn as PyTorch does: uniform(-1/sqrt(H), 1/sqrt(H)), from a seeded generator.
+    ``proj_size`` (P) is the size of a projected state (this cell has none)."""
+    return _interop.init_params(PARAMS, {"I": input_size, "H": hidden_size, "P": proj_size}, seed=seed, dtype=dtype)
 
 
 def from_torch(module, *, layer=0, reverse=False):

@@ -33,6 +33,9 @@ from derive import interop as _interop
 
 NAME = "lstm"
 STATES = ["h", "c"]
+#: the size of each state and of the output: H hidden, P projected (proj_size)
+STATE_DIMS = {"h": "H", "c": "H"}
+OUTPUT_DIM = "H"
 PARAMS = {"W_xi": "H x I", "W_hi": "H x H", "b_i": "H", "W_xf": "H x I", "W_hf": "H x H", "b_f": "H", "W_xg": "H x I", "W_hg": "H x H", "b_g": "H", "W_xo": "H x I", "W_ho": "H x H", "b_o": "H"}
 LAYOUTS = {'keras': {'bias': 'single',
                      'bias_hh': [None, None, None, None],
@@ -270,9 +273,10 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     return grads
 
 
-def init_params(input_size, hidden_size, *, seed=0, dtype=np.float64):
-    """Parameters drawn as PyTorch does: uniform(-1/sqrt(H), 1/sqrt(H)), from a seeded generator."""
-    return _interop.init_params(PARAMS, {"I": input_size, "H": hidden_size}, seed=seed, dtype=dtype)
+def init_params(input_size, hidden_size, *, proj_size=None, seed=0, dtype=np.float64):
+    """Parameters drawn as PyTorch does: uniform(-1/sqrt(H), 1/sqrt(H)), from a seeded generator.
+    ``proj_size`` (P) is the size of a projected state (this cell has none)."""
+    return _interop.init_params(PARAMS, {"I": input_size, "H": hidden_size, "P": proj_size}, seed=seed, dtype=dtype)
 
 
 def from_torch(module, *, layer=0, reverse=False):

@@ -25,6 +25,9 @@ from derive import interop as _interop
 
 NAME = "rnn_relu"
 STATES = ["h"]
+#: the size of each state and of the output: H hidden, P projected (proj_size)
+STATE_DIMS = {"h": "H"}
+OUTPUT_DIM = "H"
 PARAMS = {"W_xh": "H x I", "W_hh": "H x H", "b_h": "H"}
 LAYOUTS = {'keras': {'bias': 'single',
                      'bias_hh': [None],
@@ -163,9 +166,10 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     return grads
 
 
-def init_params(input_size, hidden_size, *, seed=0, dtype=np.float64):
-    """Parameters drawn as PyTorch does: uniform(-1/sqrt(H), 1/sqrt(H)), from a seeded generator."""
-    return _interop.init_params(PARAMS, {"I": input_size, "H": hidden_size}, seed=seed, dtype=dtype)
+def init_params(input_size, hidden_size, *, proj_size=None, seed=0, dtype=np.float64):
+    """Parameters drawn as PyTorch does: uniform(-1/sqrt(H), 1/sqrt(H)), from a seeded generator.
+    ``proj_size`` (P) is the size of a projected state (this cell has none)."""
+    return _interop.init_params(PARAMS, {"I": input_size, "H": hidden_size, "P": proj_size}, seed=seed, dtype=dtype)
 
 
 def from_torch(module, *, layer=0, reverse=False):
