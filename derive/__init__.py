@@ -7,12 +7,15 @@
     2560
     >>> a = derive.activation("swish", beta=1.0)   # a.f(x), a.df(x), a.expr, a.properties
     >>> k = derive.kernel("lstm")             # generated NumPy forward/backward over a sequence
+    >>> derive.check("lstm", "dc_t = dh_t*o_t*(1 - tanh(c_t)**2)").verdict   # a hand-derived formula
+    'wrong'
 """
 
 from .activations import REGISTRY as ACTIVATIONS
 from .bptt import Derivation, derive
 from .catalogue import activation
 from .cell import Cell
+from .check import check
 from .counts import count
 from .errors import DeriveError
 from .runtime import Stack, kernel
@@ -21,5 +24,5 @@ from .summary import collect
 
 __version__ = "0.1.0"
 
-__all__ = ["ACTIVATIONS", "activation", "Cell", "Derivation", "DeriveError", "builtin_names", "collect", "count",
+__all__ = ["ACTIVATIONS", "activation", "Cell", "check", "Derivation", "DeriveError", "builtin_names", "collect", "count",
            "derive", "kernel", "load", "Stack", "parse_spec", "__version__"]

@@ -138,6 +138,63 @@ def _cmd_params(args) -> int:
     return 0
 
 
+def _cmd_check(args) -> int:
+    """0: every formula correct (or right under a named convention); 1: one is wrong; 2: unreadable."""
+    from dataclasses import asdict
+
+    from .check import check
+
+    items = [(f, None, 0) for f in args.formula]
+    if args.file:
+        try:
+            text = open(args.file, encoding="utf-8").read()
+        except OSError as e:
+            raise DeriveError(f"cannot read {args.file}: {e.strerror}") from None
+        items += [(line, args.file, n) for n, line in enumerate(text.splitlines(), 1)
+                  if line.strip() and not line.lstrip().startswith("#")]
+    if not items:
+        raise DeriveError("give a formula, or --file with one formula per line")
+    status, out = 0, []
+    for formula, source, line in items:
+        try:
+            r = check(args.target, formula, let=args.let)
+        except DeriveError as e:
+            if source is None:
+                raise
+            print(str(e.located(source, lines=line - 1)), file=sys.stderr)
+            status = 2
+            continue
+        if r.verdict == "wrong":
+            status = max(status, 1)
+        if args.json:
+            d = asdict(r)
+            for k in ("counterexample", "left", "right"):
+                d[k] = _jsonable(d[k])
+            out.append(d)
+        else:
+            print((f"{source}:{line}: " if source else "") + formula)
+            print(r.report())
+            print()
+    if args.json:
+        print(json.dumps(out, indent=2))
+    return status
+
+
+def _jsonable(v):
+    import numpy as np
+
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (int, float, str)) or v is None:
+        return v
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return str(v)
+
+
 def _poly(e) -> str:
     return str(e).replace("**", "^")
 
@@ -172,6 +229,17 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(run=_cmd_params)
 
+    s = sub.add_parser("check", help="check a hand-derived formula: correct, right under another convention, "
+                                     "or wrong with a counterexample")
+    s.add_argument("target", metavar="CELL|ACTIVATION", help="a built-in cell, a .toml spec, or an activation")
+    s.add_argument("formula", nargs="*", help="LEFT = RIGHT in LaTeX or plain text, e.g. "
+                                              "'dc_t = dh_t*o_t*(1 - tanh(c_t)**2) + dc_next*f_next'")
+    s.add_argument("--file", metavar="FILE", help="formulas one per line (# starts a comment)")
+    s.add_argument("--let", action="append", default=[], metavar="NAME=EXPR",
+                   help="a name the formulas use, e.g. --let 'W_f = [W_{hf}, W_{xf}]' (repeatable)")
+    s.add_argument("--json", action="store_true", help="machine-readable verdicts")
+    s.set_defaults(run=_cmd_check)
+
     from .build import add_build_command, add_kernels_command
 
     add_build_command(sub)
@@ -182,7 +250,12 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     try:
-        args = _build_parser().parse_args(argv)
+        parser = _build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra and args.command == "check" and not any(x.startswith("--") for x in extra):
+            args.formula += extra  # formulas after an option: derive check lstm --let W=... 'dc_t = ...'
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         return args.run(args)
     except DeriveError as e:
         print(str(e), file=sys.stderr)

@@ -150,8 +150,11 @@ def brute_force(cell: Cell, sizes: Sizes, w, v):
     return {e: sp.diff(L, e) for e in wrt}, (params, xs, s0), steps
 
 
-def run_derivation(d: Derivation, params: dict, xs: list, s0: dict, w, v):
-    """Evaluate the derived BPTT formulas; returns gradients keyed like ``symbols_for``."""
+def run_derivation(d: Derivation, params: dict, xs: list, s0: dict, w, v, record: list | None = None):
+    """Evaluate the derived BPTT formulas; returns gradients keyed like ``symbols_for``.
+
+    ``record``: a list that receives ``(t, env)`` per step, env holding every value the
+    step's formulas read (vectors at t-1, t, t+1, adjoints at t and t+1, parameters)."""
     cell = d.cell
     steps = forward(cell, params, xs, s0)
     T = len(xs)
@@ -179,6 +182,8 @@ def run_derivation(d: Derivation, params: dict, xs: list, s0: dict, w, v):
                 value = value + v[a.target]
             env[ir.adjoint(a.target)] = value
         dxs[t - 1] = sum(evaluate(term, env) for term in d.input_grad.terms)
+        if record is not None:
+            record.append((t, env))
         for g in d.params:
             for gt, arg in g.terms:
                 gv = evaluate(gt, env)

@@ -1,0 +1,229 @@
+"""derive check: textbook formulas, right and subtly wrong, get the right verdict; hostile input a clean error."""
+
+import random
+import time
+
+import numpy as np
+import pytest
+
+import derive
+from derive.check import check
+from derive.cli import main
+from derive.errors import DeriveError
+
+LSTM_DH = r"dh_t = dy_t + W_{hi}^T dz_{i,t+1} + W_{hf}^T dz_{f,t+1} + W_{hg}^T dz_{g,t+1} + W_{ho}^T dz_{o,t+1}"
+GRU_DH = (r"\delta h_t = \delta y_t + W_{hr}^\top \delta z_{r,t+1} + W_{hz}^\top \delta z_{z,t+1} "
+          r"+ W_{hn}^\top (\delta z_{n,t+1} \odot r_{t+1}) + \delta h_{t+1} \odot z_{t+1}")
+
+#: (target, formula, verdict, a phrase the report must contain)
+TABLE = [
+    # LSTM adjoints
+    ("lstm", r"dc_t = dh_t*o_t*(1 - tanh(c_t)**2) + dc_next*f_next", "correct", "symbolically"),
+    ("lstm", r"dc_t = dh_t*o_t*(1 - tanh(c_t)**2)", "wrong", "missing term: dc_{t+1} ⊙ f_{t+1}"),
+    ("lstm", r"\delta c_t = \delta h_t \odot o_t \odot (1 - \tanh^2(c_t)) + \delta c_{t+1} \odot f_{t+1}",
+     "correct", ""),
+    ("lstm", r"\delta c_t = \delta h_t \odot o_t \odot (1 - \tanh(c_t)) + \delta c_{t+1} \odot f_{t+1}",
+     "wrong", "counterexample"),
+    ("lstm", LSTM_DH, "correct", ""),
+    ("lstm", LSTM_DH.replace(r" + W_{ho}^T dz_{o,t+1}", ""), "wrong", "missing term: W_{ho}^T dz_{o,t+1}"),
+    ("lstm", r"do_t = dh_t \odot \tanh(c_t)", "correct", ""),
+    ("lstm", r"do_t = dh_t \odot \tanh(c_t) \odot o_t", "wrong", ""),
+    ("lstm", r"dz_{o,t} = do_t o_t (1 - o_t)", "correct", ""),
+    ("lstm", r"dz_{f,t} = dc_t * c_{t-1} * f_t * (1 - f_t)", "correct", "symbolically"),
+    ("lstm", r"dz_{f,t} = dc_t * c_t * f_t * (1 - f_t)", "wrong", ""),
+    ("lstm", r"dz_{g,t} = dc_t \odot i_t \odot (1 - g_t^2)", "correct", ""),
+    ("lstm", r"dz_{g,t} = dc_t \odot i_t \odot g_t \odot (1 - g_t)", "wrong", ""),
+    ("lstm", r"dz_{i,t} = dc_t \odot g_t \odot \sigma'(z_{i,t})", "correct", ""),
+    ("lstm", r"dx_t = W_{xi}^T dz_{i,t} + W_{xf}^T dz_{f,t} + W_{xg}^T dz_{g,t} + W_{xo}^T dz_{o,t}", "correct", ""),
+    # LSTM parameter gradients, three notations
+    ("lstm", r"\frac{\partial L}{\partial W_{xf}} = \sum_t \delta z_{f,t} x_t^\top", "correct", ""),
+    ("lstm", r"\frac{\partial L}{\partial W_{xf}} = \sum_t x_t \delta z_{f,t}^\top", "wrong", "transposed"),
+    ("lstm", r"dW_{if} = sum_t dz_{f,t} @ x_t.T", "correct", ""),
+    ("lstm", r"dW_{fh} = \sum_t dz_{f,t} h_{t-1}^\top", "correct", ""),
+    ("lstm", r"dW_{fh} = \sum_t dz_{f,t} h_t^\top", "wrong", ""),
+    ("lstm", r"db_f = \sum_t dz_{f,t}", "correct", ""),
+    ("lstm", r"db_f = \sum_t df_t", "wrong", ""),
+    # LSTM Jacobian blocks
+    ("lstm", r"\frac{\partial c_t}{\partial c_{t-1}} = \operatorname{diag}(f_t)", "correct", ""),
+    ("lstm", r"\frac{\partial c_t}{\partial c_{t-1}} = \operatorname{diag}(1 - f_t)", "wrong", ""),
+    ("lstm", r"\frac{\partial h_t}{\partial c_{t-1}} = \operatorname{diag}(o_t \odot (1 - \tanh^2(c_t)) \odot f_t)",
+     "correct", ""),
+    # parameter counts and their conventions
+    ("lstm", r"N = 4(H I + H^2 + 2H)", "correct", ""),
+    ("lstm", r"N = 4(H I + H^2 + H)", "equivalent", "keras convention"),
+    ("lstm", r"N = 4 H (I + H + 3)", "wrong", "-4*H"),
+    ("gru", r"N = 3(H I + H^2 + 2H)", "correct", ""),
+    ("gru_cho", r"N = 3(H I + H^2 + H)", "correct", ""),
+    ("lstm_proj", r"N = 4H(I + P) + 8H + P H", "correct", ""),
+    ("rnn_tanh", r"N = H I + H^2 + H", "equivalent", "single"),
+    # GRU, both variants
+    ("gru", GRU_DH, "correct", ""),
+    ("gru", GRU_DH.replace(r"(\delta z_{n,t+1} \odot r_{t+1})", r"\delta z_{n,t+1}"), "wrong", ""),
+    ("gru", r"dz_{z,t} = dh_t \odot (h_{t-1} - n_t) \odot z_t \odot (1 - z_t)", "correct", ""),
+    ("gru", r"dz_{z,t} = dh_t \odot (n_t - h_{t-1}) \odot z_t \odot (1 - z_t)", "wrong", ""),
+    ("gru", r"dr_t = dz_{n,t} \odot (W_{hn} h_{t-1} + b_{hn})", "correct", ""),
+    ("gru", r"dr_t = h_{t-1} \odot (W_{hn}^T dz_{n,t})", "equivalent", "right for gru_cho"),
+    ("gru_cho", r"dz_{\tilde{h},t} = d\tilde{h}_t (1 - \tilde{h}_t^2)", "correct", ""),
+    ("gru_cho", r"dz_{\tilde{h},t} = d\tilde{h}_t (1 - \tilde{h}_t)", "wrong", ""),
+    # RNN
+    ("rnn_tanh", r"dz_{h,t} = dh_t \odot (1 - h_t^2)", "correct", ""),
+    ("rnn_tanh", r"dz_{h,t} = dh_t \odot (1 - h_t)", "wrong", ""),
+    ("rnn_tanh", r"dh_t = dy_t + W_{hh}^T dz_{h,t+1}", "correct", ""),
+    ("rnn_tanh", r"dh_t = dy_t + W_{hh} dz_{h,t+1}", "wrong", ""),
+    ("rnn_relu", r"dz_{h,t} = dh_t \odot \operatorname{relu}'(z_{h,t})", "correct", ""),
+    # peephole: the cell state feeds the gates
+    ("lstm_peephole", r"dc_t = dh_t o_t (1 - \tanh^2(c_t)) + dz_{o,t} p_o + dc_{t+1} f_{t+1} "
+                      r"+ p_i dz_{i,t+1} + p_f dz_{f,t+1}", "correct", ""),
+    ("lstm_peephole", r"dc_t = dh_t o_t (1 - \tanh^2(c_t)) + dz_{o,t} p_o + dc_{t+1} f_{t+1}", "wrong",
+     "missing terms"),
+    ("lstm_peephole", r"dp_f = \sum_t dz_{f,t} \odot c_{t-1}", "correct", ""),
+    # activation derivatives
+    ("sigmoid", r"f'(x) = f(x)(1 - f(x))", "correct", "symbolically"),
+    ("sigmoid", r"\sigma'(x) = \sigma(x)(1 + \sigma(x))", "wrong", "counterexample"),
+    ("tanh", r"f'(x) = 1 - \tanh^2(x)", "correct", ""),
+    ("tanh", r"f'(x) = 1 - \tanh(x)", "wrong", ""),
+    ("softplus", r"f'(x) = \sigma(x)", "correct", ""),
+    ("gelu", r"f'(x) = \Phi(x) + x e^{-x^2/2}/\sqrt{2\pi}", "correct", ""),
+    ("gelu", r"f(x) = 0.5 x (1 + \tanh(\sqrt{2/\pi} (x + 0.044715 x^3)))", "equivalent", "gelu_tanh"),
+    ("silu", r"f'(x) = \sigma(x) (1 + x (1 - \sigma(x)))", "correct", ""),
+    ("silu", r"f'(x) = \sigma(x) (1 - x \sigma(x))", "wrong", ""),
+    ("elu", r"f'(x) = \min(f(x) + \alpha, 1)", "correct", ""),
+]
+
+
+@pytest.mark.parametrize("target,formula,verdict,phrase", TABLE)
+def test_textbook_formulas(target, formula, verdict, phrase):
+    r = check(target, formula)
+    report = r.report()
+    assert r.verdict == verdict, report
+    assert phrase in report, report
+    if verdict == "wrong" and r.counterexample is not None:
+        assert r.counterexample, report
+        left, right = np.asarray(r.left, dtype=complex), np.asarray(r.right, dtype=complex)
+        assert left.shape != right.shape or not np.allclose(left, right, rtol=1e-9, atol=1e-12), report
+
+
+def test_the_table_is_broad():
+    targets = {t for t, *_ in TABLE}
+    assert len(TABLE) >= 30 and sum(v == "wrong" for _, _, v, _ in TABLE) >= 15
+    assert {"lstm", "gru", "gru_cho", "rnn_tanh", "lstm_peephole", "sigmoid", "tanh"} <= targets
+
+
+def test_counterexample_values_reproduce_the_difference():
+    """The values printed for a wrong LSTM dc_t recompute both sides."""
+    r = check("lstm", "dc_t = dh_t*o_t*(1 - tanh(c_t)**2)")
+    ce = r.counterexample
+    mine = ce["dh_t"] * ce["o_t"] * (1 - np.tanh(ce["c_t"]) ** 2)
+    truth = mine + ce["dc_{t+1}"] * ce["f_{t+1}"]
+    assert np.allclose(r.right, mine) and np.allclose(r.left, truth)
+
+
+def test_let_and_aliases():
+    assert check("lstm", "dz_{f,t} = dc_t * C_{t-1} * f_t * (1 - f_t)").verdict == "correct"  # colah's C
+    assert check("lstm", "dz_{f,t} = dc_t * c_{t-1} * q", let=["q = f_t (1 - f_t)"]).verdict == "correct"
+    concat = ["W_f = [W_{hf}, W_{xf}]"]
+    r = check("lstm", r"dz_{f,t} = \delta f_t \odot \sigma'(W_f [h_{t-1}, x_t] + b_f)", let=concat)
+    assert r.verdict == "correct", r.report()
+
+
+@pytest.mark.parametrize("formula,message", [
+    ("dc_t = (", "1:8"),
+    ("dc_t = dh_t + nope_t", "unknown symbol nope_t; known: vectors"),
+    ("dc_t = W_{xf} + dh_t", "cannot add"),
+    ("dc_t", "needs '='"),
+    ("dc_{t-1} = dh_t", "at step t"),
+    ("x" * 3000 + " = 1", "limit"),
+    ("dc_t = \\foo(c_t)", "unknown function"),
+])
+def test_bad_input_says_what_and_where(formula, message):
+    with pytest.raises(DeriveError) as e:
+        check("lstm", formula)
+    assert message in str(e.value)
+
+
+def test_cli_exit_status(tmp_path, capsys):
+    assert main(["check", "lstm", "dc_t = dh_t*o_t*(1 - tanh(c_t)**2) + dc_next*f_next"]) == 0
+    assert main(["check", "lstm", "dc_t = dh_t*o_t*(1 - tanh(c_t)**2)"]) == 1
+    assert main(["check", "lstm", "dc_t = dh_t +"]) == 2
+    assert main(["check", "sigmoid", "f'(x) = f(x)(1 - f(x))"]) == 0
+    f = tmp_path / "mine.txt"
+    f.write_text("# my LSTM derivation\ndc_t = dh_t*o_t*(1 - tanh(c_t)**2) + dc_next*f_next\n\ndo_t = dh_t\n")
+    assert main(["check", "lstm", "--file", str(f)]) == 1
+    f.write_text("dc_t = dh_t*o_t*(1 - tanh(c_t)**2) + dc_next*f_next\ndo_t = dh_t *\n")
+    assert main(["check", "lstm", "--file", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert f"{f}:2:" in err
+    assert main(["check", "lstm", "--json", "N = 4(H I + H^2 + H)"]) == 0
+    assert '"verdict": "equivalent"' in capsys.readouterr().out
+
+
+HOSTILE = [
+    "__import__('os').system('echo pwned') = 1",
+    "dc_t = __import__('os').system('echo pwned')",
+    "dc_t = ().__class__.__bases__[0].__subclasses__()",
+    "dc_t = eval('1+1')", "dc_t = exec('import os')", "dc_t = lambda: 0", "dc_t = open('/etc/passwd').read()",
+    "dc_t = c_t.__class__", "dc_t = dh_t; import os", "dc_t = `ls`", "dc_t = $(ls)", "dc_t = dh_t\x00",
+    "dc_t = " + "(" * 500 + "dh_t" + ")" * 500, "dc_t = " + "-" * 1500 + "dh_t", "N = H^99999999",
+    "N = H^{H^{H^{H}}}", "f'(x) = x^(10^10)", "dc_t = 1/0", "N = 1/0", "dc_t = dh_t / (dh_t - dh_t)",
+    "dc_t = \\sum_t \\sum_t dh_t", "dc_t = [dh_t, [dh_t, o_t]]", "\\frac{\\partial L}{\\partial L} = 1",
+    "= dc_t", "dc_t == dh_t", "dc_t = dh_t = o_t", "\\delta\\delta c_t = 1", "dW_{xf} = x_t^T^T^T",
+]
+ALPHABET = list("abcdefghxyzWHIPNLTt_{}()[]^'*+-/=,;.@ \\0123456789") + [
+    r"\odot", r"\sigma", r"\tanh", r"\frac", r"\partial", r"\delta", r"\sum_t", r"\top", r"\left(", r"\right)",
+    r"\operatorname{diag}", "dh_t", "c_{t-1}", "f_{t+1}", "W_{xf}", "dz_{f,t}", "**", "__", "import", "os",
+    "(", ")", "lambda", "exec", ".__class__"]
+
+
+def _inputs(n, seed=0):
+    rng = random.Random(seed)
+    seeds = [f for _, f, _, _ in TABLE if not f.startswith(("f'", "f(", "\\sigma'"))]
+    for s in HOSTILE:
+        yield s
+    for _ in range(n):
+        kind = rng.random()
+        if kind < 0.4:  # random token soup
+            yield "".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 40)))
+        else:  # a valid formula, mutated
+            s = list(rng.choice(seeds))
+            for _ in range(rng.randint(1, 4)):
+                op, i = rng.random(), rng.randrange(len(s) + 1)
+                if op < 0.4 and s:
+                    del s[min(i, len(s) - 1)]
+                elif op < 0.8:
+                    s.insert(i, rng.choice(ALPHABET))
+                elif s:
+                    j = rng.randrange(len(s))
+                    s[min(i, len(s) - 1)], s[j] = s[j], s[min(i, len(s) - 1)]
+            yield "".join(s)
+
+
+def test_fuzz_never_crashes_and_never_executes(tmp_path, monkeypatch):
+    """3000 random, mutated and hostile inputs: a verdict or a DeriveError, every time, quickly."""
+    import builtins
+
+    def refuse(*a, **k):
+        raise AssertionError("user text reached eval/exec")
+    monkeypatch.setattr(builtins, "eval", refuse)
+    monkeypatch.setattr(builtins, "exec", refuse)
+    monkeypatch.chdir(tmp_path)
+    counts = {"verdict": 0, "error": 0}
+    slowest = 0.0
+    for text in _inputs(3000):
+        t0 = time.perf_counter()
+        try:
+            r = check("lstm", text)
+            assert r.verdict in ("correct", "equivalent", "wrong")
+            counts["verdict"] += 1
+        except DeriveError as e:
+            assert str(e) and "Traceback" not in str(e)
+            counts["error"] += 1
+        slowest = max(slowest, time.perf_counter() - t0)
+    assert counts["verdict"] > 50 and counts["error"] > 1000, counts
+    assert slowest < 10.0, slowest
+    assert not list(tmp_path.iterdir())  # nothing was written
+    print(f"fuzz: {sum(counts.values())} inputs, {counts}, slowest check {slowest:.3f} s")
+
+
+def test_python_api():
+    r = derive.check("lstm", r"dc_t = dh_t*o_t*(1 - tanh(c_t)**2)")
+    assert not r.ok and r.verdict == "wrong" and r.hint.startswith("missing term")
