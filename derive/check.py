@@ -37,6 +37,7 @@ from . import bptt, counts, ir, printing, spec, verify
 from .cell import H, I, P
 from .errors import DeriveError, Pos
 from .formula import Call, Name, Node, Num, parse_formula, parse_let
+from .grammar import _TIME
 
 SIZES = verify.Sizes(T=4, I=2, H=3, P=2)
 SEEDS = (11, 12, 13)
@@ -128,8 +129,8 @@ def _time(part: str):
     p = part.replace(" ", "")
     if p in _TIMES:
         return _TIMES[p]
-    m = re.fullmatch(r"t([+-])(\d+)", p)
-    if m:
+    m = _TIME.match(p)
+    if m and m[1]:
         return int(m[2]) * (1 if m[1] == "+" else -1)
     return None
 
@@ -265,7 +266,7 @@ def _fail(msg, pos=None):
 class Evaluator:
     """The right side at one step of a run, in float64."""
 
-    def __init__(self, names: Names, env: dict, activation_var=None):
+    def __init__(self, names: Names, env: dict):
         self.names = names
         self.env = env
         self.used: dict = {}  # printed name -> value, for a counterexample
@@ -516,13 +517,9 @@ def _classify(lhs, names: Names):
             return _as_gradient(Ref("vec" if ref.kind == "adj" else "param", ref.value), lhs)
     if isinstance(lhs, Node) and lhs.kind == "div":
         top, bottom = lhs.args
-        tn = top.args[0] if isinstance(top, Node) and top.kind == "partial" else top
-        bn = bottom.args[0] if isinstance(bottom, Node) and bottom.kind == "partial" else bottom
-        if isinstance(tn, Name) and isinstance(bn, Name):
-            tref = names.resolve(Name(tn.text[1:], tn.pos)) if tn.text.startswith("d") and tn.text != "d" \
-                and not (isinstance(top, Node)) else names.resolve(tn)
-            bref = names.resolve(Name(bn.text[1:], bn.pos)) if bn.text.startswith("d") and not isinstance(bottom, Node) \
-                else names.resolve(bn)
+        tn, bn = _differential(top), _differential(bottom)
+        if tn is not None and bn is not None:
+            tref, bref = names.resolve(tn), names.resolve(bn)
             if tref.kind == "loss":
                 return _as_gradient(bref, lhs)
             if tref.kind == "vec" and bref.kind == "vec":
@@ -530,6 +527,15 @@ def _classify(lhs, names: Names):
     raise DeriveError(r"the left side must name a gradient (dc_t, \delta c_t, \frac{\partial L}{\partial W_{xf}}), "
                       r"a Jacobian block (\frac{\partial h_t}{\partial c_{t-1}}) or the parameter count (N)",
                       getattr(lhs, "pos", Pos(1, 1)))
+
+
+def _differential(node):
+    """The name X of ``\\partial X`` or of plain ``dX`` (in ``dL/dW_xf``); None otherwise."""
+    if isinstance(node, Node) and node.kind == "partial" and isinstance(node.args[0], Name):
+        return node.args[0]
+    if isinstance(node, Name) and node.text.startswith("d") and len(node.text) > 1:
+        return Name(node.text[1:], node.pos)
+    return None
 
 
 def _as_gradient(ref: Ref, node):
@@ -596,8 +602,8 @@ def _check_adjoint(d, runs, names, f, target) -> Result:
         if claim.kind == "scalar":
             claim = V("vector", np.full(SIZES.of(d.cell.dims[ir.ref(target).key]), claim.val))
         if claim.kind != "vector":
-            raise DeriveError(f"the right side is a {_desc(claim)}; the adjoint of a vector is a vector", f.rhs_pos
-                              if hasattr(f, "rhs_pos") else Pos(1, 1))
+            raise DeriveError(f"the right side is a {_desc(claim)}; the adjoint of a vector is a vector",
+                              getattr(f.rhs, "pos", Pos(1, 1)))
         exact = env.get(ir.adjoint(target))
         if exact is None:  # dx_t: the run returns it, the env does not hold it
             exact = sum(verify.evaluate(term, env) for term in adj.terms)
