@@ -175,19 +175,31 @@ def _cmd_build(args) -> int:
           + ", ".join(f"{label} {s:.1f}s" for label, s in generate.slowest) + ")")
     if args.no_html:
         return 0
-    cmd = [sys.executable, "-m", "mkdocs", "serve" if args.serve else "build", "--strict", "--quiet", "-f",
+    html = Path(args.site_dir).resolve() if args.site_dir else root / "build" / "html"
+    cmd = [sys.executable, "-m", "mkdocs", "serve" if args.serve else "build", "--strict", "-f",
            str(root / "mkdocs.yml")]
-    if args.serve:
-        cmd.remove("--quiet")
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}  # mkdocs-material's notice about its successor
-    result = subprocess.run(cmd, cwd=root, env=env)
+    cmd += [] if args.serve else ["--quiet", "--site-dir", str(html)]
+    result = subprocess.run(cmd, cwd=root, env=_mkdocs_env(root))
     if result.returncode:
         raise DeriveError("mkdocs failed (its messages are above)")
-    html = root / "build" / "html"
     size = sum(f.stat().st_size for f in html.rglob("*") if f.is_file())
     print(f"site built in {html} ({size / 1e6:.1f} MB, KaTeX rendered at build time) in "
           f"{time.perf_counter() - t1:.1f}s; total {time.perf_counter() - t0:.1f}s")
     return 0
+
+
+def _mkdocs_env(root: Path) -> dict:
+    """The environment for MkDocs: the sitemap's dates come from SOURCE_DATE_EPOCH (the last
+    commit's time in a git checkout), so two builds of one commit are byte-identical."""
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}  # mkdocs-material's notice about its successor
+    if "SOURCE_DATE_EPOCH" not in env:
+        try:
+            stamp = subprocess.run(["git", "log", "-1", "--format=%ct"], cwd=root, capture_output=True,
+                                   text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            stamp = ""
+        env["SOURCE_DATE_EPOCH"] = stamp if stamp.isdigit() else "0"
+    return env
 
 
 def _activation_names():
@@ -201,6 +213,7 @@ def add_build_command(sub) -> None:
     s.add_argument("--check", action="store_true", help="exit 1 if committed pages are stale; write nothing")
     s.add_argument("--no-html", action="store_true", help="write the Markdown pages only")
     s.add_argument("--serve", action="store_true", help="preview the site (mkdocs serve)")
+    s.add_argument("--site-dir", help="where the HTML goes (default: build/html)")
     s.add_argument("--root", default=".", help="the checkout to build (default: the current directory)")
     s.set_defaults(run=_cmd_build)
 

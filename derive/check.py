@@ -61,6 +61,7 @@ VECTOR_ALIASES = {"C": "c", "c_tilde": "g", "C_tilde": "g", "h_tilde": "n", "h_h
 FUNCTIONS = {
     "exp": (np.exp, sp.exp), "log": (np.log, sp.log), "ln": (np.log, sp.log), "sqrt": (np.sqrt, sp.sqrt),
     "abs": (np.abs, sp.Abs), "erf": (np.vectorize(math.erf, otypes=[float]), sp.erf),
+    "step": (lambda u: (np.asarray(u) > 0).astype(float), acts.step),  # \mathbb{1}[u > 0]
 }
 
 

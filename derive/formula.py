@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 
 from lark import Lark, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from .errors import DeriveError, Pos
 
@@ -59,7 +59,9 @@ start: expr "=" expr
      | callee "{" args "}"                      -> call
      | callee POWER exponent "(" args ")"       -> powcall
      | callee POWER exponent "\\left(" args "\\right)" -> powcall
+     | callee POWER exponent "{" args "}"       -> powcall
      | "\\frac" "{" expr "}" "{" expr "}"       -> div
+     | INDICATOR expr ">" NUMBER _close         -> indicator
      | "\\partial" atom                         -> partial
      | "\\delta" atom                           -> delta
 callee: FUNC
@@ -69,6 +71,8 @@ callee: FUNC
 args: expr ("," expr)*
 exponent: INT | NAME -> name | "{" expr "}" | "(" expr ")"
 
+INDICATOR.4: /\\mathbb\{1\}\s*(\\left)?\[/
+_close: "\\right]" | "]"
 PRODUCT: "\\odot" | "\\circ" | "\\otimes" | "\\cdot" | "\\times" | "*" | "@"
 POWER.2: "^" | "**"
 TRANSPOSE.3: "\\top" | "\\intercal" | "T"
@@ -202,6 +206,13 @@ class _ToAst(Transformer):
         (how, func, pos), args = children
         return Call(func, args, pos, prime=how in ("prime", "bareprime"), bare=how in ("bare", "bareprime"))
 
+    def indicator(self, meta, children):
+        """``\\mathbb{1}[u > 0]``, ReLU's derivative (0 at 0), as the pages print it."""
+        start, arg, number = children
+        if float(number) != 0:
+            raise DeriveError("an indicator compares with 0: \\mathbb{1}[u > 0]", _pos(number))
+        return Call("step", (arg,), _pos(start))
+
     def powcall(self, meta, children):
         (how, func, pos), _, power, args = children
         return Call(func, args, pos, prime=how in ("prime", "bareprime"), power=power,
@@ -272,6 +283,10 @@ def parse_formula(text: str) -> Formula:
         lhs, rhs = _ToAst().transform(tree)
     except RecursionError:
         raise DeriveError("the formula is nested too deeply", Pos(1, 1)) from None
+    except VisitError as e:  # a DeriveError raised while building the tree
+        if isinstance(e.orig_exc, DeriveError):
+            raise e.orig_exc from None
+        raise
     return Formula(lhs, rhs, source)
 
 

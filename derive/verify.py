@@ -201,7 +201,11 @@ def jacobian_value(chains, env, size_out, size_in):
     for chain in chains:
         m = np.eye(size_in, dtype=object) * sp.Integer(1) if not chain else None
         for kind, val in chain:
-            f = np.diag(evaluate(val, env) * np.ones(size_out, dtype=object)) if kind == "diag" else env[val]
+            if kind == "diag":  # a vector, or a scalar over the current row size (H inside W_hr diag(.) W)
+                width = size_out if m is None else m.shape[1]
+                f = np.diag(evaluate(val, env) * np.ones(width, dtype=object))
+            else:
+                f = env[val]
             m = f if m is None else m.dot(f)
         total = total + m
     return total

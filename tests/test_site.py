@@ -1,0 +1,303 @@
+"""The documentation site as a person sees it, and as the code reads it.
+
+* The built pages in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright's
+  Python client): every formula rendered by KaTeX (no raw TeX, no KaTeX error), every image
+  loaded, no request outside localhost, a screenshot of the LSTM page.
+* The pages' equations read back with the project's grammar and checked: each BPTT,
+  parameter-gradient and Jacobian line against the derivation (``derive.check``), the forward
+  equations against the generated kernel (evaluated step by step, compared with ``forward``),
+  each activation's derivative against its definition.
+* Two builds are byte-identical.
+"""
+
+import functools
+import hashlib
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import derive
+from derive import counts, ir, spec
+from derive.check import Evaluator, Names
+from derive.docs.katex import Renderer, katex_dir, split_math
+from derive.formula import parse_formula
+
+ROOT = Path(__file__).resolve().parent.parent
+SITE = ROOT / "site"
+CHROMIUM = Path("/usr/bin/chromium")
+OUTPUT = ROOT / "build" / "test-output"  # screenshots (git-ignored)
+CELLS = spec.builtin_names()
+
+
+def build(site_dir: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, DERIVE_CACHE_DIR=str(ROOT / "build" / "cache"))
+    return subprocess.run([sys.executable, "-m", "derive", "build", "--site-dir", str(site_dir)], cwd=ROOT,
+                          capture_output=True, text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("html")
+    proc = build(out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out
+
+
+def tree_digest(path: Path) -> dict:
+    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_two_builds_are_byte_identical(built, tmp_path):
+    pages_before = tree_digest(SITE)
+    proc = build(tmp_path / "again")
+    assert proc.returncode == 0, proc.stderr
+    assert tree_digest(tmp_path / "again") == tree_digest(built)
+    assert tree_digest(SITE) == pages_before  # pages and plots rewritten with the same bytes
+    assert "pages" in proc.stdout and "formulas" in proc.stdout and "plots" in proc.stdout
+
+
+# ------------------------------------------------------------------ the browser
+
+
+def _serve(directory: Path):
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+RAW_TEX = re.compile(r"\$\$|\\(frac|odot|partial|delta|sigma|tanh|begin|operatorname)\b|\$[^$\s][^$]*\$")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's chromium (.ci/run)")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium chromium-driver)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+def test_every_page_renders_in_chromium(built, browser):
+    server = _serve(built)
+    origin = f"http://127.0.0.1:{server.server_address[1]}"
+    pages = sorted(p.relative_to(built).as_posix() for p in built.rglob("*.html") if p.name != "404.html")
+    assert len(pages) >= 45
+    outside, failed = [], []
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith((origin, "data:"))
+                  else (outside.append(route.request.url), route.abort()))
+    page = context.new_page()
+    # a navigation cancels what the previous page still loads (its favicon): net::ERR_ABORTED
+    page.on("requestfailed", lambda r: failed.append(r.url) if "ERR_ABORTED" not in (r.failure or "") else None)
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    try:
+        for rel in pages:
+            md = SITE / rel.replace(".html", ".md")
+            expected = len(split_math(md.read_text(encoding="utf-8"))[1])
+            page.goto(f"{origin}/{rel}", wait_until="load")
+            state = page.evaluate("""() => {
+                const article = document.querySelector("article");
+                const copy = article.cloneNode(true);
+                copy.querySelectorAll(".katex, pre, code").forEach(e => e.remove());
+                const imgs = [...document.querySelectorAll("article img")];
+                return {
+                    katex: article.querySelectorAll(".katex").length,
+                    errors: article.querySelectorAll(".katex-error").length,
+                    text: copy.textContent,
+                    images: imgs.length,
+                    broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src),
+                };
+            }""")
+            assert state["katex"] == expected, (rel, state["katex"], expected)
+            assert state["errors"] == 0, rel
+            raw = RAW_TEX.search(state["text"])
+            assert raw is None, (rel, state["text"][max(0, raw.start() - 80):raw.end() + 80])
+            assert state["broken"] == [], (rel, state["broken"])
+            if rel.startswith("activations/"):
+                assert state["images"] == 1, rel
+        page.goto(f"{origin}/cells/lstm.html", wait_until="load")
+        page.evaluate("document.fonts.ready")
+        assert page.evaluate("document.fonts.check('16px KaTeX_Main')")
+        assert page.evaluate("[...document.fonts].some(f => f.family.includes('KaTeX') && f.status === 'loaded')")
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        shot = OUTPUT / "lstm-page.png"
+        page.screenshot(path=str(shot), full_page=False)
+        assert shot.stat().st_size > 20_000
+        print(f"\nscreenshot of the LSTM page: {shot}")
+    finally:
+        context.close()
+        server.shutdown()
+    assert outside == [], outside
+    assert failed == [], failed
+
+
+# ------------------------------------------------------------------ reading the pages back
+
+
+def sections(markdown: str) -> dict:
+    """``{"## heading": text}``."""
+    out, current = {}, ""
+    for line in markdown.splitlines():
+        if line.startswith("## "):
+            current = line[3:].strip()
+            out[current] = []
+        elif current:
+            out[current].append(line)
+    return {k: "\n".join(v) for k, v in out.items()}
+
+
+def equations(text: str) -> list[str]:
+    """Every ``lhs = rhs`` line of the display formulas in ``text`` (aligned blocks split)."""
+    out = []
+    for tex, display in split_math(text)[1]:
+        if not display:
+            continue
+        body = re.sub(r"\\(begin|end)\{aligned\}", "", tex)
+        for line in re.split(r"\\\\", body):
+            line = line.replace("&=", "=").strip()
+            if "=" in line:
+                out.append(line)
+    return out
+
+
+def page(name: str) -> dict:
+    return sections((SITE / "cells" / f"{name}.md").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_cell_page_gradients_are_the_derivation(name):
+    """Each adjoint, input gradient, parameter gradient and Jacobian block shown on the page,
+    parsed with the project's grammar, is correct for this cell (numbers at 30 digits)."""
+    s = page(name)
+    claims = [e for e in equations(s["Backpropagation through time"]) if not re.match(r"\\delta \w+_\{?0", e)]
+    claims += equations(s["Parameter gradients"]) + equations(s["State Jacobian"])
+    assert len(claims) >= 4
+    for claim in claims:
+        r = derive.check(name, claim)
+        assert r.verdict == "correct", (claim, r.report())
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_cell_page_counts_are_the_derivation(name):
+    """Every row of the counts table: correct in the cell's own convention, and recognised as
+    the count of a named convention in the others."""
+    s = page(name)["Parameter counts (per layer and direction)"]
+    own = counts.default_convention(spec.load(name))
+    rows = [line for line in s.splitlines() if line.startswith("| ") and "$" in line]
+    assert len(rows) == len(counts.CONVENTIONS)
+    for row in rows:
+        convention = row.split("|")[1].strip()
+        ((formula, _),) = split_math(row)[1]
+        r = derive.check(name, f"N = {formula}")
+        assert r.verdict == ("correct" if convention == own else r.verdict) and r.ok, (row, r.report())
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_cell_page_forward_equations_reproduce_the_kernel(name):
+    """The spec equations as the page shows them, evaluated step by step in float64 by the
+    formula grammar's evaluator, give the generated kernel's outputs and final states."""
+    k = derive.kernel(name)
+    cell = spec.load(name)
+    lines = equations(page(name)["Forward step"].split("With the pre-activations")[0])
+    assert len(lines) == len(cell.equations)
+    parsed = [parse_formula(line) for line in lines]
+    names = Names(cell, {})
+    rng = np.random.default_rng(5)
+    proj = 3 if "P" in k.STATE_DIMS.values() else None
+    params = k.init_params(3, 4, proj_size=proj, seed=6)
+    size = {"H": 4, "P": proj}
+    T = 5
+    x = rng.standard_normal((T, 1, 3))
+    s0 = {s: rng.standard_normal((1, size[k.STATE_DIMS[s]])) for s in k.STATES}
+    y, sT, _ = k.forward(x, s0, params)
+
+    env = {p.symbol: params[p.key] for p in cell.params.values()}
+    prev = {ir.at(s, -1): s0[ir.ref(s).key][0] for s in cell.states}
+    for t in range(T):
+        step = {**env, **prev, cell.input: x[t, 0]}
+        for f in parsed:
+            target = names.resolve(f.lhs).value
+            step[target] = Evaluator(names, step)(f.rhs).val
+        np.testing.assert_allclose(step[cell.output], y[t, 0], rtol=1e-12, atol=1e-14)
+        prev = {ir.at(s, -1): step[s] for s in cell.states}
+    for s in cell.states:
+        np.testing.assert_allclose(prev[ir.at(s, -1)], sT[ir.ref(s).key][0], rtol=1e-12, atol=1e-14)
+
+
+def test_a_wrong_sign_on_a_page_is_caught():
+    """What the tests above would see if a template printed a wrong sign."""
+    s = page("lstm")
+    (dc,) = [e for e in equations(s["Backpropagation through time"]) if e.startswith(r"\delta c_t ")]
+    assert derive.check("lstm", dc).verdict == "correct"
+    flipped = dc.replace(" + ", " - ", 1)
+    assert flipped != dc
+    r = derive.check("lstm", flipped)
+    assert r.verdict == "wrong" and r.counterexample
+
+
+ELEMENTWISE = [n for n in derive.ACTIVATIONS if derive.activation(n).stanza.kind == "elementwise"]
+
+
+def test_activation_pages_definition_and_derivative_are_the_activation():
+    """Each activation page's f(x) and f'(x), read with the grammar, are this activation's.
+    Piecewise definitions (printed as \\begin{cases}) are outside the claim grammar; the
+    others must all be read and be right, and there must be at least a dozen of them."""
+    read = 0
+    for name in ELEMENTWISE:
+        s = sections((SITE / "activations" / f"{name}.md").read_text(encoding="utf-8"))
+        for section in ("Definition", "Derivative"):
+            (line,) = equations(s[section])
+            if r"\begin{cases}" in line:
+                continue
+            r = derive.check(name, line)
+            assert r.verdict == "correct", (name, line, r.report())
+            read += 1
+    assert read >= 12, read
+
+
+# ------------------------------------------------------------------ the math renderer
+
+
+def test_math_is_cut_out_of_markdown_but_code_is_left_alone():
+    md = "a $x_t$ b\n\n$$\n\\frac{a}{b}\n$$\n\n`$not math$` and\n\n```python\ny = '$1'  # $x$\n```\n$5 and $6\n"
+    text, formulas = split_math(md)
+    assert formulas == [("x_t", False), ("\\frac{a}{b}", True)]
+    assert "`$not math$`" in text and "y = '$1'  # $x$" in text and "$5 and $6" in text
+
+
+def test_a_formula_katex_cannot_read_fails_with_its_message():
+    root = ROOT
+    try:
+        kdir = katex_dir(root)
+    except Exception as e:  # PluginError when npm ci has not run
+        pytest.skip(str(e))
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    r = Renderer(kdir)
+    try:
+        good, bad = r.render([("h_t = o_t \\odot \\tanh(c_t)", True), ("\\frac{a}{", False)])
+    finally:
+        r.close()
+    assert "katex-display" in good["html"] and "error" not in good
+    assert "html" not in bad and "expected" in bad["error"]
