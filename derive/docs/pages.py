@@ -22,7 +22,6 @@ from typing import Callable
 
 import jinja2
 import numpy as np
-import sympy as sp
 
 from .. import actcli, bptt, counts, spec
 from ..cell import H, I, P
