@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import actcli, bptt, counts, spec
 from ..cell import H, I, P
+from ..runtime import kernel
 from ..summary import collect as collect_cell
 from . import plots, verification
 
@@ -55,12 +56,12 @@ class Plot:
 def cell_data(name: str) -> dict:
     """The cell's derivation (summary.collect), plus its kernel's code, the verification
     figures and a worked parameter count."""
-    d = bptt.derive(spec.load(name))
+    d = _derivation(name)
     data = collect_cell(d)
     data["example"] = [{"convention": c, "value": int(counts.layer_count(d.cell, c).subs(EXAMPLE))}
                        for c in counts.CONVENTIONS]
     data["example_sizes"] = "I = 10, H = 20" + (", P = 10" if counts.projects(d.cell) else "")
-    data["verification"] = verification.figures(name)
+    data["verification"] = verification.figures(name, d)
     data["kernel_path"] = f"derive/kernels/{name}.py"
     data["torch"] = d.cell.conventions.get("pytorch", {})
     data["keras"] = d.cell.conventions.get("keras", {})
@@ -68,10 +69,15 @@ def cell_data(name: str) -> dict:
 
 
 def kernel_source(name: str) -> str:
-    from ..build import render_kernels
+    """The cell's generated module, rendered from the derivation the page shows."""
+    from .. import codegen
 
-    root = Path(__file__).resolve().parents[2]
-    return render_kernels(root, [name])[root / "derive" / "kernels" / f"{name}.py"]
+    return codegen.render(_derivation(name), f"derive/cells/{name}.toml")
+
+
+@lru_cache(maxsize=None)
+def _derivation(name: str):
+    return bptt.derive(spec.load(name))
 
 
 def _cell_context(name: str) -> Callable[[], dict]:
@@ -145,12 +151,6 @@ def _source_of(func) -> str:
     return inspect.getsource(func).rstrip() + "\n"
 
 
-def _kernel_module(name: str):
-    from ..runtime import kernel
-
-    return kernel(name)
-
-
 def _bptt_context() -> dict:
     return {"rnn": cell_data("rnn_tanh"), "lstm": cell_data("lstm")}
 
@@ -163,12 +163,12 @@ def _gradients_context() -> dict:
 
 
 def _clipping_context() -> dict:
-    k = _kernel_module("lstm")
+    k = kernel("lstm")
     return {"clip_by_value": _source_of(k.clip_by_value), "clip_by_global_norm": _source_of(k.clip_by_global_norm)}
 
 
 def _truncated_context() -> dict:
-    k = _kernel_module("lstm")
+    k = kernel("lstm")
     return {"doc": inspect.getdoc(k.backward), "rnn": cell_data("rnn_tanh")}
 
 

@@ -71,12 +71,11 @@ def finite_differences(k, eps: float = 1e-6) -> float:
     return worst
 
 
-def derivation(k, name: str) -> float:
+def derivation(k, d) -> float:
     """Largest relative difference between the kernel (float64, B = 1) and the page's formulas
     evaluated by SymPy at 30 digits (outputs, every gradient)."""
-    from .. import bptt, ir, spec, verify
+    from .. import ir, verify
 
-    d = bptt.derive(spec.load(name))
     cell = d.cell
     _, params, x, s0, w, v = _setup(k, seed=3, batch=1, steps=3)
     y, _, cache = k.forward(x, s0, params)
@@ -134,8 +133,8 @@ def _rel(a, b) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
-def figures(name: str) -> list[dict]:
-    """Rows ``{witness, measured, what}`` for the cell's page."""
+def figures(name: str, d) -> list[dict]:
+    """Rows ``{witness, measured, what}`` for the cell's page (``d``: its derivation)."""
     from ..runtime import kernel
 
     k = kernel(name)
@@ -144,7 +143,7 @@ def figures(name: str) -> list[dict]:
              "measured": bound(finite_differences(k))},
             {"witness": "this page's formulas at 30 digits (SymPy)",
              "what": "outputs, input, initial-state and parameter gradients (T = 3, B = 1)",
-             "measured": bound(derivation(k, name))}]
+             "measured": bound(derivation(k, d))}]
     torch_err = pytorch(k, name)
     if name in TORCH:
         rows.append({"witness": "PyTorch autograd (float64)",
