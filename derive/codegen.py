@@ -234,8 +234,19 @@ def _saved(cell: Cell, d: Derivation, blocks) -> dict:
 
 
 # ------------------------------------------------------------------ emission
+def _ws(name: str, shape: str) -> str:
+    """A sequence-sized buffer: from the kernel's workspace (reused when nothing refers to it)."""
+    return f"WORKSPACE.empty({name!r}, {shape}, dtype)"
+
+
 def _dim_code(dim) -> str:
     return str(dim)
+
+
+def _kslice(blocks: list) -> str:
+    """``slice`` over consecutive blocks in a step of the block-major ``a`` (B rows per block)."""
+    start = blocks[0].start
+    return f"slice({'0' if start == 0 else f'B * {_dim_code(start)}'}, B * {_dim_code(blocks[-1].stop)})"
 
 
 def _span(blocks: list) -> str:
@@ -334,12 +345,17 @@ class Writer:
                     lines.append(f"{dim} = {code_name(p.symbol)}.shape[{axis}]")
         return lines
 
-    def fused_weights(self) -> list[str]:
+    def fused_weights(self, forward: bool = False) -> list[str]:
+        """One matrix per GEMM argument. The forward's per-step products read theirs
+        row-major (a_{t-1} W is fastest so); the backward's ``dz W^T`` reads the transpose."""
         lines = []
         for g in self.p.groups.values():
             ws = ", ".join(code_name(w) for w in g.weights)
             blocks = " | ".join(self.grad_block_of(m).name for m in g.atoms)
-            lines.append(f"W_{g.name} = np.concatenate([{ws}]).T  # ({self.arg_dim(g)}, columns {blocks})")
+            fused = f"np.concatenate([{ws}]).T"
+            if forward and g.kind != "input":
+                fused = f"np.ascontiguousarray({fused})"
+            lines.append(f"W_{g.name} = {fused}  # ({self.arg_dim(g)}, columns {blocks})")
         return lines
 
     def grad_block_of(self, m) -> Block:
@@ -354,7 +370,35 @@ class Writer:
         lines = []
         for b in self.p.blocks:
             lines.append(f"s_{b.name} = slice({_dim_code(b.start)}, {_dim_code(b.stop)})")
+        for b in self.gate_blocks:
+            lines.append(f"k_{b.name} = {_kslice([b])}  # gate {b.name} in a step of a: rows (B, {b.dim})")
         return lines
+
+    @property
+    def gate_blocks(self):
+        """Blocks whose activation's output lives in ``a`` (gates that are not states)."""
+        return [b for b in self.zblocks if b.gate is not None and not self.state_of(b.gate)]
+
+    def kspan(self, blocks) -> str:
+        """The name of a slice of a step of ``a`` (block-major) over consecutive blocks."""
+        if len(blocks) == 1:
+            return f"k_{blocks[0].name}"
+        name = "k_" + "".join(b.name for b in blocks)
+        self.spans[name] = _kslice(blocks)
+        return name
+
+    def run_views(self, blocks) -> dict:
+        """Views of a run of equal-width blocks, all of one shape: (B, D) for one block,
+        (n, B, D) for several. ``a``/``da`` are block-major (contiguous); ``z``/``dz`` rows
+        are batch-major (the GEMMs' layout) and are read through a transposed view."""
+        n, D = len(blocks), _dim_code(blocks[0].dim)
+        s, k = self.span(blocks), self.kspan(blocks)
+        if n == 1:
+            return {"a": f"a_row[{k}].reshape(B, {D})", "da": f"da[{k}].reshape(B, {D})",
+                    "z": f"z_row[:, {s}]", "dz": f"dz_row[:, {s}]", "dim": blocks[0].dim}
+        bm = f".reshape(B, {n}, {D}).transpose(1, 0, 2)"
+        return {"a": f"a_row[{k}].reshape({n}, B, {D})", "da": f"da[{k}].reshape({n}, B, {D})",
+                "z": f"z_row[:, {s}]{bm}", "dz": f"dz_row[:, {s}]{bm}", "dim": f"{n}, B, {D}"}
 
     # ------------------------------------------------------------- forward
     def forward(self) -> list[str]:
@@ -369,9 +413,9 @@ class Writer:
         xblocks = [b for b in self.zblocks if inp is not None and inp.name in b.groups]
         L.append("")
         L.append("# fused weights: one matrix per GEMM argument, columns in the order of the blocks")
-        L += self.fused_weights()
+        L += self.fused_weights(forward=True)
         L.append("")
-        L.append(f"z = np.empty((T, B, {NZ}), dtype)  # pre-activations, columns "
+        L.append(f"z = {_ws('z', f'(T, B, {NZ})')}  # pre-activations, columns "
                  + " | ".join(f"z_{b.name}" for b in self.zblocks))
         shared = {id(b) for b, _ in self.shared()}
         if xblocks:
@@ -392,36 +436,35 @@ class Writer:
                   for b in blocks]
             L.append(f"b_{g.name}{''.join(b.name for b in blocks)} = np.concatenate([{', '.join(bs)}])"
                      f"  # biases of the blocks, added to the recurrent product each step")
-        gates = [b for b in self.zblocks if b.gate is not None and not self.state_of(b.gate)]
-        if gates and self.inplace():
-            L.append("a = z  # each gate's output overwrites its pre-activation: the backward reads outputs only")
-        elif gates:
-            L.append(f"a = np.empty((T, B, {NZ}), dtype)  # gate outputs, same columns")
+        if self.gate_blocks:
+            L.append(f"a = {_ws('a', f'(T, B * {NZ})')}  # gate outputs, block-major: each gate's (B, dim) rows"
+                     " one after another, so every gate is contiguous")
         else:
             L.append("a = None")
         for s in cell.states:
             n = code_name(s).removesuffix("_t")
-            L.append(f"{n}_all = np.empty((T + 1, B, {_dim_code(_dim_of(cell, s))}), dtype)")
+            L.append(f"{n}_all = {_ws(n + '_all', f'(T + 1, B, {_dim_code(_dim_of(cell, s))})')}")
             L.append(f"{n}_all[0] = states0[{ir.ref(s).key!r}]")
         for e, name in sorted(p.saved.items(), key=lambda kv: str(kv[1])):
             if name is None:
                 continue
             dim = self.expr_dim(e)
-            L.append(f"{name} = np.empty((T, B, {dim}), dtype)  # kept for the backward pass")
+            L.append(f"{name} = {_ws(name, f'(T, B, {dim})')}  # kept for the backward pass")
         if cell.output not in cell.states and cell.output not in p.saved:
             p.saved[cell.output] = code_name(cell.output).removesuffix("_t") + "_all"
-            L.append(f"{p.saved[cell.output]} = np.empty((T, B, {self.expr_dim(cell.output)}), dtype)  # outputs")
+            L.append(f"{p.saved[cell.output]} = {_ws(p.saved[cell.output], f'(T, B, {self.expr_dim(cell.output)})')}"
+                     "  # outputs")
         for g in p.groups.values():
             if g.kind == "input":
                 continue
             n = _dim_code(sum((self.grad_block_of(m).dim for m in g.atoms), sp.Integer(0)))
             keep = any(m in p.saved for m in g.atoms)
             if keep:
-                L.append(f"{g.name}W_all = np.empty((T, B, {n}), dtype)  # kept: the backward reads it")
+                L.append(f"{g.name}W_all = {_ws(g.name + 'W_all', f'(T, B, {n})')}  # kept: the backward reads it")
             else:
                 L.append(f"{g.name}W = np.empty((B, {n}), dtype)")
             if g.kind == "late" and f"{g.name}_all" not in p.saved.values():
-                L.append(f"{g.name}_all = np.empty((T, B, {self.arg_dim(g)}), dtype)  # GEMM argument, kept")
+                L.append(f"{g.name}_all = {_ws(g.name + '_all', f'(T, B, {self.arg_dim(g)})')}  # GEMM argument, kept")
         scratch_at = len(L)
         L.append("")
         L.append("for t in range(T):")
@@ -449,8 +492,9 @@ class Writer:
         for n, dim in self.bufs:
             out.append(f"{n} = np.empty((B, {_dim_code(dim)}), dtype)")
         for key, pool in sorted(self.pools.items()):
+            shape = f"({key})" if "B" in key.split(", ") else f"(B, {key})"
             for n in pool.names:
-                out.append(f"{n} = np.empty((B, {key}), dtype)  # scratch")
+                out.append(f"{n} = np.empty({shape}, dtype)  # scratch")
         self.pools, self.bufs, self.spans = {}, [], {}
         return out
 
@@ -486,12 +530,12 @@ class Writer:
             L.append(f"{n}_t = {n}_all[t + 1]")
         L.append("x_t = x[t]")
         L.append("z_row = z[t]")
-        if any(b.gate is not None and not self.state_of(b.gate) for b in self.zblocks):
+        if self.gate_blocks:
             L.append("a_row = a[t]")
         for b in self.zblocks:
             L.append(f"z_{b.name}_t = z_row[:, s_{b.name}]")
-            if b.gate is not None and not self.state_of(b.gate):
-                L.append(f"{code_name(b.gate)} = a_row[:, s_{b.name}]")
+            if b in self.gate_blocks:
+                L.append(f"{code_name(b.gate)} = a_row[k_{b.name}].reshape(B, {_dim_code(b.dim)})")
         for e, n in sorted(p.saved.items(), key=lambda kv: str(kv[1])):
             if n is not None:
                 L.append(f"{n.removesuffix('_all')}_t = {n}[t]")
@@ -608,9 +652,8 @@ class Writer:
                 blocks = [b for b, _ in part]
                 L.append("# " + "; ".join(self.equation(a) for _, a in part))
                 fn = part[0][1].rhs
-                span = self.span(blocks)
-                L += self.emit(fn.func(sp.Symbol("__zrun")), f"a_row[:, {span}]",
-                               {sp.Symbol("__zrun"): f"z_row[:, {span}]"}, dim=self.width(blocks))
+                v = self.run_views(blocks)
+                L += self.emit(fn.func(sp.Symbol("__zrun")), v["a"], {sp.Symbol("__zrun"): v["z"]}, dim=v["dim"])
         return L
 
     def _contiguous(self, run):
@@ -620,7 +663,7 @@ class Writer:
             if parts:
                 pb, pa = parts[-1][-1]
                 if self.order[id(b)] == self.order[id(pb)] + 1 and type(a.rhs) is type(pa.rhs) and \
-                        a.rhs.exact_params() == pa.rhs.exact_params():
+                        a.rhs.exact_params() == pa.rhs.exact_params() and b.dim == pb.dim:
                     parts[-1].append((b, a))
                     continue
             parts.append([(b, a)])
@@ -629,13 +672,13 @@ class Writer:
     def width(self, blocks):
         return sum((b.dim for b in blocks), sp.Integer(0))
 
-    def emit(self, expr, out: str, names: dict, dim=None) -> list[str]:
+    def emit(self, expr, out: str, names: dict, dim=None, strided: bool = False) -> list[str]:
         for s in expr.free_symbols if dim is None else ():
             if ir.is_ir(s) and ir.ref(s).time is not None:
                 dim = _dim_of(self.cell, s)
                 break
         pool = self.pool(dim if dim is not None else sp.Symbol("H"))
-        return Emitter(names, pool).emit(expr, out)
+        return Emitter(names, pool).emit(expr, out, strided=strided)
 
     # ------------------------------------------------------------ backward
     def backward(self) -> list[str]:
@@ -659,9 +702,9 @@ class Writer:
         ND = _dim_code(self.p.blocks[-1].stop)
         L.append("")
         L.append("steps = T if truncate is None else max(0, min(T, int(truncate)))")
-        L.append(f"dz = np.empty((T, B, {ND}), dtype)  # adjoints of the pre-activations (and products), "
+        L.append(f"dz = {_ws('dz', f'(T, B, {ND})')}  # adjoints of the pre-activations (and products), "
                  + " | ".join(f"d{b.name}" for b in p.blocks))
-        L.append(f"da = np.empty((B, {ND}), dtype)  # adjoints of the gate outputs, same columns")
+        L.append(f"da = np.empty(B * {ND}, dtype)  # adjoints of the gate outputs, block-major as a step of a")
         for s in cell.states:
             key = ir.ref(s).key
             L.append(f"d{code_name(s).removesuffix('_t')}_carry = np.zeros((B, {_dim_code(_dim_of(cell, s))}), dtype)")
@@ -700,8 +743,8 @@ class Writer:
         L.append("dz_row = dz[t]")
         for b in p.blocks:
             L.append(f"d{b.name if b.z is None else 'z_' + b.name}_t = dz_row[:, s_{b.name}]")
-            if b.gate is not None and not self.state_of(b.gate):
-                L.append(f"d{code_name(b.gate)} = da[:, s_{b.name}]")
+            if b in self.gate_blocks:
+                L.append(f"d{code_name(b.gate)} = da[k_{b.name}].reshape(B, {_dim_code(b.dim)})")
         for s in cell.states:
             self.pool(_dim_of(cell, s))
         L.append("dy_t = dy[t] if dy is not None else 0.0")
@@ -733,22 +776,22 @@ class Writer:
             # pre-activation adjoints: f'(z) from the saved output, a whole run at once
             for part in self._contiguous(sorted(runs, key=lambda ba: self.order[id(ba[0])])):
                 blocks = [b for b, _ in part]
-                span = self.span(blocks)
+                v = self.run_views(blocks)
                 fn = part[0][1].rhs
                 name = type(fn).__name__
                 state_gate = self.state_of(part[0][1].target)
-                dv = names[ir.adjoint(part[0][1].target)] if state_gate else f"da[:, {span}]"
-                y = names[part[0][1].target] if state_gate else f"a_row[:, {span}]"
-                dzv = f"dz_row[:, {span}]"
+                dv = names[ir.adjoint(part[0][1].target)] if state_gate else v["da"]
+                y = names[part[0][1].target] if state_gate else v["a"]
+                dzv = v["dz"]
                 L.append("# " + "; ".join(f"d{ir_text(b.z)} = " + ir_text(ir.adjoint(b.gate) * (
                     OUTPUT_DERIVATIVE[name](b.gate) if name in OUTPUT_DERIVATIVE else fn.fdiff().xreplace(
                         {fn.args[0]: b.z}))) for b in blocks))
                 self.check_gate_adjoint(blocks)
                 if name in OUTPUT_DERIVATIVE:
                     Y, DV = sp.Symbol("__y"), sp.Symbol("__dv")
-                    L += self.emit(DV * OUTPUT_DERIVATIVE[name](Y), dzv, {Y: y, DV: dv}, dim=self.width(blocks))
+                    L += self.emit(DV * OUTPUT_DERIVATIVE[name](Y), dzv, {Y: y, DV: dv}, dim=v["dim"], strided=True)
                 else:
-                    zv = f"z_row[:, {span}]"
+                    zv = v["z"]
                     call = derivative_call(fn).format(a=zv)
                     L.append(f"np.multiply({dv}, {call}, out={dzv})")
             # pre-activations that feed something other than one gate: from their own terms
@@ -843,14 +886,14 @@ class Writer:
                 raise ValueError("the input may only enter through matrix products")
             cols, contiguous = self.group_range(inp)
             L.append(f"# dx_t = {' + '.join(ir_text(t) for t in d.input_grad.terms)}: one GEMM for all steps")
-            L.append("dx = np.empty((T, B, I), dtype)")
+            L.append(f"dx = {_ws('dx', '(T, B, I)')}")
             L.append("dx[:lo] = 0.0")
             L.append(f"np.matmul(dz[lo:, :, {_span(cols)}].reshape(steps * B, -1), W_{inp.name}.T, "
                      "out=dx[lo:].reshape(steps * B, I))")
             L.append("grads['x'] = dx")
         for s in cell.states:
             L.append(f"grads[{ir.ref(s).key!r}] = d{code_name(s).removesuffix('_t')}_carry")
-        L.append("# weight gradients: sum_t g_t a_t^T, one GEMM per argument")
+        L.append("# weight gradients: sum_t g_t a_t^T, one GEMM per argument (as (a^T g)^T: BLAS is faster so)")
         for g in p.groups.values():
             cols, contiguous = self.group_range(g)
             if g.kind == "input":
@@ -861,8 +904,8 @@ class Writer:
                 arg = f"{g.name}_all[lo:]"
             spans = [[b] for b in cols] if not contiguous else [cols]
             for blocks in spans:
-                L.append(f"dW = dz[lo:, :, {_span(blocks)}].reshape(steps * B, -1).T @ "
-                         f"{arg}.reshape(steps * B, -1)")
+                L.append(f"dW = ({arg}.reshape(steps * B, -1).T @ "
+                         f"dz[lo:, :, {_span(blocks)}].reshape(steps * B, -1)).T")
                 off = sp.Integer(0)
                 for b in blocks:
                     for m in g.atoms:
@@ -907,7 +950,7 @@ class Writer:
                 all_names[e] = f"{n}[lo:]"
         for b in self.zblocks:
             if b.gate is not None and not self.state_of(b.gate):
-                all_names[b.gate] = f"a[lo:, :, s_{b.name}]"
+                all_names[b.gate] = f"a[lo:, k_{b.name}].reshape(steps, B, {_dim_code(b.dim)})"
             all_names[b.z] = f"z[lo:, :, s_{b.name}]"
         return all_names
 

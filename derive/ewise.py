@@ -74,9 +74,11 @@ class Emitter:
         self.act_module = act_module
         self.lines: list[str] = []
 
-    def emit(self, expr, out: str) -> list[str]:
-        """Lines that leave ``expr`` in ``out``."""
+    def emit(self, expr, out: str, *, strided: bool = False) -> list[str]:
+        """Lines that leave ``expr`` in ``out``. ``strided``: ``out`` is a slow (non-contiguous)
+        view, so a product or sum is accumulated in scratch and only its last step writes it."""
         self.lines = []
+        self.strided_out = out if strided else None
         got = self._value(expr, out)
         if got != out:
             self.lines.append(f"np.copyto({out}, {got})")
@@ -131,6 +133,9 @@ class Emitter:
         """``a1 op a2 op ...`` left to right into ``dest``; ``split`` peels an inverse."""
         parts = sorted(args, key=lambda a: (not a.is_number, split(a)[0], sp.default_sort_key(a)))
         codes = [split(a) for a in parts]
+        final = dest
+        if dest == getattr(self, "strided_out", None) and len(codes) > 1:
+            dest = self.pool.take()  # accumulate in contiguous scratch; the last step writes final
         # the first operand may be computed straight into dest
         inverse, core = codes[0]
         if inverse:  # e.g. -x + ...: negate into dest first
@@ -140,13 +145,16 @@ class Emitter:
             acc = dest
         else:
             acc = self._value(core, dest if self._leaf(core) is None else None)
-        for inverse, core in codes[1:]:
+        for k, (inverse, core) in enumerate(codes[1:], start=2):
             v = self._value(core, None)
-            self.lines.append(f"{inverse_op if inverse else op}({acc}, {v}, out={dest})")
-            acc = dest
+            target = final if k == len(codes) else dest
+            self.lines.append(f"{inverse_op if inverse else op}({acc}, {v}, out={target})")
+            acc = target
             self.pool.give(v)
-        if acc != dest:
-            self.lines.append(f"np.copyto({dest}, {acc})")
+        if acc != final:
+            self.lines.append(f"np.copyto({final}, {acc})")
+        if dest != final:
+            self.pool.give(dest)
 
     def _mul(self, e, dest):
         coeff, factors = e.as_coeff_mul()

@@ -27,6 +27,7 @@ nothing: GEMM products and elementwise results go to buffers made before it. Fus
 import numpy as np
 
 from derive import interop as _interop
+from derive import workspace as _workspace
 
 NAME = "gru"
 STATES = ["h"]
@@ -52,6 +53,8 @@ LAYOUTS = {'keras': {'bias': 'double',
 #: the matrix products: argument -> kind, input size, output blocks (for derive bench)
 GEMMS = {'h': {'in': 'H', 'kind': 'recurrent', 'out': ['H', 'H', 'H']},
          'x': {'in': 'I', 'kind': 'input', 'out': ['H', 'H', 'H']}}
+#: sequence-sized buffers reused across calls once nothing refers to them (WORKSPACE.clear() frees them)
+WORKSPACE = _workspace.Workspace()
 
 
 def _sigmoid(z, out):
@@ -92,21 +95,25 @@ def forward(x, states0, params):
     s_r = slice(H, 2*H)
     s_z = slice(2*H, 3*H)
     s_hn = slice(3*H, 4*H)
+    k_n = slice(0, B * H)  # gate n in a step of a: rows (B, H)
+    k_r = slice(B * H, B * 2*H)  # gate r in a step of a: rows (B, H)
+    k_z = slice(B * 2*H, B * 3*H)  # gate z in a step of a: rows (B, H)
     
     # fused weights: one matrix per GEMM argument, columns in the order of the blocks
-    W_h = np.concatenate([W_hr, W_hz, W_hn]).T  # (H, columns r | z | hn)
+    W_h = np.ascontiguousarray(np.concatenate([W_hr, W_hz, W_hn]).T)  # (H, columns r | z | hn)
     W_x = np.concatenate([W_xn, W_xr, W_xz]).T  # (I, columns n | r | z)
     
-    z = np.empty((T, B, 3*H), dtype)  # pre-activations, columns z_n | z_r | z_z
+    z = WORKSPACE.empty('z', (T, B, 3*H), dtype)  # pre-activations, columns z_n | z_r | z_z
     # input projection of every step in one GEMM
     np.matmul(x.reshape(T * B, I), W_x, out=z.reshape(T * B, 3*H))
     z[:, :, s_n] += b_n  # the bias of z_n
     b_hrz = np.concatenate([b_r, b_z])  # biases of the blocks, added to the recurrent product each step
-    a = z  # each gate's output overwrites its pre-activation: the backward reads outputs only
-    h_all = np.empty((T + 1, B, H), dtype)
+    a = WORKSPACE.empty('a', (T, B * 3*H), dtype)  # gate outputs, block-major: each gate's (B, dim) rows one after another, so every gate is contiguous
+    h_all = WORKSPACE.empty('h_all', (T + 1, B, H), dtype)
     h_all[0] = states0['h']
-    hW_all = np.empty((T, B, 3*H), dtype)  # kept: the backward reads it
+    hW_all = WORKSPACE.empty('hW_all', (T, B, 3*H), dtype)  # kept: the backward reads it
     s_rz = slice(H, 3*H)
+    k_rz = slice(B * H, B * 3*H)
     _h0 = np.empty((B, H), dtype)  # scratch
     _h1 = np.empty((B, H), dtype)  # scratch
     
@@ -117,22 +124,22 @@ def forward(x, states0, params):
         z_row = z[t]
         a_row = a[t]
         z_n_t = z_row[:, s_n]
-        n_t = a_row[:, s_n]
-        r_t = a_row[:, s_r]
-        z_t = a_row[:, s_z]
+        n_t = a_row[k_n].reshape(B, H)
+        r_t = a_row[k_r].reshape(B, H)
+        z_t = a_row[k_z].reshape(B, H)
         hW_t = hW_all[t]
         W_hn_h = hW_t[:, 2*H:3*H]
         np.matmul(h_prev, W_h, out=hW_t)  # W_{hr} h_{t-1} | W_{hz} h_{t-1} | W_{hn} h_{t-1}
         np.add(hW_t[:, 0:2*H], b_hrz, out=hW_t[:, 0:2*H])
         np.add(z_row[:, s_rz], hW_t[:, 0:2*H], out=z_row[:, s_rz])  # + W_{hr} h_{t-1} + W_{hz} h_{t-1} + b
         # r_t = sigma(z_{r,t}); z_t = sigma(z_{z,t})
-        _sigmoid(z_row[:, s_rz], out=a_row[:, s_rz])
+        _sigmoid(z_row[:, s_rz].reshape(B, 2, H).transpose(1, 0, 2), out=a_row[k_rz].reshape(2, B, H))
         # z_{n,t} = W_{xn} x_t + r_t ⊙ (W_{hn} h_{t-1} + b_{hn}) + b_n
         np.add(b_hn, W_hn_h, out=_h1)
         np.multiply(r_t, _h1, out=_h0)
         np.add(z_n_t, _h0, out=z_n_t)
         # n_t = tanh(z_{n,t})
-        np.tanh(z_row[:, s_n], out=a_row[:, s_n])
+        np.tanh(z_row[:, s_n], out=a_row[k_n].reshape(B, H))
         # h_t = z_t ⊙ h_{t-1} + n_t ⊙ (1 - z_t)
         np.multiply(h_prev, z_t, out=h_t)
         np.subtract(1.0, z_t, out=_h1)
@@ -170,36 +177,42 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     s_r = slice(H, 2*H)
     s_z = slice(2*H, 3*H)
     s_hn = slice(3*H, 4*H)
+    k_n = slice(0, B * H)  # gate n in a step of a: rows (B, H)
+    k_r = slice(B * H, B * 2*H)  # gate r in a step of a: rows (B, H)
+    k_z = slice(B * 2*H, B * 3*H)  # gate z in a step of a: rows (B, H)
     
     W_h = np.concatenate([W_hr, W_hz, W_hn]).T  # (H, columns r | z | hn)
     W_x = np.concatenate([W_xn, W_xr, W_xz]).T  # (I, columns n | r | z)
     
     steps = T if truncate is None else max(0, min(T, int(truncate)))
-    dz = np.empty((T, B, 4*H), dtype)  # adjoints of the pre-activations (and products), dn | dr | dz | dhn
-    da = np.empty((B, 4*H), dtype)  # adjoints of the gate outputs, same columns
+    dz = WORKSPACE.empty('dz', (T, B, 4*H), dtype)  # adjoints of the pre-activations (and products), dn | dr | dz | dhn
+    da = np.empty(B * 4*H, dtype)  # adjoints of the gate outputs, block-major as a step of a
     dh_carry = np.zeros((B, H), dtype)
     if dstates_T is not None and dstates_T.get('h') is not None:
         dh_carry[...] = dstates_T['h']
     s_rz = slice(H, 3*H)
+    k_rz = slice(B * H, B * 3*H)
     s_rzhn = slice(H, 4*H)
     dh_t = np.empty((B, H), dtype)
-    _2h0 = np.empty((B, 2*H), dtype)  # scratch
+    _2bh0 = np.empty((2, B, H), dtype)  # scratch
+    _2bh1 = np.empty((2, B, H), dtype)  # scratch
     _h0 = np.empty((B, H), dtype)  # scratch
     _h1 = np.empty((B, H), dtype)  # scratch
+    _h2 = np.empty((B, H), dtype)  # scratch
     
     for t in range(T - 1, T - 1 - steps, -1):
         h_prev = h_all[t]
         a_row = a[t]
-        n_t = a_row[:, s_n]
-        r_t = a_row[:, s_r]
-        z_t = a_row[:, s_z]
+        n_t = a_row[k_n].reshape(B, H)
+        r_t = a_row[k_r].reshape(B, H)
+        z_t = a_row[k_z].reshape(B, H)
         hW_t = hW_all[t]
         W_hn_h = hW_t[:, 2*H:3*H]
         dz_row = dz[t]
         dz_n_t = dz_row[:, s_n]
-        dn_t = da[:, s_n]
-        dr_t = da[:, s_r]
-        dz_t = da[:, s_z]
+        dn_t = da[k_n].reshape(B, H)
+        dr_t = da[k_r].reshape(B, H)
+        dz_t = da[k_z].reshape(B, H)
         dhn_t = dz_row[:, s_hn]
         dy_t = dy[t] if dy is not None else 0.0
         # dh_t = dy_t + W_{hr}^T dz_{r,t+1} + W_{hz}^T dz_{z,t+1} + W_{hn}^T (dz_{n,t+1} ⊙ r_{t+1}) + dh_{t+1} ⊙ z_{t+1}
@@ -208,9 +221,9 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
         np.subtract(1.0, z_t, out=_h0)
         np.multiply(dh_t, _h0, out=dn_t)
         # dz_{n,t} = dn_t ⊙ (1 - n_t^2)
-        np.square(a_row[:, s_n], out=_h1)
-        np.subtract(1.0, _h1, out=_h0)
-        np.multiply(da[:, s_n], _h0, out=dz_row[:, s_n])
+        np.square(a_row[k_n].reshape(B, H), out=_h2)
+        np.subtract(1.0, _h2, out=_h1)
+        np.multiply(da[k_n].reshape(B, H), _h1, out=dz_row[:, s_n])
         # dz_t = dh_t ⊙ (h_{t-1} - n_t)
         np.subtract(h_prev, n_t, out=_h0)
         np.multiply(dh_t, _h0, out=dz_t)
@@ -218,9 +231,9 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
         np.add(b_hn, W_hn_h, out=_h0)
         np.multiply(dz_n_t, _h0, out=dr_t)
         # dz_{r,t} = dr_t ⊙ r_t ⊙ (1 - r_t); dz_{z,t} = dz_t ⊙ z_t ⊙ (1 - z_t)
-        np.multiply(da[:, s_rz], a_row[:, s_rz], out=dz_row[:, s_rz])
-        np.subtract(1.0, a_row[:, s_rz], out=_2h0)
-        np.multiply(dz_row[:, s_rz], _2h0, out=dz_row[:, s_rz])
+        np.multiply(da[k_rz].reshape(2, B, H), a_row[k_rz].reshape(2, B, H), out=_2bh0)
+        np.subtract(1.0, a_row[k_rz].reshape(2, B, H), out=_2bh1)
+        np.multiply(_2bh0, _2bh1, out=dz_row[:, s_rz].reshape(B, 2, H).transpose(1, 0, 2))
         # gradient block of h: dz_{n,t} ⊙ r_t
         np.multiply(dz_n_t, r_t, out=dhn_t)
         # dh_{t-1} = W_{hr}^T dz_{r,t} + W_{hz}^T dz_{z,t} + W_{hn}^T (dz_{n,t} ⊙ r_t) + dh_t ⊙ z_t
@@ -231,17 +244,17 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     lo = T - steps  # the first step the gradient reached
     grads = {}
     # dx_t = W_{xr}^T dz_{r,t} + W_{xz}^T dz_{z,t} + W_{xn}^T dz_{n,t}: one GEMM for all steps
-    dx = np.empty((T, B, I), dtype)
+    dx = WORKSPACE.empty('dx', (T, B, I), dtype)
     dx[:lo] = 0.0
     np.matmul(dz[lo:, :, slice(0, 3*H)].reshape(steps * B, -1), W_x.T, out=dx[lo:].reshape(steps * B, I))
     grads['x'] = dx
     grads['h'] = dh_carry
-    # weight gradients: sum_t g_t a_t^T, one GEMM per argument
-    dW = dz[lo:, :, slice(H, 4*H)].reshape(steps * B, -1).T @ h_all[lo:T].reshape(steps * B, -1)
+    # weight gradients: sum_t g_t a_t^T, one GEMM per argument (as (a^T g)^T: BLAS is faster so)
+    dW = (h_all[lo:T].reshape(steps * B, -1).T @ dz[lo:, :, slice(H, 4*H)].reshape(steps * B, -1)).T
     grads['W_hr'] = dW[0:H]
     grads['W_hz'] = dW[H:2*H]
     grads['W_hn'] = dW[2*H:3*H]
-    dW = dz[lo:, :, slice(0, 3*H)].reshape(steps * B, -1).T @ x[lo:].reshape(steps * B, -1)
+    dW = (x[lo:].reshape(steps * B, -1).T @ dz[lo:, :, slice(0, 3*H)].reshape(steps * B, -1)).T
     grads['W_xn'] = dW[0:H]
     grads['W_xr'] = dW[H:2*H]
     grads['W_xz'] = dW[2*H:3*H]

@@ -28,6 +28,7 @@ nothing: GEMM products and elementwise results go to buffers made before it. Fus
 import numpy as np
 
 from derive import interop as _interop
+from derive import workspace as _workspace
 
 NAME = "gru_cho"
 STATES = ["h"]
@@ -47,6 +48,8 @@ LAYOUTS = {'keras': {'bias': 'single',
 GEMMS = {'h': {'in': 'H', 'kind': 'recurrent', 'out': ['H', 'H']},
          'h_r': {'in': 'H', 'kind': 'late', 'out': ['H']},
          'x': {'in': 'I', 'kind': 'input', 'out': ['H', 'H', 'H']}}
+#: sequence-sized buffers reused across calls once nothing refers to them (WORKSPACE.clear() frees them)
+WORKSPACE = _workspace.Workspace()
 
 
 def _sigmoid(z, out):
@@ -85,24 +88,28 @@ def forward(x, states0, params):
     s_h_tilde = slice(0, H)
     s_r = slice(H, 2*H)
     s_z = slice(2*H, 3*H)
+    k_h_tilde = slice(0, B * H)  # gate h_tilde in a step of a: rows (B, H)
+    k_r = slice(B * H, B * 2*H)  # gate r in a step of a: rows (B, H)
+    k_z = slice(B * 2*H, B * 3*H)  # gate z in a step of a: rows (B, H)
     
     # fused weights: one matrix per GEMM argument, columns in the order of the blocks
-    W_h = np.concatenate([W_hr, W_hz]).T  # (H, columns r | z)
+    W_h = np.ascontiguousarray(np.concatenate([W_hr, W_hz]).T)  # (H, columns r | z)
     W_x = np.concatenate([W_xh, W_xr, W_xz]).T  # (I, columns h_tilde | r | z)
-    W_h_r = np.concatenate([W_hh]).T  # (H, columns h_tilde)
+    W_h_r = np.ascontiguousarray(np.concatenate([W_hh]).T)  # (H, columns h_tilde)
     
-    z = np.empty((T, B, 3*H), dtype)  # pre-activations, columns z_h_tilde | z_r | z_z
+    z = WORKSPACE.empty('z', (T, B, 3*H), dtype)  # pre-activations, columns z_h_tilde | z_r | z_z
     # input projection of every step in one GEMM
     np.matmul(x.reshape(T * B, I), W_x, out=z.reshape(T * B, 3*H))
     z[:, :, s_h_tilde] += b_h  # the bias of z_h_tilde
     b_hrz = np.concatenate([b_r, b_z])  # biases of the blocks, added to the recurrent product each step
-    a = z  # each gate's output overwrites its pre-activation: the backward reads outputs only
-    h_all = np.empty((T + 1, B, H), dtype)
+    a = WORKSPACE.empty('a', (T, B * 3*H), dtype)  # gate outputs, block-major: each gate's (B, dim) rows one after another, so every gate is contiguous
+    h_all = WORKSPACE.empty('h_all', (T + 1, B, H), dtype)
     h_all[0] = states0['h']
     hW = np.empty((B, 2*H), dtype)
     h_rW = np.empty((B, H), dtype)
-    h_r_all = np.empty((T, B, H), dtype)  # GEMM argument, kept
+    h_r_all = WORKSPACE.empty('h_r_all', (T, B, H), dtype)  # GEMM argument, kept
     s_rz = slice(H, 3*H)
+    k_rz = slice(B * H, B * 3*H)
     _h0 = np.empty((B, H), dtype)  # scratch
     
     for t in range(T):
@@ -112,9 +119,9 @@ def forward(x, states0, params):
         z_row = z[t]
         a_row = a[t]
         z_h_tilde_t = z_row[:, s_h_tilde]
-        h_tilde_t = a_row[:, s_h_tilde]
-        r_t = a_row[:, s_r]
-        z_t = a_row[:, s_z]
+        h_tilde_t = a_row[k_h_tilde].reshape(B, H)
+        r_t = a_row[k_r].reshape(B, H)
+        z_t = a_row[k_z].reshape(B, H)
         hW_t = hW
         h_rW_t = h_rW
         W_hh_h_r = h_rW_t[:, 0:H]
@@ -123,14 +130,14 @@ def forward(x, states0, params):
         np.add(hW_t[:, 0:2*H], b_hrz, out=hW_t[:, 0:2*H])
         np.add(z_row[:, s_rz], hW_t[:, 0:2*H], out=z_row[:, s_rz])  # + W_{hr} h_{t-1} + W_{hz} h_{t-1} + b
         # r_t = sigma(z_{r,t}); z_t = sigma(z_{z,t})
-        _sigmoid(z_row[:, s_rz], out=a_row[:, s_rz])
+        _sigmoid(z_row[:, s_rz].reshape(B, 2, H).transpose(1, 0, 2), out=a_row[k_rz].reshape(2, B, H))
         # GEMM argument r_t ⊙ h_{t-1}
         np.multiply(h_prev, r_t, out=h_r_t)
         np.matmul(h_r_t, W_h_r, out=h_rW_t)
         # z_{h~,t} = W_{xh} x_t + W_{hh} (r_t ⊙ h_{t-1}) + b_h
         np.add(z_h_tilde_t, W_hh_h_r, out=z_h_tilde_t)
         # h~_t = tanh(z_{h~,t})
-        np.tanh(z_row[:, s_h_tilde], out=a_row[:, s_h_tilde])
+        np.tanh(z_row[:, s_h_tilde], out=a_row[k_h_tilde].reshape(B, H))
         # h_t = h~_t ⊙ (1 - z_t) + z_t ⊙ h_{t-1}
         np.subtract(1.0, z_t, out=_h0)
         np.multiply(h_tilde_t, _h0, out=h_t)
@@ -166,35 +173,41 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     s_h_tilde = slice(0, H)
     s_r = slice(H, 2*H)
     s_z = slice(2*H, 3*H)
+    k_h_tilde = slice(0, B * H)  # gate h_tilde in a step of a: rows (B, H)
+    k_r = slice(B * H, B * 2*H)  # gate r in a step of a: rows (B, H)
+    k_z = slice(B * 2*H, B * 3*H)  # gate z in a step of a: rows (B, H)
     
     W_h = np.concatenate([W_hr, W_hz]).T  # (H, columns r | z)
     W_x = np.concatenate([W_xh, W_xr, W_xz]).T  # (I, columns h_tilde | r | z)
     W_h_r = np.concatenate([W_hh]).T  # (H, columns h_tilde)
     
     steps = T if truncate is None else max(0, min(T, int(truncate)))
-    dz = np.empty((T, B, 3*H), dtype)  # adjoints of the pre-activations (and products), dh_tilde | dr | dz
-    da = np.empty((B, 3*H), dtype)  # adjoints of the gate outputs, same columns
+    dz = WORKSPACE.empty('dz', (T, B, 3*H), dtype)  # adjoints of the pre-activations (and products), dh_tilde | dr | dz
+    da = np.empty(B * 3*H, dtype)  # adjoints of the gate outputs, block-major as a step of a
     dh_carry = np.zeros((B, H), dtype)
     if dstates_T is not None and dstates_T.get('h') is not None:
         dh_carry[...] = dstates_T['h']
     s_rz = slice(H, 3*H)
+    k_rz = slice(B * H, B * 3*H)
     dh_t = np.empty((B, H), dtype)
     W_hhT_dz_h_tilde_t = np.empty((B, H), dtype)
-    _2h0 = np.empty((B, 2*H), dtype)  # scratch
+    _2bh0 = np.empty((2, B, H), dtype)  # scratch
+    _2bh1 = np.empty((2, B, H), dtype)  # scratch
     _h0 = np.empty((B, H), dtype)  # scratch
     _h1 = np.empty((B, H), dtype)  # scratch
+    _h2 = np.empty((B, H), dtype)  # scratch
     
     for t in range(T - 1, T - 1 - steps, -1):
         h_prev = h_all[t]
         a_row = a[t]
-        h_tilde_t = a_row[:, s_h_tilde]
-        r_t = a_row[:, s_r]
-        z_t = a_row[:, s_z]
+        h_tilde_t = a_row[k_h_tilde].reshape(B, H)
+        r_t = a_row[k_r].reshape(B, H)
+        z_t = a_row[k_z].reshape(B, H)
         dz_row = dz[t]
         dz_h_tilde_t = dz_row[:, s_h_tilde]
-        dh_tilde_t = da[:, s_h_tilde]
-        dr_t = da[:, s_r]
-        dz_t = da[:, s_z]
+        dh_tilde_t = da[k_h_tilde].reshape(B, H)
+        dr_t = da[k_r].reshape(B, H)
+        dz_t = da[k_z].reshape(B, H)
         dy_t = dy[t] if dy is not None else 0.0
         # dh_t = dy_t + W_{hr}^T dz_{r,t+1} + W_{hz}^T dz_{z,t+1} + r_{t+1} ⊙ W_{hh}^T dz_{h~,t+1} + dh_{t+1} ⊙ z_{t+1}
         np.add(dh_carry, dy_t, out=dh_t)
@@ -202,9 +215,9 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
         np.subtract(1.0, z_t, out=_h0)
         np.multiply(dh_t, _h0, out=dh_tilde_t)
         # dz_{h~,t} = dh~_t ⊙ (1 - h~_t^2)
-        np.square(a_row[:, s_h_tilde], out=_h1)
-        np.subtract(1.0, _h1, out=_h0)
-        np.multiply(da[:, s_h_tilde], _h0, out=dz_row[:, s_h_tilde])
+        np.square(a_row[k_h_tilde].reshape(B, H), out=_h2)
+        np.subtract(1.0, _h2, out=_h1)
+        np.multiply(da[k_h_tilde].reshape(B, H), _h1, out=dz_row[:, s_h_tilde])
         # dz_t = dh_t ⊙ (h_{t-1} - h~_t)
         np.subtract(h_prev, h_tilde_t, out=_h0)
         np.multiply(dh_t, _h0, out=dz_t)
@@ -212,9 +225,9 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
         np.matmul(dz_h_tilde_t, W_hh, out=W_hhT_dz_h_tilde_t)  # W_{hh}^T dz_{h~,t}
         np.multiply(h_prev, W_hhT_dz_h_tilde_t, out=dr_t)
         # dz_{r,t} = dr_t ⊙ r_t ⊙ (1 - r_t); dz_{z,t} = dz_t ⊙ z_t ⊙ (1 - z_t)
-        np.multiply(da[:, s_rz], a_row[:, s_rz], out=dz_row[:, s_rz])
-        np.subtract(1.0, a_row[:, s_rz], out=_2h0)
-        np.multiply(dz_row[:, s_rz], _2h0, out=dz_row[:, s_rz])
+        np.multiply(da[k_rz].reshape(2, B, H), a_row[k_rz].reshape(2, B, H), out=_2bh0)
+        np.subtract(1.0, a_row[k_rz].reshape(2, B, H), out=_2bh1)
+        np.multiply(_2bh0, _2bh1, out=dz_row[:, s_rz].reshape(B, 2, H).transpose(1, 0, 2))
         # dh_{t-1} = W_{hr}^T dz_{r,t} + W_{hz}^T dz_{z,t} + r_t ⊙ W_{hh}^T dz_{h~,t} + dh_t ⊙ z_t
         np.matmul(dz_row[:, s_rz], W_h.T, out=dh_carry)
         np.multiply(dh_t, z_t, out=_h0)
@@ -225,20 +238,20 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     lo = T - steps  # the first step the gradient reached
     grads = {}
     # dx_t = W_{xr}^T dz_{r,t} + W_{xz}^T dz_{z,t} + W_{xh}^T dz_{h~,t}: one GEMM for all steps
-    dx = np.empty((T, B, I), dtype)
+    dx = WORKSPACE.empty('dx', (T, B, I), dtype)
     dx[:lo] = 0.0
     np.matmul(dz[lo:, :, slice(0, 3*H)].reshape(steps * B, -1), W_x.T, out=dx[lo:].reshape(steps * B, I))
     grads['x'] = dx
     grads['h'] = dh_carry
-    # weight gradients: sum_t g_t a_t^T, one GEMM per argument
-    dW = dz[lo:, :, slice(H, 3*H)].reshape(steps * B, -1).T @ h_all[lo:T].reshape(steps * B, -1)
+    # weight gradients: sum_t g_t a_t^T, one GEMM per argument (as (a^T g)^T: BLAS is faster so)
+    dW = (h_all[lo:T].reshape(steps * B, -1).T @ dz[lo:, :, slice(H, 3*H)].reshape(steps * B, -1)).T
     grads['W_hr'] = dW[0:H]
     grads['W_hz'] = dW[H:2*H]
-    dW = dz[lo:, :, slice(0, 3*H)].reshape(steps * B, -1).T @ x[lo:].reshape(steps * B, -1)
+    dW = (x[lo:].reshape(steps * B, -1).T @ dz[lo:, :, slice(0, 3*H)].reshape(steps * B, -1)).T
     grads['W_xh'] = dW[0:H]
     grads['W_xr'] = dW[H:2*H]
     grads['W_xz'] = dW[2*H:3*H]
-    dW = dz[lo:, :, slice(0, H)].reshape(steps * B, -1).T @ h_r_all[lo:].reshape(steps * B, -1)
+    dW = (h_r_all[lo:].reshape(steps * B, -1).T @ dz[lo:, :, slice(0, H)].reshape(steps * B, -1)).T
     grads['W_hh'] = dW[0:H]
     dz_sum = dz[lo:].sum(axis=(0, 1))
     grads['b_r'] = dz_sum[s_r]

@@ -29,6 +29,7 @@ nothing: GEMM products and elementwise results go to buffers made before it. Fus
 import numpy as np
 
 from derive import interop as _interop
+from derive import workspace as _workspace
 
 NAME = "lstm_cifg"
 STATES = ["h", "c"]
@@ -40,6 +41,8 @@ LAYOUTS = {}
 #: the matrix products: argument -> kind, input size, output blocks (for derive bench)
 GEMMS = {'h': {'in': 'H', 'kind': 'recurrent', 'out': ['H', 'H', 'H']},
          'x': {'in': 'I', 'kind': 'input', 'out': ['H', 'H', 'H']}}
+#: sequence-sized buffers reused across calls once nothing refers to them (WORKSPACE.clear() frees them)
+WORKSPACE = _workspace.Workspace()
 
 
 def _sigmoid(z, out):
@@ -78,25 +81,29 @@ def forward(x, states0, params):
     s_i = slice(0, H)
     s_o = slice(H, 2*H)
     s_g = slice(2*H, 3*H)
+    k_i = slice(0, B * H)  # gate i in a step of a: rows (B, H)
+    k_o = slice(B * H, B * 2*H)  # gate o in a step of a: rows (B, H)
+    k_g = slice(B * 2*H, B * 3*H)  # gate g in a step of a: rows (B, H)
     
     # fused weights: one matrix per GEMM argument, columns in the order of the blocks
-    W_h = np.concatenate([W_hi, W_ho, W_hg]).T  # (H, columns i | o | g)
+    W_h = np.ascontiguousarray(np.concatenate([W_hi, W_ho, W_hg]).T)  # (H, columns i | o | g)
     W_x = np.concatenate([W_xi, W_xo, W_xg]).T  # (I, columns i | o | g)
     
-    z = np.empty((T, B, 3*H), dtype)  # pre-activations, columns z_i | z_o | z_g
+    z = WORKSPACE.empty('z', (T, B, 3*H), dtype)  # pre-activations, columns z_i | z_o | z_g
     # input projection of every step in one GEMM
     np.matmul(x.reshape(T * B, I), W_x, out=z.reshape(T * B, 3*H))
     b_hiog = np.concatenate([b_i, b_o, b_g])  # biases of the blocks, added to the recurrent product each step
-    a = z  # each gate's output overwrites its pre-activation: the backward reads outputs only
-    h_all = np.empty((T + 1, B, H), dtype)
+    a = WORKSPACE.empty('a', (T, B * 3*H), dtype)  # gate outputs, block-major: each gate's (B, dim) rows one after another, so every gate is contiguous
+    h_all = WORKSPACE.empty('h_all', (T + 1, B, H), dtype)
     h_all[0] = states0['h']
-    c_all = np.empty((T + 1, B, H), dtype)
+    c_all = WORKSPACE.empty('c_all', (T + 1, B, H), dtype)
     c_all[0] = states0['c']
-    f_all = np.empty((T, B, H), dtype)  # kept for the backward pass
-    tanh_c_all = np.empty((T, B, H), dtype)  # kept for the backward pass
+    f_all = WORKSPACE.empty('f_all', (T, B, H), dtype)  # kept for the backward pass
+    tanh_c_all = WORKSPACE.empty('tanh_c_all', (T, B, H), dtype)  # kept for the backward pass
     hW = np.empty((B, 3*H), dtype)
     s_iog = slice(0, 3*H)
     s_io = slice(0, 2*H)
+    k_io = slice(0, B * 2*H)
     _h0 = np.empty((B, H), dtype)  # scratch
     
     for t in range(T):
@@ -106,9 +113,9 @@ def forward(x, states0, params):
         c_t = c_all[t + 1]
         z_row = z[t]
         a_row = a[t]
-        i_t = a_row[:, s_i]
-        o_t = a_row[:, s_o]
-        g_t = a_row[:, s_g]
+        i_t = a_row[k_i].reshape(B, H)
+        o_t = a_row[k_o].reshape(B, H)
+        g_t = a_row[k_g].reshape(B, H)
         f_t = f_all[t]
         tanh_c_t = tanh_c_all[t]
         hW_t = hW
@@ -116,9 +123,9 @@ def forward(x, states0, params):
         np.add(hW_t[:, 0:3*H], b_hiog, out=hW_t[:, 0:3*H])
         np.add(z_row[:, s_iog], hW_t[:, 0:3*H], out=z_row[:, s_iog])  # + W_{hi} h_{t-1} + W_{ho} h_{t-1} + W_{hg} h_{t-1} + b
         # i_t = sigma(z_{i,t}); o_t = sigma(z_{o,t})
-        _sigmoid(z_row[:, s_io], out=a_row[:, s_io])
+        _sigmoid(z_row[:, s_io].reshape(B, 2, H).transpose(1, 0, 2), out=a_row[k_io].reshape(2, B, H))
         # g_t = tanh(z_{g,t})
-        np.tanh(z_row[:, s_g], out=a_row[:, s_g])
+        np.tanh(z_row[:, s_g], out=a_row[k_g].reshape(B, H))
         # f_t = 1 - i_t
         np.subtract(1.0, i_t, out=f_t)
         # c_t = f_t ⊙ c_{t-1} + g_t ⊙ i_t
@@ -160,13 +167,16 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     s_i = slice(0, H)
     s_o = slice(H, 2*H)
     s_g = slice(2*H, 3*H)
+    k_i = slice(0, B * H)  # gate i in a step of a: rows (B, H)
+    k_o = slice(B * H, B * 2*H)  # gate o in a step of a: rows (B, H)
+    k_g = slice(B * 2*H, B * 3*H)  # gate g in a step of a: rows (B, H)
     
     W_h = np.concatenate([W_hi, W_ho, W_hg]).T  # (H, columns i | o | g)
     W_x = np.concatenate([W_xi, W_xo, W_xg]).T  # (I, columns i | o | g)
     
     steps = T if truncate is None else max(0, min(T, int(truncate)))
-    dz = np.empty((T, B, 3*H), dtype)  # adjoints of the pre-activations (and products), di | do | dg
-    da = np.empty((B, 3*H), dtype)  # adjoints of the gate outputs, same columns
+    dz = WORKSPACE.empty('dz', (T, B, 3*H), dtype)  # adjoints of the pre-activations (and products), di | do | dg
+    da = np.empty(B * 3*H, dtype)  # adjoints of the gate outputs, block-major as a step of a
     dh_carry = np.zeros((B, H), dtype)
     if dstates_T is not None and dstates_T.get('h') is not None:
         dh_carry[...] = dstates_T['h']
@@ -174,11 +184,13 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     if dstates_T is not None and dstates_T.get('c') is not None:
         dc_carry[...] = dstates_T['c']
     s_io = slice(0, 2*H)
+    k_io = slice(0, B * 2*H)
     s_iog = slice(0, 3*H)
     dh_t = np.empty((B, H), dtype)
     dc_t = np.empty((B, H), dtype)
     df_t = np.empty((B, H), dtype)
-    _2h0 = np.empty((B, 2*H), dtype)  # scratch
+    _2bh0 = np.empty((2, B, H), dtype)  # scratch
+    _2bh1 = np.empty((2, B, H), dtype)  # scratch
     _h0 = np.empty((B, H), dtype)  # scratch
     _h1 = np.empty((B, H), dtype)  # scratch
     _h2 = np.empty((B, H), dtype)  # scratch
@@ -187,15 +199,15 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
         c_prev = c_all[t]
         c_t = c_all[t + 1]
         a_row = a[t]
-        i_t = a_row[:, s_i]
-        o_t = a_row[:, s_o]
-        g_t = a_row[:, s_g]
+        i_t = a_row[k_i].reshape(B, H)
+        o_t = a_row[k_o].reshape(B, H)
+        g_t = a_row[k_g].reshape(B, H)
         f_t = f_all[t]
         tanh_c_t = tanh_c_all[t]
         dz_row = dz[t]
-        di_t = da[:, s_i]
-        do_t = da[:, s_o]
-        dg_t = da[:, s_g]
+        di_t = da[k_i].reshape(B, H)
+        do_t = da[k_o].reshape(B, H)
+        dg_t = da[k_g].reshape(B, H)
         dy_t = dy[t] if dy is not None else 0.0
         # dh_t = dy_t + W_{hi}^T dz_{i,t+1} + W_{hg}^T dz_{g,t+1} + W_{ho}^T dz_{o,t+1}
         np.add(dh_carry, dy_t, out=dh_t)
@@ -215,13 +227,13 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
         np.multiply(dc_t, g_t, out=di_t)
         np.subtract(di_t, df_t, out=di_t)
         # dz_{i,t} = di_t ⊙ i_t ⊙ (1 - i_t); dz_{o,t} = do_t ⊙ o_t ⊙ (1 - o_t)
-        np.multiply(da[:, s_io], a_row[:, s_io], out=dz_row[:, s_io])
-        np.subtract(1.0, a_row[:, s_io], out=_2h0)
-        np.multiply(dz_row[:, s_io], _2h0, out=dz_row[:, s_io])
+        np.multiply(da[k_io].reshape(2, B, H), a_row[k_io].reshape(2, B, H), out=_2bh0)
+        np.subtract(1.0, a_row[k_io].reshape(2, B, H), out=_2bh1)
+        np.multiply(_2bh0, _2bh1, out=dz_row[:, s_io].reshape(B, 2, H).transpose(1, 0, 2))
         # dz_{g,t} = dg_t ⊙ (1 - g_t^2)
-        np.square(a_row[:, s_g], out=_h1)
-        np.subtract(1.0, _h1, out=_h0)
-        np.multiply(da[:, s_g], _h0, out=dz_row[:, s_g])
+        np.square(a_row[k_g].reshape(B, H), out=_h2)
+        np.subtract(1.0, _h2, out=_h1)
+        np.multiply(da[k_g].reshape(B, H), _h1, out=dz_row[:, s_g])
         # dh_{t-1} = W_{hi}^T dz_{i,t} + W_{hg}^T dz_{g,t} + W_{ho}^T dz_{o,t}
         np.matmul(dz_row[:, s_iog], W_h.T, out=dh_carry)
         # dc_{t-1} = dc_t ⊙ f_t
@@ -230,18 +242,18 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     lo = T - steps  # the first step the gradient reached
     grads = {}
     # dx_t = W_{xi}^T dz_{i,t} + W_{xg}^T dz_{g,t} + W_{xo}^T dz_{o,t}: one GEMM for all steps
-    dx = np.empty((T, B, I), dtype)
+    dx = WORKSPACE.empty('dx', (T, B, I), dtype)
     dx[:lo] = 0.0
     np.matmul(dz[lo:, :, slice(0, 3*H)].reshape(steps * B, -1), W_x.T, out=dx[lo:].reshape(steps * B, I))
     grads['x'] = dx
     grads['h'] = dh_carry
     grads['c'] = dc_carry
-    # weight gradients: sum_t g_t a_t^T, one GEMM per argument
-    dW = dz[lo:, :, slice(0, 3*H)].reshape(steps * B, -1).T @ h_all[lo:T].reshape(steps * B, -1)
+    # weight gradients: sum_t g_t a_t^T, one GEMM per argument (as (a^T g)^T: BLAS is faster so)
+    dW = (h_all[lo:T].reshape(steps * B, -1).T @ dz[lo:, :, slice(0, 3*H)].reshape(steps * B, -1)).T
     grads['W_hi'] = dW[0:H]
     grads['W_ho'] = dW[H:2*H]
     grads['W_hg'] = dW[2*H:3*H]
-    dW = dz[lo:, :, slice(0, 3*H)].reshape(steps * B, -1).T @ x[lo:].reshape(steps * B, -1)
+    dW = (x[lo:].reshape(steps * B, -1).T @ dz[lo:, :, slice(0, 3*H)].reshape(steps * B, -1)).T
     grads['W_xi'] = dW[0:H]
     grads['W_xo'] = dW[H:2*H]
     grads['W_xg'] = dW[2*H:3*H]

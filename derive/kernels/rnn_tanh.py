@@ -22,6 +22,7 @@ nothing: GEMM products and elementwise results go to buffers made before it. Fus
 import numpy as np
 
 from derive import interop as _interop
+from derive import workspace as _workspace
 
 NAME = "rnn_tanh"
 STATES = ["h"]
@@ -47,6 +48,8 @@ LAYOUTS = {'keras': {'bias': 'single',
 #: the matrix products: argument -> kind, input size, output blocks (for derive bench)
 GEMMS = {'h': {'in': 'H', 'kind': 'recurrent', 'out': ['H']},
          'x': {'in': 'I', 'kind': 'input', 'out': ['H']}}
+#: sequence-sized buffers reused across calls once nothing refers to them (WORKSPACE.clear() frees them)
+WORKSPACE = _workspace.Workspace()
 
 
 def _sigmoid(z, out):
@@ -79,15 +82,15 @@ def forward(x, states0, params):
     s_h = slice(0, H)
     
     # fused weights: one matrix per GEMM argument, columns in the order of the blocks
-    W_h = np.concatenate([W_hh]).T  # (H, columns h)
+    W_h = np.ascontiguousarray(np.concatenate([W_hh]).T)  # (H, columns h)
     W_x = np.concatenate([W_xh]).T  # (I, columns h)
     
-    z = np.empty((T, B, H), dtype)  # pre-activations, columns z_h
+    z = WORKSPACE.empty('z', (T, B, H), dtype)  # pre-activations, columns z_h
     # input projection of every step in one GEMM
     np.matmul(x.reshape(T * B, I), W_x, out=z.reshape(T * B, H))
     b_hh = np.concatenate([b_h])  # biases of the blocks, added to the recurrent product each step
     a = None
-    h_all = np.empty((T + 1, B, H), dtype)
+    h_all = WORKSPACE.empty('h_all', (T + 1, B, H), dtype)
     h_all[0] = states0['h']
     hW = np.empty((B, H), dtype)
     
@@ -128,14 +131,15 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     W_x = np.concatenate([W_xh]).T  # (I, columns h)
     
     steps = T if truncate is None else max(0, min(T, int(truncate)))
-    dz = np.empty((T, B, H), dtype)  # adjoints of the pre-activations (and products), dh
-    da = np.empty((B, H), dtype)  # adjoints of the gate outputs, same columns
+    dz = WORKSPACE.empty('dz', (T, B, H), dtype)  # adjoints of the pre-activations (and products), dh
+    da = np.empty(B * H, dtype)  # adjoints of the gate outputs, block-major as a step of a
     dh_carry = np.zeros((B, H), dtype)
     if dstates_T is not None and dstates_T.get('h') is not None:
         dh_carry[...] = dstates_T['h']
     dh_t = np.empty((B, H), dtype)
     _h0 = np.empty((B, H), dtype)  # scratch
     _h1 = np.empty((B, H), dtype)  # scratch
+    _h2 = np.empty((B, H), dtype)  # scratch
     
     for t in range(T - 1, T - 1 - steps, -1):
         h_t = h_all[t + 1]
@@ -144,24 +148,24 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
         # dh_t = dy_t + W_{hh}^T dz_{h,t+1}
         np.add(dh_carry, dy_t, out=dh_t)
         # dz_{h,t} = dh_t ⊙ (1 - h_t^2)
-        np.square(h_t, out=_h1)
-        np.subtract(1.0, _h1, out=_h0)
-        np.multiply(dh_t, _h0, out=dz_row[:, s_h])
+        np.square(h_t, out=_h2)
+        np.subtract(1.0, _h2, out=_h1)
+        np.multiply(dh_t, _h1, out=dz_row[:, s_h])
         # dh_{t-1} = W_{hh}^T dz_{h,t}
         np.matmul(dz_row[:, s_h], W_h.T, out=dh_carry)
     
     lo = T - steps  # the first step the gradient reached
     grads = {}
     # dx_t = W_{xh}^T dz_{h,t}: one GEMM for all steps
-    dx = np.empty((T, B, I), dtype)
+    dx = WORKSPACE.empty('dx', (T, B, I), dtype)
     dx[:lo] = 0.0
     np.matmul(dz[lo:, :, slice(0, H)].reshape(steps * B, -1), W_x.T, out=dx[lo:].reshape(steps * B, I))
     grads['x'] = dx
     grads['h'] = dh_carry
-    # weight gradients: sum_t g_t a_t^T, one GEMM per argument
-    dW = dz[lo:, :, slice(0, H)].reshape(steps * B, -1).T @ h_all[lo:T].reshape(steps * B, -1)
+    # weight gradients: sum_t g_t a_t^T, one GEMM per argument (as (a^T g)^T: BLAS is faster so)
+    dW = (h_all[lo:T].reshape(steps * B, -1).T @ dz[lo:, :, slice(0, H)].reshape(steps * B, -1)).T
     grads['W_hh'] = dW[0:H]
-    dW = dz[lo:, :, slice(0, H)].reshape(steps * B, -1).T @ x[lo:].reshape(steps * B, -1)
+    dW = (x[lo:].reshape(steps * B, -1).T @ dz[lo:, :, slice(0, H)].reshape(steps * B, -1)).T
     grads['W_xh'] = dW[0:H]
     dz_sum = dz[lo:].sum(axis=(0, 1))
     grads['b_h'] = dz_sum[s_h]
