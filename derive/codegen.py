@@ -350,7 +350,8 @@ class Writer:
         row-major (a_{t-1} W is fastest so); the backward's ``dz W^T`` reads the transpose."""
         lines = []
         for g in self.p.groups.values():
-            ws = ", ".join(code_name(w) for w in g.weights)
+            ws = ", ".join(self.half(code_name(m.args[0]), self.grad_block_of(m)) if forward else code_name(m.args[0])
+                           for m in g.atoms)
             blocks = " | ".join(self.grad_block_of(m).name for m in g.atoms)
             fused = f"np.concatenate([{ws}]).T"
             if forward and g.kind != "input":
@@ -416,7 +417,9 @@ class Writer:
         L += self.fused_weights(forward=True)
         L.append("")
         L.append(f"z = {_ws('z', f'(T, B, {NZ})')}  # pre-activations, columns "
-                 + " | ".join(f"z_{b.name}" for b in self.zblocks))
+                 + " | ".join(f"z_{b.name}" + ("/2" if id(b) in self.halved else "") for b in self.zblocks))
+        if self.halved:
+            L.append("# (z/2 where the weights and biases above are halved: sigma(z) = (1 + tanh(z/2)) / 2)")
         shared = {id(b) for b, _ in self.shared()}
         if xblocks:
             xs = _span(xblocks)
@@ -432,8 +435,8 @@ class Writer:
                 L.append(f"z[:, :, s_{b.name}] += {' + '.join(code_name(s) for s in p.folded[b.z])}"
                          f"  # the bias of z_{b.name}")
         for g, blocks, first in self.shared_runs():
-            bs = [" + ".join(code_name(s) for s in p.folded.get(b.z, [])) or f"np.zeros({b.dim}, dtype)"
-                  for b in blocks]
+            bs = [self.half(" + ".join(code_name(s) for s in p.folded.get(b.z, [])), b)
+                  if p.folded.get(b.z) else f"np.zeros({b.dim}, dtype)" for b in blocks]
             L.append(f"b_{g.name}{''.join(b.name for b in blocks)} = np.concatenate([{', '.join(bs)}])"
                      f"  # biases of the blocks, added to the recurrent product each step")
         if self.gate_blocks:
@@ -563,6 +566,29 @@ class Writer:
                 out.append((b, rec[0]))
         return out
 
+    @cached_property
+    def halved(self) -> set:
+        """Sigmoid gates whose z is exactly W_x x + W_h h + b (ids of their blocks). Their
+        columns of the fused weights and biases are scaled by 1/2 in the forward pass, so the
+        GEMMs give z/2 and sigma(z) = (1 + tanh(z/2))/2 costs one pass less. Exact: scaling by
+        1/2 only changes the exponent. Only when the backward reads gate outputs, not z."""
+        if not self.inplace():
+            return set()
+        cell, out = self.cell, set()
+        for b, g in self.shared():
+            if b.act != "sigmoid" or self.state_of(b.gate):
+                continue
+            gemm = {m for m in g.atoms if self.grad_block_of(m) is b}
+            terms = _terms(cell.assignment(b.z).rhs)
+            if all(t in gemm or t in self.p.folded.get(b.z, []) or
+                   (isinstance(t, ir.MatVec) and t.args[1] == cell.input) for t in terms):
+                out.add(id(b))
+        return out
+
+    def half(self, code: str, block) -> str:
+        """``code`` scaled by 1/2 when ``block`` is a halved sigmoid gate."""
+        return f"0.5 * {code}" if id(block) in self.halved else code
+
     def shared_runs(self) -> list:
         """(group, blocks, column offset in the group's product) per run of shared blocks."""
         out = []
@@ -653,6 +679,11 @@ class Writer:
                 L.append("# " + "; ".join(self.equation(a) for _, a in part))
                 fn = part[0][1].rhs
                 v = self.run_views(blocks)
+                if id(blocks[0]) in self.halved:  # the GEMMs gave z/2
+                    L.append(f"np.tanh({v['z']}, out={v['a']})")
+                    L.append(f"np.multiply({v['a']}, 0.5, out={v['a']})")
+                    L.append(f"np.add({v['a']}, 0.5, out={v['a']})")
+                    continue
                 L += self.emit(fn.func(sp.Symbol("__zrun")), v["a"], {sp.Symbol("__zrun"): v["z"]}, dim=v["dim"])
         return L
 
@@ -663,7 +694,8 @@ class Writer:
             if parts:
                 pb, pa = parts[-1][-1]
                 if self.order[id(b)] == self.order[id(pb)] + 1 and type(a.rhs) is type(pa.rhs) and \
-                        a.rhs.exact_params() == pa.rhs.exact_params() and b.dim == pb.dim:
+                        a.rhs.exact_params() == pa.rhs.exact_params() and b.dim == pb.dim and \
+                        (id(b) in self.halved) == (id(pb) in self.halved):
                     parts[-1].append((b, a))
                     continue
             parts.append([(b, a)])

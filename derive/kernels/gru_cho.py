@@ -93,15 +93,16 @@ def forward(x, states0, params):
     k_z = slice(B * 2*H, B * 3*H)  # gate z in a step of a: rows (B, H)
     
     # fused weights: one matrix per GEMM argument, columns in the order of the blocks
-    W_h = np.ascontiguousarray(np.concatenate([W_hr, W_hz]).T)  # (H, columns r | z)
-    W_x = np.concatenate([W_xh, W_xr, W_xz]).T  # (I, columns h_tilde | r | z)
+    W_h = np.ascontiguousarray(np.concatenate([0.5 * W_hr, 0.5 * W_hz]).T)  # (H, columns r | z)
+    W_x = np.concatenate([W_xh, 0.5 * W_xr, 0.5 * W_xz]).T  # (I, columns h_tilde | r | z)
     W_h_r = np.ascontiguousarray(np.concatenate([W_hh]).T)  # (H, columns h_tilde)
     
-    z = WORKSPACE.empty('z', (T, B, 3*H), dtype)  # pre-activations, columns z_h_tilde | z_r | z_z
+    z = WORKSPACE.empty('z', (T, B, 3*H), dtype)  # pre-activations, columns z_h_tilde | z_r/2 | z_z/2
+    # (z/2 where the weights and biases above are halved: sigma(z) = (1 + tanh(z/2)) / 2)
     # input projection of every step in one GEMM
     np.matmul(x.reshape(T * B, I), W_x, out=z.reshape(T * B, 3*H))
     z[:, :, s_h_tilde] += b_h  # the bias of z_h_tilde
-    b_hrz = np.concatenate([b_r, b_z])  # biases of the blocks, added to the recurrent product each step
+    b_hrz = np.concatenate([0.5 * b_r, 0.5 * b_z])  # biases of the blocks, added to the recurrent product each step
     a = WORKSPACE.empty('a', (T, B * 3*H), dtype)  # gate outputs, block-major: each gate's (B, dim) rows one after another, so every gate is contiguous
     h_all = WORKSPACE.empty('h_all', (T + 1, B, H), dtype)
     h_all[0] = states0['h']
@@ -130,7 +131,9 @@ def forward(x, states0, params):
         np.add(hW_t[:, 0:2*H], b_hrz, out=hW_t[:, 0:2*H])
         np.add(z_row[:, s_rz], hW_t[:, 0:2*H], out=z_row[:, s_rz])  # + W_{hr} h_{t-1} + W_{hz} h_{t-1} + b
         # r_t = sigma(z_{r,t}); z_t = sigma(z_{z,t})
-        _sigmoid(z_row[:, s_rz].reshape(B, 2, H).transpose(1, 0, 2), out=a_row[k_rz].reshape(2, B, H))
+        np.tanh(z_row[:, s_rz].reshape(B, 2, H).transpose(1, 0, 2), out=a_row[k_rz].reshape(2, B, H))
+        np.multiply(a_row[k_rz].reshape(2, B, H), 0.5, out=a_row[k_rz].reshape(2, B, H))
+        np.add(a_row[k_rz].reshape(2, B, H), 0.5, out=a_row[k_rz].reshape(2, B, H))
         # GEMM argument r_t ⊙ h_{t-1}
         np.multiply(h_prev, r_t, out=h_r_t)
         np.matmul(h_r_t, W_h_r, out=h_rW_t)

@@ -86,13 +86,14 @@ def forward(x, states0, params):
     k_g = slice(B * 2*H, B * 3*H)  # gate g in a step of a: rows (B, H)
     
     # fused weights: one matrix per GEMM argument, columns in the order of the blocks
-    W_h = np.ascontiguousarray(np.concatenate([W_hi, W_ho, W_hg]).T)  # (H, columns i | o | g)
-    W_x = np.concatenate([W_xi, W_xo, W_xg]).T  # (I, columns i | o | g)
+    W_h = np.ascontiguousarray(np.concatenate([0.5 * W_hi, 0.5 * W_ho, W_hg]).T)  # (H, columns i | o | g)
+    W_x = np.concatenate([0.5 * W_xi, 0.5 * W_xo, W_xg]).T  # (I, columns i | o | g)
     
-    z = WORKSPACE.empty('z', (T, B, 3*H), dtype)  # pre-activations, columns z_i | z_o | z_g
+    z = WORKSPACE.empty('z', (T, B, 3*H), dtype)  # pre-activations, columns z_i/2 | z_o/2 | z_g
+    # (z/2 where the weights and biases above are halved: sigma(z) = (1 + tanh(z/2)) / 2)
     # input projection of every step in one GEMM
     np.matmul(x.reshape(T * B, I), W_x, out=z.reshape(T * B, 3*H))
-    b_hiog = np.concatenate([b_i, b_o, b_g])  # biases of the blocks, added to the recurrent product each step
+    b_hiog = np.concatenate([0.5 * b_i, 0.5 * b_o, b_g])  # biases of the blocks, added to the recurrent product each step
     a = WORKSPACE.empty('a', (T, B * 3*H), dtype)  # gate outputs, block-major: each gate's (B, dim) rows one after another, so every gate is contiguous
     h_all = WORKSPACE.empty('h_all', (T + 1, B, H), dtype)
     h_all[0] = states0['h']
@@ -123,7 +124,9 @@ def forward(x, states0, params):
         np.add(hW_t[:, 0:3*H], b_hiog, out=hW_t[:, 0:3*H])
         np.add(z_row[:, s_iog], hW_t[:, 0:3*H], out=z_row[:, s_iog])  # + W_{hi} h_{t-1} + W_{ho} h_{t-1} + W_{hg} h_{t-1} + b
         # i_t = sigma(z_{i,t}); o_t = sigma(z_{o,t})
-        _sigmoid(z_row[:, s_io].reshape(B, 2, H).transpose(1, 0, 2), out=a_row[k_io].reshape(2, B, H))
+        np.tanh(z_row[:, s_io].reshape(B, 2, H).transpose(1, 0, 2), out=a_row[k_io].reshape(2, B, H))
+        np.multiply(a_row[k_io].reshape(2, B, H), 0.5, out=a_row[k_io].reshape(2, B, H))
+        np.add(a_row[k_io].reshape(2, B, H), 0.5, out=a_row[k_io].reshape(2, B, H))
         # g_t = tanh(z_{g,t})
         np.tanh(z_row[:, s_g], out=a_row[k_g].reshape(B, H))
         # f_t = 1 - i_t

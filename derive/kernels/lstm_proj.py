@@ -105,14 +105,15 @@ def forward(x, states0, params):
     k_g = slice(B * 3*H, B * 4*H)  # gate g in a step of a: rows (B, H)
     
     # fused weights: one matrix per GEMM argument, columns in the order of the blocks
-    W_h = np.ascontiguousarray(np.concatenate([W_hi, W_hf, W_ho, W_hg]).T)  # (P, columns i | f | o | g)
-    W_x = np.concatenate([W_xi, W_xf, W_xo, W_xg]).T  # (I, columns i | f | o | g)
+    W_h = np.ascontiguousarray(np.concatenate([0.5 * W_hi, 0.5 * W_hf, 0.5 * W_ho, W_hg]).T)  # (P, columns i | f | o | g)
+    W_x = np.concatenate([0.5 * W_xi, 0.5 * W_xf, 0.5 * W_xo, W_xg]).T  # (I, columns i | f | o | g)
     W_m = np.ascontiguousarray(np.concatenate([W_hr]).T)  # (H, columns hr)
     
-    z = WORKSPACE.empty('z', (T, B, 4*H), dtype)  # pre-activations, columns z_i | z_f | z_o | z_g
+    z = WORKSPACE.empty('z', (T, B, 4*H), dtype)  # pre-activations, columns z_i/2 | z_f/2 | z_o/2 | z_g
+    # (z/2 where the weights and biases above are halved: sigma(z) = (1 + tanh(z/2)) / 2)
     # input projection of every step in one GEMM
     np.matmul(x.reshape(T * B, I), W_x, out=z.reshape(T * B, 4*H))
-    b_hifog = np.concatenate([b_i, b_f, b_o, b_g])  # biases of the blocks, added to the recurrent product each step
+    b_hifog = np.concatenate([0.5 * b_i, 0.5 * b_f, 0.5 * b_o, b_g])  # biases of the blocks, added to the recurrent product each step
     a = WORKSPACE.empty('a', (T, B * 4*H), dtype)  # gate outputs, block-major: each gate's (B, dim) rows one after another, so every gate is contiguous
     h_all = WORKSPACE.empty('h_all', (T + 1, B, P), dtype)
     h_all[0] = states0['h']
@@ -147,7 +148,9 @@ def forward(x, states0, params):
         np.add(hW_t[:, 0:4*H], b_hifog, out=hW_t[:, 0:4*H])
         np.add(z_row[:, s_ifog], hW_t[:, 0:4*H], out=z_row[:, s_ifog])  # + W_{hi} h_{t-1} + W_{hf} h_{t-1} + W_{ho} h_{t-1} + W_{hg} h_{t-1} + b
         # i_t = sigma(z_{i,t}); f_t = sigma(z_{f,t}); o_t = sigma(z_{o,t})
-        _sigmoid(z_row[:, s_ifo].reshape(B, 3, H).transpose(1, 0, 2), out=a_row[k_ifo].reshape(3, B, H))
+        np.tanh(z_row[:, s_ifo].reshape(B, 3, H).transpose(1, 0, 2), out=a_row[k_ifo].reshape(3, B, H))
+        np.multiply(a_row[k_ifo].reshape(3, B, H), 0.5, out=a_row[k_ifo].reshape(3, B, H))
+        np.add(a_row[k_ifo].reshape(3, B, H), 0.5, out=a_row[k_ifo].reshape(3, B, H))
         # g_t = tanh(z_{g,t})
         np.tanh(z_row[:, s_g], out=a_row[k_g].reshape(B, H))
         # c_t = f_t ⊙ c_{t-1} + g_t ⊙ i_t
