@@ -605,7 +605,7 @@ class Writer:
         return out
 
     def inplace(self) -> bool:
-        """Gate outputs may overwrite their pre-activations: nothing reads z after its gate."""
+        """The backward pass reads gate outputs only, never a gate's pre-activation z."""
         gates = [b for b in self.zblocks if b.gate is not None]
         if any(b.act not in OUTPUT_DERIVATIVE for b in gates):
             return False

@@ -348,3 +348,32 @@ h_t = {act}(W_{{xh}} x_t + W_{{hh}} (r_t \\odot h_{{t-1}})) \\odot r_t + (1 - r_
         u = rng.standard_normal(g[key].shape)
         fd = directional(k, x, s0, params, w, v, key, u)
         assert abs(fd - (g[key] * u).sum()) < 1e-6 * max(1, abs(fd))
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_workspace_never_overwrites_what_a_caller_keeps(name):
+    """Buffers are reused across calls only once nothing from the earlier call refers to them."""
+    k = derive.kernel(name)
+    k.WORKSPACE.clear()
+    rng, params, x, s0, w, v = setup(k, T=6, B=4)
+    y1, sT1, cache1 = k.forward(x, s0, params)
+    g1 = k.backward(w, v, cache1, params)
+    kept = {"y": y1.copy(), "x": g1["x"].copy(), **{s: sT1[s].copy() for s in k.STATES}}
+    x2 = rng.standard_normal(x.shape)
+    y2, sT2, cache2 = k.forward(x2, s0, params)  # y1, cache1 and g1 are alive: new memory
+    g2 = k.backward(w, v, cache2, params)
+    assert not np.shares_memory(y1, y2) and not np.shares_memory(g1["x"], g2["x"])
+    np.testing.assert_array_equal(y1, kept["y"])
+    np.testing.assert_array_equal(g1["x"], kept["x"])
+    for s in k.STATES:
+        np.testing.assert_array_equal(sT1[s], kept[s])
+    # once the first call's results are dropped, its buffers are handed out again
+    address = y1.__array_interface__["data"][0]
+    del y1, sT1, cache1, g1
+    y3, _, cache3 = k.forward(x, s0, params)
+    assert y3.__array_interface__["data"][0] == address
+    np.testing.assert_array_equal(y3, kept["y"])  # same result from reused memory
+    assert k.WORKSPACE.nbytes > 0
+    del y3, cache3, y2, sT2, cache2, g2
+    k.WORKSPACE.clear()
+    assert k.WORKSPACE.nbytes == 0
