@@ -375,8 +375,8 @@ class Writer:
             lines.append(f"k_{b.name} = {_kslice([b])}  # gate {b.name} in a step of a: rows (B, {b.dim})")
         return lines
 
-    @property
-    def gate_blocks(self):
+    @cached_property
+    def gate_blocks(self) -> list:
         """Blocks whose activation's output lives in ``a`` (gates that are not states)."""
         return [b for b in self.zblocks if b.gate is not None and not self.state_of(b.gate)]
 
@@ -981,7 +981,7 @@ class Writer:
             if n:
                 all_names[e] = f"{n}[lo:]"
         for b in self.zblocks:
-            if b.gate is not None and not self.state_of(b.gate):
+            if b in self.gate_blocks:
                 all_names[b.gate] = f"a[lo:, k_{b.name}].reshape(steps, B, {_dim_code(b.dim)})"
             all_names[b.z] = f"z[lo:, :, s_{b.name}]"
         return all_names

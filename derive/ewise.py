@@ -73,6 +73,7 @@ class Emitter:
         self.pool = pool
         self.act_module = act_module
         self.lines: list[str] = []
+        self.strided_out: str | None = None  # see emit(strided=True)
 
     def emit(self, expr, out: str, *, strided: bool = False) -> list[str]:
         """Lines that leave ``expr`` in ``out``. ``strided``: ``out`` is a slow (non-contiguous)
@@ -134,7 +135,7 @@ class Emitter:
         parts = sorted(args, key=lambda a: (not a.is_number, split(a)[0], sp.default_sort_key(a)))
         codes = [split(a) for a in parts]
         final = dest
-        if dest == getattr(self, "strided_out", None) and len(codes) > 1:
+        if dest == self.strided_out and len(codes) > 1:
             dest = self.pool.take()  # accumulate in contiguous scratch; the last step writes final
         # the first operand may be computed straight into dest
         inverse, core = codes[0]
