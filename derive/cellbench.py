@@ -1,23 +1,28 @@
 """``derive bench CELL``: the generated kernel against ``torch.nn`` on the CPU, same threads.
 
-Each row times forward + backward over a sequence (best of ``repeat``) for the kernel
-and for the PyTorch module with the same parameters, both in this process with the same
-thread count (torch.set_num_threads and threadpoolctl for NumPy's BLAS), and the
-*GEMM-bound limit*: the kernel's matrix products alone, timed with NumPy at the same
-shapes (one input GEMM, T recurrent GEMMs, T carry GEMMs, the weight-gradient GEMMs).
-"GEMM %" is that time over the kernel's, i.e. the fraction of the time spent at the
-machine's matmul throughput; "GF/s" the GEMMs' FLOPs over the GEMM-only time.
+Each row times forward + backward over a sequence for the kernel and for the PyTorch
+module with the same parameters, both in this process with the same thread count
+(torch.set_num_threads and threadpoolctl for NumPy's BLAS), and the *GEMM-bound limit*:
+the kernel's matrix products alone, timed with NumPy at the same shapes (one input GEMM,
+T recurrent GEMMs, T carry GEMMs, the weight-gradient GEMMs). For the LSTM a hand-fused
+NumPy LSTM (``derive.handfused``) runs beside them. The NumPy contenders take turns, round
+by round, and each keeps its best time, so a slow spell of the machine hits all of them;
+torch runs in a block of its own first (its OpenMP threads and OpenBLAS's workers each
+spin for a while after a call, so alternating the two runtimes would slow both).
+"GEMM %" is the GEMM-only time over the kernel's, i.e. the fraction of the time spent at
+the machine's matmul throughput; "GF/s" the GEMMs' FLOPs over the GEMM-only time.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import warnings
 
 import numpy as np
 
-from . import runtime, spec
-from .actcli import _best, _table
+from . import handfused, runtime, spec
+from .actcli import _table
 from .errors import DeriveError
 
 SIZES = [(100, 64, 256, 256), (50, 16, 64, 64), (200, 1, 32, 32)]  # (T, B, I, H)
@@ -46,7 +51,8 @@ def gemm_shapes(k, T, B, I, H) -> list:
     return shapes
 
 
-def gemm_time(shapes, dtype, repeat: int) -> tuple[float, float]:
+def gemm_run(shapes, dtype) -> tuple:
+    """(a function running every GEMM once at NumPy's speed, their FLOPs)."""
     rng = np.random.default_rng(0)
     ops = []
     flops = 0.0
@@ -61,7 +67,19 @@ def gemm_time(shapes, dtype, repeat: int) -> tuple[float, float]:
         for count, a, b, out in ops:
             for _ in range(count):
                 np.matmul(a, b, out=out)
-    return _best(run, repeat), flops
+    return run, flops
+
+
+def best_of(fns: dict, repeat: int) -> dict:
+    """Best wall time of each function, run in turns (one warm-up round, then ``repeat``)."""
+    best = {name: float("inf") for name in fns}
+    for rnd in range(repeat + 1):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            if rnd:
+                best[name] = min(best[name], time.perf_counter() - t0)
+    return best
 
 
 def _torch_module(k, torch, I, H, dtype):
@@ -85,8 +103,10 @@ def bench(cells, repeat: int, threads: int | None, sizes=SIZES) -> int:
     except ImportError:
         torch = None
     print(f"forward + backward, best of {repeat}, {threads} thread(s) for NumPy's BLAS and torch; ms; "
-          f"ratio = derive / torch (< 1: derive is faster); projecting cells use P = H / 2")
-    header = ("cell", "T, B, I, H", "dtype", "derive", "torch", "ratio", "GEMMs", "GEMM %", "GF/s")
+          f"ratio = derive / torch (< 1: derive is faster); hand = the hand-fused NumPy LSTM "
+          f"(derive.handfused), vs hand = derive / hand; projecting cells use P = H / 2")
+    header = ("cell", "T, B, I, H", "dtype", "derive", "torch", "ratio", "hand", "vs hand", "GEMMs", "GEMM %",
+              "GF/s")
     rows = []
     with threadpool_limits(limits=threads), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
@@ -109,8 +129,8 @@ def _row(k, name, torch, T, B, I, H, dtype, repeat):
     def ours():
         y, sT, cache = k.forward(x, None, params)
         k.backward(dy, None, cache, params)
-    t_ours = _best(ours, repeat)
-    t_torch = None
+    fns = {"derive": ours}
+    t = {}
     if torch is not None:
         tdtype = torch.float32 if dtype == np.float32 else torch.float64
         m = _torch_module(k, torch, I, H, tdtype)
@@ -123,12 +143,22 @@ def _row(k, name, torch, T, B, I, H, dtype, repeat):
                 xt.grad = None
                 y, _ = m(xt)
                 y.backward(dyt)
-            t_torch = _best(theirs, repeat)
-    t_gemm, flops = gemm_time(gemm_shapes(k, T, B, I, H), dtype, repeat)
-    ms = lambda v: "" if v is None else f"{v * 1e3:.2f}"
-    return (name, f"{T}, {B}, {I}, {H}", np.dtype(dtype).name, ms(t_ours), ms(t_torch),
-            "" if t_torch is None else f"{t_ours / t_torch:.2f}", ms(t_gemm), f"{100 * t_gemm / t_ours:.0f}%",
-            f"{flops / t_gemm / 1e9:.1f}")
+            t.update(best_of({"torch": theirs}, repeat))
+    if name == "lstm":
+        w = handfused.fuse(params, dtype)
+        zeros = np.zeros((B, H), dtype)
+
+        def hand():
+            y, cache = handfused.forward(x, zeros, zeros, w)
+            handfused.backward(dy, cache, w)
+        fns["hand"] = hand
+    fns["gemm"], flops = gemm_run(gemm_shapes(k, T, B, I, H), dtype)
+    t.update(best_of(fns, repeat))
+    ms = lambda key: f"{t[key] * 1e3:.2f}" if key in t else ""
+    vs = lambda key: f"{t['derive'] / t[key]:.2f}" if key in t else ""
+    return (name, f"{T}, {B}, {I}, {H}", np.dtype(dtype).name, ms("derive"), ms("torch"), vs("torch"),
+            ms("hand"), vs("hand"), ms("gemm"), f"{100 * t['gemm'] / t['derive']:.0f}%",
+            f"{flops / t['gemm'] / 1e9:.1f}")
 
 
 def known(names):

@@ -215,5 +215,11 @@ def test_bench_a_cell_prints_ratios_and_gemm_fraction():
     proc = derive("bench", "rnn_tanh", "gru", "--repeat", "1", "--threads", "1", "--shape", "5,2,3,4")
     assert proc.returncode == 0, proc.stderr
     assert "GEMM %" in proc.stdout and proc.stdout.count("5, 2, 3, 4") == 4
+    proc = derive("bench", "lstm", "--repeat", "1", "--threads", "1", "--shape", "5,2,3,4")
+    assert proc.returncode == 0, proc.stderr
+    header, *rows = proc.stdout.splitlines()[1:]
+    at = header.index(" hand ") + 1  # the hand-fused NumPy LSTM's column (the table is aligned)
+    assert len(rows) == 2 and all(float(r[at:].split()[0]) > 0 for r in rows)
+    assert all(float(r[header.index("vs hand"):].split()[0]) > 0 for r in rows)
     assert derive("bench", "nosuchcell").returncode == 2
     assert derive("bench", "lstm", "--shape", "1,2").returncode == 2

@@ -163,6 +163,34 @@ def test_stacks_match_pytorch_autograd(name, make):
         assert _rel(mine[pname], prm.grad.numpy()) < 1e-10, pname
 
 
+def test_the_benchmarks_hand_fused_lstm_matches_pytorch():
+    """``derive bench lstm`` times derive.handfused beside the kernel: it must do the same work."""
+    torch = pytest.importorskip("torch")
+    from derive import handfused
+    torch.manual_seed(0)
+    m = torch.nn.LSTM(3, 5).double()
+    T, B = 6, 4
+    x = torch.randn(T, B, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(1, B, 5, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(1, B, 5, dtype=torch.float64, requires_grad=True)
+    y, _ = m(x, (h0, c0))
+    wy = torch.randn_like(y)
+    (y * wy).sum().backward()
+    w = {"W_ih": m.weight_ih_l0.detach().numpy(), "W_hh": m.weight_hh_l0.detach().numpy(),
+         "b": (m.bias_ih_l0 + m.bias_hh_l0).detach().numpy()}
+    assert handfused.fuse(derive.kernel("lstm").from_torch(m), np.float64).keys() == w.keys()
+    for key, fused in handfused.fuse(derive.kernel("lstm").from_torch(m), np.float64).items():
+        assert _rel(fused, w[key]) < 1e-15, key
+    ours, cache = handfused.forward(x.detach().numpy(), h0[0].detach().numpy(), c0[0].detach().numpy(), w)
+    assert _rel(ours, y.detach().numpy()) < 1e-13
+    dx, dh0, dc0, dw = handfused.backward(wy.numpy(), cache, w)
+    assert _rel(dx, x.grad.numpy()) < 1e-10
+    assert _rel(dh0, h0.grad[0].numpy()) < 1e-10 and _rel(dc0, c0.grad[0].numpy()) < 1e-10
+    assert _rel(dw["W_ih"], m.weight_ih_l0.grad.numpy()) < 1e-10
+    assert _rel(dw["W_hh"], m.weight_hh_l0.grad.numpy()) < 1e-10
+    assert _rel(dw["b"], m.bias_ih_l0.grad.numpy()) < 1e-10
+
+
 @pytest.mark.parametrize("name", ["lstm", "gru", "rnn_tanh"])
 def test_torch_round_trip_of_parameters(name):
     torch = pytest.importorskip("torch")
