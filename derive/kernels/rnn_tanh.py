@@ -93,16 +93,18 @@ def forward(x, states0, params):
     h_all = WORKSPACE.empty('h_all', (T + 1, B, H), dtype)
     h_all[0] = states0['h']
     hW = np.empty((B, H), dtype)
+    # views of every step (a step takes one index of each) and of the reused buffers
+    z_h_all = z[:, :, s_h]
     
     for t in range(T):
+        z_h_t = z_h_all[t]
         h_prev = h_all[t]
         h_t = h_all[t + 1]
         z_row = z[t]
-        z_h_t = z_row[:, s_h]
         hW_t = hW
         np.matmul(h_prev, W_h, out=hW_t)  # W_{hh} h_{t-1}
-        np.add(hW_t[:, 0:H], b_hh, out=hW_t[:, 0:H])
-        np.add(z_row[:, s_h], hW_t[:, 0:H], out=z_row[:, s_h])  # + W_{hh} h_{t-1} + b
+        np.add(hW_t, b_hh, out=hW_t)
+        np.add(z_row, hW_t, out=z_row)  # + W_{hh} h_{t-1} + b
         # h_t = tanh(z_{h,t})
         np.tanh(z_h_t, out=h_t)
     
@@ -140,8 +142,11 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     _h0 = np.empty((B, H), dtype)  # scratch
     _h1 = np.empty((B, H), dtype)  # scratch
     _h2 = np.empty((B, H), dtype)  # scratch
+    # views of every step (a step takes one index of each) and of the reused buffers
+    dz_h_all = dz[:, :, s_h]
     
     for t in range(T - 1, T - 1 - steps, -1):
+        dz_h_t = dz_h_all[t]
         h_t = h_all[t + 1]
         dz_row = dz[t]
         dy_t = dy[t] if dy is not None else 0.0
@@ -150,9 +155,9 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
         # dz_{h,t} = dh_t ⊙ (1 - h_t^2)
         np.square(h_t, out=_h2)
         np.subtract(1.0, _h2, out=_h1)
-        np.multiply(dh_t, _h1, out=dz_row[:, s_h])
+        np.multiply(dh_t, _h1, out=dz_h_t)
         # dh_{t-1} = W_{hh}^T dz_{h,t}
-        np.matmul(dz_row[:, s_h], W_h.T, out=dh_carry)
+        np.matmul(dz_row, W_h.T, out=dh_carry)
     
     lo = T - steps  # the first step the gradient reached
     grads = {}
