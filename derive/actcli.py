@@ -196,14 +196,20 @@ def _naive(name: str):
     return sp.lambdify(x, f, mods), sp.lambdify(x, sp.diff(f, x), mods)
 
 
-def _best(fn, repeat: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
+def best_of(fns: dict, repeat: int) -> dict:
+    """Best wall time of each function, run in turns (one warm-up round, then ``repeat``)."""
+    best = {name: float("inf") for name in fns}
+    for rnd in range(repeat + 1):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            if rnd:
+                best[name] = min(best[name], time.perf_counter() - t0)
     return best
+
+
+def _best(fn, repeat: int) -> float:
+    return best_of({"fn": fn}, repeat)["fn"]
 
 
 def add_commands(sub) -> None:

@@ -16,13 +16,12 @@ the machine's matmul throughput; "GF/s" the GEMMs' FLOPs over the GEMM-only time
 from __future__ import annotations
 
 import os
-import time
 import warnings
 
 import numpy as np
 
 from . import handfused, runtime, spec
-from .actcli import _table
+from .actcli import _best, _table, best_of
 from .errors import DeriveError
 
 SIZES = [(100, 64, 256, 256), (50, 16, 64, 64), (200, 1, 32, 32)]  # (T, B, I, H)
@@ -68,18 +67,6 @@ def gemm_run(shapes, dtype) -> tuple:
             for _ in range(count):
                 np.matmul(a, b, out=out)
     return run, flops
-
-
-def best_of(fns: dict, repeat: int) -> dict:
-    """Best wall time of each function, run in turns (one warm-up round, then ``repeat``)."""
-    best = {name: float("inf") for name in fns}
-    for rnd in range(repeat + 1):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            if rnd:
-                best[name] = min(best[name], time.perf_counter() - t0)
-    return best
 
 
 def _torch_module(k, torch, I, H, dtype):
@@ -143,7 +130,7 @@ def _row(k, name, torch, T, B, I, H, dtype, repeat):
                 xt.grad = None
                 y, _ = m(xt)
                 y.backward(dyt)
-            t.update(best_of({"torch": theirs}, repeat))
+            t["torch"] = _best(theirs, repeat)
     if name == "lstm":
         w = handfused.fuse(params, dtype)
         zeros = np.zeros((B, H), dtype)
