@@ -23,7 +23,7 @@ from typing import Callable
 import jinja2
 import numpy as np
 
-from .. import actcli, bptt, counts, spec
+from .. import actcli, bptt, counts, pysource, spec
 from ..cell import H, I, P
 from ..runtime import kernel
 from ..summary import collect as collect_cell
@@ -70,9 +70,9 @@ def cell_data(name: str) -> dict:
 
 def kernel_source(name: str) -> str:
     """The cell's generated module, rendered from the derivation the page shows."""
-    from .. import codegen
+    from ..selfcheck import verified_kernel
 
-    return codegen.render(_derivation(name), f"derive/cells/{name}.toml")
+    return verified_kernel(_derivation(name), f"derive/cells/{name}.toml")[0]
 
 
 @lru_cache(maxsize=None)
@@ -314,6 +314,8 @@ def environment(templates: Path) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)), undefined=jinja2.StrictUndefined,
                              autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["sci"] = lambda v: f"{v:.2e}"
+    env.filters["docstring"] = pysource.docstring  # free text inside generated Python
+    env.filters["comment"] = pysource.comment
     return env
 
 
