@@ -31,7 +31,7 @@ from . import activations as acts
 from . import ir
 from .bptt import DY, Derivation
 from .cell import Cell
-from .ewise import OUTPUT_DERIVATIVE, Emitter, Pool, code_name, derivative_call
+from .ewise import OUTPUT_DERIVATIVE, CodegenError, Emitter, Pool, code_name, derivative_call
 from .printing import text as ir_text
 
 
@@ -78,8 +78,13 @@ def _time_free(expr) -> set:
 
 
 def _arg_name(arg) -> str:
+    """The code name of a GEMM argument: ``h`` for h_{t-1}, ``ht`` for h_t (an output layer's
+    argument), ``tanh_h_prev`` for tanh(h_{t-1}), the sorted vector names of a product."""
     if isinstance(arg, sp.Symbol):
-        return code_name(arg).removesuffix("_t").removesuffix("_prev")
+        base = code_name(arg).removesuffix("_t").removesuffix("_prev")
+        return base if ir.ref(arg).time == -1 or arg.name.count("|") != 2 else base + "t"
+    if isinstance(arg, acts.Activation) and isinstance(arg.args[0], sp.Symbol):
+        return f"{type(arg).__name__}_{code_name(arg.args[0]).removesuffix('_t')}"
     return "_".join(sorted(code_name(s).removesuffix("_t").removesuffix("_prev") for s in _time_free(arg)))
 
 
@@ -118,7 +123,7 @@ def make_plan(d: Derivation) -> Plan:
         for m in sorted(a.rhs.atoms(ir.MatVec), key=sp.default_sort_key):
             arg = m.args[1]
             times = {ir.ref(s).time for s in _time_free(arg)}
-            kind = "input" if arg == x else "recurrent" if times == {-1} else "late"
+            kind = "input" if arg == x else "recurrent" if times == {-1} and isinstance(arg, sp.Symbol) else "late"
             name = _arg_name(arg)
             g = groups.setdefault(name, Group(name, arg, kind))
             if g.arg != arg:
@@ -504,7 +509,8 @@ class Writer:
                 continue
             dim = self.expr_dim(e)
             L.append(f"{name} = {_ws(name, f'(T, B, {dim})')}  # kept for the backward pass")
-        if cell.output not in cell.states and cell.output not in p.saved:
+        out_gate = next((b for b in self.gate_blocks if b.gate == cell.output), None)  # y lives in a
+        if cell.output not in cell.states and cell.output not in p.saved and out_gate is None:
             p.saved[cell.output] = code_name(cell.output).removesuffix("_t") + "_all"
             L.append(f"{p.saved[cell.output]} = {_ws(p.saved[cell.output], f'(T, B, {self.expr_dim(cell.output)})')}"
                      "  # outputs")
@@ -526,6 +532,7 @@ class Writer:
         L += ["    " + ln if ln else "" for ln in body]
         L[scratch_at:scratch_at] = self.scratch_lines(body)
         y = (f"{code_name(cell.output).removesuffix('_t')}_all[1:]" if cell.output in cell.states
+             else f"a[:, k_{out_gate.name}].reshape(T, B, {_dim_code(out_gate.dim)})" if out_gate is not None
              else p.saved[cell.output])
         states = ", ".join(f"{ir.ref(s).key!r}: {code_name(s).removesuffix('_t')}_all[T]" for s in cell.states)
         keep = ["x", "z", "a"] + [f"{code_name(s).removesuffix('_t')}_all" for s in cell.states]
@@ -680,10 +687,13 @@ class Writer:
         p, cell = self.p, self.cell
         names = self.names_at_t()
         L = self.view_lines()
+        pending = [f for f, n in p.saved.items() if n and isinstance(f, acts.Activation)]
+        known = set()  # targets computed so far in this step
+        L += self.saved_activations(pending, known, names)
         # recurrent GEMMs: one per argument
         for g in p.groups.values():
             if g.kind == "recurrent":
-                L.append(f"np.matmul({names[g.arg] if g.arg in names else _arg_name(g.arg)}, W_{g.name}, "
+                L.append(f"np.matmul({names[g.arg]}, W_{g.name}, "
                          f"out={g.name}W_t)  # " + " | ".join(ir_text(m) for m in g.atoms))
         # pre-activations: the direct recurrent products (and biases) of a run of blocks in one add
         for g, blocks, first in self.shared_runs():
@@ -702,6 +712,8 @@ class Writer:
         late_done = set()
         for lev in levels:
             at = [a for a in p.schedule if p.levels[a.target] == lev]
+            L += self.saved_activations(pending, known, names)
+            known |= {a.target for a in at}
             for g in p.groups.values():
                 if g.kind == "late" and g.name not in late_done and any(
                         m in a.rhs.atoms(ir.MatVec) for a in at for m in g.atoms):
@@ -729,9 +741,6 @@ class Writer:
                     gate_runs.append((gblk, a))
                     continue
                 L.append(f"# {self.equation(a)}")
-                for f in sorted(a.rhs.atoms(acts.Activation), key=sp.default_sort_key):
-                    if f in p.saved and p.saved[f]:
-                        L += self.emit(f, names[f], {k: v for k, v in names.items() if k != f})
                 out = names[a.target] if (a.target in cell.states or a.target in p.saved) else None
                 if out is None:
                     out = names[a.target] = self.buf(code_name(a.target), _dim_of(cell, a.target))
@@ -747,6 +756,21 @@ class Writer:
                     L.append(f"np.add({v['a']}, 0.5, out={v['a']})")
                     continue
                 L += self.emit(fn.func(sp.Symbol("__zrun")), v["a"], {sp.Symbol("__zrun"): v["z"]}, dim=v["dim"])
+        L += self.saved_activations(pending, known, names)
+        if pending:
+            raise CodegenError(f"cannot compute {', '.join(map(ir_text, pending))} in the forward step")
+        return L
+
+    def saved_activations(self, pending: list, known: set, names: dict) -> list[str]:
+        """Kept activations of quantities known by now (``tanh(c_t)``, ``tanh(h_{t-1})``),
+        each written into its per-step buffer once; ``pending`` loses what is written."""
+        L = []
+        for f in sorted(pending, key=sp.default_sort_key):
+            if all(ir.ref(s).time != 0 or s in known or s == self.cell.input
+                   for s in f.free_symbols if ir.is_ir(s)):
+                pending.remove(f)
+                L.append(f"# {ir_text(f)}, kept for the backward pass")
+                L += self.emit(f, names[f], {k: v for k, v in names.items() if k != f})
         return L
 
     def _contiguous(self, run):
@@ -756,6 +780,7 @@ class Writer:
             if parts:
                 pb, pa = parts[-1][-1]
                 if self.order[id(b)] == self.order[id(pb)] + 1 and type(a.rhs) is type(pa.rhs) and \
+                        not self.state_of(a.target) and not self.state_of(pa.target) and \
                         a.rhs.exact_params() == pa.rhs.exact_params() and b.dim == pb.dim and \
                         (id(b) in self.halved) == (id(pb) in self.halved):
                     parts[-1].append((b, a))
@@ -858,7 +883,7 @@ class Writer:
                     out = names[ir.adjoint(t)] = self.buf(f"d{code_name(t)}", _dim_of(cell, t))
                 terms = list(adjoint.own)
                 expr = sp.Add(*terms)
-                if adjoint.carried:
+                if adjoint.carried or t in cell.states:  # a state gets dstates_T at the last step
                     carry = sp.Symbol(f"__carry_{ir.ref(t).key}")
                     names[carry] = f"d{code_name(t).removesuffix('_t')}_carry"
                     expr = expr + carry

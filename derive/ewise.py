@@ -74,16 +74,34 @@ class Emitter:
         self.act_module = act_module
         self.lines: list[str] = []
         self.strided_out: str | None = None  # see emit(strided=True)
+        self.first = None  # the operand a sum must start from (see emit)
 
     def emit(self, expr, out: str, *, strided: bool = False) -> list[str]:
         """Lines that leave ``expr`` in ``out``. ``strided``: ``out`` is a slow (non-contiguous)
         view, so a product or sum is accumulated in scratch and only its last step writes it."""
         self.lines = []
         self.strided_out = out if strided else None
-        got = self._value(expr, out)
+        self.first = None
+        dest = out
+        if self._leaf(expr) is None and self._reads(expr, out):
+            # ``out`` is also an operand: it must not be written before it is read. A sum
+            # ``out + rest`` whose rest does not read it accumulates in place (out first);
+            # anything else is computed in scratch and copied.
+            own = [a for a in expr.args if self._leaf(a) == out] if isinstance(expr, sp.Add) else []
+            if len(own) == 1 and not any(self._reads(a, out) for a in expr.args if a is not own[0]):
+                self.first = own[0]
+            else:
+                dest = self.pool.take()
+        got = self._value(expr, dest)
         if got != out:
             self.lines.append(f"np.copyto({out}, {got})")
+        if dest != out:
+            self.pool.give(dest)
         return self.lines
+
+    def _reads(self, expr, name: str) -> bool:
+        """Whether computing ``expr`` reads the buffer ``name``."""
+        return any(self.names.get(node) == name for node in sp.preorder_traversal(expr))
 
     # -- operands ------------------------------------------------------------
     def _leaf(self, e):
@@ -132,7 +150,8 @@ class Emitter:
 
     def _chain(self, args, dest, op, inverse_op, split):
         """``a1 op a2 op ...`` left to right into ``dest``; ``split`` peels an inverse."""
-        parts = sorted(args, key=lambda a: (not a.is_number, split(a)[0], sp.default_sort_key(a)))
+        parts = sorted(args, key=lambda a: (a is not self.first, not a.is_number, split(a)[0], sp.default_sort_key(a)))
+        self.first = None  # only the outermost sum reorders
         codes = [split(a) for a in parts]
         final = dest
         if dest == self.strided_out and len(codes) > 1:

@@ -45,7 +45,7 @@ RTOL, FWD_TOL, F32_TOL = 1e-6, 1e-9, 1e-3
 
 #: what the template binds at module level, and the functions it defines
 MODULE_NAMES = {"NAME", "STATES", "STATE_DIMS", "OUTPUT_DIM", "PARAMS", "LAYOUTS", "GEMMS", "WORKSPACE"}
-MODULE_FUNCTIONS = {"_sigmoid", "_dtype", "forward", "backward", "init_params", "from_torch", "to_torch",
+MODULE_FUNCTIONS = {"_sigmoid", "forward", "_forward", "backward", "_backward", "init_params", "from_torch", "to_torch",
                     "from_keras", "to_keras", "clip_by_value", "clip_by_global_norm"}
 MODULE_IMPORTS = {"numpy", "derive", "derive.kernels"}
 #: names a generated function may bind more than once: its arguments (normalised in the
@@ -156,7 +156,7 @@ def audit(source: str, cell: Cell) -> None:
             raise DeriveError(f"derive generated an unexpected statement at line {node.lineno} of the kernel for "
                               f"{cell.name}; refusing to load it (a bug in derive, please report it)")
     for fn in tree.body:
-        if isinstance(fn, ast.FunctionDef) and fn.name in ("forward", "backward"):
+        if isinstance(fn, ast.FunctionDef) and fn.name in ("forward", "_forward", "backward", "_backward"):
             _single_bindings(fn, cell)
 
 
