@@ -77,15 +77,24 @@ def _time_free(expr) -> set:
     return {s for s in expr.free_symbols if ir.is_ir(s) and ir.ref(s).time is not None}
 
 
-def _arg_name(arg) -> str:
+def _arg_name(arg, x) -> str:
     """The code name of a GEMM argument: ``h`` for h_{t-1}, ``ht`` for h_t (an output layer's
     argument), ``tanh_h_prev`` for tanh(h_{t-1}), the sorted vector names of a product."""
     if isinstance(arg, sp.Symbol):
         base = code_name(arg).removesuffix("_t").removesuffix("_prev")
-        return base if ir.ref(arg).time == -1 or arg.name.count("|") != 2 else base + "t"
+        return base if ir.ref(arg).time == -1 or arg == x else base + "t"
     if isinstance(arg, acts.Activation) and isinstance(arg.args[0], sp.Symbol):
         return f"{type(arg).__name__}_{code_name(arg.args[0]).removesuffix('_t')}"
     return "_".join(sorted(code_name(s).removesuffix("_t").removesuffix("_prev") for s in _time_free(arg)))
+
+
+def _group_name(cell: Cell, arg) -> str:
+    """The GEMM group's name: the argument's, with ``_cat`` added while the fused matrix
+    ``W_<name>`` would be a parameter of the spec (``W_h`` in ``W_h h_{t-1}``)."""
+    name = _arg_name(arg, cell.input)
+    while f"W_{name}" in cell.params:
+        name += "_cat"
+    return name
 
 
 def _terms(expr) -> list:
@@ -124,7 +133,7 @@ def make_plan(d: Derivation) -> Plan:
             arg = m.args[1]
             times = {ir.ref(s).time for s in _time_free(arg)}
             kind = "input" if arg == x else "recurrent" if times == {-1} and isinstance(arg, sp.Symbol) else "late"
-            name = _arg_name(arg)
+            name = _group_name(cell, arg)
             g = groups.setdefault(name, Group(name, arg, kind))
             if g.arg != arg:
                 raise ValueError(f"two GEMM arguments share the name {name}")
@@ -144,7 +153,7 @@ def make_plan(d: Derivation) -> Plan:
         direct[a.target] = {}
         for term in _terms(a.rhs):
             if isinstance(term, ir.MatVec):
-                gname = _arg_name(term.args[1])
+                gname = _group_name(cell, term.args[1])
                 if groups[gname].kind in ("input", "recurrent"):
                     direct[a.target].setdefault(gname, term)
 
@@ -170,7 +179,7 @@ def make_plan(d: Derivation) -> Plan:
         for g, arg in pg.terms:
             if arg is None:
                 continue
-            gname = _arg_name(arg)
+            gname = _group_name(cell, arg)
             if g not in grad_block:
                 dim = cell.params[pg.param.key].shape[0]
                 blk = Block(name=ir.ref(pg.param.symbol).key.replace("W_", "").replace("_", ""), dim=dim, grad=g)
@@ -380,7 +389,7 @@ class Writer:
         return cols, contiguous
 
     def atom_view(self, m) -> str:
-        return f"{code_name(m.args[0])}_{_arg_name(m.args[1])}"
+        return f"{code_name(m.args[0])}_{_arg_name(m.args[1], self.cell.input)}"
 
     # -------------------------------------------------------------- prologue
     def sizes(self) -> list[str]:
@@ -824,6 +833,7 @@ class Writer:
         L.append(f"dz = {_ws('dz', f'(T, B, {ND})')}  # adjoints of the pre-activations (and products), "
                  + " | ".join(f"d{b.name}" for b in p.blocks))
         L.append(f"da = np.empty(B * {ND}, dtype)  # adjoints of the gate outputs, block-major as a step of a")
+        L.append(f"dy_zero = np.zeros((B, {self.expr_dim(cell.output)}), dtype)  # dy_t when dy is None")
         for s in cell.states:
             key = ir.ref(s).key
             L.append(f"d{code_name(s).removesuffix('_t')}_carry = np.zeros((B, {_dim_code(_dim_of(cell, s))}), dtype)")
@@ -866,7 +876,7 @@ class Writer:
                 self.fixed_view(f"d{code_name(b.gate)}", f"da[k_{b.name}].reshape(B, {_dim_code(b.dim)})")
         for s in cell.states:
             self.pool(_dim_of(cell, s))
-        L.append("dy_t = dy[t] if dy is not None else 0.0")
+        L.append("dy_t = dy[t] if dy is not None else dy_zero")
         adj = {a.target: a for a in d.adjoints}
         done_T = {}
         gates = {b.gate: b for b in self.zblocks if b.gate is not None}
@@ -1013,6 +1023,7 @@ class Writer:
         for s in cell.states:
             L.append(f"grads[{ir.ref(s).key!r}] = d{code_name(s).removesuffix('_t')}_carry")
         L.append("# weight gradients: sum_t g_t a_t^T, one GEMM per argument (as (a^T g)^T: BLAS is faster so)")
+        seen = set()  # matrices whose gradient has a first part already
         for g in p.groups.values():
             cols, contiguous = self.group_range(g)
             if g.kind == "input":
@@ -1029,7 +1040,10 @@ class Writer:
                 for b in blocks:
                     for m in g.atoms:
                         if self.grad_block_of(m) is b:
-                            L.append(f"grads[{ir.ref(m.args[0]).key!r}] = dW[{_dim_code(off)}:{_dim_code(off + b.dim)}]")
+                            key = ir.ref(m.args[0]).key  # a matrix in two products sums both
+                            part = f"dW[{_dim_code(off)}:{_dim_code(off + b.dim)}]"
+                            L.append(f"grads[{key!r}] = " + (f"grads[{key!r}] + {part}" if key in seen else part))
+                            seen.add(key)
                     off += b.dim
         L.append("dz_sum = dz[lo:].sum(axis=(0, 1))")
         all_names = self.all_t_names

@@ -51,6 +51,9 @@ MODULE_IMPORTS = {"numpy", "derive", "derive.kernels"}
 #: names a generated function may bind more than once: its arguments (normalised in the
 #: prologue), the after-loop weight-gradient slab and the vector-gradient scratch
 REBOUND = {"dW", "_big"}
+#: the kernel's own variables that a parameter name could shadow
+RESERVED = {"np", "t", "T", "B", "I", "H", "P", "x", "z", "a", "dz", "da", "dx", "dtype", "steps", "lo", "grads",
+            "cache", "dy_zero", "dz_sum", "z_row", "dz_row", "x_t", "dy_t"}
 
 
 class WrongKernel(DeriveError):
@@ -167,14 +170,15 @@ def _single_bindings(fn: ast.FunctionDef, cell: Cell) -> None:
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id not in args | REBOUND:
             if node.id in bound:
                 raise DeriveError(
-                    f"a name of the spec stands for a variable of the generated kernel: {node.id!r} is bound at "
-                    f"lines {bound[node.id]} and {node.lineno} of {fn.name}(); rename the vector or parameter "
-                    f"it comes from")
+                    f"the generated kernel binds {node.id!r} twice (lines {bound[node.id]} and {node.lineno} of "
+                    f"{fn.name}()): a name of the spec collides with a name derive generates; rename the vector "
+                    f"or parameter it comes from", None, cell.source or None)
             bound[node.id] = node.lineno
-    spec_names = {p.key for p in cell.params.values()}
-    clash = sorted(spec_names & (args | REBOUND | MODULE_NAMES | MODULE_FUNCTIONS | {"np", "t", "T", "B", "I"}))
-    if clash:
-        raise DeriveError(f"the parameter name {clash[0]} is reserved by the generated kernel; rename it")
+    reserved = args | REBOUND | MODULE_NAMES | MODULE_FUNCTIONS | RESERVED
+    for p in cell.params.values():
+        if p.key in reserved:
+            raise DeriveError(f"the parameter name {p.key} is reserved by the generated kernel "
+                              f"(reserved: {', '.join(sorted(RESERVED))}); rename it", p.pos, cell.source or None)
 
 
 # ------------------------------------------------------------------- the check
@@ -274,8 +278,9 @@ def verified_kernel(d, label: str) -> tuple[str, types.ModuleType]:
     except DeriveError:
         raise
     except (CodegenError, ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
-        raise DeriveError(f"derive cannot generate a kernel for cell {cell.name} yet: "
-                          f"{type(e).__name__}: {e}", source=cell.source or None) from None
+        raise DeriveError(f"derive cannot generate a kernel for cell {cell.name} yet ({type(e).__name__} in the "
+                          f"kernel generator: {e}); its derivation (derive show) is not affected",
+                          source=cell.source or None) from None
     key = hashlib.sha256(source.encode()).hexdigest()
     if key not in _VERIFIED:
         audit(source, cell)
