@@ -62,7 +62,7 @@ class WrongKernel(DeriveError):
 
 # ----------------------------------------------------------------- the reference
 def _size(dim) -> int:
-    return int(sp.sympify(dim).subs({sp.Symbol(k, positive=True, integer=True): v for k, v in SIZES.items()}))
+    return int(sp.sympify(dim).xreplace({sp.Symbol(k, positive=True, integer=True): v for k, v in SIZES.items()}))
 
 
 def _dim(cell: Cell, sym) -> int:
@@ -78,36 +78,53 @@ def _numeric(head) -> callable:
     return sp.lambdify(u, expr, modules="numpy")
 
 
-def _value(expr, env: dict):
-    """The value of an IR expression on (B, n) arrays; ``env`` maps IR symbols to arrays."""
+def _compiled(expr):
+    """``env -> value`` of an IR expression on (B, n) arrays (``env`` maps IR symbols to
+    arrays), built once per expression so the finite differences do not re-walk SymPy trees."""
     if isinstance(expr, sp.Symbol):
-        return env[expr]
+        return lambda env: env[expr]
     if expr.is_number:
-        return float(expr)
+        c = float(expr)
+        return lambda env: c
     if isinstance(expr, ir.MatVec):
-        return _value(expr.args[1], env) @ env[expr.args[0]].T
-    if isinstance(expr, sp.Add):
-        out = 0.0
-        for a in expr.args:
-            out = out + _value(a, env)
-        return out
-    if isinstance(expr, sp.Mul):
-        out = 1.0
-        for a in expr.args:
-            out = out * _value(a, env)
-        return out
+        W, a = expr.args[0], _compiled(expr.args[1])
+        return lambda env: a(env) @ env[W].T
+    if isinstance(expr, (sp.Add, sp.Mul)):
+        parts = [_compiled(a) for a in expr.args]
+        if isinstance(expr, sp.Add):
+            return lambda env: sum((f(env) for f in parts[1:]), parts[0](env))
+        return lambda env: _product([f(env) for f in parts])
     if isinstance(expr, sp.Pow):
-        return np.power(_value(expr.base, env), float(expr.exp))
+        base, e = _compiled(expr.base), float(expr.exp)
+        return lambda env: np.power(base(env), e)
     if isinstance(expr, sp.Function) and len(expr.args) == 1:
         if isinstance(expr, acts.Activation) and type(expr).kind != "elementwise":
             raise DeriveError(f"the kernel self-check cannot evaluate {type(expr).__name__} inside a cell")
-        with np.errstate(over="ignore"):
-            return np.asarray(_numeric(type(expr))(np.asarray(_value(expr.args[0], env), dtype=float)), dtype=float)
+        f, arg = _numeric(type(expr)), _compiled(expr.args[0])
+
+        def apply(env):
+            with np.errstate(over="ignore"):
+                return np.asarray(f(np.asarray(arg(env), dtype=float)), dtype=float)
+        return apply
     raise DeriveError(f"the kernel self-check cannot evaluate {expr}")
 
 
-def reference_forward(cell: Cell, x, states0: dict, params: dict):
-    """``(y, states_T)`` of the cell's equations run step by step (float64, no derivation)."""
+def _product(values):
+    out = values[0]
+    for v in values[1:]:
+        out = out * v
+    return out
+
+
+def step_functions(cell: Cell) -> list:
+    """``(target, env -> value, size)`` per assignment, in evaluation order."""
+    return [(a.target, _compiled(a.rhs), _dim(cell, a.target)) for a in cell.assignments]
+
+
+def reference_forward(cell: Cell, x, states0: dict, params: dict, steps: list | None = None):
+    """``(y, states_T)`` of the cell's equations run step by step (float64, no derivation);
+    ``steps`` from ``step_functions(cell)`` saves compiling them again."""
+    steps = steps or step_functions(cell)
     env = {p.symbol: np.asarray(params[key], dtype=float) for key, p in cell.params.items()}
     prev = {s: np.asarray(states0[ir.ref(s).key], dtype=float) for s in cell.states}
     ys = []
@@ -116,8 +133,8 @@ def reference_forward(cell: Cell, x, states0: dict, params: dict):
         step[cell.input] = x[t]
         for s in cell.states:
             step[ir.at(s, -1)] = prev[s]
-        for a in cell.assignments:
-            step[a.target] = np.broadcast_to(_value(a.rhs, step), (x.shape[1], _dim(cell, a.target)))
+        for target, value, size in steps:
+            step[target] = np.broadcast_to(value(step), (x.shape[1], size))
         ys.append(step[cell.output])
         prev = {s: step[s] for s in cell.states}
     return np.stack(ys) if ys else np.zeros((0, x.shape[1], _dim(cell, cell.output))), \
@@ -194,7 +211,8 @@ def _rel(a, b) -> float:
 def check(module, cell: Cell) -> float:
     """Run ``module`` against the witnesses; the worst relative disagreement, or WrongKernel."""
     rng, x, s0, params, w, v = problem(cell)
-    y_ref, sT_ref = reference_forward(cell, x, s0, params)
+    steps = step_functions(cell)
+    y_ref, sT_ref = reference_forward(cell, x, s0, params, steps)
     y, sT, cache = module.forward(x, s0, params)
     worst = _rel(y, y_ref)
     for key in sT_ref:
@@ -206,7 +224,7 @@ def check(module, cell: Cell) -> float:
     for key in ["x", *s0, *params]:
         base = x if key == "x" else s0[key] if key in s0 else params[key]
         u = rng.standard_normal(base.shape)
-        plus, minus = _perturbed(cell, x, s0, params, key, u)
+        plus, minus = _perturbed(cell, x, s0, params, key, u, steps)
         fd_dy = (_loss_parts(*plus, w, v)[0] - _loss_parts(*minus, w, v)[0]) / (2 * EPS)
         fd_s = (_loss_parts(*plus, w, v)[1] - _loss_parts(*minus, w, v)[1]) / (2 * EPS)
         for which, fd in (("both", fd_dy + fd_s), ("dy", fd_dy), ("states", fd_s)):
@@ -224,13 +242,13 @@ def check(module, cell: Cell) -> float:
     return worst
 
 
-def _perturbed(cell, x, s0, params, key, u):
+def _perturbed(cell, x, s0, params, key, u, steps):
     out = []
     for sign in (1.0, -1.0):
         xx = x + sign * EPS * u if key == "x" else x
         ss = {**s0, key: s0[key] + sign * EPS * u} if key in s0 else s0
         pp = {**params, key: params[key] + sign * EPS * u} if key in params else params
-        out.append(reference_forward(cell, xx, ss, pp))
+        out.append(reference_forward(cell, xx, ss, pp, steps))
     return out
 
 
