@@ -23,11 +23,16 @@ from the definition, at the argument's precision.
 
 from __future__ import annotations
 
+import difflib
+import math
+import numbers
 from dataclasses import dataclass
 from functools import lru_cache
 
 import sympy as sp
 from mpmath.libmp import prec_to_dps
+
+from .errors import DeriveError
 
 _x = sp.Symbol("x", real=True)
 
@@ -37,7 +42,12 @@ REGISTRY: dict[str, type["Activation"]] = {}
 
 @dataclass(frozen=True)
 class Param:
-    """A parameter of an activation: its PyTorch default and how others differ."""
+    """A parameter of an activation: its PyTorch default, how others differ, and its domain.
+
+    ``domain`` is the set of values ``derive.activation`` accepts (always finite): what
+    PyTorch enforces, narrowed where the formula or its kernel needs it (the comment beside
+    each stanza's parameter says why). An ``int`` default makes the parameter an integer.
+    """
 
     name: str
     default: float
@@ -45,6 +55,7 @@ class Param:
     doc: str = ""
     learned: bool = False
     positive: bool = True
+    domain: sp.Set = sp.S.Reals
 
     @property
     def symbol(self) -> sp.Symbol:
@@ -54,6 +65,33 @@ class Param:
     def exact(self) -> sp.Rational:
         """The default as the exact decimal it is written as (0.01 is 1/100)."""
         return sp.Rational(repr(float(self.default)))
+
+    def value(self, given, owner: str):
+        """``given`` as this parameter's value (float, or int for an integer parameter);
+        DeriveError unless it is a real number in the domain."""
+        shown = repr(given) if len(repr(given)) <= 40 else repr(given)[:37] + "..."
+        if isinstance(given, bool) or not isinstance(given, numbers.Real):
+            raise DeriveError(f"{owner}: {self.name} must be a real number; got {shown}")
+        try:
+            number = float(given)
+        except OverflowError:  # an int beyond float's range
+            number = math.inf
+        if not math.isfinite(number):
+            raise DeriveError(f"{owner}: {self.name} must be finite; got {shown}")
+        exact = sp.Rational(int(given)) if isinstance(given, numbers.Integral) else sp.Rational(repr(number))
+        if self.domain.contains(exact) != sp.true:
+            raise DeriveError(f"{owner}: {self.name} must be in {set_text(self.domain)}; got {shown}")
+        return int(exact) if isinstance(self.default, int) else number
+
+
+def set_text(s: sp.Set) -> str:
+    """A parameter domain as people write it: (0, oo), (-oo, 0) U (0, oo), {1, 2, 3, ...}."""
+    from .properties import interval_text
+
+    if s == sp.S.Naturals:
+        return "{1, 2, 3, ...}"
+    parts = s.args if isinstance(s, sp.Union) else (s,)
+    return " U ".join(interval_text(p) for p in parts)
 
 
 class Activation(sp.Function):
@@ -65,6 +103,8 @@ class Activation(sp.Function):
     commands: tuple[str, ...] = ()
     summary: str = ""
     params: tuple[Param, ...] = ()
+    #: relations between the parameters that every value must satisfy (hardtanh: min_val <= max_val)
+    relations: tuple[sp.core.relational.Relational, ...] = ()
     #: "elementwise"; "halves" (GLU: input split in two along the last axis); "pieces" (Maxout)
     kind: str = "elementwise"
     #: |x| beyond which every power of x in the definition is saturated away (see stable.py)
@@ -84,13 +124,20 @@ class Activation(sp.Function):
     # parameter handling ----------------------------------------------------
     @classmethod
     def param_values(cls, overrides: dict | None = None) -> dict[str, float]:
-        kinds = {p.name: type(p.default) for p in cls.params}
+        """PyTorch's defaults with ``overrides``; DeriveError for an unknown parameter, a value
+        outside its domain or a broken relation between parameters."""
+        params = {p.name: p for p in cls.params}
         values = {p.name: p.default for p in cls.params}
-        for key, value in (overrides or {}).items():
-            if key not in values:
-                known = ", ".join(values) or "none"
-                raise KeyError(f"{cls.__name__} has no parameter {key!r} (parameters: {known})")
-            values[key] = kinds[key](value)
+        for key, given in (overrides or {}).items():
+            if key not in params:
+                known = ", ".join(params) or "none"
+                raise DeriveError(f"{cls.__name__} has no parameter {key!r} (parameters: {known})")
+            values[key] = params[key].value(given, cls.__name__)
+        for relation in cls.relations:
+            at = {p.symbol: sp.Rational(repr(values[p.name])) for p in cls.params}
+            if relation.xreplace(at) != sp.true:
+                got = ", ".join(f"{p.name}={values[p.name]!r}" for p in cls.params if p.symbol in relation.free_symbols)
+                raise DeriveError(f"{cls.__name__} needs {sp.sstr(relation)}; got {got}")
         return values
 
     @classmethod
@@ -284,6 +331,7 @@ class rrelu(Activation):
     commands = _ops("RReLU", "rrelu")
     summary = "randomised leaky ReLU: slope ~ U(lower, upper) in training, (lower + upper)/2 at evaluation"
     params = (Param("lower", 1 / 8, r"l", "PyTorch 1/8"), Param("upper", 1 / 3, r"u", "PyTorch 1/3"))
+    relations = (params[0].symbol <= params[1].symbol,)  # PyTorch: lower <= upper
     names = "torch.nn.functional.rrelu (no Keras layer)"
     notes = ("The formula is the evaluation form. In training each negative element gets its own slope "
              "a ~ U(l, u), drawn from a seeded generator (`activation('rrelu', training=True, seed=0)`); "
@@ -329,7 +377,9 @@ class celu(Activation):
     text = "celu"
     commands = _ops("CELU", "celu")
     summary = "continuously differentiable ELU: max(0, x) + min(0, alpha (e^{x/alpha} - 1))"
-    params = (Param("alpha", 1.0, r"\alpha", "PyTorch 1.0; keras.activations.celu 1.0"),)
+    # PyTorch: "alpha cannot be 0" (x/alpha)
+    params = (Param("alpha", 1.0, r"\alpha", "PyTorch 1.0; keras.activations.celu 1.0",
+                    domain=sp.S.Reals - sp.FiniteSet(0)),)
     names = "torch.nn.functional.celu, keras.activations.celu"
 
     @staticmethod
@@ -343,7 +393,7 @@ class maxout(Activation):
     text = "maxout"
     summary = "max_j z_j over k affine pieces z_j = W_j x + b_j; the gradient goes to the arg max"
     kind = "pieces"
-    params = (Param("k", 2, r"k", "number of pieces; Goodfellow et al. used 2 to 5"),)
+    params = (Param("k", 2, r"k", "number of pieces; Goodfellow et al. used 2 to 5", domain=sp.S.Naturals),)
     names = "no torch.nn.functional form (x.view(..., n, k).max(-1)); Keras 2 had MaxoutDense"
     display = r"\max_{j=1}^{k} z_j,\qquad z_j = W_j x + b_j"
     notes = ("The kernel takes the k pieces along the last axis, grouped by k consecutive entries "
@@ -379,7 +429,9 @@ class swish(Activation):
     text = "swish"
     commands = _ops("swish")
     summary = "x sigma(beta x) (Ramachandran et al.); beta = 1 is SiLU; soft-saturates on the left only"
-    params = (Param("beta", 1.0, r"\beta", "1.0 everywhere; trainable in the Swish paper", learned=True),)
+    # beta > 0: the kernels' values at x = +-inf are the limits for beta > 0 (beta = 0 is x/2)
+    params = (Param("beta", 1.0, r"\beta", "1.0 everywhere; trainable in the Swish paper", learned=True,
+                    domain=sp.Interval.open(0, sp.oo)),)
     names = "keras.activations.swish (beta = 1); torch has SiLU only"
 
     @staticmethod
@@ -467,6 +519,7 @@ class hardtanh(Activation):
     summary = "clip(x, -1, 1) (seed 001); derivative 1 strictly inside, 0 at and beyond the kinks"
     params = (Param("min_val", -1.0, r"m", "PyTorch -1", positive=False),
               Param("max_val", 1.0, r"M", "PyTorch 1", positive=False))
+    relations = (params[0].symbol <= params[1].symbol,)  # PyTorch: min_val cannot be greater than max_val
     names = "torch.nn.functional.hardtanh, keras.activations.hard_tanh"
 
     @staticmethod
@@ -493,7 +546,8 @@ class softplus(Activation):
     text = "softplus"
     commands = _ops("softplus")
     summary = "log(1 + e^{beta x})/beta, linear above threshold/beta as in PyTorch"
-    params = (Param("beta", 1.0, r"\beta", "PyTorch 1; Keras has no beta"),
+    # beta != 0: the formula divides by it (PyTorch returns inf for beta = 0; negative beta is fine)
+    params = (Param("beta", 1.0, r"\beta", "PyTorch 1; Keras has no beta", domain=sp.S.Reals - sp.FiniteSet(0)),
               Param("threshold", 20.0, r"\tau", "PyTorch 20; Keras has no threshold (exact form)"))
     names = "torch.nn.functional.softplus, keras.activations.softplus"
     notes = ("PyTorch switches to the identity when beta x > threshold; at the switch the two forms "
@@ -548,11 +602,15 @@ class logsigmoid(Activation):
 
 
 def get(name: str) -> type[Activation]:
-    """The stanza called ``name`` (case- and dash-insensitive); KeyError names the known ones."""
+    """The stanza called ``name`` (case- and dash-insensitive); KeyError names the close matches."""
+    if not isinstance(name, str):
+        raise KeyError(f"an activation name is a string, got {name!r}; `derive list` shows the known ones")
     key = name.strip().lower().replace("-", "_")
     if key in REGISTRY:
         return REGISTRY[key]
-    raise KeyError(f"unknown activation {name!r}; known: {', '.join(REGISTRY)}")
+    close = difflib.get_close_matches(key, REGISTRY, n=4, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}?" if close else f"`derive list` shows the {len(REGISTRY)} known ones"
+    raise KeyError(f"unknown activation {name!r}; {hint}")
 
 
 def elementwise() -> list[str]:

@@ -216,14 +216,32 @@ def fix_special_values(cls, st: Stanza) -> None:
         fixes, inf_fixes = [], []
         if not math.isnan(got[0]):
             fixes.append("y = np.where(np.isnan(x), x, y)  # nan propagates")
-        for value, w, side in ((got[1], want[1], "-np.inf"), (got[2], want[2], "np.inf")):
+        for value, w, exact, side in ((got[1], want[1], lo, -sp.oo), (got[2], want[2], hi, sp.oo)):
             if not (value == w or (math.isnan(value) and math.isnan(w))):
-                inf_fixes.append(f"y = np.where(x == {side}, {w!r}, y)  # the limit of f{'' if key == 'f' else chr(39)}")
+                limit = _limit_code(cls, key, side, exact) or repr(w)
+                inf_fixes.append(f"y = np.where(x == {'-' if side < 0 else ''}np.inf, {limit}, y)"
+                                 f"  # the limit of f{'' if key == 'f' else chr(39)}")
         if inf_fixes:  # the formula meets inf * 0 at x = +-inf only; those entries are replaced
             first, *rest = fn.lines
             fn.lines = [first, 'with np.errstate(invalid="ignore"):  # inf * 0 at x = +-inf, replaced below',
                         *("    " + line for line in rest)]
         fn.lines.extend(fixes + inf_fixes)
+
+
+def _limit_code(cls, key: str, side, at_defaults) -> str | None:
+    """The limit of f (key "f") or f' at ``side`` as an expression of the parameters, when it
+    depends on them (selu: -alpha*scale): the end piece's limit, kept only if it equals
+    ``at_defaults`` (the properties' limit) at the default values. None: use the number."""
+    if not cls.params:
+        return None
+    g = cls.symbolic() if key == "f" else sp.diff(cls.symbolic(), x)
+    pieces = g.args if isinstance(g, sp.Piecewise) else ((g, sp.true),)
+    end = pieces[0][0] if side < 0 else pieces[-1][0]
+    limit = sp.limit(end, x, side)
+    defaults = {p.symbol: p.exact for p in cls.params}
+    if not limit.free_symbols or sp.simplify(limit.xreplace(defaults) - at_defaults) != 0:
+        return None
+    return PRINTER.doprint(literal_constants(limit))
 
 
 def stanzas() -> list[Stanza]:

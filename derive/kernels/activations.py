@@ -2,11 +2,12 @@
 """Stable NumPy kernels of the activation catalogue, generated from the SymPy stanzas.
 
 For each activation NAME: ``NAME(x, **params)`` is f(x), ``NAME_d(x, **params)`` is f'(x),
-and ``NAME_dP`` is d f / d P for a learned parameter P. Inputs are float32 or float64
-arrays; the result has the input's dtype (other inputs give float64). Float32 inputs are
-computed in float64 and rounded once, so float32 results are within about 1 ULP even
-where an intermediate would be subnormal in float32. No finite input overflows; nan
-propagates; f(+-inf) is the limit of f.
+and ``NAME_dP`` is d f / d P for a learned parameter P. x is a number, a NumPy scalar or an
+array of any shape; the result has its shape (a NumPy scalar for a scalar or 0-d x). float32
+input gives float32; bool, integer and other real input gives float64; complex, object and
+string input is refused (DeriveError). Float32 inputs are computed in float64 and rounded
+once, so float32 results are within about 1 ULP even where an intermediate would be
+subnormal in float32. No finite input overflows; nan propagates; f(+-inf) is the limit of f.
 
 The rewrite rules that made each formula stable are listed above it (derive/stable.py).
 """
@@ -15,10 +16,20 @@ import numpy as np
 from scipy.special import erfc as _erfc
 from scipy.special import erfcx as _erfcx
 
+from derive.errors import DeriveError
+
+
+def _real(x, name="an activation kernel"):
+    """x as an array of real numbers (bool, integer or float); DeriveError for anything else."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise DeriveError(f"{name} takes real float input; got {x.dtype}")
+    return x
+
 
 def _float(x):
     """(x as a float64 array, the dtype of the result: float32 stays float32)."""
-    x = np.asarray(x)
+    x = _real(x)
     dtype = np.float32 if x.dtype == np.float32 else np.float64
     return x.astype(np.float64, copy=False), dtype
 
@@ -32,25 +43,16 @@ def _cast(y, dtype):
 
 def _sigmoid(u):
     """1/(1 + e^-u) split by the sign of u: e = exp(-|u|) never overflows."""
-    e = np.abs(u)
-    np.negative(e, out=e)
-    np.exp(e, out=e)
-    r = e + 1
-    np.reciprocal(r, out=r)
-    e *= r
-    return np.where(u >= 0, r, e)
+    e = np.exp(-np.abs(u))
+    r = 1 / (e + 1)
+    return np.where(u >= 0, r, e * r)
 
 
 def _dsigmoid(u):
     """sigma(u) sigma(-u) = e / (1 + e)^2 with e = exp(-|u|): even in u, one exp."""
-    e = np.abs(u)
-    np.negative(e, out=e)
-    np.exp(e, out=e)
-    r = e + 1
-    np.reciprocal(r, out=r)
-    e *= r
-    e *= r
-    return e
+    e = np.exp(-np.abs(u))
+    r = 1 / (e + 1)
+    return e * r * r
 
 
 def _softplus(u):
@@ -229,7 +231,7 @@ def selu(x, alpha=1.6732632423543772, scale=1.0507009873554805):
     x, dtype = _float(x)
     with np.errstate(invalid="ignore"):  # inf * 0 at x = +-inf, replaced below
         y = np.where((x <= 0), alpha*scale*np.expm1(np.minimum(x, 0)), scale*np.maximum(x, 0))
-    y = np.where(x == -np.inf, -1.7580993408473768, y)  # the limit of f
+    y = np.where(x == -np.inf, -alpha*scale, y)  # the limit of f
     return _cast(y, dtype)
 
 
