@@ -170,7 +170,7 @@ def make_plan(d: Derivation) -> Plan:
     blocks = []
     for z in zs:
         gate = gate_of.get(z)
-        blocks.append(Block(name=ir.ref(gate.target).key if gate else ir.ref(z).sub.replace(",", "_"),
+        blocks.append(Block(name=(ir.ref(gate.target).key if gate else ir.ref(z).sub).replace(",", "_"),
                             dim=_dim_of(cell, z), z=z, act=act_name(z) if gate else None,
                             gate=gate.target if gate else None, grad=ir.adjoint(z)))
     # weight-gradient terms (g, a): the block holding g, per group

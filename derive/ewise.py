@@ -15,6 +15,7 @@ nothing inside its time loop. Numbers are Python floats, which keep float32 arra
 
 from __future__ import annotations
 
+import numpy as np
 import sympy as sp
 
 from . import activations as acts
@@ -42,7 +43,11 @@ class CodegenError(Exception):
 
 
 def number(e) -> str:
-    return repr(float(e))
+    value = float(e)
+    if not np.isfinite(value):
+        text = str(e)
+        raise CodegenError(f"the number {text[:20] + '...' if len(text) > 20 else text} is not a finite float64")
+    return repr(value)
 
 
 class Pool:

@@ -11,39 +11,47 @@ these functions.
 Where a framework has two biases and the cell one (PyTorch's LSTM, GRU's r and z gates),
 importing adds them; exporting parameters puts the sum in ``bias_ih`` and zero in
 ``bias_hh`` (the module computes the same function); exporting *gradients* gives both
-halves the same gradient, which is what autograd computes for them.
+halves the same gradient, which is what autograd computes for them. Which of the two a dict
+holds cannot be told from its keys, so ``to_torch`` needs ``gradients=True`` or ``False``.
+
+Every argument is checked (``kernelapi``): layer and direction, the arrays' count, dtype
+and shapes; a problem is a ``DeriveError`` naming the expected shapes.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import kernelapi as _api
 from .errors import DeriveError
 
 
 def initial_states(states0, sizes: dict, batch: int, dtype) -> dict:
-    """``states0`` as arrays (B, size) of ``dtype``; missing or None states are zeros."""
+    """``states0`` (dict or None) as arrays of exactly (B, size), of ``dtype``; missing or None
+    states are zeros."""
+    given = _api.check_keys({} if states0 is None else states0, sizes, "states0", required=False)
     out = {}
-    states0 = states0 or {}
-    unknown = set(states0) - set(sizes)
-    if unknown:
-        raise DeriveError(f"unknown state(s) {', '.join(sorted(unknown))}; this cell has {', '.join(sizes)}")
     for name, size in sizes.items():
-        s = states0.get(name)
-        out[name] = np.zeros((batch, size), dtype) if s is None else np.broadcast_to(
-            np.asarray(s, dtype), (batch, size))
+        s = given.get(name)
+        out[name] = np.zeros((batch, size), dtype) if s is None else np.asarray(
+            _api.exact(s, (batch, size), f"states0[{name!r}]", "(B, size)"), dtype)
     return out
 
 
 def _shape(spec: str, dims: dict) -> tuple:
-    return tuple(dims[d.strip()] for d in spec.split("x"))
+    return tuple(dims[d] for d in _api.dim_names(spec))
+
+
+_SIZE_ARGS = {"I": "input_size", "H": "hidden_size", "P": "proj_size"}
 
 
 def init_params(params: dict, dims: dict, *, seed: int = 0, dtype=np.float64) -> dict:
-    uses_p = any("P" in spec for spec in params.values())
-    if uses_p and not dims.get("P"):
+    dims = {d: (None if n is None else _api.positive_int(n, _SIZE_ARGS.get(d, d))) for d, n in dims.items()}
+    _api.float_dtype(dtype)
+    uses_p = any("P" in _api.dim_names(spec) for spec in params.values())
+    if uses_p and dims.get("P") is None:
         raise DeriveError("this cell projects a state to P features: give proj_size=P")
-    if dims.get("P") and not uses_p:
+    if dims.get("P") is not None and not uses_p:
         raise DeriveError("this cell has no projected state: proj_size is not an option")
     rng = np.random.default_rng(seed)
     bound = 1.0 / np.sqrt(dims["H"])
@@ -72,9 +80,10 @@ def from_torch(layouts: dict, params: dict, module, *, layer: int = 0, reverse: 
     if bool(getattr(module, "proj_size", 0)) != bool(lay.get("proj")):
         raise DeriveError("the module has proj_size > 0: use the lstm_proj cell" if not lay.get("proj") else
                           "this cell projects its output (proj_size > 0), the module does not: use lstm")
-    if layer >= module.num_layers or (reverse and not module.bidirectional):
-        raise DeriveError(f"the module has {module.num_layers} layer(s)"
-                          f"{', bidirectional' if module.bidirectional else ', one direction'}")
+    layer, reverse = _api.whole(layer, "layer"), _api.flag(reverse, "reverse")
+    if not 0 <= layer < module.num_layers or (reverse and not module.bidirectional):
+        raise DeriveError(f"no layer={layer}, reverse={reverse}: the module has {module.num_layers} layer(s) "
+                          f"(0 to {module.num_layers - 1}){', bidirectional' if module.bidirectional else ', one direction'}")
     sfx = f"_l{layer}" + ("_reverse" if reverse else "")
     sd = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
     n = len(lay["gates"])
@@ -95,12 +104,19 @@ def from_torch(layouts: dict, params: dict, module, *, layer: int = 0, reverse: 
     return {k: out[k] for k in params}
 
 
-def to_torch(layouts: dict, grads_or_params: dict, *, layer: int = 0, reverse: bool = False,
-             gradients: bool | None = None) -> dict:
-    """``gradients=None`` decides by the dict: backward's result has the key ``"x"``."""
+def to_torch(layouts: dict, params: dict, grads_or_params: dict, *, layer: int = 0, reverse: bool = False,
+             gradients: bool | None = None, states=()) -> dict:
+    """``gradients=True``: backward's dict (its "x" and ``states`` keys are ignored); ``False``:
+    parameters. Nothing else is accepted: the two are exported differently."""
     lay = _need(layouts, "torch")
-    gradients = "x" in grads_or_params if gradients is None else gradients
-    p = grads_or_params
+    if gradients is None:
+        raise DeriveError("to_torch needs gradients=True for backward's gradients (a bias torch splits in two gets "
+                          "the gradient in both halves) or gradients=False for parameters (the sum goes to bias_ih)")
+    gradients = _api.flag(gradients, "gradients")
+    layer, reverse = _api.whole(layer, "layer"), _api.flag(reverse, "reverse")
+    if layer < 0:
+        raise DeriveError(f"layer must be >= 0, got {layer}")
+    p = _checked(params, grads_or_params, ("x", *states) if gradients else (), "gradients" if gradients else "params")
     sfx = f"_l{layer}" + ("_reverse" if reverse else "")
     out = {"weight_ih" + sfx: np.concatenate([p[k] for k in lay["ih"]]),
            "weight_hh" + sfx: np.concatenate([p[k] for k in lay["hh"]])}
@@ -115,16 +131,45 @@ def to_torch(layouts: dict, grads_or_params: dict, *, layer: int = 0, reverse: b
     return out
 
 
+def _checked(params: dict, given, others=(), what="params") -> dict:
+    """The parameters of ``given`` (a dict with exactly the cell's parameters, and perhaps the
+    keys ``others``) as float arrays of consistent shapes."""
+    _api.check_keys(given, [*params, *others], what, required=False)
+    return _api.checked_params({n: v for n, v in given.items() if n in params}, params, {}, what)[0]
+
+
+def _keras_arrays(lay: dict, weights) -> tuple:
+    """(kernel (I, nH), recurrent_kernel (H, nH), bias or None) checked against the layout."""
+    if not isinstance(weights, (list, tuple)) or len(weights) not in (2, 3):
+        got = f"{len(weights)} array(s)" if isinstance(weights, (list, tuple)) else type(weights).__name__
+        raise DeriveError(f"from_keras takes the list [kernel, recurrent_kernel, bias] of get_weights() "
+                          f"([kernel, recurrent_kernel] without bias), got {got}")
+    n = len(lay["gates"])
+    kernel, recurrent = (_api.float_array(w, what) for w, what in zip(weights, ("kernel", "recurrent_kernel")))
+    H = recurrent.shape[0] if recurrent.ndim == 2 else 0
+    if recurrent.ndim != 2 or H == 0 or recurrent.shape[1] != n * H:
+        raise DeriveError(f"recurrent_kernel has shape {recurrent.shape}; expected (H, {n}H), {n} gates")
+    if kernel.ndim != 2 or kernel.shape[0] == 0 or kernel.shape[1] != n * H:
+        raise DeriveError(f"kernel has shape {kernel.shape}; expected (I, {n}H) = (I, {n * H}) as recurrent_kernel "
+                          f"{recurrent.shape} gives H = {H}")
+    bias = None if len(weights) == 2 else _api.float_array(weights[2], "bias")
+    want = (2, n * H) if lay["bias"] == "double" else (n * H,)
+    if bias is not None and bias.shape != want:
+        raise DeriveError(f"bias has shape {bias.shape}; expected {want}: {'2 x ' if len(want) == 2 else ''}{n} gates "
+                          f"x H = {H}{' (reset_after=True)' if len(want) == 2 else ''}")
+    return kernel, recurrent, bias
+
+
 def from_keras(layouts: dict, params: dict, weights: list) -> dict:
     lay = _need(layouts, "keras")
-    kernel, recurrent, bias = (list(weights) + [None])[:3]
+    kernel, recurrent, bias = _keras_arrays(lay, weights)
     n = len(lay["gates"])
     out = {}
     for name, block in zip(lay["ih"], _blocks(kernel, n, axis=1)):
         out[name] = block.T.copy()
     for name, block in zip(lay["hh"], _blocks(recurrent, n, axis=1)):
         out[name] = block.T.copy()
-    hidden = np.asarray(recurrent).shape[0]
+    hidden = recurrent.shape[0]
     if bias is None:
         bias = np.zeros((2, n * hidden) if lay["bias"] == "double" else n * hidden)
     bias = np.asarray(bias)
@@ -140,8 +185,9 @@ def from_keras(layouts: dict, params: dict, weights: list) -> dict:
     return {k: out[k] for k in params}
 
 
-def to_keras(layouts: dict, params: dict) -> list:
+def to_keras(layouts: dict, shapes: dict, params: dict) -> list:
     lay = _need(layouts, "keras")
+    params = _checked(shapes, params)
     kernel = np.concatenate([params[k].T for k in lay["ih"]], axis=1)
     recurrent = np.concatenate([params[k].T for k in lay["hh"]], axis=1)
     b = np.concatenate([params[k] for k in lay["bias_ih"]])

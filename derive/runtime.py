@@ -17,7 +17,9 @@ import types
 
 import numpy as np
 
+from . import kernelapi as _api
 from . import spec
+from .errors import DeriveError
 
 
 def kernel(name_or_path: str) -> types.ModuleType:
@@ -50,9 +52,13 @@ class Stack:
                 out.update(self.k.to_torch(g, layer=key[0], reverse=key[1], gradients=True))
         return out
 
+    def _keys(self) -> list:
+        return [(layer, rev) for layer in range(self.layers) for rev in self.directions]
+
     def forward(self, x, states0=None):
-        """y (T, B, D*H) of the last layer, final states {(layer, reverse): states}, caches."""
-        states0 = states0 or {}
+        """y (T, B, D*H) of the last layer, final states {(layer, reverse): states}, caches.
+        ``states0`` maps (layer, reverse) to the kernel's states0 dict; missing: zeros."""
+        states0 = _api.check_keys({} if states0 is None else states0, self._keys(), "Stack states0", required=False)
         caches, final = {}, {}
         inp = np.asarray(x)
         for layer in range(self.layers):
@@ -67,15 +73,21 @@ class Stack:
 
     def backward(self, dy, dstates_T, caches):
         """Gradients: "x" and, per (layer, reverse), the kernel's dict (states, parameters)."""
-        dstates_T = dstates_T or {}
+        dstates_T = _api.check_keys({} if dstates_T is None else dstates_T, self._keys(), "Stack dstates_T",
+                                    required=False)
+        _api.check_keys(caches, self._keys(), "Stack caches")
         grads = {}
-        d_out = None if dy is None else np.asarray(dy)
+        d_out = None if dy is None else _api.float_array(dy, "dy")
+        D = len(self.directions)
+        if d_out is not None and (d_out.ndim != 3 or d_out.shape[-1] % D):
+            raise DeriveError(f"dy has shape {d_out.shape}; expected (T, B, {D} x output size): the last layer's "
+                              f"directions side by side (the kernel checks each part)")
         for layer in reversed(range(self.layers)):
             dxs = []
             for k, rev in enumerate(self.directions):
                 dyi = None
                 if d_out is not None:
-                    H = d_out.shape[-1] // len(self.directions)
+                    H = d_out.shape[-1] // D
                     dyi = d_out[..., k * H:(k + 1) * H]
                     dyi = dyi[::-1] if rev else dyi
                 g = self.k.backward(dyi, dstates_T.get((layer, rev)), caches[(layer, rev)], self.params[(layer, rev)])

@@ -123,7 +123,7 @@ def pytorch(k, name: str) -> float | None:
              (g["h"], h0.grad[0].numpy())]
     if lstm:
         pairs += [(ours_T["c"], final[1][0].detach().numpy()), (g["c"], c0.grad[0].numpy())]
-    mine = k.to_torch(g)  # backward's dict: a shared bias's gradient goes to both of torch's biases
+    mine = k.to_torch(g, gradients=True)  # backward's dict: a shared bias's gradient goes to both of torch's biases
     pairs += [(mine[n], prm.grad.numpy()) for n, prm in m.named_parameters()]
     return max(_rel(a, b) for a, b in pairs)
 

@@ -28,6 +28,7 @@ nothing: GEMM products and elementwise results go to buffers made before it. Fus
 import numpy as np
 
 from derive import interop as _interop
+from derive import kernelapi as _api
 from derive import workspace as _workspace
 
 NAME = "gru_cho"
@@ -61,27 +62,29 @@ def _sigmoid(z, out):
     return out
 
 
-def _dtype(*arrays):
-    return np.float32 if all(np.asarray(a).dtype == np.float32 for a in arrays) else np.float64
-
-
 def forward(x, states0, params):
     """Run the cell over x (T, B, I) from states0 (dict, None for zeros).
 
     Returns (y, states_T, cache): y (T, B, H) the output at every step, states_T the
-    final states (dict), cache what backward needs (views of it: do not modify).
+    final states (dict), both read-only; cache what backward needs (it keeps its own copy of x;
+    do not modify it). Arguments are checked: exact keys and shapes, float32 or float64.
     """
-    dtype = _dtype(x, *params.values())
-    x = np.ascontiguousarray(x, dtype)
-    W_xr = np.asarray(params["W_xr"], dtype)
-    W_hr = np.asarray(params["W_hr"], dtype)
-    b_r = np.asarray(params["b_r"], dtype)
-    W_xz = np.asarray(params["W_xz"], dtype)
-    W_hz = np.asarray(params["W_hz"], dtype)
-    b_z = np.asarray(params["b_z"], dtype)
-    W_xh = np.asarray(params["W_xh"], dtype)
-    W_hh = np.asarray(params["W_hh"], dtype)
-    b_h = np.asarray(params["b_h"], dtype)
+    x, params, dims = _api.forward_args(x, params, PARAMS, WORKSPACE)
+    return _api.forward_results(*_forward(x, states0, params), dims)
+
+
+def _forward(x, states0, params):
+    """The derived steps, on the arguments forward checked (x its copy, params of x's dtype)."""
+    dtype = x.dtype
+    W_xr = params["W_xr"]
+    W_hr = params["W_hr"]
+    b_r = params["b_r"]
+    W_xz = params["W_xz"]
+    W_hz = params["W_hz"]
+    b_z = params["b_z"]
+    W_xh = params["W_xh"]
+    W_hh = params["W_hh"]
+    b_h = params["b_h"]
     T, B, I = x.shape
     H = W_xr.shape[0]
     states0 = _interop.initial_states(states0, {'h': H}, B, dtype)
@@ -165,18 +168,27 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     states) (dict, None: 0). ``truncate=k`` backpropagates through the last k steps only
     (truncated BPTT): earlier steps get no gradient and the state gradients returned are
     dL/d(states at step T-k). Returns a dict: "x", each state name, each parameter name.
+    dy and dstates_T have exactly the shapes of y and the states; truncate is an integer >= 0.
     """
+    dy, dstates_T, params, dims, steps = _api.backward_args(dy, dstates_T, cache, params, truncate,
+                                                            PARAMS, STATE_DIMS, OUTPUT_DIM)
+    if steps == 0:  # T, B or truncate is 0: no step is reached
+        return _api.zero_grads(cache["x"], dstates_T, params, STATE_DIMS, dims)
+    return _api.with_input_grad(_backward(dy, dstates_T, cache, params, steps), cache["x"])
+
+
+def _backward(dy, dstates_T, cache, params, truncate):
+    """The derived steps in reverse, on the arguments backward checked (of the cache's dtype)."""
     dtype = cache["x"].dtype
-    dy = None if dy is None else np.asarray(dy, dtype)
-    W_xr = np.asarray(params["W_xr"], dtype)
-    W_hr = np.asarray(params["W_hr"], dtype)
-    b_r = np.asarray(params["b_r"], dtype)
-    W_xz = np.asarray(params["W_xz"], dtype)
-    W_hz = np.asarray(params["W_hz"], dtype)
-    b_z = np.asarray(params["b_z"], dtype)
-    W_xh = np.asarray(params["W_xh"], dtype)
-    W_hh = np.asarray(params["W_hh"], dtype)
-    b_h = np.asarray(params["b_h"], dtype)
+    W_xr = params["W_xr"]
+    W_hr = params["W_hr"]
+    b_r = params["b_r"]
+    W_xz = params["W_xz"]
+    W_hz = params["W_hz"]
+    b_z = params["b_z"]
+    W_xh = params["W_xh"]
+    W_hh = params["W_hh"]
+    b_h = params["b_h"]
     x, z, a = cache['x'], cache['z'], cache['a']
     h_all = cache['h_all']
     h_r_all = cache['h_r_all']
@@ -196,6 +208,7 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     steps = T if truncate is None else max(0, min(T, int(truncate)))
     dz = WORKSPACE.empty('dz', (T, B, 3*H), dtype)  # adjoints of the pre-activations (and products), dh_tilde | dr | dz
     da = np.empty(B * 3*H, dtype)  # adjoints of the gate outputs, block-major as a step of a
+    dy_zero = np.zeros((B, H), dtype)  # dy_t when dy is None
     dh_carry = np.zeros((B, H), dtype)
     if dstates_T is not None and dstates_T.get('h') is not None:
         dh_carry[...] = dstates_T['h']
@@ -230,7 +243,7 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
         dz_rz = dz_rz_all[t]
         dz_rz_cols = dz_rz_cols_all[t]
         h_prev = h_all[t]
-        dy_t = dy[t] if dy is not None else 0.0
+        dy_t = dy[t] if dy is not None else dy_zero
         # dh_t = dy_t + W_{hr}^T dz_{r,t+1} + W_{hz}^T dz_{z,t+1} + r_{t+1} ⊙ W_{hh}^T dz_{h~,t+1} + dh_{t+1} ⊙ z_{t+1}
         np.add(dh_carry, dy_t, out=dh_t)
         # dh~_t = dh_t ⊙ (1 - z_t)
@@ -294,8 +307,10 @@ def from_torch(module, *, layer=0, reverse=False):
 
 
 def to_torch(params, *, layer=0, reverse=False, gradients=None):
-    """A dict of parameters (or of their gradients) as the module's state_dict entries (NumPy)."""
-    return _interop.to_torch(LAYOUTS, params, layer=layer, reverse=reverse, gradients=gradients)
+    """A dict of parameters (gradients=False) or backward's gradients (gradients=True; required)
+    as the module's state_dict entries (NumPy)."""
+    return _interop.to_torch(LAYOUTS, PARAMS, params, layer=layer, reverse=reverse, gradients=gradients,
+                             states=STATES)
 
 
 def from_keras(weights):
@@ -305,21 +320,25 @@ def from_keras(weights):
 
 def to_keras(params):
     """The [kernel, recurrent_kernel, bias] list a Keras layer's set_weights() takes."""
-    return _interop.to_keras(LAYOUTS, params)
+    return _interop.to_keras(LAYOUTS, PARAMS, params)
 
 
 def clip_by_value(grads, limit):
-    """Every gradient entry clipped to [-limit, limit] (new arrays; Keras clipvalue)."""
+    """Every gradient entry clipped to [-limit, limit] (new arrays; Keras clipvalue); limit > 0."""
+    limit = _api.positive(limit, "clip_by_value's limit")
     return {k: np.clip(g, -limit, limit) for k, g in grads.items()}
 
 
 def clip_by_global_norm(grads, max_norm, *, keys=None):
-    """Scale the gradients (all, or ``keys``) so their joint 2-norm is at most max_norm.
+    """Scale the gradients (all, or ``keys``) so their joint 2-norm is at most max_norm (> 0).
 
     Returns (clipped, norm before clipping); as torch.nn.utils.clip_grad_norm_ and Keras
-    global_clipnorm. Keys not listed are passed through unchanged.
+    global_clipnorm: a NaN or infinite norm makes the clipped gradients NaN (infinite: the
+    finite entries 0). Keys not listed are passed through unchanged.
     """
-    keys = list(grads) if keys is None else list(keys)
+    max_norm = _api.positive(max_norm, "clip_by_global_norm's max_norm")
+    keys = _api.gradient_keys(grads, keys)
     norm = float(np.sqrt(sum(float(np.sum(np.square(grads[k], dtype=np.float64))) for k in keys)))
-    scale = min(1.0, max_norm / (norm + 1e-6))
-    return {k: (g * np.asarray(scale, g.dtype) if k in keys else g) for k, g in grads.items()}, norm
+    with np.errstate(invalid="ignore"):  # an infinite entry times 0 is NaN, as in torch
+        scale = float(np.minimum(1.0, max_norm / (norm + 1e-6)))  # np.minimum keeps NaN; min() would give 1
+        return {k: (g * np.asarray(scale, g.dtype) if k in keys else g) for k, g in grads.items()}, norm

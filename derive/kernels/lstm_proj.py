@@ -26,12 +26,13 @@ nothing: GEMM products and elementwise results go to buffers made before it. Fus
 (one matrix per argument, columns in block order i | f | o | g | hr):
     h: W_{hi} h_{t-1}, W_{hf} h_{t-1}, W_{ho} h_{t-1}, W_{hg} h_{t-1}
     x: W_{xi} x_t, W_{xf} x_t, W_{xo} x_t, W_{xg} x_t
-    m: W_{hr} m_t
+    mt: W_{hr} m_t
 """
 
 import numpy as np
 
 from derive import interop as _interop
+from derive import kernelapi as _api
 from derive import workspace as _workspace
 
 NAME = "lstm_proj"
@@ -50,7 +51,7 @@ LAYOUTS = {'torch': {'bias_hh': [None, None, None, None],
                      'proj': 'W_hr'}}
 #: the matrix products: argument -> kind, input size, output blocks (for derive bench)
 GEMMS = {'h': {'in': 'P', 'kind': 'recurrent', 'out': ['H', 'H', 'H', 'H']},
-         'm': {'in': 'H', 'kind': 'late', 'out': ['P']},
+         'mt': {'in': 'H', 'kind': 'late', 'out': ['P']},
          'x': {'in': 'I', 'kind': 'input', 'out': ['H', 'H', 'H', 'H']}}
 #: sequence-sized buffers reused across calls once nothing refers to them (WORKSPACE.clear() frees them)
 WORKSPACE = _workspace.Workspace()
@@ -65,31 +66,33 @@ def _sigmoid(z, out):
     return out
 
 
-def _dtype(*arrays):
-    return np.float32 if all(np.asarray(a).dtype == np.float32 for a in arrays) else np.float64
-
-
 def forward(x, states0, params):
     """Run the cell over x (T, B, I) from states0 (dict, None for zeros).
 
     Returns (y, states_T, cache): y (T, B, P) the output at every step, states_T the
-    final states (dict), cache what backward needs (views of it: do not modify).
+    final states (dict), both read-only; cache what backward needs (it keeps its own copy of x;
+    do not modify it). Arguments are checked: exact keys and shapes, float32 or float64.
     """
-    dtype = _dtype(x, *params.values())
-    x = np.ascontiguousarray(x, dtype)
-    W_xi = np.asarray(params["W_xi"], dtype)
-    W_hi = np.asarray(params["W_hi"], dtype)
-    b_i = np.asarray(params["b_i"], dtype)
-    W_xf = np.asarray(params["W_xf"], dtype)
-    W_hf = np.asarray(params["W_hf"], dtype)
-    b_f = np.asarray(params["b_f"], dtype)
-    W_xg = np.asarray(params["W_xg"], dtype)
-    W_hg = np.asarray(params["W_hg"], dtype)
-    b_g = np.asarray(params["b_g"], dtype)
-    W_xo = np.asarray(params["W_xo"], dtype)
-    W_ho = np.asarray(params["W_ho"], dtype)
-    b_o = np.asarray(params["b_o"], dtype)
-    W_hr = np.asarray(params["W_hr"], dtype)
+    x, params, dims = _api.forward_args(x, params, PARAMS, WORKSPACE)
+    return _api.forward_results(*_forward(x, states0, params), dims)
+
+
+def _forward(x, states0, params):
+    """The derived steps, on the arguments forward checked (x its copy, params of x's dtype)."""
+    dtype = x.dtype
+    W_xi = params["W_xi"]
+    W_hi = params["W_hi"]
+    b_i = params["b_i"]
+    W_xf = params["W_xf"]
+    W_hf = params["W_hf"]
+    b_f = params["b_f"]
+    W_xg = params["W_xg"]
+    W_hg = params["W_hg"]
+    b_g = params["b_g"]
+    W_xo = params["W_xo"]
+    W_ho = params["W_ho"]
+    b_o = params["b_o"]
+    W_hr = params["W_hr"]
     T, B, I = x.shape
     H = W_xi.shape[0]
     P = W_hi.shape[1]
@@ -107,7 +110,7 @@ def forward(x, states0, params):
     # fused weights: one matrix per GEMM argument, columns in the order of the blocks
     W_h = np.ascontiguousarray(np.concatenate([0.5 * W_hi, 0.5 * W_hf, 0.5 * W_ho, W_hg]).T)  # (P, columns i | f | o | g)
     W_x = np.concatenate([0.5 * W_xi, 0.5 * W_xf, 0.5 * W_xo, W_xg]).T  # (I, columns i | f | o | g)
-    W_m = np.ascontiguousarray(np.concatenate([W_hr]).T)  # (H, columns hr)
+    W_mt = np.ascontiguousarray(np.concatenate([W_hr]).T)  # (H, columns hr)
     
     z = WORKSPACE.empty('z', (T, B, 4*H), dtype)  # pre-activations, columns z_i/2 | z_f/2 | z_o/2 | z_g
     # (z/2 where the weights and biases above are halved: sigma(z) = (1 + tanh(z/2)) / 2)
@@ -122,7 +125,8 @@ def forward(x, states0, params):
     m_all = WORKSPACE.empty('m_all', (T, B, H), dtype)  # kept for the backward pass
     tanh_c_all = WORKSPACE.empty('tanh_c_all', (T, B, H), dtype)  # kept for the backward pass
     hW = np.empty((B, 4*H), dtype)
-    mW = np.empty((B, P), dtype)
+    mtW = np.empty((B, P), dtype)
+    mt_all = WORKSPACE.empty('mt_all', (T, B, H), dtype)  # GEMM argument, kept
     s_ifo = slice(0, 3*H)
     k_ifo = slice(0, B * 3*H)
     _h0 = np.empty((B, H), dtype)  # scratch
@@ -151,8 +155,9 @@ def forward(x, states0, params):
         m_t = m_all[t]
         tanh_c_t = tanh_c_all[t]
         hW_t = hW
-        mW_t = mW
-        W_hr_m = mW_t
+        mtW_t = mtW
+        W_hr_mt = mtW_t
+        mt_t = mt_all[t]
         np.matmul(h_prev, W_h, out=hW_t)  # W_{hi} h_{t-1} | W_{hf} h_{t-1} | W_{ho} h_{t-1} | W_{hg} h_{t-1}
         np.add(hW_t, b_hifog, out=hW_t)
         np.add(z_row, hW_t, out=z_row)  # + W_{hi} h_{t-1} + W_{hf} h_{t-1} + W_{ho} h_{t-1} + W_{hg} h_{t-1} + b
@@ -166,15 +171,17 @@ def forward(x, states0, params):
         np.multiply(c_prev, f_t, out=c_t)
         np.multiply(g_t, i_t, out=_h0)
         np.add(c_t, _h0, out=c_t)
-        # m_t = o_t ⊙ tanh(c_t)
+        # tanh(c_t), kept for the backward pass
         np.tanh(c_t, out=tanh_c_t)
+        # m_t = o_t ⊙ tanh(c_t)
         np.multiply(o_t, tanh_c_t, out=m_t)
         # GEMM argument m_t
-        np.matmul(m_t, W_m, out=mW_t)
+        np.copyto(mt_t, m_t)
+        np.matmul(mt_t, W_mt, out=mtW_t)
         # h_t = W_{hr} m_t
-        np.copyto(h_t, W_hr_m)
+        np.copyto(h_t, W_hr_mt)
     
-    cache = {'x': x, 'z': z, 'a': a, 'h_all': h_all, 'c_all': c_all, 'm_all': m_all, 'tanh_c_all': tanh_c_all}
+    cache = {'x': x, 'z': z, 'a': a, 'h_all': h_all, 'c_all': c_all, 'm_all': m_all, 'tanh_c_all': tanh_c_all, 'mt_all': mt_all}
     return h_all[1:], {'h': h_all[T], 'c': c_all[T]}, cache
 
 
@@ -183,27 +190,37 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     states) (dict, None: 0). ``truncate=k`` backpropagates through the last k steps only
     (truncated BPTT): earlier steps get no gradient and the state gradients returned are
     dL/d(states at step T-k). Returns a dict: "x", each state name, each parameter name.
+    dy and dstates_T have exactly the shapes of y and the states; truncate is an integer >= 0.
     """
+    dy, dstates_T, params, dims, steps = _api.backward_args(dy, dstates_T, cache, params, truncate,
+                                                            PARAMS, STATE_DIMS, OUTPUT_DIM)
+    if steps == 0:  # T, B or truncate is 0: no step is reached
+        return _api.zero_grads(cache["x"], dstates_T, params, STATE_DIMS, dims)
+    return _api.with_input_grad(_backward(dy, dstates_T, cache, params, steps), cache["x"])
+
+
+def _backward(dy, dstates_T, cache, params, truncate):
+    """The derived steps in reverse, on the arguments backward checked (of the cache's dtype)."""
     dtype = cache["x"].dtype
-    dy = None if dy is None else np.asarray(dy, dtype)
-    W_xi = np.asarray(params["W_xi"], dtype)
-    W_hi = np.asarray(params["W_hi"], dtype)
-    b_i = np.asarray(params["b_i"], dtype)
-    W_xf = np.asarray(params["W_xf"], dtype)
-    W_hf = np.asarray(params["W_hf"], dtype)
-    b_f = np.asarray(params["b_f"], dtype)
-    W_xg = np.asarray(params["W_xg"], dtype)
-    W_hg = np.asarray(params["W_hg"], dtype)
-    b_g = np.asarray(params["b_g"], dtype)
-    W_xo = np.asarray(params["W_xo"], dtype)
-    W_ho = np.asarray(params["W_ho"], dtype)
-    b_o = np.asarray(params["b_o"], dtype)
-    W_hr = np.asarray(params["W_hr"], dtype)
+    W_xi = params["W_xi"]
+    W_hi = params["W_hi"]
+    b_i = params["b_i"]
+    W_xf = params["W_xf"]
+    W_hf = params["W_hf"]
+    b_f = params["b_f"]
+    W_xg = params["W_xg"]
+    W_hg = params["W_hg"]
+    b_g = params["b_g"]
+    W_xo = params["W_xo"]
+    W_ho = params["W_ho"]
+    b_o = params["b_o"]
+    W_hr = params["W_hr"]
     x, z, a = cache['x'], cache['z'], cache['a']
     h_all = cache['h_all']
     c_all = cache['c_all']
     m_all = cache['m_all']
     tanh_c_all = cache['tanh_c_all']
+    mt_all = cache['mt_all']
     T, B, I = x.shape
     H = W_xi.shape[0]
     P = W_hi.shape[1]
@@ -219,11 +236,12 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     
     W_h = np.concatenate([W_hi, W_hf, W_ho, W_hg]).T  # (P, columns i | f | o | g)
     W_x = np.concatenate([W_xi, W_xf, W_xo, W_xg]).T  # (I, columns i | f | o | g)
-    W_m = np.concatenate([W_hr]).T  # (H, columns hr)
+    W_mt = np.concatenate([W_hr]).T  # (H, columns hr)
     
     steps = T if truncate is None else max(0, min(T, int(truncate)))
     dz = WORKSPACE.empty('dz', (T, B, 4*H + P), dtype)  # adjoints of the pre-activations (and products), di | df | do | dg | dhr
     da = np.empty(B * 4*H + P, dtype)  # adjoints of the gate outputs, block-major as a step of a
+    dy_zero = np.zeros((B, P), dtype)  # dy_t when dy is None
     dh_carry = np.zeros((B, P), dtype)
     if dstates_T is not None and dstates_T.get('h') is not None:
         dh_carry[...] = dstates_T['h']
@@ -271,7 +289,7 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
         c_prev = c_all[t]
         c_t = c_all[t + 1]
         tanh_c_t = tanh_c_all[t]
-        dy_t = dy[t] if dy is not None else 0.0
+        dy_t = dy[t] if dy is not None else dy_zero
         # dh_t = dy_t + W_{hi}^T dz_{i,t+1} + W_{hf}^T dz_{f,t+1} + W_{hg}^T dz_{g,t+1} + W_{ho}^T dz_{o,t+1}
         np.add(dh_carry, dy_t, out=dh_t)
         # dm_t = W_{hr}^T dh_t
@@ -299,7 +317,7 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
         np.square(g_t, out=_h2)
         np.subtract(1.0, _h2, out=_h1)
         np.multiply(dg_t, _h1, out=dz_g_t)
-        # gradient block of m: dh_t
+        # gradient block of mt: dh_t
         np.copyto(dhr_t, dh_t)
         # dh_{t-1} = W_{hi}^T dz_{i,t} + W_{hf}^T dz_{f,t} + W_{hg}^T dz_{g,t} + W_{ho}^T dz_{o,t}
         np.matmul(dz_ifog_cols, W_h.T, out=dh_carry)
@@ -326,7 +344,7 @@ def backward(dy, dstates_T, cache, params, *, truncate=None):
     grads['W_xf'] = dW[H:2*H]
     grads['W_xo'] = dW[2*H:3*H]
     grads['W_xg'] = dW[3*H:4*H]
-    dW = (m_all[lo:].reshape(steps * B, -1).T @ dz[lo:, :, slice(4*H, 4*H + P)].reshape(steps * B, -1)).T
+    dW = (mt_all[lo:].reshape(steps * B, -1).T @ dz[lo:, :, slice(4*H, 4*H + P)].reshape(steps * B, -1)).T
     grads['W_hr'] = dW[0:P]
     dz_sum = dz[lo:].sum(axis=(0, 1))
     grads['b_i'] = dz_sum[s_i]
@@ -348,8 +366,10 @@ def from_torch(module, *, layer=0, reverse=False):
 
 
 def to_torch(params, *, layer=0, reverse=False, gradients=None):
-    """A dict of parameters (or of their gradients) as the module's state_dict entries (NumPy)."""
-    return _interop.to_torch(LAYOUTS, params, layer=layer, reverse=reverse, gradients=gradients)
+    """A dict of parameters (gradients=False) or backward's gradients (gradients=True; required)
+    as the module's state_dict entries (NumPy)."""
+    return _interop.to_torch(LAYOUTS, PARAMS, params, layer=layer, reverse=reverse, gradients=gradients,
+                             states=STATES)
 
 
 def from_keras(weights):
@@ -359,21 +379,25 @@ def from_keras(weights):
 
 def to_keras(params):
     """The [kernel, recurrent_kernel, bias] list a Keras layer's set_weights() takes."""
-    return _interop.to_keras(LAYOUTS, params)
+    return _interop.to_keras(LAYOUTS, PARAMS, params)
 
 
 def clip_by_value(grads, limit):
-    """Every gradient entry clipped to [-limit, limit] (new arrays; Keras clipvalue)."""
+    """Every gradient entry clipped to [-limit, limit] (new arrays; Keras clipvalue); limit > 0."""
+    limit = _api.positive(limit, "clip_by_value's limit")
     return {k: np.clip(g, -limit, limit) for k, g in grads.items()}
 
 
 def clip_by_global_norm(grads, max_norm, *, keys=None):
-    """Scale the gradients (all, or ``keys``) so their joint 2-norm is at most max_norm.
+    """Scale the gradients (all, or ``keys``) so their joint 2-norm is at most max_norm (> 0).
 
     Returns (clipped, norm before clipping); as torch.nn.utils.clip_grad_norm_ and Keras
-    global_clipnorm. Keys not listed are passed through unchanged.
+    global_clipnorm: a NaN or infinite norm makes the clipped gradients NaN (infinite: the
+    finite entries 0). Keys not listed are passed through unchanged.
     """
-    keys = list(grads) if keys is None else list(keys)
+    max_norm = _api.positive(max_norm, "clip_by_global_norm's max_norm")
+    keys = _api.gradient_keys(grads, keys)
     norm = float(np.sqrt(sum(float(np.sum(np.square(grads[k], dtype=np.float64))) for k in keys)))
-    scale = min(1.0, max_norm / (norm + 1e-6))
-    return {k: (g * np.asarray(scale, g.dtype) if k in keys else g) for k, g in grads.items()}, norm
+    with np.errstate(invalid="ignore"):  # an infinite entry times 0 is NaN, as in torch
+        scale = float(np.minimum(1.0, max_norm / (norm + 1e-6)))  # np.minimum keeps NaN; min() would give 1
+        return {k: (g * np.asarray(scale, g.dtype) if k in keys else g) for k, g in grads.items()}, norm
