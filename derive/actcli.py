@@ -5,6 +5,7 @@ Output formatting only; the numbers come from ``properties``, ``witness`` and th
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import numpy as np
@@ -221,13 +222,24 @@ def add_commands(sub) -> None:
 
     s = sub.add_parser("bench", help="time cell kernels against torch.nn, or the activation kernels")
     s.add_argument("what", nargs="+", help="cell names or .toml specs, or 'activations' [NAMES]")
-    s.add_argument("--size", type=int, default=10**6, help="activations: elements per array (default 10^6)")
-    s.add_argument("--repeat", type=int, default=None, help="timed runs, best kept (default 7; cells 3)")
-    s.add_argument("--threads", type=int, default=None,
+    s.add_argument("--size", type=positive_int, default=10**6, help="activations: elements per array (default 10^6)")
+    s.add_argument("--repeat", type=positive_int, default=None, help="timed runs, best kept (default 7; cells 3)")
+    s.add_argument("--threads", type=positive_int, default=None,
                    help="threads for torch and NumPy's BLAS (default: activations 1, cells every core)")
     s.add_argument("--shape", action="append", metavar="T,B,I,H",
                    help="cells: a size to time (repeatable; default the three of issue 4)")
     s.set_defaults(run=_bench)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (0 and negatives are refused, not replaced by a default)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
+    return value
 
 
 def _bench(a) -> int:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import sympy as sp
 
-from . import __version__, actcli, bptt, counts, spec
+from . import __version__, actcli, bptt, counts, fileio, spec
 from .errors import DeriveError
 from .summary import collect
 
@@ -145,11 +146,8 @@ def _cmd_check(args) -> int:
     from .check import check
 
     items = [(f, None, 0) for f in args.formula]
-    if args.file:
-        try:
-            text = open(args.file, encoding="utf-8").read()
-        except OSError as e:
-            raise DeriveError(f"cannot read {args.file}: {e.strerror}") from None
+    if args.file is not None:
+        text = fileio.read_text(args.file, fileio.FORMULA_FILE_LIMIT)
         items += [(line, args.file, n) for n, line in enumerate(text.splitlines(), 1)
                   if line.strip() and not line.lstrip().startswith("#")]
     if not items:
@@ -256,14 +254,48 @@ def main(argv=None) -> int:
             args.formula += extra  # formulas after an option: derive check lstm --let W=... 'dc_t = ...'
         elif extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        return args.run(args)
+        status = args.run(args)
+        sys.stdout.flush()  # a full disk or a closed pipe shows here, not after main
+        return status
     except DeriveError as e:
-        print(str(e), file=sys.stderr)
-        return 2
+        return _fail(str(e))
     except BrokenPipeError:  # e.g. derive show lstm | head
+        _silence_stdout()
         return 0
     except KeyboardInterrupt:
         return 130
+    except OSError as e:
+        if e.filename is None:  # a write to an open stream (stdout); derive's own files are named
+            _silence_stdout()
+            return _fail(f"derive: error: cannot write output: {e.strerror or e}")
+        return _fail(f"derive: error: {e.filename}: {e.strerror or e}")
+    except RecursionError:
+        return _fail("derive: error: the input is nested too deeply (Python's recursion limit, "
+                     f"{sys.getrecursionlimit()} frames)")
+    except MemoryError:
+        return _fail("derive: error: out of memory")
+    except Exception as e:  # the last resort: still one line, never a traceback
+        message = " ".join(str(e).split())  # one line
+        return _fail(f"derive: internal error: {type(e).__name__}: {message} (a bug in derive, please report it)")
+
+
+def _fail(line: str) -> int:
+    """Print one error line on stderr: exit status 2."""
+    try:
+        print(line, file=sys.stderr)
+    except OSError:
+        pass
+    return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

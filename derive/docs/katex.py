@@ -78,8 +78,12 @@ class Renderer:
 
     def close(self) -> None:
         if self.proc.poll() is None:
-            self.proc.stdin.close()
-            self.proc.wait(timeout=10)
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):  # interrupted mid-formula: stop it quietly
+                self.proc.kill()
+                self.proc.wait()
 
 
 class KatexPlugin(BasePlugin):

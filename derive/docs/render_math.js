@@ -15,6 +15,8 @@ function render([tex, display]) {
   }
 }
 
+// Stopped (Ctrl-C, a failed build): the reader is gone; end quietly, not with an EPIPE stack trace.
+process.stdout.on("error", () => process.exit(0));
 const lines = readline.createInterface({input: process.stdin, terminal: false});
 lines.on("line", (line) => {
   process.stdout.write(JSON.stringify(JSON.parse(line).map(render)) + "\n");
