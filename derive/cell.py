@@ -10,13 +10,15 @@ line and column it is about.
 
 from __future__ import annotations
 
+import difflib
+import re
 from dataclasses import dataclass, field
 
 import sympy as sp
 
 from . import activations as acts
+from . import ir, printing
 from .properties import interval_text
-from . import ir
 from .errors import DeriveError, Pos
 from .grammar import Call, Equation, Name, Num, Op, Pow
 
@@ -134,11 +136,14 @@ class _Builder:
         self.eqs: list[Equation] = equations
         self.defined: dict[str, Equation] = {}
         self.names: dict[str, tuple] = {}  # key -> (base, sub)
+        self.spellings: dict[str, Name] = {}  # code name -> the first name written for it
         for n in [input_name, *state_names]:
+            self.claim(n)
             self.names[_key(n)] = (n.base, n.sub)
         input_name, state_names = _key(input_name), [_key(n) for n in state_names]
         for eq in equations:
             lhs = eq.lhs
+            self.claim(lhs)
             if lhs.time != 0:
                 raise DeriveError(f"the left side {lhs.text} must be at time t (write {lhs.base}_t)", lhs.pos)
             key = ir.Ref(lhs.base, lhs.sub or "", 0).key
@@ -162,6 +167,15 @@ class _Builder:
             raise DeriveError(f"the input {input_name}_t cannot be assigned", self.defined[input_name].lhs.pos)
 
     # names ------------------------------------------------------------
+    def claim(self, n: Name):
+        """Two different names must not become one name in generated code (W_{x,h}, W_{x_h})."""
+        code = _key(n).replace(",", "_")
+        first = self.spellings.setdefault(code, n)
+        if (first.base, first.sub) != (n.base, n.sub):
+            at = f" (line {first.pos.line}, column {first.pos.column})" if first.pos else ""
+            raise DeriveError(f"{_written(n)} and {_written(first)}{at} both become {code} in generated code; "
+                              f"rename one", n.pos)
+
     def known(self) -> str:
         names = [f"{self.input_key}_t"] + [f"{s}_t, {s}_{{t-1}}" for s in self.state_keys]
         names += [f"{k}_t" for k in self.defined if k not in self.state_keys]
@@ -190,6 +204,7 @@ class _Builder:
         return _Val(ir.symbol(n.base, n.sub, n.time), "vector", self.vec_dim[key])
 
     def param_entry(self, n: Name, key: str, kind: str) -> dict:
+        self.claim(n)
         if self.declared_params is not None and key not in self.declared_params:
             raise DeriveError(f"unknown symbol {n.text}; declared parameters: "
                               f"{', '.join(sorted(self.declared_params))}", n.pos)
@@ -222,8 +237,7 @@ class _Builder:
         if isinstance(node, Call):
             cls = acts.by_command(node.func)
             if cls is None:
-                raise DeriveError(f"undefined activation {node.func}; known: {', '.join(acts.all_commands())}",
-                                  node.pos)
+                raise DeriveError(f"undefined activation {node.func}; {_closest_activations(node.func)}", node.pos)
             arg = self.convert(node.arg, user)
             return _Val(cls(arg.expr) ** node.exponent, arg.kind, arg.dim)
         assert isinstance(node, Op)
@@ -252,20 +266,29 @@ class _Builder:
         return a.dim if a.kind == "vector" else b.dim
 
     def juxt(self, node: Op, user: str) -> _Val:
-        left, right = node.args
-        rhs = self.convert(right, user)
+        """``a b c`` as the left-deep ``(a b) c``: operands converted right to left, then
+        multiplied from the left; only the first two can be a matrix-vector product."""
+        rest = [self.convert(arg, user) for arg in reversed(node.args[2:])][::-1]
+        out = self.product(node.args[0], self.convert(node.args[1], user), node.pos, user)
+        for rhs in rest:
+            out = self.scale(out, rhs, node.pos)
+        return out
+
+    def product(self, left, rhs: _Val, pos: Pos, user: str) -> _Val:
         if isinstance(left, Name) and left.time is None and rhs.kind == "vector":
             key = ir.Ref(left.base, left.sub or "", 0).key
             entry = self.param_entry(left, key, "matrix")
-            self.dims.unify(entry["dims"][1], rhs.dim, node.pos,
+            self.dims.unify(entry["dims"][1], rhs.dim, pos,
                             f"the product {left.text} times its argument")
             return _Val(ir.MatVec(ir.symbol(left.base, left.sub), rhs.expr), "vector", entry["dims"][0])
-        lhs = self.convert(left, user)
+        return self.scale(self.convert(left, user), rhs, pos)
+
+    def scale(self, lhs: _Val, rhs: _Val, pos: Pos) -> _Val:
         if lhs.kind == "scalar" or rhs.kind == "scalar":
             return _Val(lhs.expr * rhs.expr, "vector" if "vector" in (lhs.kind, rhs.kind) else "scalar",
                         lhs.dim if lhs.kind == "vector" else rhs.dim)
         raise DeriveError("two vectors side by side: write \\odot for the elementwise product, "
-                          "or use a parameter name (without time index) as the matrix", node.pos)
+                          "or use a parameter name (without time index) as the matrix", pos)
 
 
 def _name_latex(base: str, sub: str) -> str:
@@ -279,6 +302,28 @@ def _name_latex(base: str, sub: str) -> str:
 
 def _key(n: Name) -> str:
     return ir.Ref(n.base, n.sub or "", 0).key
+
+
+def _written(n: Name) -> str:
+    """A name as written, without its time index: W_{x,h}, \\tilde{h}."""
+    return _name_latex(n.base, n.sub or "")
+
+
+def _closest_activations(func: str) -> str:
+    """Up to 10 activation spellings close to ``func`` (\\swish -> \\operatorname{swish})."""
+    spelled = {}
+    for command in acts.all_commands():
+        if _bare(command).lower() not in spelled or command.startswith("\\operatorname"):
+            spelled[_bare(command).lower()] = command
+    close = difflib.get_close_matches(_bare(func).lower(), spelled, n=10, cutoff=0.6)
+    if close:
+        return f"did you mean {', '.join(spelled[c] for c in close)}? (derive list shows every activation)"
+    return "derive list shows the activations: \\sigma, \\tanh, and the others as \\operatorname{name}"
+
+
+def _bare(command: str) -> str:
+    m = re.fullmatch(r"\\(?:operatorname|mathrm|text|mathit)\{(.*)\}", command)
+    return m[1] if m else command.lstrip("\\")
 
 
 def build_cell(equations: list[Equation], *, name: str, input_name: Name, state_names: list,
@@ -297,27 +342,28 @@ def build_cell(equations: list[Equation], *, name: str, input_name: Name, state_
             raise DeriveError(f"the state {s} is never updated: add an equation {s}_t = ...",
                               positions.get("states"))
     raw: dict[str, tuple] = {}
-    for eq in equations:
+    written = list(written) or [""] * len(equations)
+    for eq, text in zip(equations, written):
         key = ir.Ref(eq.lhs.base, eq.lhs.sub or "", 0).key
         val = b.convert(eq.rhs, key)
         if key not in b.vec_dim:
             b.vec_dim[key] = b.dims.new()
         if val.kind == "vector":
             b.dims.unify(b.vec_dim[key], val.dim, eq.pos, f"the equation for {eq.lhs.text}")
-        raw[key] = (eq, val.expr)
+        raw[key] = (eq, val.expr, text)
     order = _topological(raw, b.uses)
 
     # pre-activations: f_t = sigma(affine) becomes z_{f,t} = affine; f_t = sigma(z_{f,t})
     assignments: list[Assignment] = []
     for key in order:
-        eq, rhs = raw[key]
+        eq, rhs, text = raw[key]
         target = ir.symbol(eq.lhs.base, eq.lhs.sub, 0)
-        rhs, aux = _name_preactivations(rhs, eq.lhs)
-        for k, (sym, arg) in enumerate(aux):
+        rhs, aux = _name_preactivations(rhs, eq.lhs, ir.symbol(input_name.base, input_name.sub, 0))
+        for sym, arg, is_aux in aux:
+            _check_free(b, sym, eq.lhs, positions)
             b.vec_dim[ir.ref(sym).key] = b.vec_dim[key]
-            assignments.append(Assignment(sym, arg, eq.pos, aux=True))
-        assignments.append(Assignment(target, rhs, eq.pos, source=written[equations.index(eq)]
-                                      if written else ""))
+            assignments.append(Assignment(sym, arg, eq.pos, aux=is_aux))
+        assignments.append(Assignment(target, rhs, eq.pos, source=text))
 
     out_key = _key(output_name)
     if out_key not in b.defined:
@@ -333,56 +379,99 @@ def build_cell(equations: list[Equation], *, name: str, input_name: Name, state_
         states=[ir.symbol(n.base, n.sub, 0) for n in state_names],
         output=ir.symbol(output_name.base, output_name.sub, 0), assignments=assignments, params=params, dims=dims,
         gates=[_key(g) for g in gates], conventions=conventions or {}, meta=meta or {}, source=source,
-        equations=list(written))
+        equations=[w for w in written if w])
     _check_gates(cell, b, positions.get("gates"))
     return cell
 
 
-def _name_preactivations(rhs: sp.Expr, lhs: Name):
-    """Give each activation of a non-trivial argument a named pre-activation symbol."""
-    aux = []
+def _check_free(b: _Builder, z: sp.Symbol, lhs: Name, positions: dict):
+    """The pre-activation name derive makes (z_{f,t}) must not be one of the spec's names."""
+    key = ir.ref(z).key
+    if key in b.defined:
+        pos = b.defined[key].lhs.pos
+    elif key in b.params:
+        pos = b.params[key]["pos"]
+    elif key == b.input_key or key in b.state_keys:
+        pos = positions.get("input" if key == b.input_key else "states")
+    else:
+        return
+    raise DeriveError(f"{printing.symbol_text(z)} is the name derive gives the pre-activation of {lhs.text}; "
+                      f"choose another name", pos)
 
-    def visit(e, top):
+
+def _name_preactivations(rhs: sp.Expr, lhs: Name, x: sp.Symbol):
+    """Give each activation of a non-trivial argument a named pre-activation symbol.
+
+    An input product ``W x_t`` must be a term of such a sum (the input GEMM of all steps
+    writes the pre-activations): an affine right side that reads the input
+    (``r_t = W_{xr} x_t + b_r``) is named whole (``r_t = z_{r,t}``), and an input product
+    anywhere else (``\frac{W x_t}{...}``) is named on its own.
+    """
+    aux = []
+    sub0 = lhs.base if not lhs.sub else f"{lhs.base},{lhs.sub}"
+
+    def name(top):
+        return ir.symbol("z", sub0 if top and not aux else f"{sub0},{len(aux) + 1}", 0)
+
+    def visit(e, top, direct):
         if isinstance(e, acts.Activation) and not isinstance(e.args[0], sp.Symbol):
-            inner = visit(e.args[0], False)
-            sub = lhs.base if not lhs.sub else f"{lhs.base},{lhs.sub}"
-            if not top or aux:
-                sub += f",{len(aux) + 1}"
-            z = ir.symbol("z", sub, 0)
-            aux.append((z, inner))
+            inner = visit(e.args[0], False, True)
+            z = name(top)
+            # tanh(sigma(u)): z_2 = sigma(z_1) is an intermediate vector, not a pre-activation
+            aux.append((z, inner, not isinstance(inner, acts.Activation)))
             return e.func(z)
-        if e.args and not isinstance(e, (sp.Symbol, ir.MatVec)):
-            return e.func(*[visit(a, False) for a in e.args])
         if isinstance(e, ir.MatVec):
-            return ir.MatVec(e.args[0], visit(e.args[1], False))
+            m = ir.MatVec(e.args[0], visit(e.args[1], False, False))
+            if e.args[1] == x and not direct:
+                z = name(False)
+                aux.append((z, m, True))
+                return z
+            return m
+        if isinstance(e, sp.Add):
+            return e.func(*[visit(a, False, direct) for a in e.args])
+        if e.args and not isinstance(e, sp.Symbol):
+            return e.func(*[visit(a, False, False) for a in e.args])
         return e
 
-    top_is_act = isinstance(rhs, acts.Activation)
-    out = visit(rhs, top_is_act)
-    return out, aux
+    terms = rhs.args if isinstance(rhs, sp.Add) else (rhs,)
+    affine = all(isinstance(t, ir.MatVec) or (ir.is_ir(t) and ir.ref(t).time is None) for t in terms)
+    if affine and any(isinstance(t, ir.MatVec) and t.args[1] == x for t in terms):
+        out = visit(rhs, False, True)
+        z = name(True)
+        aux.append((z, out, True))
+        return z, aux
+    return visit(rhs, isinstance(rhs, acts.Activation), False), aux
 
 
 def _topological(raw: dict, uses: dict) -> list[str]:
-    """Equations in an order where each is computed after what it uses (stable)."""
+    """Equations in an order where each is computed after what it uses (stable).
+
+    A depth-first search with its own stack, so a chain of thousands of equations is fine.
+    """
     order, state = [], {}
 
-    def visit(key, path):
-        if state.get(key) == "done":
-            return
-        if state.get(key) == "active":
-            cycle = path[path.index(key):] + [key]
-            eq = raw[key][0]
-            raise DeriveError("cycle within one step: " + " -> ".join(f"{k}_t" for k in cycle)
-                              + " (use a state at t-1 to break it)", eq.pos)
-        state[key] = "active"
-        for dep in sorted(uses.get(key, ())):
-            if dep in raw:
-                visit(dep, path + [key])
-        state[key] = "done"
-        order.append(key)
+    def deps(key):
+        return iter(sorted(d for d in uses.get(key, ()) if d in raw))
 
-    for key in raw:
-        visit(key, [])
+    for root in raw:
+        if root in state:
+            continue
+        state[root], path, stack = "active", [root], [deps(root)]
+        while stack:
+            dep = next(stack[-1], None)
+            if dep is None:
+                stack.pop()
+                key = path.pop()
+                state[key] = "done"
+                order.append(key)
+            elif state.get(dep) == "active":
+                cycle = path[path.index(dep):] + [dep]
+                raise DeriveError("cycle within one step: " + " -> ".join(f"{k}_t" for k in cycle)
+                                  + " (use a state at t-1 to break it)", raw[dep][0].pos)
+            elif dep not in state:
+                state[dep] = "active"
+                path.append(dep)
+                stack.append(deps(dep))
     return order
 
 

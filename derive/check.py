@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import multiprocessing
 import random
 import re
 import signal
@@ -166,6 +167,7 @@ class Names:
     def __init__(self, cell, lets: dict, renames: dict | None = None):
         self.cell = cell
         self.lets = lets
+        self.let_values = {"ir": {}, "poly": {}}  # a --let's value per use, filled dependencies first
         self.renames = renames or {}
         self.param_alias = _param_aliases(cell)
         syms = [cell.input, *cell.states, *(a.target for a in cell.assignments)]
@@ -248,6 +250,92 @@ def _param_aliases(cell) -> dict:
     return {a: k for a, k in out.items() if k is not None}
 
 
+# ------------------------------------------------------------------ --let
+
+
+def read_lets(texts) -> dict:
+    """``--let NAME=EXPR`` definitions: name -> expression (AST).
+
+    A name that is a function (``tanh``), defined twice, or defined in terms of itself
+    (``a = a + 1``, or through other lets) is an error located in its --let.
+    """
+    lets, texts_of = {}, {}
+    for text in texts:
+        where = f"--let {text!r}"
+        try:
+            name, expr = parse_let(text)
+        except DeriveError as e:
+            raise DeriveError(e.message, e.pos, where) from None
+        if _is_function(name):
+            raise DeriveError(f"{name} is a function; a --let defines a new name", Pos(1, 1), where)
+        if name in lets:
+            raise DeriveError(f"{name} is defined twice (also by --let {texts_of[name]!r})", Pos(1, 1), where)
+        lets[name], texts_of[name] = expr, text
+    for name in lets:
+        _let_order(lets, Name(name, Pos(1, 1)), texts_of)
+    return lets
+
+
+def _is_function(name: str) -> bool:
+    fn = _func_name(name)
+    return fn in FUNCTIONS or fn in ("diag", "max", "min") or _activation(fn) is not None
+
+
+def with_lets(lets: dict, node, convert, values: dict):
+    """``convert(node)``, each --let it reaches converted first (dependencies first) into
+    ``values``, where ``convert`` looks them up: a chain of lets never recurses."""
+    for name in _let_order(lets, node):
+        if name not in values:
+            values[name] = convert(lets[name])
+    return convert(node)
+
+
+def _let_order(lets: dict, node, texts: dict | None = None) -> list[str]:
+    """The --let names ``node`` uses, directly or through other lets, each after those it
+    uses (an iterative depth-first search). A cycle is an error in the let that closes it."""
+    order, state, path = [], {}, []
+    stack = [(None, iter(_let_refs(lets, node)))]
+    while stack:
+        owner, refs = stack[-1]
+        ref = next(refs, None)
+        if ref is None:
+            stack.pop()
+            if owner is not None:
+                state[owner] = "done"
+                order.append(path.pop())
+            continue
+        if state.get(ref.text) == "done":
+            continue
+        if state.get(ref.text) == "active":
+            cycle = path[path.index(ref.text):] + [ref.text]
+            how = f" ({' -> '.join(cycle)})" if len(cycle) > 2 else ""
+            where = f"--let {texts[owner]!r}" if texts and owner in texts else None
+            raise DeriveError(f"{ref.text} is defined in terms of itself{how}", ref.pos, where)
+        state[ref.text] = "active"
+        path.append(ref.text)
+        stack.append((ref.text, iter(_let_refs(lets, lets[ref.text]))))
+    return order
+
+
+def _let_refs(lets: dict, node) -> list:
+    """The names in ``node`` that are --let names (a bare call ``a(x)`` uses ``a`` as a factor)."""
+    out, todo = [], [node]
+    while todo:
+        n = todo.pop()
+        if isinstance(n, Name):
+            if n.text in lets:
+                out.append(n)
+        elif isinstance(n, Call):
+            if n.bare and n.func in lets:
+                out.append(Name(n.func, n.pos))
+            todo += [*n.args, n.power]
+        elif isinstance(n, Node):
+            todo += n.args
+        elif isinstance(n, tuple):
+            todo += n
+    return out[::-1]
+
+
 # ------------------------------------------------------------------ values
 
 
@@ -271,6 +359,7 @@ class Evaluator:
         self.names = names
         self.env = env
         self.used: dict = {}  # printed name -> value, for a counterexample
+        self.let_values: dict = {}  # --let name -> its value at this step
 
     def value(self, sym):
         if sym not in self.env:
@@ -291,7 +380,7 @@ class Evaluator:
     def name(self, n: Name) -> V:
         ref = self.names.resolve(n)
         if ref.kind == "let":
-            return self(ref.value)
+            return self.let_values[n.text] if n.text in self.let_values else self(ref.value)
         if ref.kind in ("vec", "adj", "dy"):
             sym = ir.adjoint(ref.value) if ref.kind == "adj" else ref.value
             return V("vector", self.value(sym))
@@ -354,8 +443,10 @@ class Evaluator:
         _fail("a concatenation [a, b] holds vectors (a stacked input) or matrices (a row of blocks)", node.pos)
 
     def op_mul(self, node):
-        a, b = self(node.args[0]), self(node.args[1])
-        return _product(a, b, node.pos)
+        out = self(node.args[0])
+        for factor in node.args[1:]:  # a b c: left to right
+            out = _product(out, self(factor), node.pos)
+        return out
 
     def op_partial(self, node):
         _fail(r"\partial belongs on the left side, in \frac{\partial L}{\partial ...}", node.pos)
@@ -399,7 +490,7 @@ def _power(c: Call) -> int:
 
 
 def _func_name(func: str) -> str:
-    m = re.fullmatch(r"\\(?:operatorname|mathrm|text|mathit)\{([A-Za-z0-9]+)\}", func)
+    m = re.fullmatch(r"\\(?:operatorname|mathrm|text|mathit)\{([A-Za-z0-9_]+)\}", func)
     return (m[1] if m else func.lstrip("\\")).lower()
 
 
@@ -562,7 +653,7 @@ def _terms(node, sign=1):
 def check_cell(name_or_path: str, formula: str, lets=(), renames=None) -> Result:
     cell = spec.load(name_or_path)
     f = parse_formula(formula)
-    names = Names(cell, dict(parse_let(x) for x in lets), renames)
+    names = Names(cell, read_lets(lets), renames)
     what = _classify(f.lhs, names)
     if what[0] == "count":
         return _check_count(cell, names, f)
@@ -584,7 +675,7 @@ def _eval(names, node, env):
     ev = Evaluator(names, env)
     try:
         with np.errstate(all="ignore"):
-            out = ev(node)
+            out = with_lets(names.lets, node, ev, ev.let_values)
     except (ValueError, TypeError, ZeroDivisionError, OverflowError) as e:
         raise DeriveError(f"cannot evaluate the right side: {e}") from None
     return out, ev.used
@@ -781,7 +872,7 @@ class _NotSymbolic(Exception):
 def _symbolic_equal(d, names, rhs, derived, seconds: float = 2.0):
     """True if SymPy shows claim == derived; None if it could not decide in time or form."""
     try:
-        claim = _to_ir(names, rhs)
+        claim = with_lets(names.lets, rhs, lambda n: _to_ir(names, n), names.let_values["ir"])
     except (_NotSymbolic, DeriveError):
         return None
     outs = {}
@@ -797,36 +888,75 @@ def _symbolic_equal(d, names, rhs, derived, seconds: float = 2.0):
             break
         diff = nxt
     diff = diff.xreplace(outs)
+
+    def vanishes() -> bool:
+        zero = sp.expand(diff)
+        return bool(zero == 0 or sp.simplify(zero) == 0)
+
     try:
-        with _time_limit(seconds):
-            diff = sp.expand(diff)
-            if diff != 0:
-                diff = sp.simplify(diff)
+        return True if within(seconds, vanishes) else None
     except TimeoutError:
         return None
-    return True if diff == 0 else None
+
+
+def within(seconds: float, compute):
+    """``compute()`` (a picklable result) if it finishes within ``seconds``, else TimeoutError.
+
+    SymPy cannot be interrupted from outside, so: in the main thread a SIGALRM timer raises
+    inside it; in any other thread (signals reach only the main thread) it runs in a forked
+    worker process that is killed at the deadline. Without fork, the answer is a timeout.
+    """
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
+        with _time_limit(seconds):
+            return compute()
+    if "fork" not in multiprocessing.get_all_start_methods():
+        raise TimeoutError
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    worker = ctx.Process(target=_report, args=(send, compute), daemon=True)
+    worker.start()
+    send.close()
+    try:
+        if not receive.poll(seconds):
+            raise TimeoutError
+        ok, value = receive.recv()
+    except EOFError:  # the worker died
+        raise TimeoutError from None
+    finally:
+        if worker.is_alive():
+            worker.kill()
+        worker.join()
+        receive.close()
+    if not ok:
+        raise TimeoutError
+    return value
+
+
+def _report(send, compute):
+    """In the worker: send (True, compute()) back, or (False, None) if it raised."""
+    try:
+        send.send((True, compute()))
+    except Exception:
+        send.send((False, None))
 
 
 class _time_limit:
-    """SIGALRM-bounded block in the main thread; elsewhere no bound (then only expand runs)."""
+    """A SIGALRM-bounded block; only for the main thread (see ``within``)."""
 
     def __init__(self, seconds):
         self.seconds = seconds
-        self.armed = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
 
     def _raise(self, *_):
         raise TimeoutError
 
     def __enter__(self):
-        if self.armed:
-            self.old = signal.signal(signal.SIGALRM, self._raise)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        self.old = signal.signal(signal.SIGALRM, self._raise)
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
         return self
 
     def __exit__(self, *exc):
-        if self.armed:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self.old)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self.old)
         return False
 
 
@@ -837,7 +967,8 @@ def _to_ir(names, node):
     if isinstance(node, Name):
         ref = names.resolve(node)
         if ref.kind == "let":
-            return _to_ir(names, ref.value)
+            done = names.let_values["ir"]
+            return done[node.text] if node.text in done else _to_ir(names, ref.value)
         if ref.kind == "vec":
             return ref.value
         if ref.kind == "adj":
@@ -865,16 +996,10 @@ def _to_ir(names, node):
         return out ** _power(node)
     k, a = node.kind, node.args
     if k == "mul":
-        left, right = a
-        if isinstance(left, Node) and left.kind == "transpose" and isinstance(left.args[0], Name):
-            ref = names.resolve(left.args[0])
-            if ref.kind == "param" and ref.value.is_matrix:
-                return ir.MatVecT(ref.value.symbol, _to_ir(names, right))
-        if isinstance(left, Name):
-            ref = names.resolve(left)
-            if ref.kind == "param" and ref.value.is_matrix:
-                return ir.MatVec(ref.value.symbol, _to_ir(names, right))
-        return _to_ir(names, left) * _to_ir(names, right)
+        out = _product_ir(names, a[0], a[1])
+        for factor in a[2:]:  # a b c is (a b) c
+            out = out * _to_ir(names, factor)
+        return out
     if k == "add":
         return _to_ir(names, a[0]) + _to_ir(names, a[1])
     if k == "sub":
@@ -890,11 +1015,24 @@ def _to_ir(names, node):
     raise _NotSymbolic
 
 
+def _product_ir(names, left, right):
+    """``W a`` and ``W^T g`` as matrix-product atoms; any other product elementwise."""
+    if isinstance(left, Node) and left.kind == "transpose" and isinstance(left.args[0], Name):
+        ref = names.resolve(left.args[0])
+        if ref.kind == "param" and ref.value.is_matrix:
+            return ir.MatVecT(ref.value.symbol, _to_ir(names, right))
+    if isinstance(left, Name):
+        ref = names.resolve(left)
+        if ref.kind == "param" and ref.value.is_matrix:
+            return ir.MatVec(ref.value.symbol, _to_ir(names, right))
+    return _to_ir(names, left) * _to_ir(names, right)
+
+
 # ------------------------------------------------------------------ parameter counts
 
 
 def _check_count(cell, names, f) -> Result:
-    claim = sp.expand(_poly(names, f.rhs))
+    claim = sp.expand(with_lets(names.lets, f.rhs, lambda n: _poly(names, n), names.let_values["poly"]))
     own = counts.default_convention(cell)
     options = []
     for conv in (own, *[c for c in counts.CONVENTIONS if c != own]):
@@ -934,7 +1072,8 @@ def _poly(names, node):
     if isinstance(node, Name):
         ref = names.resolve(node)
         if ref.kind == "let":
-            return _poly(names, ref.value)
+            done = names.let_values["poly"]
+            return done[node.text] if node.text in done else _poly(names, ref.value)
         if ref.kind == "dim":
             return ref.value
         raise DeriveError(f"{node.text}: a parameter count is a polynomial in I, H (and P)", node.pos)
@@ -944,7 +1083,7 @@ def _poly(names, node):
             raise DeriveError("a power in a parameter count must be a small whole number", node.pos)
         if node.kind == "div" and vals[1] == 0:
             raise DeriveError("division by zero", node.pos)
-        return {"add": lambda: vals[0] + vals[1], "sub": lambda: vals[0] - vals[1], "mul": lambda: vals[0] * vals[1],
+        return {"add": lambda: vals[0] + vals[1], "sub": lambda: vals[0] - vals[1], "mul": lambda: sp.Mul(*vals),
                 "neg": lambda: -vals[0], "pow": lambda: vals[0] ** vals[1], "div": lambda: vals[0] / vals[1]}[
             node.kind]()
     raise DeriveError("a parameter count is a polynomial in I, H (and P)", getattr(node, "pos", Pos(1, 1)))
@@ -961,10 +1100,11 @@ def check_activation(name: str, formula: str, lets=()) -> Result:
     if cls.kind != "elementwise":
         raise DeriveError(f"{name} is not elementwise; derive check takes one-argument activations")
     f = parse_formula(formula)
-    lets = dict(parse_let(x) for x in lets)
+    lets = read_lets(lets)
     prime, var = _activation_lhs(cls, f.lhs)
     truth = sp.diff(cls.expr(_X), _X) if prime else cls.expr(_X)
-    claim = _act_expr(cls, f.rhs, var, lets)
+    values: dict = {}  # --let name -> its SymPy value
+    claim = with_lets(lets, f.rhs, lambda n: _act_expr(cls, n, var, values), values)
     quantity = f"{name}'({var})" if prime else f"{name}({var})"
     derived = f"{quantity} = {sp.sstr(truth)}"
     bad = _first_difference(claim, truth)
@@ -972,8 +1112,7 @@ def check_activation(name: str, formula: str, lets=()) -> Result:
     if bad is None:
         sym = None
         try:
-            with _time_limit(2.0):
-                sym = sp.simplify(claim - truth) == 0
+            sym = within(2.0, lambda: bool(sp.simplify(claim - truth) == 0))
         except TimeoutError:
             pass
         return Result("correct", quantity, derived, "symbolically" if sym else how, f.text)
@@ -1023,12 +1162,13 @@ def _activation_lhs(cls, lhs):
 
 
 def _act_expr(cls, node, var, lets):
+    """``node`` as a SymPy expression in x; ``lets`` holds the SymPy values of the --let names."""
     params = {p.name: v for p, v in zip(cls.params, cls.exact_params().values())}
     if isinstance(node, Num):
         return sp.Rational(node.value)
     if isinstance(node, Name):
         if node.text in lets:
-            return _act_expr(cls, lets[node.text], var, lets)
+            return lets[node.text]
         key = node.text.lstrip("\\")
         if node.text == var:
             return _X
@@ -1064,7 +1204,7 @@ def _act_expr(cls, node, var, lets):
         return out ** _power(node)
     k, a = node.kind, node.args
     vals = [_act_expr(cls, x, var, lets) for x in a if not isinstance(x, int)]
-    table = {"add": lambda: vals[0] + vals[1], "sub": lambda: vals[0] - vals[1], "mul": lambda: vals[0] * vals[1],
+    table = {"add": lambda: vals[0] + vals[1], "sub": lambda: vals[0] - vals[1], "mul": lambda: sp.Mul(*vals),
              "div": lambda: vals[0] / vals[1], "neg": lambda: -vals[0], "pow": lambda: vals[0] ** vals[1]}
     if k not in table:
         raise DeriveError(f"{_ast_text(node)} has no meaning for a scalar function", node.pos)
@@ -1077,7 +1217,13 @@ def _act_expr(cls, node, var, lets):
 def check(target: str, formula: str, *, let=()) -> Result:
     """Check ``formula`` against the derivation of ``target`` (a cell name or spec path, or an
     activation name). Raises DeriveError for input that cannot be read."""
-    lets = list(let)
+    try:
+        return _check(target, formula, list(let))
+    except RecursionError:  # sums are balanced and products flat; this is a last guard
+        raise DeriveError("the formula nests too deeply to check; split it with --let") from None
+
+
+def _check(target: str, formula: str, lets: list) -> Result:
     is_cell = target in spec.builtin_names() or target.endswith(".toml")
     if not is_cell:
         try:

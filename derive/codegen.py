@@ -189,8 +189,15 @@ def make_plan(d: Derivation) -> Plan:
             if gname not in b.groups:
                 b.groups = b.groups + (gname,)
     # atoms in each group follow the column order of their gradient blocks
-    atom_block = {ir.MatVec(pg.param.symbol, arg): grad_block[g] for pg in d.params for g, arg in pg.terms
-                  if arg is not None}
+    atom_block = {}
+    for pg in d.params:
+        for g, arg in pg.terms:
+            if arg is None:
+                continue
+            m = ir.MatVec(pg.param.symbol, arg)
+            if atom_block.setdefault(m, grad_block[g]) is not grad_block[g]:
+                raise CodegenError(f"the product {ir_text(m)} feeds two pre-activations; the kernels need a "
+                                   f"matrix product per use (name the product as a vector of its own)")
     col = {id(b): k for k, b in enumerate(blocks)}
     for g in groups.values():
         g.atoms.sort(key=lambda m: col[id(atom_block[m])])

@@ -17,10 +17,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lark import Lark, Transformer, v_args
+from lark import Lark, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.visitors import Transformer_NonRecursive
 
 from .errors import DeriveError, Pos
+from .grammar import balanced
 
 MAX_CHARS = 2000  # a formula longer than this is refused before parsing
 
@@ -79,7 +81,7 @@ TRANSPOSE.3: "\\top" | "\\intercal" | "T"
 PRIME: "'" | "^\\prime" | "^{\\prime}"
 SUM.2: /\\sum(_(\{[^{}]*\}|[A-Za-z]))?(\^(\{[^{}]*\}|[A-Za-z0-9]))?/ | /sum_t(?![A-Za-z0-9_])/
 BFUNC.3: /[A-Za-z][A-Za-z0-9]*(?=\s*(\(|'|\*\*\s*\d+\s*\(|\^\s*\{?\d+\}?\s*\())/
-FUNC.2: /\\(operatorname|mathrm|text|mathit)\{[A-Za-z][A-Za-z0-9]*\}/
+FUNC.2: /\\(operatorname|mathrm|text|mathit)\{[A-Za-z]([A-Za-z0-9]|\\?_)*\}/
       | /\\(?!(odot|circ|otimes|cdot|times|left|right|frac|partial|delta|sum|top|intercal|prime|tilde|hat|bar|mathbf|mathbb|GREEK)(?![A-Za-z]))[A-Za-z]+/
 NAME: /(\\(GREEK)(?![A-Za-z])|d?\\(tilde|hat|bar)\{[A-Za-z](_(\{[^{}]*\}|[A-Za-z0-9]+))?\}|\\math(bf|bb)\{1\}|[A-Za-z][A-Za-z0-9]*)(_(\{([^{}]|\{[^{}]*\})*\}|[A-Za-z0-9]+))*/
 NUMBER: /\d+(\.\d+)?/
@@ -157,10 +159,32 @@ def _pos(meta) -> Pos:
     return Pos(getattr(meta, "line", 1), getattr(meta, "column", 1))
 
 
+class _Sum:
+    """The signed terms of a left-deep chain ``a + b - c ...`` while the parser reduces it."""
+
+    def __init__(self, first, pos: Pos):
+        self.terms, self.pos = [(1, first)], pos
+
+
+def _done(node):
+    """A finished sum as a balanced tree of add/sub nodes (depth log n, terms in order)."""
+    if isinstance(node, _Sum):
+        return balanced(node.terms, lambda kind, a, b: Node(kind, (a, b), a.pos))
+    return node
+
+
+def _exprs(children) -> tuple:
+    return tuple(_done(c) for c in children if not _is_token(c))
+
+
 @v_args(meta=True)
-class _ToAst(Transformer):
+class _ToAst(Transformer_NonRecursive):
+    """The parse tree as AST nodes. Sums become balanced trees and a run of products one
+    n-ary ``mul`` node, so a long flat formula never nests once per term."""
+
     def start(self, meta, children):
-        return (children[0], children[1])
+        lhs, rhs = _exprs(children)
+        return (lhs, rhs)
 
     def name(self, meta, children):
         return Name(str(children[0]), _pos(children[0]))
@@ -170,37 +194,56 @@ class _ToAst(Transformer):
 
     def _node(kind):
         def make(self, meta, children):
-            return Node(kind, tuple(c for c in children if not _is_token(c)), _pos(meta))
+            return Node(kind, _exprs(children), _pos(meta))
         return make
 
-    add, sub, div, neg, sum = _node("add"), _node("sub"), _node("div"), _node("neg"), _node("sum")
+    div, sum = _node("div"), _node("sum")
     concat, partial, delta, transpose = _node("concat"), _node("partial"), _node("delta"), _node("transpose")
 
+    def _link(sign):
+        def make(self, meta, children):
+            left, right = [c for c in children if not _is_token(c)]
+            chain = left if isinstance(left, _Sum) else _Sum(_done(left), _pos(meta))
+            chain.terms.append((sign, _done(right)))
+            return chain
+        return make
+
+    add, sub = _link(1), _link(-1)
+
+    def neg(self, meta, children):
+        (arg,) = _exprs(children)
+        if isinstance(arg, Node) and arg.kind == "neg":  # --a is a: a run of minus signs never nests
+            return arg.args[0]
+        return Node("neg", (arg,), _pos(meta))
+
     def mul(self, meta, children):
-        return Node("mul", tuple(c for c in children if not _is_token(c)), _pos(meta))
+        left, right = _exprs(children)
+        if isinstance(left, Node) and left.kind == "mul":  # a b c: one node, multiplied left to right
+            return Node("mul", left.args + (right,), left.pos)
+        return Node("mul", (left, right), _pos(meta))
 
     def pow(self, meta, children):
         base, _, exp = children
-        return Node("pow", (base, exp), _pos(meta))
+        return Node("pow", (_done(base), exp), _pos(meta))
 
     def exponent(self, meta, children):
         c = children[0]
-        return Num(str(c), _pos(c)) if _is_token(c) else c
+        return Num(str(c), _pos(c)) if _is_token(c) else _done(c)
 
     def args(self, meta, children):
-        return tuple(children)
+        return _exprs(children)
 
     def bare(self, meta, children):
         return ("bare", str(children[0]), _pos(children[0]))
 
     def prime(self, meta, children):
-        return ("prime", str(children[0]), _pos(children[0]))
+        return ("prime", str(children[0]).replace("\\_", "_"), _pos(children[0]))
 
     def bareprime(self, meta, children):
         return ("bareprime", str(children[0]), _pos(children[0]))
 
     def callee(self, meta, children):
-        return ("func", str(children[0]), _pos(children[0]))
+        return ("func", str(children[0]).replace("\\_", "_"), _pos(children[0]))
 
     def call(self, meta, children):
         (how, func, pos), args = children
@@ -209,6 +252,7 @@ class _ToAst(Transformer):
     def indicator(self, meta, children):
         """``\\mathbb{1}[u > 0]``, ReLU's derivative (0 at 0), as the pages print it."""
         start, arg, number = children
+        arg = _done(arg)
         if float(number) != 0:
             raise DeriveError("an indicator compares with 0: \\mathbb{1}[u > 0]", _pos(number))
         return Call("step", (arg,), _pos(start))

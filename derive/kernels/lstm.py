@@ -20,7 +20,7 @@ parameters W_xi (H x I), W_hi (H x H), b_i (H), W_xf (H x I), W_hf (H x H), b_f 
     y, states_T, cache = forward(x, states0, params)     # y = h_t for every t: (T, B, ...)
     grads = backward(dy, dstates_T, cache, params)       # keys "x", "h", "c", and every parameter
 
-Float32 in gives float32 out (every array float32), anything else float64. The loop allocates
+Float32 in gives float32 out (every array float32), float64 gives float64; other dtypes are refused. The loop allocates
 nothing: GEMM products and elementwise results go to buffers made before it. Fused GEMMs
 (one matrix per argument, columns in block order i | f | o | g):
     h: W_{hi} h_{t-1}, W_{hf} h_{t-1}, W_{ho} h_{t-1}, W_{hg} h_{t-1}

@@ -12,7 +12,7 @@ parameters W_xh (H x I), W_hh (H x H), b_h (H).
     y, states_T, cache = forward(x, states0, params)     # y = h_t for every t: (T, B, ...)
     grads = backward(dy, dstates_T, cache, params)       # keys "x", "h", and every parameter
 
-Float32 in gives float32 out (every array float32), anything else float64. The loop allocates
+Float32 in gives float32 out (every array float32), float64 gives float64; other dtypes are refused. The loop allocates
 nothing: GEMM products and elementwise results go to buffers made before it. Fused GEMMs
 (one matrix per argument, columns in block order h):
     h: W_{hh} h_{t-1}
