@@ -390,11 +390,17 @@ def kernel_target(out: Path, name: str) -> Path:
 def spec_kernels(out: Path, paths: list[str], taken: dict[Path, str]) -> dict[Path, str]:
     """``{out/<name>.py: text}`` of the spec files; a located error when a spec's name is
     the name of another kernel of the same call (``taken``: target -> what made it)."""
-    from . import selfcheck
+    from . import kernels, selfcheck
 
+    own = Path(kernels.__file__).resolve().parent
+    if paths and out.resolve() == own:
+        raise DeriveError(f"--out {out} is derive's own kernel directory (the built-in cells and the activation "
+                          f"kernels live there); write kernels of spec files to another directory")
     files = {}
     for path in paths:
         cell = spec.load(path)
+        if cell.name.startswith("__") and cell.name.endswith("__"):
+            raise DeriveError(f"name {cell.name!r} is reserved by Python; choose another", _name_pos(path), path)
         target = kernel_target(out, cell.name)
         if target in taken:
             raise DeriveError(f"name {cell.name!r} is also the name of {taken[target]}; both kernels would be "

@@ -139,6 +139,11 @@ def _out_not_writable(tmp):
     return [str(renamed_spec(tmp, "a.toml", "rnn_tanh", "mine")), "--out", "/sys/kernel"], []
 
 
+def _name_is_a_dunder(tmp):
+    return [str(renamed_spec(tmp, "a.toml", "rnn_tanh", "__init__")), "--out", str(tmp / "out")], \
+        [tmp / "out" / "__init__.py"]
+
+
 def _name_leaves_out(tmp):
     evil = renamed_spec(tmp, "evil.toml", "rnn_tanh", "../escaped")
     return [str(evil), "--out", str(tmp / "out")], [tmp / "escaped.py", tmp / "out" / "escaped.py"]
@@ -153,6 +158,7 @@ def _name_leaves_out(tmp):
     pytest.param(_out_under_proc, ["cannot write /proc/nope"], id="F20-out-under-proc"),
     pytest.param(_out_not_writable, ["cannot write /sys/kernel"], id="F20-out-not-writable"),
     pytest.param(_name_leaves_out, [], id="F11-name-leaves-out"),
+    pytest.param(_name_is_a_dunder, ["reserved by Python"], id="F11-name-__init__"),
 ])
 def test_kernels_out_refusals(setup, words, tmp_path, capsys):
     args, never_written = setup(tmp_path)
@@ -423,3 +429,17 @@ def test_F10_check_names_an_empty_kernel_and_a_build_repairs_it(checkout_copy):
     assert kernel.read_text(encoding="utf-8").startswith(HEADER)
     assert (html / build.SITE_MARKER).is_file() and "old site" not in (html / "index.html").read_text()
     assert (html / "cells" / "lstm_cifg.html").is_file()
+
+
+@pytest.mark.parametrize("name", ["activations", "lstm", "mine"])
+def test_a_spec_kernel_never_goes_into_derives_own_kernel_directory(name, tmp_path, capsys):
+    """F11 variant: --out naming the package's kernels (a spec named activations would replace
+    the activation kernels every command imports)."""
+    import derive.kernels
+
+    own = Path(derive.kernels.__file__).resolve().parent
+    before = {p.name: p.read_bytes() for p in own.glob("*.py")}
+    spec_path = renamed_spec(tmp_path, "a.toml", "rnn_tanh", name)
+    line = one_error_line(*run(["kernels", str(spec_path), "--out", str(own)], capsys))
+    assert "own kernel directory" in line, line
+    assert {p.name: p.read_bytes() for p in own.glob("*.py")} == before
