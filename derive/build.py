@@ -35,15 +35,6 @@ import jinja2
 from . import bptt, fileio, spec
 from .errors import DeriveError, Pos
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-
-
-def python_template(name: str) -> jinja2.Template:
-    """A template that renders Python source (from the checkout's templates/)."""
-    from .docs.pages import environment
-
-    return environment(TEMPLATES).get_template(name)
-
 
 def site_tasks(root: Path) -> list[tuple[str, Path, Callable[[], str], bool]]:
     """``(label, path, make text, committed)`` for every generated file of the site: the

@@ -1205,6 +1205,6 @@ def context(d: Derivation, source: str) -> dict:
 
 
 def render(d: Derivation, source: str) -> str:
-    from .build import python_template
+    from .pytemplates import python_template
 
     return python_template("cell_kernel.py.j2").render(k=context(d, source))

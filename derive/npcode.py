@@ -251,6 +251,6 @@ def stanzas() -> list[Stanza]:
 
 def render_module(stanzas_: list[Stanza], probe: bool = False) -> str:
     """The text of ``derive/kernels/activations.py`` (Jinja2 template ``activations.py.j2``)."""
-    from .build import python_template
+    from .pytemplates import python_template
 
     return python_template("activations.py.j2").render(stanzas=stanzas_, probe=probe)

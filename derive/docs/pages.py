@@ -23,7 +23,7 @@ from typing import Callable
 import jinja2
 import numpy as np
 
-from .. import actcli, bptt, counts, pysource, spec
+from .. import actcli, bptt, counts, spec
 from ..cell import H, I, P
 from ..runtime import kernel
 from ..summary import collect as collect_cell
@@ -314,8 +314,6 @@ def environment(templates: Path) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)), undefined=jinja2.StrictUndefined,
                              autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["sci"] = lambda v: f"{v:.2e}"
-    env.filters["docstring"] = pysource.docstring  # free text inside generated Python
-    env.filters["comment"] = pysource.comment
     return env
 
 
