@@ -6,14 +6,15 @@ Output formatting only; the numbers come from ``properties``, ``witness`` and th
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import sympy as sp
 
 from . import activations as acts
 from .catalogue import activation
-from .properties import analyse, interval_text, short
+from .properties import analyse
+from .textout import interval_text, short, table
+from .timing import best
 
 #: columns of ``derive list`` for activations: (header, key of Properties.row())
 LIST_COLUMNS = (("name", "name"), ("range", "range"), ("monotonic", "monotonic"), ("smooth", "smoothness"),
@@ -113,7 +114,7 @@ def verify(names, with_torch: bool) -> int:
     """``derive verify activations``: the ULP table; exit 1 if a kernel breaks its bound."""
     from .witness import BOUND, ulp_table
 
-    table = ulp_table(names or None, with_torch=with_torch)
+    rows = ulp_table(names or None, with_torch=with_torch)
     print("Worst error in ULPs against the definition evaluated by mpmath (>= 50 digits), over "
           "0, kinks, +-1e-8, +-1, +-20, +-40, +-100, +-1e3, +-1e300, +-inf, subnormals and 800 spread points.")
     print(f"'cond<=1' is the worst where the relative condition number |x g'/g| <= 1 (target {BOUND} ULP in "
@@ -121,20 +122,14 @@ def verify(names, with_torch: bool) -> int:
     header = ("activation", "g", "dtype", "cond<=1", "all", "at x", "torch all", "at x", "ok")
     body = []
     bad = 0
-    for r in table:
+    for r in rows:
         body.append((r.name, r.which, r.dtype, f"{r.well:.3g}", f"{r.worst:.3g}", f"{r.at:.6g}",
                      "" if r.torch_worst is None else f"{r.torch_worst:.3g}",
                      "" if r.torch_at is None else f"{r.torch_at:.6g}", "ok" if r.ok else "FAIL"))
         bad += not r.ok
-    _table(header, body)
-    print(f"{len(table) - bad}/{len(table)} kernels within their bound")
+    table(header, body)
+    print(f"{len(rows) - bad}/{len(rows)} kernels within their bound")
     return 1 if bad else 0
-
-
-def _table(header, body):
-    widths = [max(len(str(v)) for v in col) for col in zip(header, *body)]
-    for row in [header, *body]:
-        print("  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
 
 
 def bench(names, size: int, repeat: int, threads: int) -> int:
@@ -159,11 +154,11 @@ def bench(names, size: int, repeat: int, threads: int) -> int:
         f_naive, d_naive = _naive(name)
         for dtype in (np.float32, np.float64):
             xs = (rng.standard_normal(size) * 5).astype(dtype)
-            t_f = _best(lambda: a.f(xs), repeat)
-            t_d = _best(lambda: a.df(xs), repeat)
+            t_f = best(lambda: a.f(xs), repeat)
+            t_d = best(lambda: a.df(xs), repeat)
             with np.errstate(all="ignore"):
-                t_nf = _best(lambda: f_naive(xs), repeat)
-                t_nd = _best(lambda: d_naive(xs), repeat)
+                t_nf = best(lambda: f_naive(xs), repeat)
+                t_nd = best(lambda: d_naive(xs), repeat)
             t_tf = t_tfd = None
             if torch is not None and name in TORCH:
                 fname, kwargs = TORCH[name]
@@ -172,19 +167,19 @@ def bench(names, size: int, repeat: int, threads: int) -> int:
                 if "weight" in kw:
                     kw["weight"] = torch.tensor([kw["weight"]], dtype=t.dtype)
                 fn = getattr(F, fname)
-                t_tf = _best(lambda: fn(t, **kw), repeat)
+                t_tf = best(lambda: fn(t, **kw), repeat)
                 tg = t.clone().requires_grad_(True)
                 ones = torch.ones_like(tg)
 
                 def fwd_bwd():
                     tg.grad = None
                     fn(tg, **kw).backward(ones)
-                t_tfd = _best(fwd_bwd, repeat)
+                t_tfd = best(fwd_bwd, repeat)
             ms = lambda v: "" if v is None else f"{v * 1e3:.2f}"
             ratio = lambda a_, b_: "" if b_ is None else f"{a_ / b_:.2f}"
             body.append((name, np.dtype(dtype).name, ms(t_f), ms(t_nf), ratio(t_f, t_nf), ms(t_tf), ratio(t_f, t_tf),
                          ms(t_d), ms(t_nd), ratio(t_d, t_nd), ms(t_tfd), ms(t_f + t_d), ratio(t_f + t_d, t_tfd)))
-    _table(header, body)
+    table(header, body)
     return 0
 
 
@@ -195,22 +190,6 @@ def _naive(name: str):
     f = acts.get(name).expr(x)
     mods = ["scipy", "numpy"]
     return sp.lambdify(x, f, mods), sp.lambdify(x, sp.diff(f, x), mods)
-
-
-def best_of(fns: dict, repeat: int) -> dict:
-    """Best wall time of each function, run in turns (one warm-up round, then ``repeat``)."""
-    best = {name: float("inf") for name in fns}
-    for rnd in range(repeat + 1):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            if rnd:
-                best[name] = min(best[name], time.perf_counter() - t0)
-    return best
-
-
-def _best(fn, repeat: int) -> float:
-    return best_of({"fn": fn}, repeat)["fn"]
 
 
 def add_commands(sub) -> None:

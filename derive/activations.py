@@ -27,7 +27,6 @@ import difflib
 import math
 import numbers
 from dataclasses import dataclass
-from functools import lru_cache
 
 import sympy as sp
 from mpmath.libmp import prec_to_dps
@@ -86,7 +85,7 @@ class Param:
 
 def set_text(s: sp.Set) -> str:
     """A parameter domain as people write it: (0, oo), (-oo, 0) U (0, oo), {1, 2, 3, ...}."""
-    from .properties import interval_text
+    from .textout import interval_text
 
     if s == sp.S.Naturals:
         return "{1, 2, 3, ...}"
@@ -629,16 +628,3 @@ def by_command(command: str) -> type[Activation] | None:
 def all_commands() -> list[str]:
     """Every LaTeX spelling the grammar accepts, sorted."""
     return sorted(c for cls in REGISTRY.values() for c in cls.commands)
-
-
-@lru_cache(maxsize=None)
-def value_range(name: str) -> sp.Set:
-    """The range of an activation over the reals (computed in ``properties.py``)."""
-    from .properties import analyse
-
-    return analyse(name).range
-
-
-def is_gate_activation(name: str) -> bool:
-    """True when the activation's range lies within [0, 1] (the seeds' rule for gates)."""
-    return value_range(name).is_subset(sp.Interval(0, 1))

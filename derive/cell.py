@@ -18,7 +18,8 @@ import sympy as sp
 
 from . import activations as acts
 from . import ir, printing
-from .properties import interval_text
+from .properties import is_gate_activation, value_range
+from .textout import interval_text
 from .errors import DeriveError, Pos
 from .grammar import Call, Equation, Name, Num, Op, Pow
 
@@ -485,8 +486,8 @@ def _check_gates(cell: Cell, b: _Builder, pos):
                                  f"so it does not act as a switch")
         if isinstance(rhs, acts.Activation):
             act = type(rhs).__name__
-            if not acts.is_gate_activation(act):
-                rng = acts.value_range(act)
+            if not is_gate_activation(act):
+                rng = value_range(act)
                 cell.warnings.append(
                     f"gate {g} uses {act}, whose range {interval_text(rng)} is not within [0, 1]: a gate "
                     f"scales what passes through it, so it needs a saturating activation with range "

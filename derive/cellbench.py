@@ -21,8 +21,9 @@ import warnings
 import numpy as np
 
 from . import handfused, runtime, spec
-from .actcli import _best, _table, best_of
 from .errors import DeriveError
+from .textout import table
+from .timing import best, best_of
 
 SIZES = [(100, 64, 256, 256), (50, 16, 64, 64), (200, 1, 32, 32)]  # (T, B, I, H)
 
@@ -102,7 +103,7 @@ def bench(cells, repeat: int, threads: int | None, sizes=SIZES) -> int:
             for (T, B, I, H) in sizes:
                 for dtype in (np.float32, np.float64):
                     rows.append(_row(k, name, torch, T, B, I, H, dtype, repeat))
-    _table(header, rows)
+    table(header, rows)
     return 0
 
 
@@ -130,7 +131,7 @@ def _row(k, name, torch, T, B, I, H, dtype, repeat):
                 xt.grad = None
                 y, _ = m(xt)
                 y.backward(dyt)
-            t["torch"] = _best(theirs, repeat)
+            t["torch"] = best(theirs, repeat)
     if name == "lstm":
         w = handfused.fuse(params, dtype)
         zeros = np.zeros((B, H), dtype)

@@ -16,6 +16,7 @@ import sympy as sp
 from . import __version__, actcli, bptt, counts, fileio, spec
 from .errors import DeriveError
 from .summary import collect
+from .textout import table
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,16 +37,10 @@ def _cmd_list(args) -> int:
                           "activations": actcli.rows()}, indent=2))
         return 0
     print("Cells (derive show NAME; parameters per layer and direction, default convention):")
-    _table(("name", "title", "states", "gates", "parameters"), cells)
+    table(("name", "title", "states", "gates", "parameters"), cells)
     print("\nActivations (derive show NAME; properties computed from each definition at PyTorch's defaults):")
-    _table([h for h, _ in actcli.LIST_COLUMNS], [[r[k] for _, k in actcli.LIST_COLUMNS] for r in actcli.rows()])
+    table([h for h, _ in actcli.LIST_COLUMNS], [[r[k] for _, k in actcli.LIST_COLUMNS] for r in actcli.rows()])
     return 0
-
-
-def _table(header, rows):
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    for row in [header, *rows]:
-        print("  " + "  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
 
 
 def _cmd_show(args) -> int:

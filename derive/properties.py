@@ -27,6 +27,7 @@ import numpy as np
 import sympy as sp
 
 from . import activations as acts
+from .textout import short
 
 x = sp.Symbol("x", real=True)
 DPS = 50
@@ -336,23 +337,17 @@ def _analyse_vector(cls) -> Properties:
                       else "C^inf", reductions=claims)
 
 
-def interval_text(s) -> str:
-    """(0, 1), [0, oo): interval notation instead of SymPy's constructor."""
-    if isinstance(s, sp.Interval):
-        def end(v):
-            return "oo" if v == sp.oo else "-oo" if v == -sp.oo else short(v)
-        return f"{'(' if s.left_open else '['}{end(s.inf)}, {end(s.sup)}{')' if s.right_open else ']'}"
-    return "R" if s == sp.S.Reals else sp.sstr(s)
-
-
-def short(v) -> str:
-    if isinstance(v, sp.Float) or (v.is_number and not v.is_Rational and v.atoms(sp.Float)):
-        return f"{float(v):.6g}"
-    if v.is_Rational and v.q > 1000:
-        return f"{float(v):.10g}"
-    return sp.sstr(v)
-
-
 def analyse(name: str, **overrides) -> Properties:
     """The properties of an activation at its default (or the given) parameter values."""
     return _analyse(name, tuple(sorted(overrides.items())))
+
+
+@lru_cache(maxsize=None)
+def value_range(name: str) -> sp.Set:
+    """The range of an activation over the reals."""
+    return analyse(name).range
+
+
+def is_gate_activation(name: str) -> bool:
+    """True when the activation's range lies within [0, 1] (the seeds' rule for gates)."""
+    return value_range(name).is_subset(sp.Interval(0, 1))

@@ -1,0 +1,22 @@
+"""Wall-clock timing for the benchmarks: contenders run in turns, each keeps its best."""
+
+from __future__ import annotations
+
+import time
+
+
+def best_of(fns: dict, repeat: int) -> dict:
+    """Best wall time of each function, run in turns (one warm-up round, then ``repeat``)."""
+    fastest = {name: float("inf") for name in fns}
+    for rnd in range(repeat + 1):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            if rnd:
+                fastest[name] = min(fastest[name], time.perf_counter() - t0)
+    return fastest
+
+
+def best(fn, repeat: int) -> float:
+    """Best wall time of one function (``best_of`` of one)."""
+    return best_of({"fn": fn}, repeat)["fn"]
