@@ -31,7 +31,7 @@ import numpy as np
 import sympy as sp
 
 from . import activations as acts
-from . import ir
+from . import codegen, ir
 from .cell import Cell
 from .errors import DeriveError
 from .ewise import CodegenError
@@ -247,7 +247,7 @@ def _check(module, cell: Cell) -> float:
                 raise WrongKernel(*_wrong(cell, f"the gradient of {key} ({given}) is {got:.6g} along a direction "
                                                f"where finite differences give {fd:.6g}"))
             worst = max(worst, err)
-    worst = max(worst, _float32_agrees(module, cell, x, s0, params, w, v, y, grads["both"]))
+    _float32_agrees(module, cell, x, s0, params, w, v, y, grads["both"])
     return worst
 
 
@@ -261,7 +261,8 @@ def _perturbed(cell, x, s0, params, key, u, steps):
     return out
 
 
-def _float32_agrees(module, cell, x, s0, params, w, v, y64, g64) -> float:
+def _float32_agrees(module, cell, x, s0, params, w, v, y64, g64) -> None:
+    """The same problem in float32: float32 results within F32_TOL of the float64 ones."""
     f32 = np.float32
     y, _, cache = module.forward(x.astype(f32), {k: a.astype(f32) for k, a in s0.items()},
                                  {k: a.astype(f32) for k, a in params.items()})
@@ -272,7 +273,6 @@ def _float32_agrees(module, cell, x, s0, params, w, v, y64, g64) -> float:
     worst = max([_rel(y, y64)] + [_rel(g[k], g64[k]) for k in g64])
     if not worst <= F32_TOL:
         raise WrongKernel(*_wrong(cell, f"its float32 results differ from float64 by {worst:.3g}"))
-    return 0.0
 
 
 def _wrong(cell: Cell, what: str) -> tuple:
@@ -297,8 +297,6 @@ def module_from_source(source: str, name: str, label: str) -> types.ModuleType:
 
 def verified_kernel(d, label: str) -> tuple[str, types.ModuleType]:
     """``(source, module)`` of the kernel of derivation ``d``, after the audit and the check."""
-    from . import codegen
-
     cell = d.cell
     try:
         source = codegen.render(d, label)
