@@ -15,7 +15,7 @@ from .activations import REGISTRY as ACTIVATIONS
 from .bptt import Derivation, derive
 from .catalogue import activation
 from .cell import Cell
-from .check import check
+from .checker import check
 from .counts import count
 from .errors import DeriveError
 from .runtime import Stack, kernel

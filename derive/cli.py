@@ -138,7 +138,7 @@ def _cmd_check(args) -> int:
     """0: every formula correct (or right under a named convention); 1: one is wrong; 2: unreadable."""
     from dataclasses import asdict
 
-    from .check import check
+    from .checker import check
 
     items = [(f, None, 0) for f in args.formula]
     if args.file is not None:

@@ -6,7 +6,7 @@
     dc_t = dh_t*o_t*(1 - tanh(c_t)**2) + dc_next*f_next
     \\sigma'(x) = \\sigma(x)(1 - \\sigma(x))
 
-into a small positioned AST; ``check.py`` gives the names their meaning. Nothing is
+into a small positioned AST; ``checker.py`` gives the names their meaning. Nothing is
 evaluated here and no user text reaches Python's ``eval``: Lark tokenises and parses,
 the transformer builds frozen dataclasses. Meaning is decided later by types, so
 juxtaposition, ``\\cdot``, ``*``, ``@`` and ``\\odot`` all parse as products.

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import derive
-from derive.check import check
+from derive.checker import check
 from derive.cli import main
 from derive.errors import DeriveError
 

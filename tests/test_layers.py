@@ -94,3 +94,18 @@ def test_making_a_kernel_does_not_reach_the_cli_or_the_docs():
             seen.add(m)
             todo += graph[m]
     assert not {m for m in seen if m in ("derive.cli", "derive.build") or m.startswith("derive.docs")}, seen
+
+
+def test_every_module_is_reachable_by_its_dotted_name():
+    """``import derive.X as m`` gives the module X, never a function of the same name that the
+    package exports (``derive.check`` the function used to hide ``derive/check.py``)."""
+    import importlib
+    import types
+
+    for name in _modules():
+        if name in ("derive", "derive.__main__"):  # __main__ runs the CLI
+            continue
+        module = importlib.import_module(name)
+        parent, _, last = name.rpartition(".")
+        assert isinstance(getattr(importlib.import_module(parent), last), types.ModuleType), name
+        assert getattr(importlib.import_module(parent), last) is module, name

@@ -26,7 +26,7 @@ import pytest
 
 import derive
 from derive import counts, ir, spec
-from derive.check import Evaluator, Names
+from derive.checker import Evaluator, Names
 from derive.docs.katex import Renderer, katex_dir, split_math
 from derive.formula import parse_formula
 
