@@ -11,18 +11,18 @@
     'wrong'
 """
 
-from .activations import REGISTRY as ACTIVATIONS
-from .bptt import Derivation, derive
-from .catalogue import activation
-from .cell import Cell
-from .checker import check
-from .counts import count
-from .errors import DeriveError
-from .runtime import Stack, kernel
-from .spec import builtin_names, load, parse_spec
-from .summary import collect
+from derive.activations import REGISTRY as ACTIVATIONS
+from derive.symbolic.bptt import Derivation, derive
+from derive.runtime.activations import activation
+from derive.symbolic.cell import Cell
+from derive.checker.claims import check
+from derive.symbolic.counts import count
+from derive.errors import DeriveError
+from derive.runtime.kernels import Stack, kernel
+from derive.symbolic.spec import builtin_names, load, parse_spec
+from derive.summary.cell import collect
 
-__version__ = "0.1.0"
+from derive.version import __version__
 
 __all__ = ["ACTIVATIONS", "activation", "Cell", "check", "Derivation", "DeriveError", "builtin_names", "collect", "count",
            "derive", "kernel", "load", "Stack", "parse_spec", "__version__"]

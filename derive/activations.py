@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import sympy as sp
 from mpmath.libmp import prec_to_dps
 
-from .errors import DeriveError
+from derive.errors import DeriveError
 
 _x = sp.Symbol("x", real=True)
 
@@ -85,7 +85,7 @@ class Param:
 
 def set_text(s: sp.Set) -> str:
     """A parameter domain as people write it: (0, oo), (-oo, 0) U (0, oo), {1, 2, 3, ...}."""
-    from .textout import interval_text
+    from derive.textout import interval_text
 
     if s == sp.S.Naturals:
         return "{1, 2, 3, ...}"

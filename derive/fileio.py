@@ -15,7 +15,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from .errors import DeriveError
+from derive.errors import DeriveError
 
 SPEC_LIMIT = 1 << 20  # bytes of a spec file
 FORMULA_FILE_LIMIT = 16 << 20  # bytes of a `derive check --file`

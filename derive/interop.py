@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import kernelapi as _api
-from .errors import DeriveError
+from derive import kernelapi as _api
+from derive.errors import DeriveError
 
 
 def initial_states(states0, sizes: dict, batch: int, dtype) -> dict:

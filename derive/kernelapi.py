@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .errors import DeriveError
+from derive.errors import DeriveError
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 

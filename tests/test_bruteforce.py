@@ -6,7 +6,8 @@ coverage test below); T = 3 steps, small sizes, one random 30-digit point per ro
 
 import pytest
 
-from derive import bptt, spec, verify
+from derive.symbolic import bptt, spec
+from derive.witness import derivation as verify
 
 #: cell -> sizes of the unrolled instance (LSTMs use I = 1 to keep sympy.diff quick)
 ROWS = {

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import derive
-from derive.checker import check
-from derive.cli import main
+from derive.checker.claims import check
+from derive.cli.command import main
 from derive.errors import DeriveError
 
 LSTM_DH = r"dh_t = dy_t + W_{hi}^T dz_{i,t+1} + W_{hf}^T dz_{f,t+1} + W_{hg}^T dz_{g,t+1} + W_{ho}^T dz_{o,t+1}"

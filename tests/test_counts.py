@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from derive import counts, spec
+from derive.symbolic import counts, spec
 
 torch = pytest.importorskip("torch")
 
@@ -82,7 +82,7 @@ def test_keras_counts():
 def test_formulas_are_polynomials_in_I_and_H():
     import sympy as sp
 
-    from derive.cell import H, I
+    from derive.symbolic.cell import H, I
 
     got = counts.layer_count(spec.load("lstm"), "pytorch")
     assert sp.expand(got - 4 * H * (I + H + 2)) == 0

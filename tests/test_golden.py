@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from derive.cli import main
+from derive.cli.command import main
 
 GOLDEN = Path(__file__).parent / "golden"
 SPECS = sorted((GOLDEN / "specs").glob("*.toml"))

@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from derive.errors import DeriveError
-from derive.grammar import Call, Name, Op, parse_equation, split_name
+from derive.syntax.equations import Call, Name, Op, parse_equation, split_name
 
 
 @pytest.mark.parametrize("text,base,sub,time", [
@@ -38,7 +38,7 @@ def test_precedence_of_minus_and_odot():
     r"y_t = \tanh^2(x_t) + \frac{1}{2} x_t",
 ])
 def test_accepted_forms(text):
-    from derive.grammar import equation_lines
+    from derive.syntax.equations import equation_lines
 
     [(_, line)] = list(equation_lines(text))
     assert parse_equation(line).lhs.time == 0

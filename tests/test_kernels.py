@@ -17,7 +17,9 @@ import pytest
 import sympy as sp
 
 import derive
-from derive import bptt, codegen, ir, spec, verify
+from derive.symbolic import bptt, ir, spec
+from derive.codegen import kernel as codegen
+from derive.witness import derivation as verify
 
 CELLS = spec.builtin_names()
 
@@ -164,9 +166,9 @@ def test_stacks_match_pytorch_autograd(name, make):
 
 
 def test_the_benchmarks_hand_fused_lstm_matches_pytorch():
-    """``derive bench lstm`` times derive.handfused beside the kernel: it must do the same work."""
+    """``derive bench lstm`` times derive.bench.handfused beside the kernel: it must do the same work."""
     torch = pytest.importorskip("torch")
-    from derive import handfused
+    from derive.bench import handfused
     torch.manual_seed(0)
     m = torch.nn.LSTM(3, 5).double()
     T, B = 6, 4

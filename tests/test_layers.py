@@ -1,6 +1,9 @@
-"""The package's import graph has no cycle, counting imports inside functions too (a cycle
-means no module of it can be changed or loaded alone: making a kernel for a user's spec
-used to import the CLI and the docs)."""
+"""The package's layers: a module imports only from its own layer or below, counting imports
+inside functions too, and the import graph has no cycle (a cycle means no module of it can be
+changed or loaded alone: making a kernel for a user's spec used to import the CLI and the docs).
+
+The layers, lowest first, are the table ``LAYERS``; the README's "How it is built" shows the same
+order."""
 
 import ast
 from pathlib import Path
@@ -18,6 +21,32 @@ def _modules() -> dict[str, Path]:
     return out
 
 
+#: lowest first; a module belongs to the first entry that is it or one of its packages
+LAYERS = (
+    ("derive.errors", "derive.textout", "derive.fileio", "derive.version"),         # base: the error type, text, files
+    ("derive.syntax",),                                               # text -> positioned trees
+    ("derive.activations", "derive.stable"),                          # definitions of the activations
+    ("derive.symbolic",),                                             # cells, IR, BPTT, counts (SymPy)
+    ("derive.codegen",),                                              # derivation -> verified kernel source
+    ("derive.kernelapi", "derive.interop", "derive.workspace", "derive.kernels", "derive.cells"),
+    ("derive.runtime",),                                              # kernel(), Stack, activation()
+    ("derive.witness",),                                              # independent checks
+    ("derive.checker",),                                              # derive check
+    ("derive.summary",),                                              # plain data for CLI and pages
+    ("derive.docs", "derive.bench"),                                  # pages, plots; benchmarks
+    ("derive.cli",),                                                  # the command; writes files
+    ("derive", "derive.__main__"),                                    # the public API
+)
+
+
+def layer(module: str) -> int:
+    for i, names in enumerate(LAYERS):
+        if any(module == n or module.startswith(n + ".") for n in names if n != "derive"):
+            return i
+    assert module in ("derive", "derive.__main__"), f"{module} has no layer: add it to LAYERS"
+    return len(LAYERS) - 1
+
+
 def import_graph() -> dict[str, set[str]]:
     """module -> the package modules it imports (module level or inside functions)."""
     mods = _modules()
@@ -28,7 +57,8 @@ def import_graph() -> dict[str, set[str]]:
             if isinstance(node, ast.ImportFrom):
                 base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
                 mod = ".".join(base + ([node.module] if node.module else []))
-                targets = ([mod] if node.module else []) + [f"{mod}.{a.name}" for a in node.names]
+                # ``from P import m`` of a submodule m uses m; of any other name it uses P
+                targets = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in mods else mod for a in node.names]
             elif isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             else:
@@ -81,19 +111,35 @@ def test_the_import_graph_has_no_cycle():
     assert cycles(import_graph()) == []
 
 
+def test_every_import_goes_down_or_sideways():
+    upward = sorted(f"{m} (layer {layer(m)}) imports {t} (layer {layer(t)})"
+                    for m, targets in import_graph().items() for t in targets if layer(t) > layer(m))
+    assert upward == []
+
+
+def test_every_module_has_a_layer():
+    for m in _modules():
+        layer(m)
+
+
+def test_the_layer_check_sees_an_upward_import():
+    assert layer("derive.symbolic.cell") < layer("derive.codegen.kernel") < layer("derive.cli.command")
+    assert layer("derive.docs.pages") == layer("derive.bench.cells")
+
+
 def test_the_cycle_finder_sees_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
 def test_making_a_kernel_does_not_reach_the_cli_or_the_docs():
     graph = import_graph()
-    seen, todo = set(), ["derive.runtime"]
+    seen, todo = set(), ["derive.runtime.kernels"]
     while todo:
         m = todo.pop()
         if m not in seen:
             seen.add(m)
             todo += graph[m]
-    assert not {m for m in seen if m in ("derive.cli", "derive.build") or m.startswith("derive.docs")}, seen
+    assert not {m for m in seen if m in ("derive.cli.command", "derive.cli.build") or m.startswith("derive.docs")}, seen
 
 
 def test_every_module_is_reachable_by_its_dotted_name():

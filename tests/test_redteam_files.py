@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from derive import build, cli, fileio
+from derive.cli import build, command as cli
+from derive import fileio
 from derive.docs.katex import RENDERER, katex_dir
 from derive.errors import DeriveError
 

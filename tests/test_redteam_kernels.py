@@ -229,7 +229,7 @@ def test_free_text_in_a_spec_is_never_code(field, payload, tmp_path, monkeypatch
     if field == "title":
         assert k.__doc__.startswith(payload)  # the docstring holds the text, escaped, as text
     out = tmp_path / "out"
-    from derive.cli import main
+    from derive.cli.command import main
 
     assert main(["kernels", str(path), "--out", str(out)]) == 0
     import importlib.util

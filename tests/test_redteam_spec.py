@@ -10,7 +10,7 @@ import time
 import pytest
 
 from derive import DeriveError, parse_spec
-from derive.checker import check
+from derive.checker.claims import check
 
 HEAD = 'name = "cell"\ninput = "x"\nstates = ["h"]\noutput = "h"\n'
 RNN = "h_t = \\tanh(W_{xh} x_t + W_{hh} h_{t-1} + b_h)\n"

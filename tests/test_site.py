@@ -25,10 +25,10 @@ import numpy as np
 import pytest
 
 import derive
-from derive import counts, ir, spec
-from derive.checker import Evaluator, Names
+from derive.symbolic import counts, ir, spec
+from derive.checker.claims import Evaluator, Names
 from derive.docs.katex import Renderer, katex_dir, split_math
-from derive.formula import parse_formula
+from derive.syntax.formulas import parse_formula
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "site"

@@ -52,7 +52,7 @@ def activation_curves(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, st
     """``(x, f(x), f'(x), f label, f' label)`` on [-5, 5] from the generated stable kernels.
     GLU and maxout take vectors; they are drawn along the seed's reductions GLU(x, x) = SiLU
     and maxout(0, x) = ReLU."""
-    from ..kernels import activations as k
+    from derive.kernels import activations as k
 
     x = np.linspace(-5.0, 5.0, 1001)
     if name == "glu":
@@ -92,7 +92,7 @@ def state_gradient_norms(cell: str, *, steps: int = STEPS, hidden: int = HIDDEN,
     the unit vector e_i at h_t, so the batch holds the H copies of one sequence.
     ``scale`` multiplies every parameter; ``forget_bias`` then sets every entry of b_f (an
     LSTM's forget-gate bias)."""
-    from ..runtime import kernel
+    from derive.runtime.kernels import kernel
 
     k = kernel(cell)
     params = {n: scale * a for n, a in k.init_params(INPUT, hidden, seed=seed).items()}

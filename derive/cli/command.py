@@ -1,0 +1,300 @@
+"""The ``derive`` command: argument parsing, output formatting and exit codes only.
+
+Exit status: 0 success, 1 a check failed, 2 bad input (one ``file:line:col: error:``
+line on stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import sympy as sp
+
+from derive import fileio
+from derive.version import __version__
+from derive.cli import activations as actcli
+from derive.symbolic import bptt, counts, spec
+from derive.errors import DeriveError
+from derive.summary.cell import collect
+from derive.textout import table
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        raise DeriveError(message)
+
+
+def _cmd_list(args) -> int:
+    cells = []
+    for name in spec.builtin_names():
+        cell = spec.load(name)
+        per_layer = sp.factor(counts.layer_count(cell, counts.default_convention(cell)))
+        cells.append((name, cell.title, ", ".join(cell.state_keys), ", ".join(cell.gates) or "-",
+                      _poly(per_layer).replace("*", "")))
+    if args.json:
+        print(json.dumps({"cells": [dict(zip(("name", "title", "states", "gates", "params"), c)) for c in cells],
+                          "activations": actcli.rows()}, indent=2))
+        return 0
+    print("Cells (derive show NAME; parameters per layer and direction, default convention):")
+    table(("name", "title", "states", "gates", "parameters"), cells)
+    print("\nActivations (derive show NAME; properties computed from each definition at PyTorch's defaults):")
+    table([h for h, _ in actcli.LIST_COLUMNS], [[r[k] for _, k in actcli.LIST_COLUMNS] for r in actcli.rows()])
+    return 0
+
+
+def _cmd_show(args) -> int:
+    if actcli.is_activation(args.cell) and not args.cell.endswith(".toml"):
+        if args.json:
+            print(json.dumps(actcli.collect(args.cell), indent=2, ensure_ascii=False))
+        else:
+            print(actcli.show_latex(args.cell) if args.latex else actcli.show(args.cell))
+        return 0
+    data = collect(bptt.derive(spec.load(args.cell)))
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    elif args.latex:
+        print(_render(data, "latex"))
+    else:
+        print(_render(data, "text"))
+    for w in data["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+def _render(data: dict, form: str) -> str:
+    """``derive show`` as terminal text (``form="text"``) or LaTeX ``align*`` blocks."""
+    lines = []
+    latex = form == "latex"
+
+    def section(title, rows, note=None):
+        if latex:
+            lines.append(f"% {title}")
+            if note:
+                lines.append(f"% {note}")
+            lines.append(r"\begin{align*}")
+            lines.extend(rf"  {r['lhs']['latex']} &= {r['rhs']['latex']} \\" for r in rows)
+            lines[-1] = lines[-1][:-3]
+            lines.append(r"\end{align*}")
+        else:
+            lines.append(f"\n{title}" + (f"  ({note})" if note else ""))
+            lines.extend(f"  {r['lhs']['text']} = {r['rhs']['text']}" for r in rows)
+
+    if not latex:
+        lines.append(f"{data['title']}  [{data['name']}, {data['source']}]")
+        if data["summary"]:
+            lines.append(data["summary"])
+        lines.append(f"input {data['input']['text']}, states "
+                     + ", ".join(s["text"] for s in data["states"]) + f", output {data['output']['text']}"
+                     + (f", gates {', '.join(data['gates'])}" if data["gates"] else ""))
+    section("Forward step", data["forward"], "z_{v,t}: pre-activations derive introduced" if not latex else None)
+    if not latex:
+        lines.append("\nParameters")
+        lines.extend(f"  {p['name']['text']}: {p['shape']}" for p in data["shapes"])
+    section("Adjoints, last step to first", data["adjoints"],
+            data["dy"][form] + "; terms at t+1 come from the next step and are 0 after the last")
+    section("Input gradient", [data["input_gradient"]])
+    section("Initial-state gradients", data["initial_states"])
+    section("Parameter gradients", data["parameters"])
+    section("State Jacobian, one step", data["jacobian"])
+    if latex:
+        lines.append("% Parameters per layer and direction")
+        lines.extend(f"% {c['convention']} ({c['bias']} bias): {c['formula']['latex']}" for c in data["counts"])
+    else:
+        lines.append("\nParameters per layer and direction (I inputs, H hidden)")
+        lines.extend(f"  {c['convention']:8s} ({c['bias']} bias): {c['formula']['text']}" for c in data["counts"])
+        if data["doubled_biases"]:
+            lines.append(f"  double bias: each of {', '.join(data['doubled_biases'])} is stored as an input-side "
+                         f"and a hidden-side vector (b_ih + b_hh); both halves get the same gradient")
+    return "\n".join(lines)
+
+
+def _cmd_params(args) -> int:
+    cell = spec.load(args.cell)
+    n = counts.count(cell, input_size=args.input, hidden=args.hidden, layers=args.layers,
+                     bidirectional=args.bidirectional, proj=args.proj, bias=not args.no_bias,
+                     convention=args.convention)
+    if args.json:
+        print(json.dumps({"cell": cell.name, "total": n.total, "convention": n.convention,
+                          "bias": n.bias_style, "per_layer": str(n.per_layer),
+                          "upper_layer": None if n.upper_layer is None else str(n.upper_layer),
+                          "formula": str(n.formula), "notes": n.notes}, indent=2))
+        return 0
+    D = 2 if args.bidirectional else 1
+    print(n.total)
+    print(f"  {cell.name}, {n.convention} convention ({n.bias_style} bias"
+          f"{', no bias' if args.no_bias else ''}), I={args.input}, H={args.hidden}"
+          f"{f', P={args.proj}' if args.proj else ''}, {args.layers} layer(s), {D} direction(s)")
+    print(f"  layer 0, per direction:   {_poly(n.per_layer)}")
+    if n.upper_layer is not None:
+        print(f"  layers 1+, per direction: {_poly(n.upper_layer)}")
+    print(f"  total: {_poly(n.formula)} = {n.total}")
+    for note in n.notes:
+        print(f"  note: {note}")
+    return 0
+
+
+def _cmd_check(args) -> int:
+    """0: every formula correct (or right under a named convention); 1: one is wrong; 2: unreadable."""
+    from dataclasses import asdict
+
+    from derive.checker.claims import check
+
+    items = [(f, None, 0) for f in args.formula]
+    if args.file is not None:
+        text = fileio.read_text(args.file, fileio.FORMULA_FILE_LIMIT)
+        items += [(line, args.file, n) for n, line in enumerate(text.splitlines(), 1)
+                  if line.strip() and not line.lstrip().startswith("#")]
+    if not items:
+        raise DeriveError("give a formula, or --file with one formula per line")
+    status, out = 0, []
+    for formula, source, line in items:
+        try:
+            r = check(args.target, formula, let=args.let)
+        except DeriveError as e:
+            if source is None:
+                raise
+            print(str(e.located(source, lines=line - 1)), file=sys.stderr)
+            status = 2
+            continue
+        if r.verdict == "wrong":
+            status = max(status, 1)
+        if args.json:
+            d = asdict(r)
+            for k in ("counterexample", "left", "right"):
+                d[k] = _jsonable(d[k])
+            out.append(d)
+        else:
+            print((f"{source}:{line}: " if source else "") + formula)
+            print(r.report())
+            print()
+    if args.json:
+        print(json.dumps(out, indent=2))
+    return status
+
+
+def _jsonable(v):
+    import numpy as np
+
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (int, float, str)) or v is None:
+        return v
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def _poly(e) -> str:
+    return str(e).replace("**", "^")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="derive", description="Symbolic BPTT derivations, kernels and docs for recurrent cells.")
+    p.add_argument("--version", action="version", version=f"derive {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("list", help="list the built-in cells and the activations")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(run=_cmd_list)
+
+    s = sub.add_parser("show", help="print a cell's derivation (forward, adjoints, gradients, Jacobian, counts) "
+                                    "or an activation's definition, derivative, properties and kernels")
+    s.add_argument("cell", metavar="NAME", help="a built-in cell, the path of a .toml spec, or an activation")
+    fmt = s.add_mutually_exclusive_group()
+    fmt.add_argument("--latex", action="store_true", help="LaTeX align* blocks")
+    fmt.add_argument("--json", action="store_true", help="JSON with text and LaTeX of every formula")
+    s.set_defaults(run=_cmd_show)
+
+    s = sub.add_parser("params", help="count a cell's parameters under a framework's convention")
+    s.add_argument("cell", help="a built-in cell name or the path of a .toml spec")
+    s.add_argument("--input", "-I", type=int, required=True, metavar="I", help="input size")
+    s.add_argument("--hidden", "-H", type=int, required=True, metavar="H", help="hidden size")
+    s.add_argument("--layers", type=int, default=1, metavar="N", help="stacked layers (default 1)")
+    s.add_argument("--bidirectional", action="store_true", help="two directions per layer")
+    s.add_argument("--proj", type=int, default=0, metavar="P", help="PyTorch LSTM proj_size (default 0)")
+    s.add_argument("--no-bias", action="store_true", help="no bias vectors (PyTorch bias=False)")
+    s.add_argument("--convention", choices=counts.CONVENTIONS, default=None,
+                   help="pytorch (double bias), keras, or single (textbook); default: the cell's own")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(run=_cmd_params)
+
+    s = sub.add_parser("check", help="check a hand-derived formula: correct, right under another convention, "
+                                     "or wrong with a counterexample")
+    s.add_argument("target", metavar="CELL|ACTIVATION", help="a built-in cell, a .toml spec, or an activation")
+    s.add_argument("formula", nargs="*", help="LEFT = RIGHT in LaTeX or plain text, e.g. "
+                                              "'dc_t = dh_t*o_t*(1 - tanh(c_t)**2) + dc_next*f_next'")
+    s.add_argument("--file", metavar="FILE", help="formulas one per line (# starts a comment)")
+    s.add_argument("--let", action="append", default=[], metavar="NAME=EXPR",
+                   help="a name the formulas use, e.g. --let 'W_f = [W_{hf}, W_{xf}]' (repeatable)")
+    s.add_argument("--json", action="store_true", help="machine-readable verdicts")
+    s.set_defaults(run=_cmd_check)
+
+    from derive.cli.build import add_build_command, add_kernels_command
+
+    add_build_command(sub)
+    add_kernels_command(sub)
+    actcli.add_commands(sub)
+    return p
+
+
+def main(argv=None) -> int:
+    try:
+        parser = _build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra and args.command == "check" and not any(x.startswith("--") for x in extra):
+            args.formula += extra  # formulas after an option: derive check lstm --let W=... 'dc_t = ...'
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        status = args.run(args)
+        sys.stdout.flush()  # a full disk or a closed pipe shows here, not after main
+        return status
+    except DeriveError as e:
+        return _fail(str(e))
+    except BrokenPipeError:  # e.g. derive show lstm | head
+        _silence_stdout()
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except OSError as e:
+        if e.filename is None:  # a write to an open stream (stdout); derive's own files are named
+            _silence_stdout()
+            return _fail(f"derive: error: cannot write output: {e.strerror or e}")
+        return _fail(f"derive: error: {e.filename}: {e.strerror or e}")
+    except RecursionError:
+        return _fail("derive: error: the input is nested too deeply (Python's recursion limit, "
+                     f"{sys.getrecursionlimit()} frames)")
+    except MemoryError:
+        return _fail("derive: error: out of memory")
+    except Exception as e:  # the last resort: still one line, never a traceback
+        message = " ".join(str(e).split())  # one line
+        return _fail(f"derive: internal error: {type(e).__name__}: {message} (a bug in derive, please report it)")
+
+
+def _fail(line: str) -> int:
+    """Print one error line on stderr: exit status 2."""
+    try:
+        print(line, file=sys.stderr)
+    except OSError:
+        pass
+    return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""The reverse sweep: BPTT adjoint recurrences, parameter gradients, state Jacobians.
+
+For one step of a cell the sweep walks the assignments backwards and applies the rules
+of ``rules.py``. What flows into a state read at ``t-1`` is that state's *carry*; moved
+one step later (``t -> t+1``) it completes the state's adjoint, which gives the time
+recurrences a textbook writes, e.g. for the LSTM
+
+    dc_t = dh_t (.) o_t (.) (1 - tanh^2(c_t)) + dc_{t+1} (.) f_{t+1}.
+
+All adjoints are kept as lists of terms in the order of the equations they come from,
+so printed formulas read like the forward pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from derive import activations as acts
+from derive.symbolic import ir
+from derive.symbolic.cell import Cell, Param
+from derive.symbolic.rules import local_derivatives
+
+#: the adjoint arriving from the loss at step t, dy_t = dL/dy_t
+DY = ir.symbol("y", None, 0, adjoint=True)
+
+
+@dataclass
+class Adjoint:
+    """``d target = sum(own) + sum(carried)``; a term is an elementwise IR expression.
+
+    ``carried`` holds what arrives from step t+1 (a state's carry moved one step on); at
+    the last step it is replaced by the gradient given for the final state.
+    """
+
+    target: sp.Symbol
+    own: list
+    carried: list = field(default_factory=list)
+
+    @property
+    def terms(self) -> list:
+        return self.own + self.carried
+
+    @property
+    def expr(self) -> sp.Expr:
+        return sp.Add(*self.terms)
+
+
+@dataclass
+class ParamGrad:
+    """``dL/dparam = sum_t sum(terms)``: ``(g, a)`` is the outer product ``g a^T`` for a
+    matrix; ``(g, None)`` is a vector term."""
+
+    param: Param
+    terms: list
+
+
+@dataclass
+class Derivation:
+    cell: Cell
+    adjoints: list  # [Adjoint] for every assigned vector, in evaluation (reverse) order
+    input_grad: Adjoint  # dx_t
+    carries: dict  # state key -> Adjoint for d s_{t-1} from step t (gives d s_0 at t = 1)
+    params: list  # [ParamGrad], in the order parameters first appear
+    jacobian: dict  # (state key out, state key in) -> [chain]; see ``state_jacobian``
+    forward: dict = field(default_factory=dict)  # activation(z) -> named output
+
+    def adjoint(self, key: str) -> Adjoint:
+        return next(a for a in self.adjoints if ir.ref(a.target).key == key)
+
+
+def forward_names(cell: Cell) -> dict:
+    """``{sigma(z_{f,t}): f_t}`` and its t-1 / t+1 copies, to write derivatives with outputs."""
+    out = {}
+    for a in cell.assignments:
+        if isinstance(a.rhs, acts.Activation) and isinstance(a.rhs.args[0], sp.Symbol):
+            out[a.rhs] = a.target
+    return out
+
+
+def derive(cell: Cell) -> Derivation:
+    forward = forward_names(cell)
+    contrib: dict[sp.Symbol, list] = {}
+    grads: dict[str, list] = {k: [] for k in cell.params}
+
+    def propagate(expr, g, idx):
+        for kind, dep, d in local_derivatives(expr, forward):
+            local = g * d
+            if kind == "vector":
+                contrib.setdefault(dep, []).append((idx, local))
+            elif kind == "parameter":
+                grads[ir.ref(dep).key].append((local, None))
+            else:  # matvec: W a
+                W, arg = dep.args
+                grads[ir.ref(W).key].append((local, arg))
+                propagate(arg, ir.MatVecT(W, local), idx)
+
+    for idx in reversed(range(len(cell.assignments))):
+        a = cell.assignments[idx]
+        propagate(a.rhs, ir.adjoint(a.target), idx)
+
+    def terms(sym):
+        return [t for _, t in sorted(contrib.get(sym, []), key=lambda it: it[0])]
+
+    carries = {}
+    for s in cell.states:
+        prev = ir.at(s, -1)
+        carries[ir.ref(s).key] = Adjoint(prev, terms(prev))
+    adjoints = []
+    for a in reversed(cell.assignments):
+        t = a.target
+        own = [DY] if t == cell.output else []
+        own += terms(t)
+        key = ir.ref(t).key
+        carried = [ir.shift(term, 1) for term in carries[key].terms] if key in carries else []
+        adjoints.append(Adjoint(t, own, carried))
+    params = [ParamGrad(p, grads[k]) for k, p in cell.params.items()]
+    return Derivation(cell, adjoints, Adjoint(cell.input, terms(cell.input)), carries, params,
+                      state_jacobian(cell, forward), forward)
+
+
+# ------------------------------------------------------------------ Jacobians
+# A Jacobian block is a list of chains; a chain is a tuple of factors read left to right,
+# each ("diag", e) for diag(e) or ("mat", W) for the matrix W; () is the identity.
+
+
+def _normal(chain: tuple) -> tuple:
+    out = []
+    for kind, v in chain:
+        if kind == "diag" and out and out[-1][0] == "diag":
+            out[-1] = ("diag", out[-1][1] * v)
+        else:
+            out.append((kind, v))
+    return tuple(f for f in out if not (f[0] == "diag" and f[1] == 1))
+
+
+def _collect(chains: list) -> list:
+    """Merge chains that differ only in their leading diagonal: diag(a) M + diag(b) M."""
+    groups: dict[tuple, list] = {}
+    for chain in chains:
+        head, tail = (chain[0][1], chain[1:]) if chain and chain[0][0] == "diag" else (sp.Integer(1), chain)
+        groups.setdefault(tail, []).append(head)
+    out = []
+    for tail, heads in groups.items():
+        total = sp.Add(*heads)
+        if total != 0:
+            out.append(_normal((("diag", total),) + tail))
+    return out
+
+
+def state_jacobian(cell: Cell, forward: dict) -> dict:
+    """``d s_t / d u_{t-1}`` for every pair of states, as chains of diag and matrices."""
+    states = [ir.ref(s).key for s in cell.states]
+    J: dict[sp.Symbol, dict] = {ir.at(s, -1): {ir.ref(s).key: [()]} for s in cell.states}
+
+    def jac(expr) -> dict:
+        out: dict[str, list] = {}
+        for kind, dep, d in local_derivatives(expr, forward):
+            if kind == "parameter":
+                continue
+            if kind == "vector":
+                inner, prefix = J.get(dep, {}), (("diag", d),)
+            else:
+                W, arg = dep.args
+                inner, prefix = jac(arg), (("diag", d), ("mat", W))
+            for s, chains in inner.items():
+                out.setdefault(s, []).extend(_normal(prefix + c) for c in chains)
+        return {s: _collect(c) for s, c in out.items()}
+
+    for a in cell.assignments:
+        J[a.target] = jac(a.rhs)
+    order = {p.symbol: k for k, p in enumerate(cell.params.values())}
+
+    def first_matrix(chain):
+        return next((order[v] for kind, v in chain if kind == "mat"), -1)
+
+    for blocks in J.values():
+        for chains in blocks.values():
+            chains.sort(key=first_matrix)
+    return {(out, inp): J[s].get(inp, []) for s, out in zip(cell.states, states) for inp in states}

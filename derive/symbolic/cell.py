@@ -1,0 +1,495 @@
+"""``Cell``: a recurrent cell as ordered elementwise assignments over named vectors.
+
+``build_cell`` gives the parsed equations their meaning: it resolves every name (input,
+state, intermediate, parameter), turns each right-hand side into the vector IR of
+``ir.py``, infers every shape by unification (``W_{xf} x_t`` feeding an H-vector makes
+``W_{xf}`` H x I), introduces a pre-activation ``z_{v,t}`` for each activation of an
+affine expression, orders the assignments and rejects cycles. Every error names the
+line and column it is about.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from derive import activations as acts
+from derive.symbolic import ir, printing
+from derive.symbolic.properties import is_gate_activation, value_range
+from derive.textout import interval_text
+from derive.errors import DeriveError, Pos
+from derive.syntax.equations import Call, Equation, Name, Num, Op, Pow
+
+I, H, P = sp.symbols("I H P", positive=True, integer=True)  # input, hidden, projection
+
+
+@dataclass
+class Param:
+    """A learned parameter: a matrix (rows, cols) or a vector (rows,)."""
+
+    key: str
+    symbol: sp.Symbol
+    shape: tuple
+    pos: Pos
+
+    @property
+    def is_matrix(self) -> bool:
+        return len(self.shape) == 2
+
+
+@dataclass
+class Assignment:
+    """``target_t = rhs``; ``aux`` marks a pre-activation that derive introduced."""
+
+    target: sp.Symbol
+    rhs: sp.Expr
+    pos: Pos
+    aux: bool = False
+    source: str = ""
+
+
+@dataclass
+class Cell:
+    name: str
+    title: str
+    input: sp.Symbol  # x_t
+    states: list  # [h, c] at time t
+    output: sp.Symbol  # y_t, a state or intermediate at time t
+    assignments: list  # [Assignment], in evaluation order
+    params: dict  # key -> Param, in order of first use
+    dims: dict  # vector key -> dimension symbol (I, H or P)
+    gates: list = field(default_factory=list)
+    conventions: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    equations: list = field(default_factory=list)  # the equations as written (LaTeX)
+    warnings: list = field(default_factory=list)
+    source: str = ""
+
+    def state_prev(self, state: sp.Symbol) -> sp.Symbol:
+        return ir.at(state, -1)
+
+    def assignment(self, target: sp.Symbol) -> Assignment:
+        return next(a for a in self.assignments if a.target == target)
+
+    @property
+    def state_keys(self) -> list[str]:
+        return [ir.ref(s).key for s in self.states]
+
+
+# ------------------------------------------------------------ shape unification
+
+
+class _Dims:
+    """Union-find over dimension variables; roots may carry a label (I, H or P)."""
+
+    def __init__(self):
+        self.parent: dict[int, int] = {}
+        self.label: dict[int, tuple] = {}  # root -> (symbol, why)
+        self.count = 0
+
+    def new(self, label=None, why="") -> int:
+        self.count += 1
+        self.parent[self.count] = self.count
+        if label is not None:
+            self.label[self.count] = (label, why)
+        return self.count
+
+    def find(self, d: int) -> int:
+        while self.parent[d] != d:
+            self.parent[d] = self.parent[self.parent[d]]
+            d = self.parent[d]
+        return d
+
+    def unify(self, a: int, b: int, pos: Pos, what: str):
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return
+        la, lb = self.label.get(ra), self.label.get(rb)
+        if la and lb and la[0] != lb[0]:
+            raise DeriveError(
+                f"shape conflict in {what}: one side has size {la[0]} ({la[1]}), "
+                f"the other size {lb[0]} ({lb[1]})", pos)
+        self.parent[rb] = ra
+        if lb and not la:
+            self.label[ra] = lb
+
+    def resolve(self, d: int, default=H):
+        lab = self.label.get(self.find(d))
+        return lab[0] if lab else default
+
+
+@dataclass
+class _Val:
+    """A converted sub-expression: the IR expression, its kind and its dimension."""
+
+    expr: sp.Expr
+    kind: str  # "scalar" | "vector"
+    dim: int | None = None
+
+
+class _Builder:
+    def __init__(self, equations, input_name: Name, state_names: list, declared_params, source, sizes=None):
+        self.source = source
+        self.dims = _Dims()
+        self.eqs: list[Equation] = equations
+        self.defined: dict[str, Equation] = {}
+        self.names: dict[str, tuple] = {}  # key -> (base, sub)
+        self.spellings: dict[str, Name] = {}  # code name -> the first name written for it
+        for n in [input_name, *state_names]:
+            self.claim(n)
+            self.names[_key(n)] = (n.base, n.sub)
+        input_name, state_names = _key(input_name), [_key(n) for n in state_names]
+        for eq in equations:
+            lhs = eq.lhs
+            self.claim(lhs)
+            if lhs.time != 0:
+                raise DeriveError(f"the left side {lhs.text} must be at time t (write {lhs.base}_t)", lhs.pos)
+            key = ir.Ref(lhs.base, lhs.sub or "", 0).key
+            if key in self.defined:
+                first = self.defined[key].pos
+                raise DeriveError(f"{lhs.text} is defined twice (first at line {first.line})", lhs.pos)
+            self.defined[key] = eq
+            self.names[key] = (lhs.base, lhs.sub)
+        self.input_key = input_name
+        self.state_keys = state_names
+        self.declared_params = declared_params
+        self.vec_dim: dict[str, int] = {}
+        self.params: dict[str, dict] = {}  # key -> {"kind", "dims", "pos", "name"}
+        self.uses: dict[str, set] = {}  # key -> keys used at time t
+        self.hadamard_factors: set[str] = set()
+        self.vec_dim[input_name] = self.dims.new(I, f"the input {input_name}_t")
+        for s in state_names:
+            size = {"H": H, "P": P}[(sizes or {}).get(s, "H")]
+            self.vec_dim[s] = self.dims.new(size, f"the state {s}_t")
+        if input_name in self.defined:
+            raise DeriveError(f"the input {input_name}_t cannot be assigned", self.defined[input_name].lhs.pos)
+
+    # names ------------------------------------------------------------
+    def claim(self, n: Name):
+        """Two different names must not become one name in generated code (W_{x,h}, W_{x_h})."""
+        code = _key(n).replace(",", "_")
+        first = self.spellings.setdefault(code, n)
+        if (first.base, first.sub) != (n.base, n.sub):
+            at = f" (line {first.pos.line}, column {first.pos.column})" if first.pos else ""
+            raise DeriveError(f"{_written(n)} and {_written(first)}{at} both become {code} in generated code; "
+                              f"rename one", n.pos)
+
+    def known(self) -> str:
+        names = [f"{self.input_key}_t"] + [f"{s}_t, {s}_{{t-1}}" for s in self.state_keys]
+        names += [f"{k}_t" for k in self.defined if k not in self.state_keys]
+        return ", ".join(names)
+
+    def vector(self, n: Name, user: str) -> _Val:
+        key = ir.Ref(n.base, n.sub or "", 0).key
+        if n.time is None:
+            return self.param_vector(n, key)
+        if n.time > 0:
+            raise DeriveError(f"{n.text} reads the future; a step may use time t and t-1 only", n.pos)
+        is_state = key in self.state_keys
+        if n.time < 0 and not is_state:
+            what = "the input" if key == self.input_key else "not a state"
+            if key in self.defined or key == self.input_key:
+                raise DeriveError(f"{n.text}: {key} is {what}; only states may be read at t-1 "
+                                  f"(states: {', '.join(self.state_keys)})", n.pos)
+        if n.time < -1:
+            raise DeriveError(f"{n.text}: a step may read states at t-1 only", n.pos)
+        if key != self.input_key and key not in self.defined and not is_state:
+            raise DeriveError(f"unknown symbol {n.text}; known: {self.known()}", n.pos)
+        if n.time == 0:
+            self.uses.setdefault(user, set()).add(key)
+        if key not in self.vec_dim:
+            self.vec_dim[key] = self.dims.new()
+        return _Val(ir.symbol(n.base, n.sub, n.time), "vector", self.vec_dim[key])
+
+    def param_entry(self, n: Name, key: str, kind: str) -> dict:
+        self.claim(n)
+        if self.declared_params is not None and key not in self.declared_params:
+            raise DeriveError(f"unknown symbol {n.text}; declared parameters: "
+                              f"{', '.join(sorted(self.declared_params))}", n.pos)
+        if key in self.defined or key in self.state_keys or key == self.input_key:
+            raise DeriveError(f"{n.text} has no time index; write {n.text}_t "
+                              f"(a name without one is a parameter)", n.pos)
+        entry = self.params.get(key)
+        if entry is None:
+            dims = (self.dims.new(), self.dims.new()) if kind == "matrix" else (self.dims.new(),)
+            entry = self.params[key] = {"kind": kind, "dims": dims, "pos": n.pos, "name": n}
+        elif entry["kind"] != kind:
+            first = entry["pos"]
+            raise DeriveError(f"{n.text} is used as a {kind} here but as a {entry['kind']} at line "
+                              f"{first.line}, column {first.column}", n.pos)
+        return entry
+
+    def param_vector(self, n: Name, key: str) -> _Val:
+        entry = self.param_entry(n, key, "vector")
+        return _Val(ir.symbol(n.base, n.sub), "vector", entry["dims"][0])
+
+    # expressions ------------------------------------------------------
+    def convert(self, node, user: str) -> _Val:
+        if isinstance(node, Name):
+            return self.vector(node, user)
+        if isinstance(node, Num):
+            return _Val(sp.Rational(node.value), "scalar")
+        if isinstance(node, Pow):
+            base = self.convert(node.base, user)
+            return _Val(base.expr ** node.exponent, base.kind, base.dim)
+        if isinstance(node, Call):
+            cls = acts.by_command(node.func)
+            if cls is None:
+                raise DeriveError(f"undefined activation {node.func}; {_closest_activations(node.func)}", node.pos)
+            arg = self.convert(node.arg, user)
+            return _Val(cls(arg.expr) ** node.exponent, arg.kind, arg.dim)
+        assert isinstance(node, Op)
+        if node.kind == "juxt":
+            return self.juxt(node, user)
+        vals = [self.convert(a, user) for a in node.args]
+        if node.kind == "neg":
+            return _Val(-vals[0].expr, vals[0].kind, vals[0].dim)
+        a, b = vals
+        what = {"add": "a sum", "sub": "a difference", "had": "an elementwise product",
+                "div": "a quotient"}[node.kind]
+        dim = self.join(a, b, node.pos, what)
+        if node.kind == "had":
+            for side in node.args:
+                if isinstance(side, Name) and side.time == 0:
+                    self.hadamard_factors.add(ir.Ref(side.base, side.sub or "", 0).key)
+        expr = {"add": lambda: a.expr + b.expr, "sub": lambda: a.expr - b.expr,
+                "had": lambda: a.expr * b.expr, "div": lambda: a.expr / b.expr}[node.kind]()
+        kind = "vector" if "vector" in (a.kind, b.kind) else "scalar"
+        return _Val(expr, kind, dim)
+
+    def join(self, a: _Val, b: _Val, pos: Pos, what: str):
+        if a.kind == "vector" and b.kind == "vector":
+            self.dims.unify(a.dim, b.dim, pos, what)
+            return a.dim
+        return a.dim if a.kind == "vector" else b.dim
+
+    def juxt(self, node: Op, user: str) -> _Val:
+        """``a b c`` as the left-deep ``(a b) c``: operands converted right to left, then
+        multiplied from the left; only the first two can be a matrix-vector product."""
+        rest = [self.convert(arg, user) for arg in reversed(node.args[2:])][::-1]
+        out = self.product(node.args[0], self.convert(node.args[1], user), node.pos, user)
+        for rhs in rest:
+            out = self.scale(out, rhs, node.pos)
+        return out
+
+    def product(self, left, rhs: _Val, pos: Pos, user: str) -> _Val:
+        if isinstance(left, Name) and left.time is None and rhs.kind == "vector":
+            key = ir.Ref(left.base, left.sub or "", 0).key
+            entry = self.param_entry(left, key, "matrix")
+            self.dims.unify(entry["dims"][1], rhs.dim, pos,
+                            f"the product {left.text} times its argument")
+            return _Val(ir.MatVec(ir.symbol(left.base, left.sub), rhs.expr), "vector", entry["dims"][0])
+        return self.scale(self.convert(left, user), rhs, pos)
+
+    def scale(self, lhs: _Val, rhs: _Val, pos: Pos) -> _Val:
+        if lhs.kind == "scalar" or rhs.kind == "scalar":
+            return _Val(lhs.expr * rhs.expr, "vector" if "vector" in (lhs.kind, rhs.kind) else "scalar",
+                        lhs.dim if lhs.kind == "vector" else rhs.dim)
+        raise DeriveError("two vectors side by side: write \\odot for the elementwise product, "
+                          "or use a parameter name (without time index) as the matrix", pos)
+
+
+def _name_latex(base: str, sub: str) -> str:
+    if base.endswith(("_tilde", "_hat", "_bar")):
+        letter, decor = base.split("_")
+        head = f"\\{decor}{{{letter}}}"
+    else:
+        head = base
+    return head if not sub else f"{head}_{{{sub}}}"
+
+
+def _key(n: Name) -> str:
+    return ir.Ref(n.base, n.sub or "", 0).key
+
+
+def _written(n: Name) -> str:
+    """A name as written, without its time index: W_{x,h}, \\tilde{h}."""
+    return _name_latex(n.base, n.sub or "")
+
+
+def _closest_activations(func: str) -> str:
+    """Up to 10 activation spellings close to ``func`` (\\swish -> \\operatorname{swish})."""
+    spelled = {}
+    for command in acts.all_commands():
+        if _bare(command).lower() not in spelled or command.startswith("\\operatorname"):
+            spelled[_bare(command).lower()] = command
+    close = difflib.get_close_matches(_bare(func).lower(), spelled, n=10, cutoff=0.6)
+    if close:
+        return f"did you mean {', '.join(spelled[c] for c in close)}? (derive list shows every activation)"
+    return "derive list shows the activations: \\sigma, \\tanh, and the others as \\operatorname{name}"
+
+
+def _bare(command: str) -> str:
+    m = re.fullmatch(r"\\(?:operatorname|mathrm|text|mathit)\{(.*)\}", command)
+    return m[1] if m else command.lstrip("\\")
+
+
+def build_cell(equations: list[Equation], *, name: str, input_name: Name, state_names: list,
+               output_name: Name, gates=(), sizes=None, parameters=None, title: str = "", conventions=None,
+               meta=None, positions=None, source: str = "", written=()) -> Cell:
+    """Turn parsed equations and declarations into a checked ``Cell``.
+
+    ``positions`` maps a declaration key (``"states"``, ``"output"``, ``"gates"``) to
+    where it stands, for errors about declarations.
+    """
+    positions = positions or {}
+    b = _Builder(equations, input_name, list(state_names), None if parameters is None else set(parameters),
+                 source, sizes)
+    for s in b.state_keys:
+        if s not in b.defined:
+            raise DeriveError(f"the state {s} is never updated: add an equation {s}_t = ...",
+                              positions.get("states"))
+    raw: dict[str, tuple] = {}
+    written = list(written) or [""] * len(equations)
+    for eq, text in zip(equations, written):
+        key = ir.Ref(eq.lhs.base, eq.lhs.sub or "", 0).key
+        val = b.convert(eq.rhs, key)
+        if key not in b.vec_dim:
+            b.vec_dim[key] = b.dims.new()
+        if val.kind == "vector":
+            b.dims.unify(b.vec_dim[key], val.dim, eq.pos, f"the equation for {eq.lhs.text}")
+        raw[key] = (eq, val.expr, text)
+    order = _topological(raw, b.uses)
+
+    # pre-activations: f_t = sigma(affine) becomes z_{f,t} = affine; f_t = sigma(z_{f,t})
+    assignments: list[Assignment] = []
+    for key in order:
+        eq, rhs, text = raw[key]
+        target = ir.symbol(eq.lhs.base, eq.lhs.sub, 0)
+        rhs, aux = _name_preactivations(rhs, eq.lhs, ir.symbol(input_name.base, input_name.sub, 0))
+        for sym, arg, is_aux in aux:
+            _check_free(b, sym, eq.lhs, positions)
+            b.vec_dim[ir.ref(sym).key] = b.vec_dim[key]
+            assignments.append(Assignment(sym, arg, eq.pos, aux=is_aux))
+        assignments.append(Assignment(target, rhs, eq.pos, source=text))
+
+    out_key = _key(output_name)
+    if out_key not in b.defined:
+        raise DeriveError(f"the output {output_name.text} is not defined by any equation", positions.get("output"))
+    dims = {k: b.dims.resolve(d) for k, d in b.vec_dim.items()}
+    params = {}
+    for key, entry in b.params.items():
+        n = entry["name"]
+        shape = tuple(b.dims.resolve(d) for d in entry["dims"])
+        params[key] = Param(key, ir.symbol(n.base, n.sub), shape, entry["pos"])
+    cell = Cell(
+        name=name, title=title or name, input=ir.symbol(input_name.base, input_name.sub, 0),
+        states=[ir.symbol(n.base, n.sub, 0) for n in state_names],
+        output=ir.symbol(output_name.base, output_name.sub, 0), assignments=assignments, params=params, dims=dims,
+        gates=[_key(g) for g in gates], conventions=conventions or {}, meta=meta or {}, source=source,
+        equations=[w for w in written if w])
+    _check_gates(cell, b, positions.get("gates"))
+    return cell
+
+
+def _check_free(b: _Builder, z: sp.Symbol, lhs: Name, positions: dict):
+    """The pre-activation name derive makes (z_{f,t}) must not be one of the spec's names."""
+    key = ir.ref(z).key
+    if key in b.defined:
+        pos = b.defined[key].lhs.pos
+    elif key in b.params:
+        pos = b.params[key]["pos"]
+    elif key == b.input_key or key in b.state_keys:
+        pos = positions.get("input" if key == b.input_key else "states")
+    else:
+        return
+    raise DeriveError(f"{printing.symbol_text(z)} is the name derive gives the pre-activation of {lhs.text}; "
+                      f"choose another name", pos)
+
+
+def _name_preactivations(rhs: sp.Expr, lhs: Name, x: sp.Symbol):
+    """Give each activation of a non-trivial argument a named pre-activation symbol.
+
+    An input product ``W x_t`` must be a term of such a sum (the input GEMM of all steps
+    writes the pre-activations): an affine right side that reads the input
+    (``r_t = W_{xr} x_t + b_r``) is named whole (``r_t = z_{r,t}``), and an input product
+    anywhere else (``\frac{W x_t}{...}``) is named on its own.
+    """
+    aux = []
+    sub0 = lhs.base if not lhs.sub else f"{lhs.base},{lhs.sub}"
+
+    def name(top):
+        return ir.symbol("z", sub0 if top and not aux else f"{sub0},{len(aux) + 1}", 0)
+
+    def visit(e, top, direct):
+        if isinstance(e, acts.Activation) and not isinstance(e.args[0], sp.Symbol):
+            inner = visit(e.args[0], False, True)
+            z = name(top)
+            # tanh(sigma(u)): z_2 = sigma(z_1) is an intermediate vector, not a pre-activation
+            aux.append((z, inner, not isinstance(inner, acts.Activation)))
+            return e.func(z)
+        if isinstance(e, ir.MatVec):
+            m = ir.MatVec(e.args[0], visit(e.args[1], False, False))
+            if e.args[1] == x and not direct:
+                z = name(False)
+                aux.append((z, m, True))
+                return z
+            return m
+        if isinstance(e, sp.Add):
+            return e.func(*[visit(a, False, direct) for a in e.args])
+        if e.args and not isinstance(e, sp.Symbol):
+            return e.func(*[visit(a, False, False) for a in e.args])
+        return e
+
+    terms = rhs.args if isinstance(rhs, sp.Add) else (rhs,)
+    affine = all(isinstance(t, ir.MatVec) or (ir.is_ir(t) and ir.ref(t).time is None) for t in terms)
+    if affine and any(isinstance(t, ir.MatVec) and t.args[1] == x for t in terms):
+        out = visit(rhs, False, True)
+        z = name(True)
+        aux.append((z, out, True))
+        return z, aux
+    return visit(rhs, isinstance(rhs, acts.Activation), False), aux
+
+
+def _topological(raw: dict, uses: dict) -> list[str]:
+    """Equations in an order where each is computed after what it uses (stable).
+
+    A depth-first search with its own stack, so a chain of thousands of equations is fine.
+    """
+    order, state = [], {}
+
+    def deps(key):
+        return iter(sorted(d for d in uses.get(key, ()) if d in raw))
+
+    for root in raw:
+        if root in state:
+            continue
+        state[root], path, stack = "active", [root], [deps(root)]
+        while stack:
+            dep = next(stack[-1], None)
+            if dep is None:
+                stack.pop()
+                key = path.pop()
+                state[key] = "done"
+                order.append(key)
+            elif state.get(dep) == "active":
+                cycle = path[path.index(dep):] + [dep]
+                raise DeriveError("cycle within one step: " + " -> ".join(f"{k}_t" for k in cycle)
+                                  + " (use a state at t-1 to break it)", raw[dep][0].pos)
+            elif dep not in state:
+                state[dep] = "active"
+                path.append(dep)
+                stack.append(deps(dep))
+    return order
+
+
+def _check_gates(cell: Cell, b: _Builder, pos):
+    for g in cell.gates:
+        if g not in b.defined:
+            raise DeriveError(f"the gate {g} is not defined by any equation", pos)
+        rhs = cell.assignment(ir.symbol(*b.names[g], 0)).rhs
+        if g not in b.hadamard_factors:
+            cell.warnings.append(f"gate {g} never multiplies another value elementwise (\\odot), "
+                                 f"so it does not act as a switch")
+        if isinstance(rhs, acts.Activation):
+            act = type(rhs).__name__
+            if not is_gate_activation(act):
+                rng = value_range(act)
+                cell.warnings.append(
+                    f"gate {g} uses {act}, whose range {interval_text(rng)} is not within [0, 1]: a gate "
+                    f"scales what passes through it, so it needs a saturating activation with range "
+                    f"[0, 1] such as sigmoid (with an unbounded one the cell can amplify without "
+                    f"limit and its gradients can explode)")

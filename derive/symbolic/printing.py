@@ -1,0 +1,217 @@
+"""Printers for the vector IR: LaTeX (``\\odot``, ``\\operatorname{diag}``) and terminal text.
+
+They subclass SymPy's printers and override ``_print_X``; no string surgery. IR symbol
+names carry their parts (see ``ir.py``), so ``z|f|0`` prints ``z_{f,t}`` and its adjoint
+``\\delta z_{f,t}`` (text ``dz_{f,t}``). Elementwise products print with ``\\odot``, with
+the adjoint first and the forward values in the order of the equations.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.str import StrPrinter
+
+from derive import activations as acts
+from derive.symbolic import ir
+
+_DECOR = ("_tilde", "_hat", "_bar")
+
+
+def _time(t: int, origin: int | None = None) -> str:
+    """``t``, ``t-1``, ``t+1``; or, at a fixed step ``origin``, the step number itself."""
+    if origin is not None:
+        return str(origin + t)
+    return "t" if t == 0 else (f"t+{t}" if t > 0 else f"t{t}")
+
+
+def _part_latex(part: str) -> str:
+    for decor in _DECOR:
+        if part.endswith(decor):
+            return f"\\{decor[1:]}{{{part[: -len(decor)]}}}"
+    return part
+
+
+def _part_text(part: str) -> str:
+    for decor in _DECOR:
+        if part.endswith(decor):
+            return part[: -len(decor)] + {"_tilde": "~", "_hat": "^", "_bar": "-"}[decor]
+    return part
+
+
+def _compose(head: str, subs: list[str]) -> str:
+    if not subs:
+        return head
+    body = ",".join(subs)
+    return f"{head}_{body}" if len(body) == 1 else f"{head}_{{{body}}}"
+
+
+def symbol_latex(sym: sp.Symbol, origin: int | None = None) -> str:
+    r = ir.ref(sym)
+    subs = [_part_latex(p) for p in r.sub.split(",") if p] if r.sub else []
+    if r.time is not None:
+        subs.append(_time(r.time, origin))
+    name = _compose(_part_latex(r.base), subs)
+    return rf"\delta {name}" if r.adjoint else name
+
+
+def symbol_text(sym: sp.Symbol, origin: int | None = None) -> str:
+    r = ir.ref(sym)
+    subs = [_part_text(p) for p in r.sub.split(",") if p] if r.sub else []
+    if r.time is not None:
+        subs.append(_time(r.time, origin))
+    name = _compose(_part_text(r.base), subs)
+    return f"d{name}" if r.adjoint else name
+
+
+def _factor_key(f):
+    """Adjoints first, then vectors (latest time first, by name), then compound factors."""
+    if f.is_Number:
+        return (0, 0, "")
+    if ir.is_ir(f):
+        r = ir.ref(f)
+        return (1 if r.adjoint else 2, -(r.time or 0), r.key)
+    return (3, 0, sp.default_sort_key(f))
+
+
+def _term_key(term):
+    """Numbers, then products W a (input before state), then the rest, biases last."""
+    if term.is_Number:
+        rank = 0
+    elif isinstance(term, ir.MatVec):
+        times = [ir.ref(s).time or 0 for s in term.args[1].free_symbols if ir.is_ir(s)]
+        rank = 1 if min(times, default=0) == 0 else 2
+    elif ir.is_ir(term) and ir.ref(term).time is None:
+        rank = 4
+    else:
+        rank = 3
+    return (rank, term.could_extract_minus_sign(), sp.default_sort_key(term))
+
+
+class _Mixin:
+    """What the two printers share: the order of factors and terms."""
+
+    hadamard = " * "
+    origin = None  # print times relative to t (None) or at this step
+
+    def _print_Symbol(self, expr):
+        return self.symbol(expr) if ir.is_ir(expr) else super()._print_Symbol(expr)
+
+    def _print_Mul(self, expr):
+        if not isinstance(expr, sp.Mul):  # LatexPrinter prints x**-1 through _print_Mul
+            return super()._print_Mul(expr)
+        coeff, factors = expr.as_coeff_mul()
+        factors = sorted(factors, key=_factor_key)
+        parts = [self._wrap(f) for f in factors]
+        body = self.hadamard.join(parts)
+        if coeff == 1:
+            return body
+        if coeff == -1:
+            return "-" + body
+        return f"{self._print(coeff)} {body}"
+
+    def _wrap(self, f):
+        s = self._print(f)
+        return f"{self.lparen}{s}{self.rparen}" if isinstance(f, sp.Add) else s
+
+    def _print_Add(self, expr, order=None):
+        return self.join_terms([self._print(t) for t in sorted(expr.args, key=_term_key)])
+
+    def join_terms(self, parts: list[str]) -> str:
+        if not parts:
+            return "0"
+        out = parts[0]
+        for p in parts[1:]:
+            out += f" - {p[1:]}" if p.startswith("-") else f" + {p}"
+        return out
+
+    def _arg(self, e):
+        s = self._print(e)
+        simple = isinstance(e, sp.Symbol) or isinstance(e, (acts.Activation, ir.MatVec, ir.MatVecT))
+        return s if simple else f"{self.lparen}{s}{self.rparen}"
+
+
+class IRLatexPrinter(_Mixin, LatexPrinter):
+    hadamard = r" \odot "
+    lparen, rparen = r"\left(", r"\right)"
+
+    def symbol(self, s):
+        return symbol_latex(s, self.origin)
+
+    def _print_MatVec(self, expr):
+        return f"{self._print(expr.args[0])} {self._arg(expr.args[1])}"
+
+    def _print_MatVecT(self, expr):
+        return rf"{self._print(expr.args[0])}^\top {self._arg(expr.args[1])}"
+
+    def _print_Pow(self, expr):
+        base, exp = expr.args
+        if isinstance(base, (acts.Activation, acts.step)) and exp.is_Integer and exp > 0:
+            return base._latex(self, exp=self._print(exp))
+        if ir.is_ir(base) and exp.is_Integer and exp > 0:
+            return f"{self._print(base)}^{{{exp}}}"
+        return super()._print_Pow(expr)
+
+
+class IRTextPrinter(_Mixin, StrPrinter):
+    hadamard = " ⊙ "
+    lparen, rparen = "(", ")"
+
+    def symbol(self, s):
+        return symbol_text(s, self.origin)
+
+    def _print_MatVec(self, expr):
+        return f"{self._print(expr.args[0])} {self._arg(expr.args[1])}"
+
+    def _print_MatVecT(self, expr):
+        return f"{self._print(expr.args[0])}^T {self._arg(expr.args[1])}"
+
+    def _print_Pow(self, expr):
+        base, exp = expr.args
+        if isinstance(base, acts.Activation) and exp == 2:
+            return f"{base.text}²({self._print(base.args[0])})"
+        if exp.is_Integer and exp > 0:
+            return f"{self._wrap_pow(base)}^{exp}"
+        return super()._print_Pow(expr)
+
+    def _wrap_pow(self, base):
+        s = self._print(base)
+        return s if isinstance(base, (sp.Symbol, sp.Function)) else f"({s})"
+
+
+_LATEX, _TEXT = IRLatexPrinter(), IRTextPrinter()
+
+
+def _at(printer_class, origin):
+    printer = printer_class()
+    printer.origin = origin
+    return printer
+
+
+def latex(expr, origin: int | None = None) -> str:
+    return (_LATEX if origin is None else _at(IRLatexPrinter, origin)).doprint(expr)
+
+
+def text(expr, origin: int | None = None) -> str:
+    return (_TEXT if origin is None else _at(IRTextPrinter, origin)).doprint(expr)
+
+
+def terms_latex(terms, origin: int | None = None) -> str:
+    return _LATEX.join_terms([latex(t, origin) for t in terms])
+
+
+def terms_text(terms, origin: int | None = None) -> str:
+    return _TEXT.join_terms([text(t, origin) for t in terms])
+
+
+def chain_latex(chain) -> str:
+    if not chain:
+        return "I"
+    return " ".join(rf"\operatorname{{diag}}\left({latex(v)}\right)" if k == "diag" else latex(v)
+                    for k, v in chain)
+
+
+def chain_text(chain) -> str:
+    if not chain:
+        return "I"
+    return " ".join(f"diag({text(v)})" if k == "diag" else text(v) for k, v in chain)

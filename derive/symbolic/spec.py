@@ -1,0 +1,349 @@
+"""Cell spec files: TOML with the equations in a LaTeX block, parsed into a ``Cell``.
+
+A spec names the input, the states (carried from step to step), the output and the
+gates, lists the equations one per line in a ``'''`` literal block, and states the
+conventions that matter for interop. See ``derive/cells/lstm.toml`` for a full example.
+Every error points at the line and column of the spec file it is about.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+import tomllib
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from derive import activations as acts
+from derive import fileio
+from derive.symbolic import ir
+from derive.symbolic.cell import Cell, build_cell
+from derive.errors import DeriveError, Pos
+from derive.syntax.equations import SUBSCRIPT_RULE, equation_lines, parse_equation, split_name
+
+#: top-level keys a spec may have -> what each must be
+KEYS = {
+    "name": str, "title": str, "summary": str, "references": list, "input": str, "states": list,
+    "output": str, "sizes": dict, "gates": list, "parameters": list, "equations": str, "conventions": dict,
+    "pytorch": dict, "keras": dict, "notes": str,
+}
+_TYPE_NAMES = {str: "a string", list: "a list", dict: "a table", bool: "true or false"}
+SIZE_NAMES = ("H", "P")  # a state is H (hidden) or P (projected, PyTorch proj_size)
+REQUIRED = ("name", "input", "states", "output", "equations")
+#: the tables of a spec: key -> its type, or the values it may take. ``[pytorch]`` and
+#: ``[keras]`` hold what ``codegen.layouts`` and ``counts`` read; ``fused`` lists gates.
+TABLES = {
+    "conventions": {"bias": ("single", "double"), "fused": list},
+    "pytorch": {"module": ("RNN", "LSTM", "GRU"), "nonlinearity": ("tanh", "relu"), "proj_size": bool,
+                "projection": str},
+    "keras": {"layer": ("SimpleRNN", "LSTM", "GRU"), "fused": list, "bias": ("single", "double"),
+              "reset_after": bool},
+}
+
+
+def builtin_names() -> list[str]:
+    """The built-in cells, in the order the docs list them."""
+    order = ["rnn_tanh", "rnn_relu", "lstm", "lstm_peephole", "lstm_cifg", "gru", "gru_cho"]
+    found = sorted(p.name[:-5] for p in resources.files("derive.cells").iterdir() if p.name.endswith(".toml"))
+    return [n for n in order if n in found] + [n for n in found if n not in order]
+
+
+# ------------------------------------------------------------------ places in the file
+
+_QUOTE = re.compile(r"[#\"']")
+#: the rest of a string after its opening delimiter, up to and with the closing one
+_STRING_END = {
+    '"""': re.compile(r'(?:[^"\\]|\\.|"(?!""))*""""{0,2}', re.S),
+    "'''": re.compile(r"(?:[^']|'(?!''))*''''{0,2}", re.S),
+    '"': re.compile(r'(?:[^"\\\n]|\\.)*"'),
+    "'": re.compile(r"[^'\n]*'"),
+}
+_HEADER = re.compile(r"^[ \t]*\[", re.M)
+
+
+@lru_cache(maxsize=4)
+def _masked(text: str) -> tuple[str, int | None]:
+    """The text with the contents of every string and comment blanked (offsets and lines
+    kept), so a key is never found inside ``notes`` or the equations; and the offset of a
+    string that is never closed (None if there is none)."""
+    out, i = [], 0
+    while (m := _QUOTE.search(text, i)) is not None:
+        j = m.start()
+        out.append(text[i:j])
+        if text[j] == "#":
+            end = text.find("\n", j)
+            end = len(text) if end < 0 else end
+            out.append(_blank(text[j:end]))
+            i = end
+            continue
+        delim = text[j] * 3 if text.startswith(text[j] * 3, j) else text[j]
+        rest = _STRING_END[delim].match(text, j + len(delim))
+        if rest is None:
+            return "".join(out) + _blank(text[j:]), j
+        out.append(delim + _blank(text[j + len(delim):rest.end()]))
+        i = rest.end()
+    out.append(text[i:])
+    return "".join(out), None
+
+
+def _blank(s: str) -> str:
+    return re.sub(r"[^\n]", " ", s)
+
+
+def _key_pos(text: str, key: str, table: str | None = None) -> Pos | None:
+    """Where ``key = ...`` stands: at the top level, or in ``[table]`` (a header, an inline
+    table ``table = {key = ...}`` or a dotted ``table.key``); a top-level table's header."""
+    masked = _masked(text)[0]
+    k = re.escape(key)
+    if table is None:
+        first = _HEADER.search(masked)
+        m = re.compile(rf"^[ \t]*({k})[ \t]*[=.]", re.M).search(masked, 0, first.start() if first else len(masked))
+        m = m or re.compile(rf"^[ \t]*(\[)\[?[ \t]*{k}[ \t]*\]", re.M).search(masked)
+        return _offset_pos(text, m.start(1)) if m else None
+    t = re.escape(table)
+    header = re.compile(rf"^[ \t]*\[[ \t]*{t}[ \t]*\]", re.M).search(masked)
+    if header:
+        after = _HEADER.search(masked, header.end())
+        end = after.start() if after else len(masked)
+        m = re.compile(rf"^[ \t]*({k})[ \t]*=", re.M).search(masked, header.end(), end)
+        if m:
+            return _offset_pos(text, m.start(1))
+    inline = re.compile(rf"^[ \t]*{t}[ \t]*=[ \t]*\{{[^\n]*?(?<![\w-])({k})[ \t]*=", re.M).search(masked)
+    dotted = re.compile(rf"^[ \t]*{t}[ \t]*\.[ \t]*({k})[ \t]*=", re.M).search(masked)
+    m = inline or dotted
+    return _offset_pos(text, m.start(1)) if m else _key_pos(text, table)
+
+
+def _offset_pos(text: str, offset: int) -> Pos:
+    line = text.count("\n", 0, offset) + 1
+    return Pos(line, offset - text.rfind("\n", 0, offset))
+
+
+def _block_origin(text: str, block: str) -> Pos | None:
+    """Where the first character of the equations string stands, if the file holds it
+    verbatim (a ``'''`` block, or a string without escapes); None otherwise."""
+    masked = _masked(text)[0]
+    first = _HEADER.search(masked)
+    m = re.compile(r"^[ \t]*equations[ \t]*=[ \t]*(\"\"\"|'''|\"|')", re.M).search(
+        masked, 0, first.start() if first else len(masked))
+    if not m:
+        return None
+    start = m.end()
+    if len(m[1]) == 3 and text.startswith("\n", start):  # TOML drops a newline right after the quotes
+        start += 1
+    return _offset_pos(text, start) if text[start:start + len(block)] == block else None
+
+
+# ------------------------------------------------------------------ the checks
+
+
+def _names(value, key, text, source):
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for item in items:
+        if not isinstance(item, str):
+            raise DeriveError(f"{key} must name vectors as strings", _key_pos(text, key), source)
+        try:
+            out.append(split_name(item.strip(), _key_pos(text, key)))
+        except DeriveError as e:
+            why = f" ({e.message})" if SUBSCRIPT_RULE in e.message else ""
+            raise DeriveError(f"{key}: {item!r} is not a name such as h or \\tilde{{h}}{why}",
+                              _key_pos(text, key), source) from None
+    return out
+
+
+def _read_toml(text: str, source: str) -> dict:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
+        msg = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", str(e))
+        pos = Pos(int(m[1]), int(m[2])) if m else _offset_pos(text, len(text))
+        unclosed = _masked(text)[1]
+        if m is None and unclosed is not None:
+            delim = text[unclosed] * (3 if text.startswith(text[unclosed] * 3, unclosed) else 1)
+            msg, pos = f"the string opened here with {delim} is never closed", _offset_pos(text, unclosed)
+        raise DeriveError(f"not valid TOML: {msg}", pos, source) from None
+
+
+def _check_keys(data: dict, text: str, source: str) -> None:
+    for key, value in data.items():
+        if key not in KEYS:
+            raise DeriveError(f"unknown key {key!r}; a spec has: {', '.join(KEYS)}", _key_pos(text, key), source)
+        if not isinstance(value, KEYS[key]):
+            extra = f" ([{key}], not [[{key}]])" if KEYS[key] is dict and isinstance(value, list) else ""
+            raise DeriveError(f"{key} must be {_TYPE_NAMES[KEYS[key]]}{extra}", _key_pos(text, key), source)
+    for key in REQUIRED:
+        if key not in data:
+            table = next((t for t, v in data.items() if isinstance(v, dict) and key in v), None)
+            if table:
+                raise DeriveError(_misplaced(key, table), _key_pos(text, key, table), source)
+            raise DeriveError(f"the spec has no {key!r}", Pos(1, 1), source)
+    name = data["name"]
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or keyword.iskeyword(name):
+        raise DeriveError(f"name {name!r} must be a Python identifier (letters, digits and _, not starting "
+                          f"with a digit, not a keyword): it names the kernel module", _key_pos(text, "name"), source)
+
+
+def _misplaced(key: str, table: str) -> str:
+    return (f"{key} is inside the [{table}] table: in TOML every key after a [{table}] header belongs to it; "
+            f"put the top-level keys (name, equations, ...) before the first [table]")
+
+
+def _check_tables(data: dict, text: str, source: str) -> None:
+    """``[conventions]``, ``[pytorch]``, ``[keras]``: known keys, values of the right kind."""
+    for table, layout in TABLES.items():
+        values = data.get(table, {})
+        for key, value in values.items():
+            pos = _key_pos(text, key, table)
+            if key not in layout:
+                why = _misplaced(key, table) if key in KEYS else \
+                    f"unknown key {key!r} in [{table}]; it may have: {', '.join(layout)}"
+                raise DeriveError(why, pos, source)
+            kind = layout[key]
+            if isinstance(kind, tuple) and value not in kind:
+                raise DeriveError(f"{key} must be one of {', '.join(kind)}, not {value!r}", pos, source)
+            if isinstance(kind, type) and not (isinstance(value, kind) and
+                                               (kind is not list or all(isinstance(v, str) for v in value))):
+                what = "a list of gate names" if kind is list else _TYPE_NAMES[kind]
+                raise DeriveError(f"[{table}] {key} must be {what}", pos, source)
+    if "pytorch" in data and "module" not in data["pytorch"]:
+        raise DeriveError(f"[pytorch] needs module = one of {', '.join(TABLES['pytorch']['module'])}",
+                          _key_pos(text, "pytorch"), source)
+    keras = data.get("keras", {})
+    if "fused" in keras and "layer" not in keras:
+        raise DeriveError(f"[keras] with fused needs layer = one of {', '.join(TABLES['keras']['layer'])}",
+                          _key_pos(text, "keras"), source)
+
+
+def _check_fused(cell: Cell, data: dict, text: str) -> None:
+    """Each ``fused`` list names gates: vectors computed as an activation of a pre-activation."""
+    preactivations = {a.target for a in cell.assignments if a.aux}
+    gates = [ir.ref(a.target).key for a in cell.assignments
+             if isinstance(a.rhs, acts.Activation) and a.rhs.args[0] in preactivations]
+    for table in ("conventions", "keras"):
+        fused = data.get(table, {}).get("fused", [])
+        for k, name in enumerate(fused):
+            if name not in gates:
+                raise DeriveError(f"[{table}] fused: {name!r} is not a gate of the cell (a vector computed as an "
+                                  f"activation of W x + ...); gates: {', '.join(gates) or 'none'}",
+                                  _key_pos(text, "fused", table))
+            if name in fused[:k]:
+                raise DeriveError(f"[{table}] fused names {name!r} twice", _key_pos(text, "fused", table))
+    projection = data.get("pytorch", {}).get("projection")
+    if projection is not None and not (projection in cell.params and cell.params[projection].is_matrix):
+        raise DeriveError(f"[pytorch] projection: {projection!r} is not a matrix parameter of the cell "
+                          f"(matrices: {', '.join(k for k, p in cell.params.items() if p.is_matrix)})",
+                          _key_pos(text, "projection", "pytorch"))
+
+
+def _parameters(declared, text: str, source: str) -> set | None:
+    """``parameters = ["W_{xf}", "W_xf", ...]``: the keys of the declared parameters."""
+    if declared is None:
+        return None
+    keys = set()
+    for item in declared:
+        pos = _key_pos(text, "parameters")
+        if not isinstance(item, str):
+            raise DeriveError("parameters must name parameters as strings", pos, source)
+        try:
+            n = split_name(item.strip(), pos)
+        except DeriveError:
+            n = None
+        if n is not None and n.time is None:
+            keys.add(ir.Ref(n.base, n.sub or "", 0).key)
+        elif re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", item.strip()):
+            keys.add(item.strip())
+        else:
+            raise DeriveError(f"parameters: {item!r} is not a parameter name such as W_{{xf}} or W_xf "
+                              f"(a name without a time index)", pos, source)
+    return keys
+
+
+def parse_spec(text: str, source: str = "<spec>") -> Cell:
+    """Parse the text of a spec file into a checked ``Cell``."""
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n")  # a UTF-8 BOM; Windows line ends
+    data = _read_toml(text, source)
+    _check_keys(data, text, source)
+    _check_tables(data, text, source)
+    conventions = data.get("conventions", {})
+    equations, written = _equations(data["equations"], text, source)
+
+    positions = {k: _key_pos(text, k) for k in ("states", "output", "gates", "input")}
+    try:
+        cell = build_cell(
+            equations,
+            name=data["name"],
+            title=data.get("title", ""),
+            input_name=_names(data["input"], "input", text, source)[0],
+            state_names=_names(data["states"], "states", text, source),
+            output_name=_names(data["output"], "output", text, source)[0],
+            gates=_names(data.get("gates", []), "gates", text, source),
+            sizes=_sizes(data.get("sizes", {}), data["states"], text, source),
+            parameters=_parameters(data.get("parameters"), text, source),
+            conventions={**conventions, "pytorch": data.get("pytorch", {}), "keras": data.get("keras", {})},
+            meta={k: data[k] for k in ("summary", "references", "notes", "pytorch", "keras") if k in data},
+            positions=positions,
+            source=source,
+            written=written,
+        )
+        _check_fused(cell, data, text)
+    except DeriveError as e:
+        raise DeriveError(e.message, e.pos, source) from None
+    return cell
+
+
+def _equations(block: str, text: str, source: str) -> tuple[list, list]:
+    """The parsed equations, every position in file coordinates, and their text as written."""
+    origin = _block_origin(text, block)
+    key = _key_pos(text, "equations")
+    equations, written = [], []
+    for line, eq_text in equation_lines(block):
+        try:
+            equations.append(parse_equation(eq_text, _placer(origin, line, key)))
+        except DeriveError as e:
+            raise DeriveError(e.message, e.pos, source) from None
+        written.append(eq_text.strip())
+    if not equations:
+        raise DeriveError("the equations block is empty", key or origin, source)
+    return equations, written
+
+
+def _placer(origin: Pos | None, line: int, key: Pos | None):
+    """(line, column) in an equation -> its position in the file; without a verbatim block
+    (escapes in a \"\"\" string), the equations key."""
+    if origin is None:
+        return lambda row, column: key
+    first, shift = origin.line + line - 1, (origin.column - 1 if line == 1 else 0)
+    return lambda row, column: Pos(first + row - 1, column + shift)
+
+
+def _sizes(sizes: dict, states, text: str, source: str) -> dict:
+    """``sizes = { h = "P" }``: a state whose size is not the hidden size H (a projection)."""
+    for key, value in sizes.items():
+        if key not in states:
+            raise DeriveError(f"sizes: {key!r} is not a state (states: {', '.join(states)})",
+                              _key_pos(text, key, "sizes"), source)
+        if value not in SIZE_NAMES:
+            raise DeriveError(f"sizes: {key} must be one of {', '.join(SIZE_NAMES)}, not {value!r}",
+                              _key_pos(text, key, "sizes"), source)
+    return dict(sizes)
+
+
+@lru_cache(maxsize=None)
+def _load_builtin(name: str) -> Cell:
+    path = resources.files("derive.cells") / f"{name}.toml"
+    return parse_spec(path.read_text(encoding="utf-8"), source=f"derive/cells/{name}.toml")
+
+
+def load(name_or_path: str) -> Cell:
+    """A built-in cell by name (``lstm``) or a user's spec file by path (``./mycell.toml``)."""
+    key = name_or_path.replace("-", "_").lower()
+    if key in builtin_names():
+        return _load_builtin(key)
+    path = Path(name_or_path)
+    if not name_or_path or path.suffix == ".toml" or path.exists():
+        return parse_spec(fileio.read_text(name_or_path, fileio.SPEC_LIMIT), source=str(path))
+    raise DeriveError(f"unknown cell {name_or_path!r}; built-in cells: {', '.join(builtin_names())} "
+                      f"(or give the path of a .toml spec)")

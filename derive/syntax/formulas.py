@@ -1,0 +1,342 @@
+"""The grammar of formulas a person checks: LaTeX as on the pages, or plain SymPy-style text.
+
+``derive check`` reads claims such as
+
+    \\frac{\\partial L}{\\partial W_{xf}} = \\sum_t \\delta z_{f,t} x_t^\\top
+    dc_t = dh_t*o_t*(1 - tanh(c_t)**2) + dc_next*f_next
+    \\sigma'(x) = \\sigma(x)(1 - \\sigma(x))
+
+into a small positioned AST; ``checker.py`` gives the names their meaning. Nothing is
+evaluated here and no user text reaches Python's ``eval``: Lark tokenises and parses,
+the transformer builds frozen dataclasses. Meaning is decided later by types, so
+juxtaposition, ``\\cdot``, ``*``, ``@`` and ``\\odot`` all parse as products.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from lark import Lark, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.visitors import Transformer_NonRecursive
+
+from derive.errors import DeriveError, Pos
+from derive.syntax.equations import balanced
+
+MAX_CHARS = 2000  # a formula longer than this is refused before parsing
+
+GRAMMAR = r"""
+start: expr "=" expr
+
+?expr: term
+     | expr "+" term              -> add
+     | expr "-" term              -> sub
+?term: unary
+     | term PRODUCT unary         -> mul
+     | term "/" unary             -> div
+?unary: juxt
+      | "-" unary                 -> neg
+      | "+" unary
+      | SUM unary                 -> sum
+?juxt: power
+     | juxt power                 -> mul
+?power: postfix
+      | postfix POWER exponent    -> pow
+      | postfix POWER TRANSPOSE   -> transpose
+      | postfix POWER "{" TRANSPOSE "}" -> transpose
+?postfix: atom
+        | postfix ".T"            -> transpose
+?atom: NAME                       -> name
+     | NUMBER                     -> number
+     | "(" expr ")"
+     | "\\left(" expr "\\right)"
+     | "{" expr "}"
+     | "[" expr ("," expr)+ "]"                 -> concat
+     | "[" expr (";" expr)+ "]"                 -> concat
+     | "\\left[" expr ("," expr)+ "\\right]"    -> concat
+     | "\\left[" expr (";" expr)+ "\\right]"    -> concat
+     | callee "(" args ")"                      -> call
+     | callee "\\left(" args "\\right)"         -> call
+     | callee "{" args "}"                      -> call
+     | callee POWER exponent "(" args ")"       -> powcall
+     | callee POWER exponent "\\left(" args "\\right)" -> powcall
+     | callee POWER exponent "{" args "}"       -> powcall
+     | "\\frac" "{" expr "}" "{" expr "}"       -> div
+     | INDICATOR expr ">" NUMBER _close         -> indicator
+     | "\\partial" atom                         -> partial
+     | "\\delta" atom                           -> delta
+callee: FUNC
+      | FUNC PRIME                -> prime
+      | BFUNC PRIME               -> bareprime
+      | BFUNC                     -> bare
+args: expr ("," expr)*
+exponent: INT | NAME -> name | "{" expr "}" | "(" expr ")"
+
+INDICATOR.4: /\\mathbb\{1\}\s*(\\left)?\[/
+_close: "\\right]" | "]"
+PRODUCT: "\\odot" | "\\circ" | "\\otimes" | "\\cdot" | "\\times" | "*" | "@"
+POWER.2: "^" | "**"
+TRANSPOSE.3: "\\top" | "\\intercal" | "T"
+PRIME: "'" | "^\\prime" | "^{\\prime}"
+SUM.2: /\\sum(_(\{[^{}]*\}|[A-Za-z]))?(\^(\{[^{}]*\}|[A-Za-z0-9]))?/ | /sum_t(?![A-Za-z0-9_])/
+BFUNC.3: /[A-Za-z][A-Za-z0-9]*(?=\s*(\(|'|\*\*\s*\d+\s*\(|\^\s*\{?\d+\}?\s*\())/
+FUNC.2: /\\(operatorname|mathrm|text|mathit)\{[A-Za-z]([A-Za-z0-9]|\\?_)*\}/
+      | /\\(?!(odot|circ|otimes|cdot|times|left|right|frac|partial|delta|sum|top|intercal|prime|tilde|hat|bar|mathbf|mathbb|GREEK)(?![A-Za-z]))[A-Za-z]+/
+NAME: /(\\(GREEK)(?![A-Za-z])|d?\\(tilde|hat|bar)\{[A-Za-z](_(\{[^{}]*\}|[A-Za-z0-9]+))?\}|\\math(bf|bb)\{1\}|[A-Za-z][A-Za-z0-9]*)(_(\{([^{}]|\{[^{}]*\})*\}|[A-Za-z0-9]+))*/
+NUMBER: /\d+(\.\d+)?/
+INT: /\d+/
+WS: /([ \t\n&]|\\[,;!:]|\\quad|\\qquad)+/
+%ignore WS
+"""
+
+#: Greek letters that are names (constants and activation parameters), not functions
+GREEK = "alpha|beta|gamma|lambda|pi|theta|epsilon|kappa|mu|tau|eta|rho|omega"
+GRAMMAR = GRAMMAR.replace("GREEK", GREEK)
+_parser = Lark(GRAMMAR, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
+#: Unicode a person pastes from a paper or a blog, as the grammar spells it
+UNICODE = {
+    "⊙": r" \odot ", "∘": r" \circ ", "·": r" \cdot ", "×": r" \times ", "σ": r"\sigma ", "δ": r"\delta ",
+    "∂": r"\partial ", "∑": r"\sum_t ", "Σ": r"\sum_t ", "ᵀ": r"^\top", "′": "'", "−": "-", "²": "^2",
+    "₁": "_1", "₀": "_0", "ₜ": "_t", "⊤": r"\top ",
+}
+
+_SPELLING = {
+    "NAME": "a name such as x_t, W_{xf} or dh_t", "NUMBER": "a number", "INT": "an integer",
+    "FUNC": r"a function such as \sigma", "PRODUCT": r"a product (\odot, *, \cdot)", "EQUAL": "'='",
+    "PLUS": "'+'", "MINUS": "'-'", "LPAR": "'('", "RPAR": "')'", "LBRACE": "'{'", "RBRACE": "'}'",
+    "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "POWER": "'^'", "SLASH": "'/'", "SUM": r"\sum_t",
+    "TRANSPOSE": r"\top", "PRIME": "'", "$END": "the end of the formula", "BFUNC": "a function such as tanh",
+    "DOT": "'.'", "SEMICOLON": "';'",
+}
+
+
+# ---------------------------------------------------------------- AST nodes
+
+
+@dataclass(frozen=True)
+class Name:
+    text: str  # as written, e.g. "W_{xf}", "dc_next", "\\tilde{c}_t"
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class Num:
+    value: str
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class Node:
+    """``kind`` is add, sub, mul, div, neg, pow, transpose, sum, concat, partial, delta."""
+
+    kind: str
+    args: tuple
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class Call:
+    """``func(args)``; ``prime`` marks a derivative f'(x), ``power`` \\tanh^2(x)."""
+
+    func: str
+    args: tuple
+    pos: Pos
+    prime: bool = False
+    power: int = 1
+    bare: bool = False  # written without a backslash: tanh(x), f(x), or a product o_t(1 - o_t)
+
+
+@dataclass(frozen=True)
+class Formula:
+    lhs: object
+    rhs: object
+    text: str
+
+
+def _pos(meta) -> Pos:
+    return Pos(getattr(meta, "line", 1), getattr(meta, "column", 1))
+
+
+class _Sum:
+    """The signed terms of a left-deep chain ``a + b - c ...`` while the parser reduces it."""
+
+    def __init__(self, first, pos: Pos):
+        self.terms, self.pos = [(1, first)], pos
+
+
+def _done(node):
+    """A finished sum as a balanced tree of add/sub nodes (depth log n, terms in order)."""
+    if isinstance(node, _Sum):
+        return balanced(node.terms, lambda kind, a, b: Node(kind, (a, b), a.pos))
+    return node
+
+
+def _exprs(children) -> tuple:
+    return tuple(_done(c) for c in children if not _is_token(c))
+
+
+@v_args(meta=True)
+class _ToAst(Transformer_NonRecursive):
+    """The parse tree as AST nodes. Sums become balanced trees and a run of products one
+    n-ary ``mul`` node, so a long flat formula never nests once per term."""
+
+    def start(self, meta, children):
+        lhs, rhs = _exprs(children)
+        return (lhs, rhs)
+
+    def name(self, meta, children):
+        return Name(str(children[0]), _pos(children[0]))
+
+    def number(self, meta, children):
+        return Num(str(children[0]), _pos(children[0]))
+
+    def _node(kind):
+        def make(self, meta, children):
+            return Node(kind, _exprs(children), _pos(meta))
+        return make
+
+    div, sum = _node("div"), _node("sum")
+    concat, partial, delta, transpose = _node("concat"), _node("partial"), _node("delta"), _node("transpose")
+
+    def _link(sign):
+        def make(self, meta, children):
+            left, right = [c for c in children if not _is_token(c)]
+            chain = left if isinstance(left, _Sum) else _Sum(_done(left), _pos(meta))
+            chain.terms.append((sign, _done(right)))
+            return chain
+        return make
+
+    add, sub = _link(1), _link(-1)
+
+    def neg(self, meta, children):
+        (arg,) = _exprs(children)
+        if isinstance(arg, Node) and arg.kind == "neg":  # --a is a: a run of minus signs never nests
+            return arg.args[0]
+        return Node("neg", (arg,), _pos(meta))
+
+    def mul(self, meta, children):
+        left, right = _exprs(children)
+        if isinstance(left, Node) and left.kind == "mul":  # a b c: one node, multiplied left to right
+            return Node("mul", left.args + (right,), left.pos)
+        return Node("mul", (left, right), _pos(meta))
+
+    def pow(self, meta, children):
+        base, _, exp = children
+        return Node("pow", (_done(base), exp), _pos(meta))
+
+    def exponent(self, meta, children):
+        c = children[0]
+        return Num(str(c), _pos(c)) if _is_token(c) else _done(c)
+
+    def args(self, meta, children):
+        return _exprs(children)
+
+    def bare(self, meta, children):
+        return ("bare", str(children[0]), _pos(children[0]))
+
+    def prime(self, meta, children):
+        return ("prime", str(children[0]).replace("\\_", "_"), _pos(children[0]))
+
+    def bareprime(self, meta, children):
+        return ("bareprime", str(children[0]), _pos(children[0]))
+
+    def callee(self, meta, children):
+        return ("func", str(children[0]).replace("\\_", "_"), _pos(children[0]))
+
+    def call(self, meta, children):
+        (how, func, pos), args = children
+        return Call(func, args, pos, prime=how in ("prime", "bareprime"), bare=how in ("bare", "bareprime"))
+
+    def indicator(self, meta, children):
+        """``\\mathbb{1}[u > 0]``, ReLU's derivative (0 at 0), as the pages print it."""
+        start, arg, number = children
+        arg = _done(arg)
+        if float(number) != 0:
+            raise DeriveError("an indicator compares with 0: \\mathbb{1}[u > 0]", _pos(number))
+        return Call("step", (arg,), _pos(start))
+
+    def powcall(self, meta, children):
+        (how, func, pos), _, power, args = children
+        return Call(func, args, pos, prime=how in ("prime", "bareprime"), power=power,
+                    bare=how in ("bare", "bareprime"))
+
+
+def _is_token(c) -> bool:
+    return type(c).__name__ == "Token"
+
+
+def _spell(terminal: str) -> str:
+    if terminal in _SPELLING:
+        return _SPELLING[terminal]
+    try:
+        pattern = _parser.get_terminal(terminal).pattern
+    except KeyError:
+        return terminal.lower()
+    return repr(pattern.value) if type(pattern).__name__ == "PatternStr" else terminal.lower()
+
+
+def _expected(tokens) -> str:
+    names = sorted({_spell(t) for t in tokens if t not in ("WS",)}, key=lambda n: (n.startswith("'"), n))
+    return ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
+
+
+def normalise(text: str) -> str:
+    """Unicode to the grammar's spelling; ``$...$`` and ``\\[ \\]`` delimiters dropped."""
+    for u, latex in UNICODE.items():
+        text = text.replace(u, latex)
+    text = text.strip()
+    for left, right in (("$$", "$$"), ("$", "$"), (r"\[", r"\]"), (r"\(", r"\)")):
+        if text.startswith(left) and text.endswith(right) and len(text) > len(left) + len(right):
+            text = text[len(left):-len(right)].strip()
+    return text
+
+
+def parse_formula(text: str) -> Formula:
+    """Parse ``LEFT = RIGHT``; errors say where (line, column) and what was expected."""
+    if not isinstance(text, str):
+        raise DeriveError("a formula must be text")
+    if len(text) > MAX_CHARS:
+        raise DeriveError(f"the formula has {len(text)} characters; the limit is {MAX_CHARS}")
+    bad = re.search(r"[^\x20-\x7e\t\n" + "".join(UNICODE) + "]", text)
+    if bad:
+        line = text.count("\n", 0, bad.start()) + 1
+        col = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
+        raise DeriveError(f"unexpected character {bad.group()!r}", Pos(line, col))
+    source = normalise(text)
+    if "=" not in source:
+        raise DeriveError("a formula needs '=': write LEFT = RIGHT, e.g. dc_t = ...", Pos(1, 1))
+    try:
+        tree = _parser.parse(source)
+    except UnexpectedCharacters as e:
+        raise DeriveError(f"unexpected character {source[e.pos_in_stream]!r}; expected "
+                          f"{_expected(e.allowed)}", Pos(e.line, e.column)) from None
+    except UnexpectedEOF as e:
+        raise DeriveError(f"the formula ends too early; expected {_expected(e.expected)}",
+                          Pos(1, len(source) + 1)) from None
+    except UnexpectedToken as e:
+        what = "the end of the formula" if e.token.type == "$END" else repr(str(e.token))
+        raise DeriveError(f"unexpected {what}; expected {_expected(e.expected)}",
+                          Pos(e.line if e.line > 0 else 1, e.column if e.column > 0 else len(source) + 1)) from None
+    except UnexpectedInput as e:  # pragma: no cover - the three above are all Lark raises
+        raise DeriveError(f"cannot read the formula: {e}", Pos(1, 1)) from None
+    except RecursionError:
+        raise DeriveError("the formula is nested too deeply", Pos(1, 1)) from None
+    try:
+        lhs, rhs = _ToAst().transform(tree)
+    except RecursionError:
+        raise DeriveError("the formula is nested too deeply", Pos(1, 1)) from None
+    except VisitError as e:  # a DeriveError raised while building the tree
+        if isinstance(e.orig_exc, DeriveError):
+            raise e.orig_exc from None
+        raise
+    return Formula(lhs, rhs, source)
+
+
+def parse_let(text: str) -> tuple[str, object]:
+    """``--let NAME=EXPR``: a name the formula may use, defined by an expression."""
+    f = parse_formula(text)
+    if not isinstance(f.lhs, Name):
+        raise DeriveError("--let wants NAME = EXPRESSION, e.g. --let 'W_f = [W_{hf}, W_{xf}]'", Pos(1, 1))
+    return f.lhs.text, f.rhs

@@ -1,0 +1,311 @@
+"""Independent witnesses for a derivation.
+
+* ``evaluate`` gives the IR its forward meaning on arrays of SymPy numbers or
+  expressions (``MatVec`` is ``@``, everything else elementwise).
+* ``brute_force`` unrolls a cell for T steps on explicit scalar symbols, builds the loss
+  ``L = sum_t w_t . y_t + sum_s v_s . s_T`` and differentiates it with ``sympy.diff``:
+  no adjoint, no rule of ``rules.py``, no carry is involved.
+* ``run_derivation`` evaluates the derived formulas as a reverse-time recurrence.
+
+``compare`` runs both at one random high-precision point and reports the largest
+relative difference per quantity.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+
+from derive.symbolic import ir
+from derive.symbolic.bptt import DY, Derivation
+from derive.symbolic.cell import Cell
+
+
+def _apply(func, value):
+    if isinstance(value, np.ndarray):
+        return np.frompyfunc(func, 1, 1)(value)
+    return func(value)
+
+
+def evaluate(expr, env: dict):
+    """The value of an IR expression; ``env`` maps IR symbols to object arrays."""
+    if isinstance(expr, sp.Symbol):
+        return env[expr]
+    if expr.is_number:  # numbers and constants such as pi
+        return expr
+    if isinstance(expr, ir.MatVec):
+        return env[expr.args[0]].dot(evaluate(expr.args[1], env))
+    if isinstance(expr, ir.MatVecT):
+        return env[expr.args[0]].T.dot(evaluate(expr.args[1], env))
+    if isinstance(expr, sp.Add):
+        return _fold(lambda a, b: a + b, [evaluate(a, env) for a in expr.args])
+    if isinstance(expr, sp.Mul):
+        return _fold(lambda a, b: a * b, [evaluate(a, env) for a in expr.args])
+    if isinstance(expr, sp.Pow):
+        return evaluate(expr.base, env) ** expr.exp
+    if isinstance(expr, sp.Function) and len(expr.args) == 1:
+        return _apply(expr.func, evaluate(expr.args[0], env))
+    if isinstance(expr, sp.Piecewise):  # a kinked activation's derivative, element by element
+        pieces = [(evaluate(e, env), evaluate(c, env)) for e, c in expr.args]
+        return _select(pieces)
+    if isinstance(expr, sp.core.relational.Relational):
+        return _apply2(lambda a, b: bool(expr.func(a, b)), evaluate(expr.lhs, env), evaluate(expr.rhs, env))
+    if expr in (sp.true, sp.false):
+        return bool(expr)
+    raise TypeError(f"cannot evaluate {expr!r}")
+
+
+def _apply2(func, a, b):
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.frompyfunc(func, 2, 1)(a, b)
+    return func(a, b)
+
+
+def _select(pieces):
+    """The value of the first piece whose condition holds, per element."""
+    arrays = [v for pair in pieces for v in pair if isinstance(v, np.ndarray)]
+    if not arrays:
+        return next(v for v, c in pieces if c)
+    shape = arrays[0].shape
+    out = np.empty(shape, dtype=object)
+    for idx in np.ndindex(shape):
+        for value, cond in pieces:
+            if (cond[idx] if isinstance(cond, np.ndarray) else cond):
+                out[idx] = value[idx] if isinstance(value, np.ndarray) else value
+                break
+    return out
+
+
+def _fold(op, values):
+    out = values[0]
+    for v in values[1:]:
+        out = op(out, v)
+    return out
+
+
+@dataclass
+class Sizes:
+    T: int = 3
+    I: int = 2
+    H: int = 2
+    P: int = 1
+
+    def of(self, dim) -> int:
+        return {"I": self.I, "H": self.H, "P": self.P}[str(dim)]
+
+
+def _array(shape, make):
+    out = np.empty(shape, dtype=object)
+    for idx in np.ndindex(*shape):
+        out[idx] = make(idx)
+    return out
+
+
+def symbols_for(cell: Cell, sizes: Sizes):
+    """Scalar symbols for every parameter entry, input entry and initial-state entry."""
+    def sym(name):
+        return lambda idx: sp.Symbol(f"{name}[{','.join(map(str, idx))}]", real=True)
+
+    params = {p.symbol: _array(tuple(sizes.of(d) for d in p.shape), sym(p.key)) for p in cell.params.values()}
+    xs = [_array((sizes.I,), sym(f"x{t}")) for t in range(1, sizes.T + 1)]
+    s0 = {s: _array((sizes.of(cell.dims[ir.ref(s).key]),), sym(f"{ir.ref(s).key}0")) for s in cell.states}
+    return params, xs, s0
+
+
+def forward(cell: Cell, params: dict, xs: list, s0: dict) -> list:
+    """Per step, the values of every vector (keyed by IR symbols at time 0); index 0 is t=0."""
+    steps = [{s: v for s, v in s0.items()}]
+    for x in xs:
+        env = dict(params)
+        env[cell.input] = x
+        for s in cell.states:
+            env[ir.at(s, -1)] = steps[-1][s]
+        for a in cell.assignments:
+            env[a.target] = evaluate(a.rhs, env)
+        steps.append({k: v for k, v in env.items() if ir.is_ir(k) and ir.ref(k).time == 0})
+    return steps
+
+
+def loss_weights(cell: Cell, sizes: Sizes, rng: random.Random):
+    """Random rational weights: dL/dy_t = w_t and dL/ds_T = v_s."""
+    def rnd(_):
+        return sp.Rational(rng.randint(-9, 9), rng.randint(1, 9))
+
+    H_out = sizes.of(cell.dims[ir.ref(cell.output).key])
+    w = [_array((H_out,), rnd) for _ in range(sizes.T)]
+    v = {s: _array((sizes.of(cell.dims[ir.ref(s).key]),), rnd) for s in cell.states}
+    return w, v
+
+
+def brute_force(cell: Cell, sizes: Sizes, w, v):
+    """``{symbol: dL/dsymbol}`` by ``sympy.diff`` of the unrolled loss, and the symbols."""
+    params, xs, s0 = symbols_for(cell, sizes)
+    steps = forward(cell, params, xs, s0)
+    L = sum((w[t - 1] * steps[t][cell.output]).sum() for t in range(1, sizes.T + 1))
+    L += sum((v[s] * steps[-1][s]).sum() for s in cell.states)
+    wrt = [e for arr in [*params.values(), *xs, *s0.values()] for e in arr.flat]
+    return {e: sp.diff(L, e) for e in wrt}, (params, xs, s0), steps
+
+
+def run_derivation(d: Derivation, params: dict, xs: list, s0: dict, w, v, record: list | None = None):
+    """Evaluate the derived BPTT formulas; returns gradients keyed like ``symbols_for``.
+
+    ``record``: a list that receives ``(t, env)`` per step, env holding every value the
+    step's formulas read (vectors at t-1, t, t+1, adjoints at t and t+1, parameters)."""
+    cell = d.cell
+    steps = forward(cell, params, xs, s0)
+    T = len(xs)
+    adj_next: dict = {}
+    grads = {p.symbol: 0 for p in cell.params.values()}
+    dxs = [None] * T
+    for t in range(T, 0, -1):
+        env = dict(params)
+        env[cell.input] = xs[t - 1]
+        env[DY] = w[t - 1]
+        for k, v_ in steps[t].items():
+            env[k] = v_
+        for s in cell.states:
+            env[ir.at(s, -1)] = steps[t - 1][s]
+        if t < T:
+            for k, v_ in steps[t + 1].items():
+                env[ir.at(k, 1)] = v_
+            env.update(adj_next)
+        for a in d.adjoints:
+            value = _fold(lambda p, q: p + q, [evaluate(term, env) for term in a.own]) if a.own else 0
+            key = ir.ref(a.target).key
+            if a.carried and t < T:
+                value = value + _fold(lambda p, q: p + q, [evaluate(term, env) for term in a.carried])
+            elif key in cell.state_keys and t == T:
+                value = value + v[a.target]
+            env[ir.adjoint(a.target)] = value
+        dxs[t - 1] = sum(evaluate(term, env) for term in d.input_grad.terms)
+        if record is not None:
+            record.append((t, env))
+        for g in d.params:
+            for gt, arg in g.terms:
+                gv = evaluate(gt, env)
+                grads[g.param.symbol] = grads[g.param.symbol] + (
+                    np.outer(gv, evaluate(arg, env)) if arg is not None else gv)
+        adj_next = {ir.at(k, 1): val for k, val in env.items() if ir.is_ir(k) and ir.ref(k).adjoint
+                    and ir.ref(k).time == 0}
+        if t == 1:
+            ds0 = {s: sum(evaluate(term, env) for term in d.carries[ir.ref(s).key].terms) for s in cell.states}
+    return grads, dxs, ds0, steps
+
+
+def jacobian_value(chains, env, size_out, size_in):
+    total = np.zeros((size_out, size_in), dtype=object)
+    for chain in chains:
+        m = np.eye(size_in, dtype=object) * sp.Integer(1) if not chain else None
+        for kind, val in chain:
+            if kind == "diag":  # a vector, or a scalar over the current row size (H inside W_hr diag(.) W)
+                width = size_out if m is None else m.shape[1]
+                f = np.diag(evaluate(val, env) * np.ones(width, dtype=object))
+            else:
+                f = env[val]
+            m = f if m is None else m.dot(f)
+        total = total + m
+    return total
+
+
+def random_point(symbols, rng: random.Random, digits: int = 30):
+    return {s: sp.Float(rng.uniform(-1.5, 1.5), digits) for s in symbols}
+
+
+class Numeric:
+    """Evaluates SymPy expressions at a point, once per distinct sub-expression.
+
+    The derivatives of an unrolled loss share most of their sub-trees; a cache keyed by
+    sub-expression makes evaluating all of them linear in the distinct nodes.
+    """
+
+    def __init__(self, point: dict, digits: int = 30):
+        self.digits = digits
+        self.cache = {k: sp.Float(v, digits) for k, v in point.items()}
+
+    def __call__(self, expr):
+        hit = self.cache.get(expr)
+        if hit is not None:
+            return hit
+        if expr.is_number:  # numbers and constants such as pi
+            val = sp.Float(expr.evalf(self.digits), self.digits)
+        elif isinstance(expr, sp.Add):
+            val = sp.Add(*[self(a) for a in expr.args])
+        elif isinstance(expr, sp.Mul):
+            val = sp.Mul(*[self(a) for a in expr.args])
+        elif isinstance(expr, sp.Pow):
+            val = self(expr.base) ** self(expr.exp)
+        elif isinstance(expr, sp.Piecewise):  # a Function too: check it first
+            val = sp.Piecewise(*[(self(e), self(c)) for e, c in expr.args])
+        elif isinstance(expr, sp.Function):
+            val = expr.func(*[self(a) for a in expr.args])
+        elif isinstance(expr, sp.core.relational.Relational):
+            val = expr.func(*[self(a) for a in expr.args])
+        elif isinstance(expr, sp.logic.boolalg.BooleanAtom):
+            val = expr
+        else:
+            raise TypeError(f"cannot evaluate {expr!r}")
+        self.cache[expr] = val
+        return val
+
+
+@dataclass
+class Report:
+    cell: str
+    quantities: int
+    worst: float
+    worst_name: str
+    jacobian_worst: float
+
+
+def _rel(a, b) -> float:
+    a, b = sp.Float(sp.N(a, 30), 30), sp.Float(sp.N(b, 30), 30)  # N: sqrt(2), erf(...) left symbolic
+    return float(abs(a - b) / max(1, abs(b)))
+
+
+def compare(d: Derivation, sizes: Sizes = Sizes(), seed: int = 0, digits: int = 30) -> Report:
+    """Derived formulas against ``sympy.diff`` of the unrolled loss at one random point."""
+    cell = d.cell
+    rng = random.Random(seed)
+    w, v = loss_weights(cell, sizes, rng)
+    exact, (params, xs, s0), steps = brute_force(cell, sizes, w, v)
+    point = random_point(sorted(exact, key=sp.default_sort_key), rng, digits)
+    at_point = Numeric(point, digits)
+
+    def num(arr):
+        return np.frompyfunc(at_point, 1, 1)(arr)
+
+    nparams = {k: num(a) for k, a in params.items()}
+    nxs, ns0 = [num(x) for x in xs], {s: num(a) for s, a in s0.items()}
+    grads, dxs, ds0, nsteps = run_derivation(d, nparams, nxs, ns0, w, v)
+    derived = {}
+    for k, arr in params.items():
+        derived.update(zip(arr.flat, np.asarray(grads[k]).flat))
+    for x, dx in zip(xs, dxs):
+        derived.update(zip(x.flat, dx.flat))
+    for s, arr in s0.items():
+        derived.update(zip(arr.flat, ds0[s].flat))
+    worst, worst_name = 0.0, ""
+    for sym, expr in exact.items():
+        err = _rel(derived[sym], at_point(expr))
+        if err >= worst:
+            worst, worst_name = err, sym.name
+
+    # state Jacobian at step 1: brute force d s_1 / d s_0 by sympy.diff
+    env = dict(nparams)
+    env[cell.input] = nxs[0]
+    env.update(nsteps[1])
+    for s in cell.states:
+        env[ir.at(s, -1)] = ns0[s]
+    jworst = 0.0
+    for (out_key, in_key), chains in d.jacobian.items():
+        s_out = next(s for s in cell.states if ir.ref(s).key == out_key)
+        s_in = next(s for s in cell.states if ir.ref(s).key == in_key)
+        brute = np.array([[at_point(sp.diff(o, i)) for i in s0[s_in].flat] for o in steps[1][s_out].flat])
+        mine = jacobian_value(chains, env, brute.shape[0], brute.shape[1])
+        for a, b in zip(mine.flat, brute.flat):
+            jworst = max(jworst, _rel(a, b))
+    return Report(cell.name, len(exact), worst, worst_name, jworst)
