@@ -20,7 +20,7 @@ import sympy as sp
 from derive import activations as acts
 from derive.symbolic import ir
 from derive.symbolic.cell import Cell, Param
-from derive.symbolic.rules import local_derivatives
+from derive.symbolic.rules import Dep, Factor, local_derivatives
 
 #: the adjoint arriving from the loss at step t, dy_t = dL/dy_t
 DY = ir.symbol("y", None, 0, adjoint=True)
@@ -87,9 +87,9 @@ def derive(cell: Cell) -> Derivation:
     def propagate(expr, g, idx):
         for kind, dep, d in local_derivatives(expr, forward):
             local = g * d
-            if kind == "vector":
+            if kind == Dep.VECTOR:
                 contrib.setdefault(dep, []).append((idx, local))
-            elif kind == "parameter":
+            elif kind == Dep.PARAMETER:
                 grads[ir.ref(dep).key].append((local, None))
             else:  # matvec: W a
                 W, arg = dep.args
@@ -122,30 +122,30 @@ def derive(cell: Cell) -> Derivation:
 
 # ------------------------------------------------------------------ Jacobians
 # A Jacobian block is a list of chains; a chain is a tuple of factors read left to right,
-# each ("diag", e) for diag(e) or ("mat", W) for the matrix W; () is the identity.
+# each (Factor.DIAG, e) for diag(e) or (Factor.MAT, W) for the matrix W; () is the identity.
 
 
 def _normal(chain: tuple) -> tuple:
     out = []
     for kind, v in chain:
-        if kind == "diag" and out and out[-1][0] == "diag":
-            out[-1] = ("diag", out[-1][1] * v)
+        if kind == Factor.DIAG and out and out[-1][0] == Factor.DIAG:
+            out[-1] = (Factor.DIAG, out[-1][1] * v)
         else:
             out.append((kind, v))
-    return tuple(f for f in out if not (f[0] == "diag" and f[1] == 1))
+    return tuple(f for f in out if not (f[0] == Factor.DIAG and f[1] == 1))
 
 
 def _collect(chains: list) -> list:
     """Merge chains that differ only in their leading diagonal: diag(a) M + diag(b) M."""
     groups: dict[tuple, list] = {}
     for chain in chains:
-        head, tail = (chain[0][1], chain[1:]) if chain and chain[0][0] == "diag" else (sp.Integer(1), chain)
+        head, tail = (chain[0][1], chain[1:]) if chain and chain[0][0] == Factor.DIAG else (sp.Integer(1), chain)
         groups.setdefault(tail, []).append(head)
     out = []
     for tail, heads in groups.items():
         total = sp.Add(*heads)
         if total != 0:
-            out.append(_normal((("diag", total),) + tail))
+            out.append(_normal(((Factor.DIAG, total),) + tail))
     return out
 
 
@@ -157,13 +157,13 @@ def state_jacobian(cell: Cell, forward: dict) -> dict:
     def jac(expr) -> dict:
         out: dict[str, list] = {}
         for kind, dep, d in local_derivatives(expr, forward):
-            if kind == "parameter":
+            if kind == Dep.PARAMETER:
                 continue
-            if kind == "vector":
-                inner, prefix = J.get(dep, {}), (("diag", d),)
+            if kind == Dep.VECTOR:
+                inner, prefix = J.get(dep, {}), ((Factor.DIAG, d),)
             else:
                 W, arg = dep.args
-                inner, prefix = jac(arg), (("diag", d), ("mat", W))
+                inner, prefix = jac(arg), ((Factor.DIAG, d), (Factor.MAT, W))
             for s, chains in inner.items():
                 out.setdefault(s, []).extend(_normal(prefix + c) for c in chains)
         return {s: _collect(c) for s, c in out.items()}
@@ -173,7 +173,7 @@ def state_jacobian(cell: Cell, forward: dict) -> dict:
     order = {p.symbol: k for k, p in enumerate(cell.params.values())}
 
     def first_matrix(chain):
-        return next((order[v] for kind, v in chain if kind == "mat"), -1)
+        return next((order[v] for kind, v in chain if kind == Factor.MAT), -1)
 
     for blocks in J.values():
         for chains in blocks.values():

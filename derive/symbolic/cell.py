@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import sympy as sp
 
@@ -21,7 +22,16 @@ from derive.symbolic import ir, printing
 from derive.symbolic.properties import is_gate_activation, value_range
 from derive.textout import interval_text
 from derive.errors import DeriveError, Pos
-from derive.syntax.equations import Call, Equation, Name, Num, Op, Pow
+from derive.syntax.equations import Call, Equation, Name, Num, Op, OpKind, Pow
+
+
+class Shape(StrEnum):
+    """What a sub-expression of an equation is while the cell is built."""
+
+    SCALAR = "scalar"
+    VECTOR = "vector"
+    MATRIX = "matrix"  # a parameter used on the left of a product
+
 
 I, H, P = sp.symbols("I H P", positive=True, integer=True)  # input, hidden, projection
 
@@ -126,7 +136,7 @@ class _Val:
     """A converted sub-expression: the IR expression, its kind and its dimension."""
 
     expr: sp.Expr
-    kind: str  # "scalar" | "vector"
+    kind: Shape
     dim: int | None = None
 
 
@@ -202,9 +212,9 @@ class _Builder:
             self.uses.setdefault(user, set()).add(key)
         if key not in self.vec_dim:
             self.vec_dim[key] = self.dims.new()
-        return _Val(ir.symbol(n.base, n.sub, n.time), "vector", self.vec_dim[key])
+        return _Val(ir.symbol(n.base, n.sub, n.time), Shape.VECTOR, self.vec_dim[key])
 
-    def param_entry(self, n: Name, key: str, kind: str) -> dict:
+    def param_entry(self, n: Name, key: str, kind: Shape) -> dict:
         self.claim(n)
         if self.declared_params is not None and key not in self.declared_params:
             raise DeriveError(f"unknown symbol {n.text}; declared parameters: "
@@ -214,7 +224,7 @@ class _Builder:
                               f"(a name without one is a parameter)", n.pos)
         entry = self.params.get(key)
         if entry is None:
-            dims = (self.dims.new(), self.dims.new()) if kind == "matrix" else (self.dims.new(),)
+            dims = (self.dims.new(), self.dims.new()) if kind == Shape.MATRIX else (self.dims.new(),)
             entry = self.params[key] = {"kind": kind, "dims": dims, "pos": n.pos, "name": n}
         elif entry["kind"] != kind:
             first = entry["pos"]
@@ -223,15 +233,15 @@ class _Builder:
         return entry
 
     def param_vector(self, n: Name, key: str) -> _Val:
-        entry = self.param_entry(n, key, "vector")
-        return _Val(ir.symbol(n.base, n.sub), "vector", entry["dims"][0])
+        entry = self.param_entry(n, key, Shape.VECTOR)
+        return _Val(ir.symbol(n.base, n.sub), Shape.VECTOR, entry["dims"][0])
 
     # expressions ------------------------------------------------------
     def convert(self, node, user: str) -> _Val:
         if isinstance(node, Name):
             return self.vector(node, user)
         if isinstance(node, Num):
-            return _Val(sp.Rational(node.value), "scalar")
+            return _Val(sp.Rational(node.value), Shape.SCALAR)
         if isinstance(node, Pow):
             base = self.convert(node.base, user)
             return _Val(base.expr ** node.exponent, base.kind, base.dim)
@@ -242,29 +252,29 @@ class _Builder:
             arg = self.convert(node.arg, user)
             return _Val(cls(arg.expr) ** node.exponent, arg.kind, arg.dim)
         assert isinstance(node, Op)
-        if node.kind == "juxt":
+        if node.kind == OpKind.JUXT:
             return self.juxt(node, user)
         vals = [self.convert(a, user) for a in node.args]
-        if node.kind == "neg":
+        if node.kind == OpKind.NEG:
             return _Val(-vals[0].expr, vals[0].kind, vals[0].dim)
         a, b = vals
-        what = {"add": "a sum", "sub": "a difference", "had": "an elementwise product",
-                "div": "a quotient"}[node.kind]
+        what = {OpKind.ADD: "a sum", OpKind.SUB: "a difference", OpKind.HAD: "an elementwise product",
+                OpKind.DIV: "a quotient"}[node.kind]
         dim = self.join(a, b, node.pos, what)
-        if node.kind == "had":
+        if node.kind == OpKind.HAD:
             for side in node.args:
                 if isinstance(side, Name) and side.time == 0:
                     self.hadamard_factors.add(ir.Ref(side.base, side.sub or "", 0).key)
-        expr = {"add": lambda: a.expr + b.expr, "sub": lambda: a.expr - b.expr,
-                "had": lambda: a.expr * b.expr, "div": lambda: a.expr / b.expr}[node.kind]()
-        kind = "vector" if "vector" in (a.kind, b.kind) else "scalar"
+        expr = {OpKind.ADD: lambda: a.expr + b.expr, OpKind.SUB: lambda: a.expr - b.expr,
+                OpKind.HAD: lambda: a.expr * b.expr, OpKind.DIV: lambda: a.expr / b.expr}[node.kind]()
+        kind = Shape.VECTOR if Shape.VECTOR in (a.kind, b.kind) else Shape.SCALAR
         return _Val(expr, kind, dim)
 
     def join(self, a: _Val, b: _Val, pos: Pos, what: str):
-        if a.kind == "vector" and b.kind == "vector":
+        if a.kind == Shape.VECTOR and b.kind == Shape.VECTOR:
             self.dims.unify(a.dim, b.dim, pos, what)
             return a.dim
-        return a.dim if a.kind == "vector" else b.dim
+        return a.dim if a.kind == Shape.VECTOR else b.dim
 
     def juxt(self, node: Op, user: str) -> _Val:
         """``a b c`` as the left-deep ``(a b) c``: operands converted right to left, then
@@ -276,18 +286,18 @@ class _Builder:
         return out
 
     def product(self, left, rhs: _Val, pos: Pos, user: str) -> _Val:
-        if isinstance(left, Name) and left.time is None and rhs.kind == "vector":
+        if isinstance(left, Name) and left.time is None and rhs.kind == Shape.VECTOR:
             key = ir.Ref(left.base, left.sub or "", 0).key
-            entry = self.param_entry(left, key, "matrix")
+            entry = self.param_entry(left, key, Shape.MATRIX)
             self.dims.unify(entry["dims"][1], rhs.dim, pos,
                             f"the product {left.text} times its argument")
-            return _Val(ir.MatVec(ir.symbol(left.base, left.sub), rhs.expr), "vector", entry["dims"][0])
+            return _Val(ir.MatVec(ir.symbol(left.base, left.sub), rhs.expr), Shape.VECTOR, entry["dims"][0])
         return self.scale(self.convert(left, user), rhs, pos)
 
     def scale(self, lhs: _Val, rhs: _Val, pos: Pos) -> _Val:
-        if lhs.kind == "scalar" or rhs.kind == "scalar":
-            return _Val(lhs.expr * rhs.expr, "vector" if "vector" in (lhs.kind, rhs.kind) else "scalar",
-                        lhs.dim if lhs.kind == "vector" else rhs.dim)
+        if lhs.kind == Shape.SCALAR or rhs.kind == Shape.SCALAR:
+            return _Val(lhs.expr * rhs.expr, Shape.VECTOR if Shape.VECTOR in (lhs.kind, rhs.kind) else Shape.SCALAR,
+                        lhs.dim if lhs.kind == Shape.VECTOR else rhs.dim)
         raise DeriveError("two vectors side by side: write \\odot for the elementwise product, "
                           "or use a parameter name (without time index) as the matrix", pos)
 
@@ -349,7 +359,7 @@ def build_cell(equations: list[Equation], *, name: str, input_name: Name, state_
         val = b.convert(eq.rhs, key)
         if key not in b.vec_dim:
             b.vec_dim[key] = b.dims.new()
-        if val.kind == "vector":
+        if val.kind == Shape.VECTOR:
             b.dims.unify(b.vec_dim[key], val.dim, eq.pos, f"the equation for {eq.lhs.text}")
         raw[key] = (eq, val.expr, text)
     order = _topological(raw, b.uses)

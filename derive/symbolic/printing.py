@@ -14,6 +14,7 @@ from sympy.printing.str import StrPrinter
 
 from derive import activations as acts
 from derive.symbolic import ir
+from derive.symbolic.rules import Factor
 
 _DECOR = ("_tilde", "_hat", "_bar")
 
@@ -207,11 +208,11 @@ def terms_text(terms, origin: int | None = None) -> str:
 def chain_latex(chain) -> str:
     if not chain:
         return "I"
-    return " ".join(rf"\operatorname{{diag}}\left({latex(v)}\right)" if k == "diag" else latex(v)
+    return " ".join(rf"\operatorname{{diag}}\left({latex(v)}\right)" if k == Factor.DIAG else latex(v)
                     for k, v in chain)
 
 
 def chain_text(chain) -> str:
     if not chain:
         return "I"
-    return " ".join(f"diag({text(v)})" if k == "diag" else text(v) for k, v in chain)
+    return " ".join(f"diag({text(v)})" if k == Factor.DIAG else text(v) for k, v in chain)

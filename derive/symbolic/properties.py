@@ -324,7 +324,7 @@ def _analyse(name: str, overrides: tuple) -> Properties:
 
 def _analyse_vector(cls) -> Properties:
     """GLU and Maxout take several inputs: check the special cases the seeds name."""
-    if cls.kind == "halves":
+    if cls.kind == acts.Kind.HALVES:
         claims = [("GLU(x, x) = SiLU(x)", sp.simplify(cls.definition(x, x) - acts.silu.expr(x)) == 0)]
     else:
         # by cases: x < 0, x = 0, x > 0 (the symbols carry the sign)
@@ -333,7 +333,7 @@ def _analyse_vector(cls) -> Properties:
         claims = [("maxout(0, x) = ReLU(x)",
                    all(sp.simplify(cls.definition(0, v) - relu(v)) == 0 for v in (n, sp.S.Zero, q)))]
     return Properties(name=cls.__name__, kind=cls.kind, range=sp.S.Reals, monotonic="in each argument"
-                      if cls.kind == "pieces" else "no", bounded="no", smoothness="C^0" if cls.kind == "pieces"
+                      if cls.kind == acts.Kind.PIECES else "no", bounded="no", smoothness="C^0" if cls.kind == acts.Kind.PIECES
                       else "C^inf", reductions=claims)
 
 

@@ -18,16 +18,33 @@ from __future__ import annotations
 
 import sympy as sp
 
+from enum import StrEnum
+
 from derive.symbolic import ir
 
 
-def kind_of(sym: sp.Symbol, holders: dict) -> str:
+class Dep(StrEnum):
+    """The kind of one dependency of an elementwise expression (the table above)."""
+
+    VECTOR = "vector"        # a vector of the cell at some time
+    PARAMETER = "parameter"  # a bias-like parameter vector
+    MATVEC = "matvec"        # a matrix-vector product W a
+
+
+class Factor(StrEnum):
+    """A factor of a Jacobian chain."""
+
+    DIAG = "diag"  # diag(e)
+    MAT = "mat"    # the matrix W
+
+
+def kind_of(sym: sp.Symbol, holders: dict) -> Dep:
     """The rule that applies to one dependency of an elementwise expression."""
     if sym in holders:
-        return "matvec"
+        return Dep.MATVEC
     if not ir.is_ir(sym):
         raise TypeError(f"no differentiation rule for the node {sym!r}")
-    return "parameter" if ir.ref(sym).time is None else "vector"
+    return Dep.PARAMETER if ir.ref(sym).time is None else Dep.VECTOR
 
 
 def local_derivatives(expr: sp.Expr, forward: dict):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
 from lark import Lark, Token, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
@@ -102,11 +103,22 @@ class Num:
     pos: Pos
 
 
+class OpKind(StrEnum):
+    """The operations of a cell equation."""
+
+    ADD = "add"
+    SUB = "sub"
+    HAD = "had"    # elementwise (Hadamard) product
+    JUXT = "juxt"  # juxtaposition: matrix-vector or scalar product
+    NEG = "neg"
+    DIV = "div"
+
+
 @dataclass(frozen=True)
 class Op:
     """``add``, ``sub``, ``had`` (elementwise), ``juxt`` (matrix-vector or scalar), ``neg``, ``div``."""
 
-    kind: str
+    kind: OpKind
     args: tuple
     pos: Pos
 
@@ -206,7 +218,7 @@ def balanced(terms: list, join):
     and ``-a - b`` is ``-(a + b)``, so a sign only ever moves outwards.
     """
     while len(terms) > 1:
-        paired = [(s1, join("add" if s1 == s2 else "sub", a, b))
+        paired = [(s1, join(OpKind.ADD if s1 == s2 else OpKind.SUB, a, b))
                   for (s1, a), (s2, b) in zip(terms[0::2], terms[1::2])]
         terms = paired + ([terms[-1]] if len(terms) % 2 else [])
     sign, node = terms[0]
@@ -218,17 +230,17 @@ def _done(node):
     """A finished chain as AST: balanced sums and elementwise products, an n-ary juxt."""
     if not isinstance(node, _Chain):
         return node
-    if node.kind == "juxt":
-        return Op("juxt", tuple(t for _, t in node.terms), node.pos)
+    if node.kind == OpKind.JUXT:
+        return Op(OpKind.JUXT, tuple(t for _, t in node.terms), node.pos)
     kind = node.kind
-    return balanced(node.terms, lambda k, a, b: Op(k if kind == "add" else kind, (a, b), a.pos))
+    return balanced(node.terms, lambda k, a, b: Op(k if kind == OpKind.ADD else kind, (a, b), a.pos))
 
 
 def _negated(node, pos: Pos):
     """``-node``; ``--a`` is ``a``, so a run of minus signs never nests."""
-    if isinstance(node, Op) and node.kind == "neg":
+    if isinstance(node, Op) and node.kind == OpKind.NEG:
         return node.args[0]
-    return Op("neg", (node,), pos)
+    return Op(OpKind.NEG, (node,), pos)
 
 
 @v_args(meta=True)
@@ -274,14 +286,14 @@ class _ToAst(Transformer_NonRecursive):
 
         return build
 
-    add, sub, had, juxt = _link("add"), _link("add", -1), _link("had"), _link("juxt")
+    add, sub, had, juxt = _link(OpKind.ADD), _link(OpKind.ADD, -1), _link(OpKind.HAD), _link(OpKind.JUXT)
 
     def neg(self, meta, children):
         (arg,) = self._exprs(children)
         return _negated(arg, self._pos(meta))
 
     def frac(self, meta, children):
-        return Op("div", tuple(self._exprs(children)), self._pos(meta))
+        return Op(OpKind.DIV, tuple(self._exprs(children)), self._pos(meta))
 
     def pow(self, meta, children):
         base, exponent = children

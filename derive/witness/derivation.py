@@ -22,6 +22,7 @@ import sympy as sp
 from derive.symbolic import ir
 from derive.symbolic.bptt import DY, Derivation
 from derive.symbolic.cell import Cell
+from derive.symbolic.rules import Factor
 
 
 def _apply(func, value):
@@ -201,7 +202,7 @@ def jacobian_value(chains, env, size_out, size_in):
     for chain in chains:
         m = np.eye(size_in, dtype=object) * sp.Integer(1) if not chain else None
         for kind, val in chain:
-            if kind == "diag":  # a vector, or a scalar over the current row size (H inside W_hr diag(.) W)
+            if kind == Factor.DIAG:  # a vector, or a scalar over the current row size (H inside W_hr diag(.) W)
                 width = size_out if m is None else m.shape[1]
                 f = np.diag(evaluate(val, env) * np.ones(width, dtype=object))
             else:
