@@ -16,6 +16,7 @@ import sympy as sp
 from mpmath.libmp import prec_to_dps
 
 from derive.errors import DeriveError
+from derive.textout import interval_text
 
 _x = sp.Symbol("x", real=True)
 
@@ -77,7 +78,6 @@ class Param:
 
 def set_text(s: sp.Set) -> str:
     """A parameter domain as people write it: (0, oo), (-oo, 0) U (0, oo), {1, 2, 3, ...}."""
-    from derive.textout import interval_text
 
     if s == sp.S.Naturals:
         return "{1, 2, 3, ...}"

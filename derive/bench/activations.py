@@ -9,11 +9,12 @@ from derive import activations as acts
 from derive.bench.timing import best
 from derive.runtime.activations import activation
 from derive.textout import table
+from derive.symbolic.properties import x
+from derive.witness.activations import TORCH
 
 
 def bench(names, size: int, repeat: int, threads: int) -> int:
     """``derive bench activations``: kernel vs naive NumPy formula vs torch.nn.functional."""
-    from derive.witness.activations import TORCH
 
     try:
         import torch
@@ -64,7 +65,6 @@ def bench(names, size: int, repeat: int, threads: int) -> int:
 
 def _naive(name: str):
     """The textbook formula and its SymPy derivative, lambdified for NumPy (no stable rewrite)."""
-    from derive.symbolic.properties import x
 
     f = acts.get(name).expr(x)
     mods = ["scipy", "numpy"]

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import sympy as sp
 
 from derive import activations as acts
 from derive.bench.activations import bench
 from derive.runtime.activations import activation
-from derive.summary.activation import collect, rows, show_latex
 from derive.textout import interval_text, short, table
+from derive.bench import cells as cellbench
+from derive.errors import DeriveError
+from derive.witness.activations import BOUND, ulp_table
 
 #: columns of ``derive list`` for activations: (header, key of Properties.row())
 LIST_COLUMNS = (("name", "name"), ("range", "range"), ("monotonic", "monotonic"), ("smooth", "smoothness"),
@@ -66,7 +67,6 @@ def show(name: str) -> str:
 
 def verify(names, with_torch: bool) -> int:
     """``derive verify activations``: the ULP table; exit 1 if a kernel breaks its bound."""
-    from derive.witness.activations import BOUND, ulp_table
 
     rows = ulp_table(names or None, with_torch=with_torch)
     print("Worst error in ULPs against the definition evaluated by mpmath (>= 50 digits), over "
@@ -118,14 +118,12 @@ def positive_int(text: str) -> int:
 def _bench(a) -> int:
     if a.what[0] == "activations":
         return bench(_known(a.what[1:]), a.size, a.repeat or 7, a.threads or 1)
-    from derive.bench import cells as cellbench
 
     sizes = cellbench.SIZES if not a.shape else [cellbench.parse_shape(v) for v in a.shape]
     return cellbench.bench(cellbench.known(a.what), a.repeat or 3, a.threads, sizes)
 
 
 def _known(names):
-    from derive.errors import DeriveError
 
     for n in names:
         try:

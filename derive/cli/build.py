@@ -35,12 +35,16 @@ import jinja2
 from derive.symbolic import bptt, spec
 from derive import fileio
 from derive.errors import DeriveError, Pos
+from derive import activations
+from derive.codegen import npcode, selfcheck
+from derive.codegen.selfcheck import module_from_source
+from derive.docs import pages as site
+from derive.docs.katex import split_math
 
 
 def site_tasks(root: Path) -> list[tuple[str, Path, Callable[[], str], bool]]:
     """``(label, path, make text, committed)`` for every generated file of the site: the
     pages and nav.yml (committed), the plots (rebuilt, git-ignored)."""
-    from derive.docs import pages as site
 
     site.CACHE_DIR = Path(os.environ.get("DERIVE_CACHE_DIR") or root / "build" / "cache")
     env = site.environment(root / "templates")
@@ -62,7 +66,6 @@ def kernel_names(cells=None) -> list[str]:
 
 def render_kernels(directory: Path, cells=None) -> dict[Path, str]:
     """``{directory/<name>.py: text}`` of the generated kernel modules (``kernel_names``)."""
-    from derive.codegen import npcode, selfcheck
 
     out = {}
     for name in kernel_names(cells):
@@ -77,7 +80,6 @@ def use_fresh_kernels(kernels: dict[Path, str]) -> None:
     half-written). A module imported already (the catalogue imports the activations at
     start-up) gets the fresh definitions in place."""
     from derive import kernels as package
-    from derive.codegen.selfcheck import module_from_source
 
     for path, source in kernels.items():
         fresh = module_from_source(source, path.stem, str(path))
@@ -200,7 +202,6 @@ def _cmd_build(args) -> int:
 
 def _write_site_sources(root: Path) -> None:
     """Generate and write the pages, nav.yml, kernels and plots; print what was done."""
-    from derive.docs.katex import split_math
 
     t0 = time.perf_counter()
     committed, rebuilt = generate(root)
@@ -319,7 +320,6 @@ def _mkdocs_env(root: Path) -> dict:
 
 
 def _activation_names():
-    from derive import activations
 
     return list(activations.REGISTRY)
 
@@ -383,7 +383,6 @@ def spec_kernels(out: Path, paths: list[str], taken: dict[Path, str]) -> dict[Pa
     """``{out/<name>.py: text}`` of the spec files; a located error when a spec's name is
     the name of another kernel of the same call (``taken``: target -> what made it)."""
     from derive import kernels
-    from derive.codegen import selfcheck
 
     own = Path(kernels.__file__).resolve().parent
     if paths and out.resolve() == own:

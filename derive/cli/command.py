@@ -18,8 +18,11 @@ from derive.version import __version__
 from derive.cli import activations as actcli
 from derive.symbolic import bptt, counts, spec
 from derive.errors import DeriveError
+from derive.summary import activation as activation_summary
 from derive.summary.cell import collect
 from derive.textout import table
+from derive.checker.claims import check
+from derive.cli.build import add_build_command, add_kernels_command
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,21 +40,21 @@ def _cmd_list(args) -> int:
                       _poly(per_layer).replace("*", "")))
     if args.json:
         print(json.dumps({"cells": [dict(zip(("name", "title", "states", "gates", "params"), c)) for c in cells],
-                          "activations": actcli.rows()}, indent=2))
+                          "activations": activation_summary.rows()}, indent=2))
         return 0
     print("Cells (derive show NAME; parameters per layer and direction, default convention):")
     table(("name", "title", "states", "gates", "parameters"), cells)
     print("\nActivations (derive show NAME; properties computed from each definition at PyTorch's defaults):")
-    table([h for h, _ in actcli.LIST_COLUMNS], [[r[k] for _, k in actcli.LIST_COLUMNS] for r in actcli.rows()])
+    table([h for h, _ in actcli.LIST_COLUMNS], [[r[k] for _, k in actcli.LIST_COLUMNS] for r in activation_summary.rows()])
     return 0
 
 
 def _cmd_show(args) -> int:
     if actcli.is_activation(args.cell) and not args.cell.endswith(".toml"):
         if args.json:
-            print(json.dumps(actcli.collect(args.cell), indent=2, ensure_ascii=False))
+            print(json.dumps(activation_summary.collect(args.cell), indent=2, ensure_ascii=False))
         else:
-            print(actcli.show_latex(args.cell) if args.latex else actcli.show(args.cell))
+            print(activation_summary.show_latex(args.cell) if args.latex else actcli.show(args.cell))
         return 0
     data = collect(bptt.derive(spec.load(args.cell)))
     if args.json:
@@ -141,7 +144,6 @@ def _cmd_check(args) -> int:
     """0: every formula correct (or right under a named convention); 1: one is wrong; 2: unreadable."""
     from dataclasses import asdict
 
-    from derive.checker.claims import check
 
     items = [(f, None, 0) for f in args.formula]
     if args.file is not None:
@@ -236,7 +238,6 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable verdicts")
     s.set_defaults(run=_cmd_check)
 
-    from derive.cli.build import add_build_command, add_kernels_command
 
     add_build_command(sub)
     add_kernels_command(sub)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+from derive.runtime.kernels import kernel
 
 STYLE = {"svg.hashsalt": "derive", "svg.fonttype": "none", "font.size": 10, "axes.grid": True,
          "grid.alpha": 0.3, "figure.dpi": 100, "lines.linewidth": 1.8, "axes.spines.top": False,
@@ -92,7 +93,6 @@ def state_gradient_norms(cell: str, *, steps: int = STEPS, hidden: int = HIDDEN,
     the unit vector e_i at h_t, so the batch holds the H copies of one sequence.
     ``scale`` multiplies every parameter; ``forget_bias`` then sets every entry of b_f (an
     LSTM's forget-gate bias)."""
-    from derive.runtime.kernels import kernel
 
     k = kernel(cell)
     params = {n: scale * a for n, a in k.init_params(INPUT, hidden, seed=seed).items()}

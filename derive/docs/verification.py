@@ -13,6 +13,9 @@ import math
 
 import numpy as np
 import sympy as sp
+from derive.codegen.selfcheck import verified_kernel
+from derive.symbolic import ir
+from derive.witness import derivation as verify
 
 T, B, I, H, P = 4, 3, 3, 5, 3
 
@@ -74,8 +77,6 @@ def finite_differences(k, eps: float = 1e-6) -> float:
 def derivation(k, d) -> float:
     """Largest relative difference between the kernel (float64, B = 1) and the page's formulas
     evaluated by SymPy at 30 digits (outputs, every gradient)."""
-    from derive.symbolic import ir
-    from derive.witness import derivation as verify
 
     cell = d.cell
     _, params, x, s0, w, v = _setup(k, seed=3, batch=1, steps=3)
@@ -136,7 +137,6 @@ def _rel(a, b) -> float:
 
 def figures(name: str, d) -> list[dict]:
     """Rows ``{witness, measured, what}`` for the cell's page (``d``: its derivation)."""
-    from derive.codegen.selfcheck import verified_kernel
 
     k = verified_kernel(d, f"derive/cells/{name}.toml")[1]  # the kernel as generated now, not the committed file
     rows = [{"witness": "finite differences (float64, central, eps = 1e-6)",

@@ -20,6 +20,8 @@ import numpy as np
 from derive import kernelapi as _api
 from derive.symbolic import spec
 from derive.errors import DeriveError
+from derive.codegen import selfcheck
+from derive.symbolic import bptt
 
 
 def kernel(name_or_path: str) -> types.ModuleType:
@@ -27,8 +29,6 @@ def kernel(name_or_path: str) -> types.ModuleType:
     key = name_or_path.replace("-", "_").lower()
     if key in spec.builtin_names():
         return importlib.import_module(f"derive.kernels.{key}")
-    from derive.symbolic import bptt
-    from derive.codegen import selfcheck
 
     return selfcheck.verified_kernel(bptt.derive(spec.load(name_or_path)), str(name_or_path))[1]
 

@@ -23,6 +23,8 @@ import sympy as sp
 from derive import activations as acts
 from derive.runtime.activations import activation
 from derive.symbolic.properties import x
+from derive.symbolic.properties import analyse, as_float
+from derive.symbolic.properties import pieces
 
 DPS = 50
 
@@ -51,7 +53,6 @@ TORCH = {
 
 def kinks(name: str) -> list[float]:
     """The finite boundaries of a piecewise definition."""
-    from derive.symbolic.properties import pieces
 
     return sorted({float(p.domain.sup) for p in pieces(acts.get(name).expr(x))[:-1]})
 
@@ -106,7 +107,6 @@ def _true_value(fn, p: float, gaussian: bool = False):
 
 def _limit(name: str, which: str, side) -> float:
     """f or f' at -inf (side < 0) or +inf, as computed once by ``properties.analyse``."""
-    from derive.symbolic.properties import analyse, as_float
 
     p = analyse(name)
     return as_float((p.limits if which == "f" else p.slope_limits)[0 if side < 0 else 1])
