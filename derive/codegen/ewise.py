@@ -38,6 +38,13 @@ OUTPUT_DERIVATIVE = {
 }
 
 
+#: exponents with a ufunc of their own: exponent -> the ufunc
+POWERS = {sp.Integer(2): "np.square", sp.Integer(-1): "np.reciprocal", sp.Rational(1, 2): "np.sqrt"}
+
+#: a chain's operation -> the ufunc that inverts its first operand (-x + ..., 1/x * ...)
+INVERSE = {"np.add": "np.negative", "np.multiply": "np.reciprocal"}
+
+
 class CodegenError(Exception):
     """An expression the kernel generator has no rule for."""
 
@@ -165,8 +172,7 @@ class Emitter:
         inverse, core = codes[0]
         if inverse:  # e.g. -x + ...: negate into dest first
             v = self._value(core, dest)
-            self.lines.append(f"np.negative({v}, out={dest})" if op == "np.add" else
-                              f"np.reciprocal({v}, out={dest})")
+            self.lines.append(f"{INVERSE[op]}({v}, out={dest})")
             acc = dest
         else:
             acc = self._value(core, dest if self._leaf(core) is None else None)
@@ -196,12 +202,9 @@ class Emitter:
         base, exp = e.args
         leaf = self._leaf(base)
         v = leaf if leaf is not None else self._value(base, dest)
-        if exp == 2:
-            self.lines.append(f"np.square({v}, out={dest})")
-        elif exp == -1:
-            self.lines.append(f"np.reciprocal({v}, out={dest})")
-        elif exp == sp.Rational(1, 2):
-            self.lines.append(f"np.sqrt({v}, out={dest})")
+        ufunc = next((f for power, f in POWERS.items() if exp == power), None)
+        if ufunc is not None:
+            self.lines.append(f"{ufunc}({v}, out={dest})")
         else:
             self.lines.append(f"np.power({v}, {number(exp)}, out={dest})")
 
@@ -235,20 +238,3 @@ def derivative_call(e: acts.Activation, act_module: str = "_act") -> str:
     name = type(e).__name__
     kw = "".join(f", {k}={number(v)}" for k, v in sorted(e.exact_params().items()))
     return f"{act_module}.{name}_d({{a}}{kw})"
-
-
-def code_name(sym: sp.Symbol) -> str:
-    """``f_t``, ``c_prev``, ``z_f_t``, ``h_tilde_t``, ``dc_t``, ``W_xf``."""
-    r = ir.ref(sym)
-    base = r.base + (f"_{r.sub.replace(',', '_')}" if r.sub else "")
-    if r.time is None:
-        return _identifier(base)
-    suffix = {0: "_t", -1: "_prev", 1: "_next"}[r.time]
-    return _identifier(("d" if r.adjoint else "") + base + suffix)
-
-
-def _identifier(name: str) -> str:
-    """Generated code holds only names that are plain identifiers (never code)."""
-    if not (name.isidentifier() and name.isascii()):
-        raise CodegenError(f"cannot use {name!r} as a name in generated code")
-    return name

@@ -31,36 +31,6 @@ class KernelPrinter(NumPyPrinter):
     def _call(self, name, expr):
         return f"{name}({', '.join(self._print(a) for a in expr.args)})"
 
-    def _print_Sigmoid(self, e):
-        return self._call("_sigmoid", e)
-
-    def _print_DSigmoid(self, e):
-        return self._call("_dsigmoid", e)
-
-    def _print_Softplus(self, e):
-        return self._call("_softplus", e)
-
-    def _print_Tanh(self, e):
-        return self._call("np.tanh", e)
-
-    def _print_Sech2(self, e):
-        return self._call("_sech2", e)
-
-    def _print_Phi(self, e):
-        return self._call("_ndtr", e)
-
-    def _print_Gauss(self, e):
-        return self._call("_gauss", e)
-
-    def _print_Erfc(self, e):
-        return self._call("_erfc", e)
-
-    def _print_expm1(self, e):
-        return self._call("np.expm1", e)
-
-    def _print_log1p(self, e):
-        return self._call("np.log1p", e)
-
     def _print_Clip(self, e):
         v, lo, hi = (self._print(a) for a in e.args)
         if e.args[1] == -sp.oo:
@@ -112,6 +82,22 @@ def literal_constants(expr):
         coeff = coeff if coeff.is_Rational else sp.Float(coeff.evalf(20), 17)
         return sp.Mul(coeff, *rest, evaluate=False) if coeff != 1 else sp.Mul(*rest)
     return expr.func(*[literal_constants(a) for a in expr.args])
+
+
+#: stable primitives and SymPy functions printed as a call of one helper or ufunc: class -> callee
+CALLS = {"Sigmoid": "_sigmoid", "DSigmoid": "_dsigmoid", "Softplus": "_softplus", "Tanh": "np.tanh",
+         "Sech2": "_sech2", "Phi": "_ndtr", "Gauss": "_gauss", "Erfc": "_erfc", "expm1": "np.expm1",
+         "log1p": "np.log1p"}
+
+
+def _caller(callee: str):
+    def _print(self, e):
+        return self._call(callee, e)
+    return _print
+
+
+for _cls, _callee in CALLS.items():  # as SymPy's printers add their known functions
+    setattr(KernelPrinter, f"_print_{_cls}", _caller(_callee))
 
 
 PRINTER = KernelPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})

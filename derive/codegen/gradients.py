@@ -1,0 +1,104 @@
+"""The lines after the backward loop: the input's gradient and every parameter's, as sums over steps.
+
+``dx`` is one GEMM for all steps; each weight gradient is one GEMM per argument over the kept
+``dz`` (``sum_t g_t a_t^T``); a vector's gradient is a column sum of ``dz`` where it is a
+block's, else its expression over every step at once (``plan.all_t_names``).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from derive.codegen.ewise import Emitter, Pool
+from derive.codegen.frame import span_code, workspace
+from derive.codegen.names import Namer, code_name
+from derive.codegen.parts import GroupKind
+from derive.codegen.plan import Plan
+from derive.symbolic import ir
+from derive.symbolic.printing import text as ir_text
+
+#: group kind -> the (steps, B, in) argument of its weight gradient's GEMM (``kept``: its buffer)
+WEIGHT_ARG = {
+    GroupKind.INPUT: lambda g: "x[lo:]",
+    GroupKind.RECURRENT: lambda g: f"{Namer.states(ir.at(g.arg, 0))}[lo:T]",
+    GroupKind.LATE: lambda g: f"{Namer.arg_buffer(g.name, '_all')}[lo:]",
+}
+
+
+def after_loop(plan: Plan) -> list[str]:
+    p, cell, d = plan, plan.cell, plan.d
+    L = ["lo = T - steps  # the first step the gradient reached", "grads = {}"]
+    inp = p.input_group
+    if d.input_grad.terms:
+        if inp is None or any(not isinstance(t, ir.MatVecT) for t in d.input_grad.terms):
+            raise ValueError("the input may only enter through matrix products")
+        L.append(f"# dx_t = {' + '.join(ir_text(t) for t in d.input_grad.terms)}: one GEMM for all steps")
+        L.append(f"dx = {workspace('dx', '(T, B, I)')}")
+        L.append("dx[:lo] = 0.0")
+        L.append(f"np.matmul(dz[lo:, :, {span_code(inp.cols)}].reshape(steps * B, -1), {Namer.fused(inp.name)}.T, "
+                 "out=dx[lo:].reshape(steps * B, I))")
+        L.append("grads['x'] = dx")
+    for s in cell.states:
+        L.append(f"grads[{ir.ref(s).key!r}] = {Namer.carry(s)}")
+    L.append("# weight gradients: sum_t g_t a_t^T, one GEMM per argument (as (a^T g)^T: BLAS is faster so)")
+    L += weight_gradients(p)
+    L.append("dz_sum = dz[lo:].sum(axis=(0, 1))")
+    for pg in d.params:
+        if pg.param.key in p.in_loop:
+            L.append(f"grads[{pg.param.key!r}] = {Namer.grad_sum(pg.param.symbol)}")
+    L += vector_gradients(p)
+    L.append("return grads")
+    return L
+
+
+def weight_gradients(p: Plan) -> list[str]:
+    L = []
+    seen = set()  # matrices whose gradient has a first part already
+    for g in p.groups:
+        arg = WEIGHT_ARG[g.kind](g)
+        for blocks in [g.cols] if g.contiguous else [[b] for b in g.cols]:
+            L.append(f"dW = ({arg}.reshape(steps * B, -1).T @ "
+                     f"dz[lo:, :, {span_code(blocks)}].reshape(steps * B, -1)).T")
+            off = sp.Integer(0)
+            for b in blocks:
+                for m in g.atoms:
+                    if p.block_of(m) == b:
+                        key = ir.ref(m.args[0]).key  # a matrix in two products sums both
+                        part = f"dW[{off}:{off + b.dim}]"
+                        L.append(f"grads[{key!r}] = " + (f"grads[{key!r}] + {part}" if key in seen else part))
+                        seen.add(key)
+                off += b.dim
+    return L
+
+
+def vector_gradients(p: Plan) -> list[str]:
+    """Vector parameters not accumulated in the loop: column sums of dz, or their expression
+    evaluated over every step at once."""
+    cell, d, all_names = p.cell, p.d, p.all_t_names
+    L = []
+    for pg in d.params:
+        if pg.param.key in p.in_loop or pg.param.is_matrix:
+            continue
+        key = pg.param.key
+        parts = []
+        for gexpr, _ in pg.terms:
+            blk = next((b for b in p.blocks if b.grad == gexpr), None)
+            parts.append(f"dz_sum[{Namer.span([blk])}]" if blk is not None else None)
+        if all(parts):
+            L.append(f"grads[{key!r}] = " + " + ".join(parts))
+            continue
+        expr = sp.Add(*[gexpr for gexpr, _ in pg.terms])
+        missing = [s for s in expr.free_symbols if ir.is_ir(s) and ir.ref(s).time is not None
+                   and s not in all_names]
+        if missing:
+            raise ValueError(f"gradient of {key} reads {missing}, which the kernel does not keep")
+        L.append(f"# dL/d{key} = sum_t {ir_text(expr)}")
+        names = {**{prm.symbol: code_name(prm.symbol) for prm in cell.params.values()}, **all_names}
+        big = "_big"
+        L.append(f"{big} = np.empty((steps, B, {pg.param.shape[0]}), dtype)")
+        pool = Pool("big")
+        L += Emitter(names, pool).emit(expr, big)
+        for n in pool.names:
+            L.insert(len(L) - 1, f"{n} = np.empty_like({big})")
+        L.append(f"grads[{key!r}] = {big}.sum(axis=(0, 1))")
+    return L

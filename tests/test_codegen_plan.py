@@ -1,0 +1,189 @@
+"""The kernel generator decides, then prints (issue 16): a frozen plan holds every layout
+decision, one namer owns the generated names (and refuses a name for two quantities), and
+the forward and backward emitters read the plan only, so they give the same lines in either
+order. The modules stay small enough to read."""
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+import sympy as sp
+
+import derive
+from derive import DeriveError
+from derive.codegen import kernel
+from derive.codegen.backward import backward_lines
+from derive.codegen.forward import forward_lines
+from derive.codegen.names import Namer
+from derive.codegen.plan import BlockKind, GroupKind, make_plan
+from derive.symbolic import ir
+
+ROOT = Path(__file__).resolve().parent.parent
+CODEGEN = ROOT / "derive" / "codegen"
+GOLDEN = sorted((ROOT / "tests" / "golden" / "specs").glob("*.toml"))
+#: every cell with a kernel: the built-ins by name, the golden specs by path
+CELLS = [*derive.builtin_names(), *(str(p) for p in GOLDEN)]
+IDS = [*derive.builtin_names(), *(p.stem for p in GOLDEN)]
+MAX_MODULE, MAX_CLASS = 500, 300
+
+
+@pytest.fixture(scope="module", params=CELLS, ids=IDS)
+def derivation(request):
+    return derive.derive(derive.load(request.param))
+
+
+# ------------------------------------------------------------ the plan is frozen
+#: (what, assignment that must raise) on a plan
+MUTATIONS = {
+    "plan attribute": lambda p: setattr(p, "blocks", ()),
+    "plan new attribute": lambda p: setattr(p, "extra", 1),
+    "block attribute": lambda p: setattr(p.blocks[0], "start", sp.Integer(1)),
+    "group attribute": lambda p: setattr(p.groups[0], "atoms", ()),
+    "group kind": lambda p: setattr(p.groups[0], "kind", GroupKind.LATE),
+    "saved mapping": lambda p: p.saved.__setitem__(sp.Symbol("q"), "q_all"),
+    "step names mapping": lambda p: p.step_names.__setitem__(sp.Symbol("q"), "q_t"),
+    "levels mapping": lambda p: p.levels.__setitem__(sp.Symbol("q"), 0),
+}
+
+
+@pytest.mark.parametrize("what", MUTATIONS)
+def test_the_plan_cannot_be_changed(derivation, what):
+    plan = make_plan(derivation)
+    with pytest.raises((dataclasses.FrozenInstanceError, TypeError, AttributeError)):
+        MUTATIONS[what](plan)
+
+
+def test_the_plan_holds_tuples_not_lists(derivation):
+    plan = make_plan(derivation)
+    for value in (plan.groups, plan.blocks, plan.schedule, plan.shared_runs, *(g.atoms for g in plan.groups),
+                  *(g.cols for g in plan.groups), *(b.groups for b in plan.blocks), *plan.gate_runs.values()):
+        assert isinstance(value, tuple), value
+
+
+def test_kinds_are_str_enums_equal_to_their_strings(derivation):
+    plan = make_plan(derivation)
+    assert {g.kind for g in plan.groups} <= {"input", "recurrent", "late"}
+    assert all(isinstance(g.kind, GroupKind) and isinstance(b.kind, BlockKind)
+               for g in plan.groups for b in plan.blocks)
+    table = kernel.context(derivation, "x.toml")["gemm_table"]
+    assert all(type(row["kind"]) is str for row in table.values())  # printed as 'input', not GroupKind.INPUT
+
+
+# ------------------------------------------------------- either order, same lines
+def test_backward_before_forward_gives_the_same_lines(derivation):
+    usual = make_plan(derivation)
+    fwd, bwd = forward_lines(usual), backward_lines(usual)
+    reverse = make_plan(derivation)
+    bwd_first = backward_lines(reverse)
+    assert forward_lines(reverse) == fwd
+    assert bwd_first == bwd
+    assert backward_lines(usual) == bwd and forward_lines(usual) == fwd  # and again, on the same plan
+    assert make_plan(derivation) == usual  # emitting changed nothing the plan holds
+
+
+def test_the_rendered_kernel_is_the_same_with_backward_first(derivation, monkeypatch):
+    normal = kernel.render(derivation, "cell.toml")
+    plans = []
+
+    def backward_first(d, source):
+        plan = make_plan(d)
+        plans.append(plan)
+        bwd = backward_lines(plan)
+        return forward_lines(plan), bwd
+
+    real_context = kernel.context
+
+    def context(d, source):
+        out = real_context(d, source)
+        fwd, bwd = backward_first(d, source)
+        return {**out, "forward": fwd, "backward": bwd}
+
+    monkeypatch.setattr(kernel, "context", context)
+    assert kernel.render(derivation, "cell.toml") == normal
+    assert plans
+
+
+# ------------------------------------------------------------------- the namer
+LSTM = derive.load("lstm")
+H, C, F = (ir.symbol(k, None, 0) for k in ("h", "c", "f"))
+#: (name, first quantity, second quantity): two different quantities for one generated name
+COLLISIONS = {
+    "state and its past": ("h", H, ir.at(H, -1)),
+    "two states": ("h_all", H, C),
+    "a gate and a product": ("W_hf_h", F, ir.MatVec(ir.symbol("W", "hf"), ir.at(H, -1))),
+    "an activation and a vector": ("tanh_c_t", derive.ACTIVATIONS["tanh"](C), C),
+}
+
+
+@pytest.mark.parametrize("row", COLLISIONS)
+def test_the_namer_refuses_one_name_for_two_quantities(row):
+    name, first, second = COLLISIONS[row]
+    namer = Namer(LSTM)
+    assert namer.claim(name, first) == name
+    assert namer.claim(name, first) == name  # the same quantity again is fine
+    assert namer.claim(name, second, "another space") == name  # so is another namespace
+    with pytest.raises(DeriveError) as err:
+        namer.claim(name, second)
+    msg = str(err.value)
+    assert f"generated name {name!r} would stand for both" in msg
+    for q in (first, second):
+        assert derive.symbolic.printing.text(q) in msg
+        assert f"(in {namer.equation_of(q)})" in msg
+    assert msg.count("(in ") == 2
+
+
+def test_the_namer_names_the_equations_as_written():
+    namer = Namer(LSTM)
+    assert namer.equation_of(H) == LSTM.assignment(H).source  # h_t's own equation
+    assert namer.equation_of(ir.at(H, -1)) != "no equation"  # the first equation reading h_{t-1}
+    assert namer.equation_of(ir.adjoint(C)) == LSTM.assignment(C).source  # an adjoint: its vector's
+
+
+SPEC = """name = "c"
+input = "x"
+states = ["h"]
+output = "h"
+equations = '''
+{}
+'''
+"""
+#: specs whose generated names would collide -> the two quantities the error names
+COLLIDING_SPECS = {
+    "late argument vs a gate": (
+        "r_t = \\sigma(W_{xr} x_t + W_{hr} h_{t-1})\nh_{r,t} = \\tanh(W_{xq} x_t)\n"
+        "h_t = \\tanh(W_{xh} x_t + W_{hh} (r_t \\odot h_{t-1})) \\odot h_{r,t}", ("h_{r,t}", "r_t ⊙ h_{t-1}")),
+}
+
+
+@pytest.mark.parametrize("row", COLLIDING_SPECS)
+def test_a_spec_whose_names_collide_is_refused_naming_both(row, tmp_path):
+    equations, quantities = COLLIDING_SPECS[row]
+    path = tmp_path / "c.toml"
+    path.write_text(SPEC.format(equations))
+    d = derive.derive(derive.load(str(path)))
+    with pytest.raises(DeriveError, match="would stand for both") as err:
+        make_plan(d)
+    assert all(q in str(err.value) for q in quantities)
+    with pytest.raises(DeriveError, match="would stand for both"):
+        derive.kernel(str(path))
+
+
+# ---------------------------------------------------------------- small modules
+def _sizes():
+    for path in sorted(CODEGEN.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        yield path.name, len(path.read_text(encoding="utf-8").splitlines()), [
+            (n.name, n.end_lineno - n.lineno + 1) for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]
+
+
+def test_codegen_modules_and_classes_are_small():
+    too_big = [f"{name}: {lines} lines" for name, lines, _ in _sizes() if lines > MAX_MODULE]
+    too_big += [f"{name}: class {cls} {n} lines" for name, _, classes in _sizes() for cls, n in classes
+                if n > MAX_CLASS]
+    assert too_big == []
+
+
+def test_the_size_check_measures_classes():
+    sizes = {name: classes for name, _, classes in _sizes()}
+    assert dict(sizes["plan.py"])["Plan"] > 10
