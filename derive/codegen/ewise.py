@@ -20,6 +20,7 @@ import sympy as sp
 
 from derive import activations as acts
 from derive.symbolic import ir
+from derive.codegen.npcode import KernelPrinter
 
 #: activations computed in place by one helper call: name -> line template
 INPLACE = {
@@ -147,7 +148,6 @@ class Emitter:
 
     def _printed(self, e, dest):
         """Anything else (a kinked derivative's Piecewise, exp, Abs): one NumPy expression."""
-        from derive.codegen.npcode import KernelPrinter
 
         subs = {}
         for atom in e.atoms(sp.Symbol, acts.Activation):

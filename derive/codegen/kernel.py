@@ -24,6 +24,7 @@ from derive.codegen.plan import Plan, make_plan
 from derive.symbolic import ir
 from derive.symbolic.bptt import Derivation
 from derive.symbolic.printing import text as ir_text
+from derive.codegen.pytemplates import python_template
 
 __all__ = ["Block", "BlockKind", "Group", "GroupKind", "Plan", "context", "gate_layout", "layouts", "make_plan",
            "render"]
@@ -52,6 +53,5 @@ def context(d: Derivation, source: str) -> dict:
 
 
 def render(d: Derivation, source: str) -> str:
-    from derive.codegen.pytemplates import python_template
 
     return python_template("cell_kernel.py.j2").render(k=context(d, source))

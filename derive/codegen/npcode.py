@@ -20,6 +20,8 @@ from sympy.printing.numpy import NumPyPrinter
 from derive import activations as acts
 from derive import stable
 from derive.stable import x
+from derive.codegen.pytemplates import python_template
+from derive.symbolic.properties import analyse, as_float
 
 
 class KernelPrinter(NumPyPrinter):
@@ -191,7 +193,6 @@ def _probe(source: str, func: str) -> np.ndarray:
 
 def fix_special_values(cls, st: Stanza) -> None:
     """Add ``np.where`` lines where the formula gives nan at +-inf or a number at nan."""
-    from derive.symbolic.properties import analyse, as_float
 
     props = analyse(cls.__name__)
     expected = {"f": props.limits, "d": props.slope_limits}
@@ -237,6 +238,5 @@ def stanzas() -> list[Stanza]:
 
 def render_module(stanzas_: list[Stanza], probe: bool = False) -> str:
     """The text of ``derive/kernels/activations.py`` (Jinja2 template ``activations.py.j2``)."""
-    from derive.codegen.pytemplates import python_template
 
     return python_template("activations.py.j2").render(stanzas=stanzas_, probe=probe)
