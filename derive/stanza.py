@@ -78,7 +78,6 @@ class Param:
 
 def set_text(s: sp.Set) -> str:
     """A parameter domain as people write it: (0, oo), (-oo, 0) U (0, oo), {1, 2, 3, ...}."""
-
     if s == sp.S.Naturals:
         return "{1, 2, 3, ...}"
     parts = s.args if isinstance(s, sp.Union) else (s,)

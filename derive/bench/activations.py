@@ -15,7 +15,6 @@ from derive.witness.activations import TORCH
 
 def bench(names, size: int, repeat: int, threads: int) -> int:
     """``derive bench activations``: kernel vs naive NumPy formula vs torch.nn.functional."""
-
     try:
         import torch
         import torch.nn.functional as F
@@ -65,7 +64,6 @@ def bench(names, size: int, repeat: int, threads: int) -> int:
 
 def _naive(name: str):
     """The textbook formula and its SymPy derivative, lambdified for NumPy (no stable rewrite)."""
-
     f = acts.get(name).expr(x)
     mods = ["scipy", "numpy"]
     return sp.lambdify(x, f, mods), sp.lambdify(x, sp.diff(f, x), mods)

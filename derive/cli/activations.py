@@ -67,7 +67,6 @@ def show(name: str) -> str:
 
 def verify(names, with_torch: bool) -> int:
     """``derive verify activations``: the ULP table; exit 1 if a kernel breaks its bound."""
-
     rows = ulp_table(names or None, with_torch=with_torch)
     print("Worst error in ULPs against the definition evaluated by mpmath (>= 50 digits), over "
           "0, kinks, +-1e-8, +-1, +-20, +-40, +-100, +-1e3, +-1e300, +-inf, subnormals and 800 spread points.")
@@ -124,7 +123,6 @@ def _bench(a) -> int:
 
 
 def _known(names):
-
     for n in names:
         try:
             cls = acts.get(n)

@@ -45,7 +45,6 @@ from derive.docs.katex import split_math
 def site_tasks(root: Path) -> list[tuple[str, Path, Callable[[], str], bool]]:
     """``(label, path, make text, committed)`` for every generated file of the site: the
     pages and nav.yml (committed), the plots (rebuilt, git-ignored)."""
-
     site.CACHE_DIR = Path(os.environ.get("DERIVE_CACHE_DIR") or root / "build" / "cache")
     env = site.environment(root / "templates")
     all_pages = site.pages()
@@ -66,7 +65,6 @@ def kernel_names(cells=None) -> list[str]:
 
 def render_kernels(directory: Path, cells=None) -> dict[Path, str]:
     """``{directory/<name>.py: text}`` of the generated kernel modules (``kernel_names``)."""
-
     out = {}
     for name in kernel_names(cells):
         out[directory / f"{name}.py"] = npcode.render_module(npcode.stanzas()) if name == "activations" else \
@@ -202,7 +200,6 @@ def _cmd_build(args) -> int:
 
 def _write_site_sources(root: Path) -> None:
     """Generate and write the pages, nav.yml, kernels and plots; print what was done."""
-
     t0 = time.perf_counter()
     committed, rebuilt = generate(root)
     changed = write_pages({**committed, **rebuilt})
@@ -320,7 +317,6 @@ def _mkdocs_env(root: Path) -> dict:
 
 
 def _activation_names():
-
     return list(activations.REGISTRY)
 
 

@@ -148,7 +148,6 @@ class Emitter:
 
     def _printed(self, e, dest):
         """Anything else (a kinked derivative's Piecewise, exp, Abs): one NumPy expression."""
-
         subs = {}
         for atom in e.atoms(sp.Symbol, acts.Activation):
             if atom in self.names:

@@ -53,5 +53,4 @@ def context(d: Derivation, source: str) -> dict:
 
 
 def render(d: Derivation, source: str) -> str:
-
     return python_template("cell_kernel.py.j2").render(k=context(d, source))

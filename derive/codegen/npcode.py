@@ -193,7 +193,6 @@ def _probe(source: str, func: str) -> np.ndarray:
 
 def fix_special_values(cls, st: Stanza) -> None:
     """Add ``np.where`` lines where the formula gives nan at +-inf or a number at nan."""
-
     props = analyse(cls.__name__)
     expected = {"f": props.limits, "d": props.slope_limits}
     for fn, key in zip(st.functions[:2], ("f", "d")):
@@ -238,5 +237,4 @@ def stanzas() -> list[Stanza]:
 
 def render_module(stanzas_: list[Stanza], probe: bool = False) -> str:
     """The text of ``derive/kernels/activations.py`` (Jinja2 template ``activations.py.j2``)."""
-
     return python_template("activations.py.j2").render(stanzas=stanzas_, probe=probe)

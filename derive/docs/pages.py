@@ -76,7 +76,6 @@ def cell_data(name: str) -> dict:
 
 def kernel_source(name: str) -> str:
     """The cell's generated module, rendered from the derivation the page shows."""
-
     return verified_kernel(_derivation(name), f"derive/cells/{name}.toml")[0]
 
 
@@ -212,7 +211,6 @@ def _compare_activations_context() -> dict:
 
 
 def _check_context() -> dict:
-
     examples = [("lstm", r"\delta c_t = \delta h_t \odot o_t \odot (1 - \tanh^2(c_t)) + \delta c_{t+1} \odot f_{t+1}"),
                 ("lstm", r"\frac{\partial L}{\partial W_{hf}} = \sum_t (\delta f_t \odot f_t \odot (1 - f_t)) h_{t-1}^\top"),
                 ("gru", r"\delta r_t = h_{t-1} \odot (W_{hn}^\top \delta z_{n,t})"),

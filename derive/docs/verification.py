@@ -77,7 +77,6 @@ def finite_differences(k, eps: float = 1e-6) -> float:
 def derivation(k, d) -> float:
     """Largest relative difference between the kernel (float64, B = 1) and the page's formulas
     evaluated by SymPy at 30 digits (outputs, every gradient)."""
-
     cell = d.cell
     _, params, x, s0, w, v = _setup(k, seed=3, batch=1, steps=3)
     y, _, cache = k.forward(x, s0, params)
@@ -137,7 +136,6 @@ def _rel(a, b) -> float:
 
 def figures(name: str, d) -> list[dict]:
     """Rows ``{witness, measured, what}`` for the cell's page (``d``: its derivation)."""
-
     k = verified_kernel(d, f"derive/cells/{name}.toml")[1]  # the kernel as generated now, not the committed file
     rows = [{"witness": "finite differences (float64, central, eps = 1e-6)",
              "what": "inner product with a random direction, per argument: x, initial states, every parameter",

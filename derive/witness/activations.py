@@ -53,7 +53,6 @@ TORCH = {
 
 def kinks(name: str) -> list[float]:
     """The finite boundaries of a piecewise definition."""
-
     return sorted({float(p.domain.sup) for p in pieces(acts.get(name).expr(x))[:-1]})
 
 
@@ -107,7 +106,6 @@ def _true_value(fn, p: float, gaussian: bool = False):
 
 def _limit(name: str, which: str, side) -> float:
     """f or f' at -inf (side < 0) or +inf, as computed once by ``properties.analyse``."""
-
     p = analyse(name)
     return as_float((p.limits if which == "f" else p.slope_limits)[0 if side < 0 else 1])
 
