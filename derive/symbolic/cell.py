@@ -13,7 +13,6 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 import sympy as sp
 
@@ -22,18 +21,10 @@ from derive.symbolic import ir, printing
 from derive.symbolic.properties import is_gate_activation, value_range
 from derive.textout import interval_text
 from derive.errors import DeriveError, Pos
+from derive.symbolic.shapes import H, I, P, Dims, Shape
 from derive.syntax.equations import Call, Equation, Name, Num, Op, OpKind, Pow
 
-
-class Shape(StrEnum):
-    """What a sub-expression of an equation is while the cell is built."""
-
-    SCALAR = "scalar"
-    VECTOR = "vector"
-    MATRIX = "matrix"  # a parameter used on the left of a product
-
-
-I, H, P = sp.symbols("I H P", positive=True, integer=True)  # input, hidden, projection
+__all__ = ["H", "I", "P", "Assignment", "Cell", "Param", "build_cell"]
 
 
 @dataclass
@@ -89,48 +80,6 @@ class Cell:
         return [ir.ref(s).key for s in self.states]
 
 
-# ------------------------------------------------------------ shape unification
-
-
-class _Dims:
-    """Union-find over dimension variables; roots may carry a label (I, H or P)."""
-
-    def __init__(self):
-        self.parent: dict[int, int] = {}
-        self.label: dict[int, tuple] = {}  # root -> (symbol, why)
-        self.count = 0
-
-    def new(self, label=None, why="") -> int:
-        self.count += 1
-        self.parent[self.count] = self.count
-        if label is not None:
-            self.label[self.count] = (label, why)
-        return self.count
-
-    def find(self, d: int) -> int:
-        while self.parent[d] != d:
-            self.parent[d] = self.parent[self.parent[d]]
-            d = self.parent[d]
-        return d
-
-    def unify(self, a: int, b: int, pos: Pos, what: str):
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return
-        la, lb = self.label.get(ra), self.label.get(rb)
-        if la and lb and la[0] != lb[0]:
-            raise DeriveError(
-                f"shape conflict in {what}: one side has size {la[0]} ({la[1]}), "
-                f"the other size {lb[0]} ({lb[1]})", pos)
-        self.parent[rb] = ra
-        if lb and not la:
-            self.label[ra] = lb
-
-    def resolve(self, d: int, default=H):
-        lab = self.label.get(self.find(d))
-        return lab[0] if lab else default
-
-
 @dataclass
 class _Val:
     """A converted sub-expression: the IR expression, its kind and its dimension."""
@@ -143,7 +92,7 @@ class _Val:
 class _Builder:
     def __init__(self, equations, input_name: Name, state_names: list, declared_params, source, sizes=None):
         self.source = source
-        self.dims = _Dims()
+        self.dims = Dims()
         self.eqs: list[Equation] = equations
         self.defined: dict[str, Equation] = {}
         self.names: dict[str, tuple] = {}  # key -> (base, sub)
