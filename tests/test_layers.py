@@ -180,3 +180,19 @@ def test_package_imports_sit_at_module_level():
                 elif isinstance(node, ast.Import) and any(a.name.split(".")[0] == "derive" for a in node.names):
                     lazy.append(f"{m}:{node.lineno} import {node.names[0].name}")
     assert lazy == []
+
+
+def _sizes():
+    """(module, lines, [(class, lines)]) for every hand-written module (not the generated kernels)."""
+    for m, path in sorted(_modules().items()):
+        text = path.read_text(encoding="utf-8")
+        classes = [(c.name, c.end_lineno - c.lineno + 1) for c in ast.walk(ast.parse(text))
+                   if isinstance(c, ast.ClassDef)]
+        yield m, len(text.splitlines()), classes
+
+
+def test_modules_and_classes_stay_small():
+    """A hand-written module under 500 lines and a class under 300, so each has one job."""
+    big = [f"{m}: {n} lines" for m, n, _ in _sizes() if n > 500]
+    big += [f"{m}.{c}: {n} lines" for m, _, classes in _sizes() for c, n in classes if n > 300]
+    assert big == []

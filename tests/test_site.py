@@ -26,7 +26,8 @@ import pytest
 
 import derive
 from derive.symbolic import counts, ir, spec
-from derive.checker.claims import Evaluator, Names
+from derive.checker.names import Names
+from derive.checker.numeric import Evaluator
 from derive.docs.katex import Renderer, katex_dir, split_math
 from derive.syntax.formulas import parse_formula
 

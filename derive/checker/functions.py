@@ -1,0 +1,63 @@
+"""The functions a formula may call: the activations (``\\sigma``, ``\\tanh``, ``relu``, ...) and
+a few elementwise ones (``exp``, ``log``, ``\\mathbb{1}[u > 0]``), by every spelling."""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+
+from derive import activations as acts
+from derive.errors import DeriveError
+from derive.syntax.formulas import Call, Num
+
+#: elementwise functions a formula may call, beside the activations: name -> (NumPy, SymPy)
+FUNCTIONS = {
+    "exp": (np.exp, sp.exp), "log": (np.log, sp.log), "ln": (np.log, sp.log), "sqrt": (np.sqrt, sp.sqrt),
+    "abs": (np.abs, sp.Abs), "erf": (np.vectorize(math.erf, otypes=[float]), sp.erf),
+    "step": (lambda u: (np.asarray(u) > 0).astype(float), acts.step),  # \mathbb{1}[u > 0]
+}
+
+
+def func_name(func: str) -> str:
+    """``\\operatorname{ReLU}``, ``\\tanh``, ``Sigma`` -> relu, tanh, sigma."""
+    m = re.fullmatch(r"\\(?:operatorname|mathrm|text|mathit)\{([A-Za-z0-9_]+)\}", func)
+    return (m[1] if m else func.lstrip("\\")).lower()
+
+
+@lru_cache(maxsize=None)
+def activation(name: str):
+    """The activation a function name means: \\sigma, sigmoid, tanh, relu, ..."""
+    if name in ("sigma", "sigm"):
+        return acts.get("sigmoid")
+    for cls in acts.REGISTRY.values():
+        if cls.kind != "elementwise":
+            continue
+        if name == cls.__name__ or any(func_name(cmd) == name for cmd in cls.commands):
+            return cls
+    return None
+
+
+def is_function(name: str) -> bool:
+    fn = func_name(name)
+    return fn in FUNCTIONS or fn in ("diag", "max", "min") or activation(fn) is not None
+
+
+def single(c: Call):
+    """The one argument of ``c``."""
+    if len(c.args) != 1:
+        raise DeriveError(f"{c.func} takes one argument", c.pos)
+    return c.args[0]
+
+
+def power(c: Call) -> int:
+    """The whole-number power k of ``\\tanh^k(x)``."""
+    p = c.power
+    if isinstance(p, Num) and re.fullmatch(r"\d+", p.value):
+        return int(p.value)
+    if isinstance(p, int):
+        return p
+    raise DeriveError(f"the power of {c.func} must be a whole number", c.pos)

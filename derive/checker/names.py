@@ -1,0 +1,158 @@
+"""A cell's vocabulary for a claim: the names the pages print, their aliases (PyTorch, the
+seeds, colah's C_t) and the names a ``--let`` defines, each resolved to what it means."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+from derive.errors import DeriveError
+from derive.symbolic import bptt, ir, printing
+from derive.symbolic.cell import H, I, P
+from derive.syntax.equations import _TIME
+from derive.syntax.formulas import Name
+
+#: other spellings of a cell's vectors: colah's C_t and \tilde{C}_t, the GRU candidate \tilde{h}_t
+VECTOR_ALIASES = {"C": "c", "c_tilde": "g", "C_tilde": "g", "h_tilde": "n", "h_hat": "n"}
+
+_HEAD = re.compile(r"(d?)\\(tilde|hat|bar)\{([A-Za-z])(?:_(\{[^{}]*\}|[A-Za-z0-9]+))?\}|\\math(?:bf|bb)\{1\}|\\[A-Za-z]+"
+                   r"|[A-Za-z][A-Za-z0-9]*")
+_SUB = re.compile(r"_(\{(?:[^{}]|\{[^{}]*\})*\}|[A-Za-z0-9]+)")
+_TIMES = {"t": 0, "next": 1, "prev": -1}
+
+
+def _time(part: str):
+    p = part.replace(" ", "")
+    if p in _TIMES:
+        return _TIMES[p]
+    m = _TIME.match(p)
+    if m and m[1]:
+        return int(m[2]) * (1 if m[1] == "+" else -1)
+    return None
+
+
+def split_name(text: str):
+    """``W_{xf}`` -> ("W", "xf", None); ``z_{f,t+1}`` -> ("z", "f", 1); ``\\tilde{c}_t`` -> ("c_tilde", "", 0)."""
+    m = _HEAD.match(text)
+    if m[2]:
+        head, inner = f"{m[1]}{m[3]}_{m[2]}", m[4]
+        parts = [p.strip() for p in inner.strip("{}").split(",")] if inner else []
+    else:
+        head, parts = m[0].lstrip("\\"), []
+    for sm in _SUB.finditer(text, m.end()):
+        body = sm.group(1)[1:-1] if sm.group(1).startswith("{") else sm.group(1)
+        parts += [p.strip() for p in body.split(",")]
+    parts = [re.sub(r"^\\(tilde|hat|bar)\{([A-Za-z])\}$", r"\2_\1", p) for p in parts]  # z_{\tilde{h},t}
+    time = None
+    if parts and _time(parts[-1]) is not None:
+        time = _time(parts.pop())
+    return head, "".join(parts), time
+
+
+class RefKind(enum.StrEnum):
+    """What a name means."""
+
+    VEC = "vec"  # a vector at a step: the symbol
+    ADJ = "adj"  # its adjoint (dc_t): the vector's symbol
+    PARAM = "param"  # a parameter: the Param
+    DPARAM = "dparam"  # its gradient (dW_{xf}): the Param
+    DIM = "dim"  # a size I, H, P: the SymPy symbol
+    LOSS = "loss"  # L
+    ONE = "one"  # \mathbf{1}
+    LET = "let"  # a --let name: its expression
+    DY = "dy"  # dy_t, the loss's gradient of the output
+
+
+@dataclass(frozen=True)
+class Ref:
+    kind: RefKind
+    value: object = None
+
+
+class Names:
+    """A cell's vocabulary: the page's names, aliases (PyTorch, the seeds, colah) and --let."""
+
+    def __init__(self, cell, lets: dict, renames: dict | None = None):
+        self.cell = cell
+        self.lets = lets
+        self.renames = renames or {}
+        self.param_alias = _param_aliases(cell)
+        syms = [cell.input, *cell.states, *(a.target for a in cell.assignments)]
+        self.parts = {ir.ref(s).key: (ir.ref(s).base, ir.ref(s).sub) for s in syms}
+
+    def known(self) -> str:
+        c = self.cell
+        vecs = [printing.symbol_text(ir.symbol(*self.parts[k], 0)) for k in c.dims]
+        params = list(c.params)
+        return (f"vectors {', '.join(vecs)} (and at t-1, t+1; adjoints d<name>, e.g. d{vecs[-1]}); "
+                f"parameters {', '.join(params)}; sizes I, H{', P' if P in c.dims.values() else ''}")
+
+    def resolve(self, n: Name) -> Ref:
+        if n.text in self.lets:
+            return Ref(RefKind.LET, self.lets[n.text])
+        head, sub, time = split_name(n.text)
+        ref = self._plain(head, sub, time)
+        if ref is None and len(head) > 1 and head.startswith("d"):
+            inner = self._plain(head[1:], sub, time)
+            if inner is not None and inner.kind in (RefKind.VEC, RefKind.PARAM):
+                return Ref(RefKind.ADJ if inner.kind == RefKind.VEC else RefKind.DPARAM, inner.value)
+            if head == "dy" and time == 0:
+                return Ref(RefKind.DY, bptt.DY)
+        if ref is None:
+            raise DeriveError(f"unknown symbol {n.text}; known: {self.known()}", n.pos)
+        return ref
+
+    def adjoint_of(self, n: Name):
+        """\\delta NAME: the adjoint symbol (dy_t for the loss's own gradient of the output)."""
+        if split_name(n.text) == ("y", "", 0):
+            return bptt.DY
+        ref = self.resolve(n)
+        if ref.kind != RefKind.VEC:
+            raise DeriveError(rf"\delta {n.text}: the adjoint of a vector at a step is meant", n.pos)
+        return ir.adjoint(ref.value)
+
+    def _plain(self, head, sub, time):
+        c = self.cell
+        key = head + (f"_{sub}" if sub else "")
+        key = self.renames.get(key, key)
+        if time is not None:
+            key = VECTOR_ALIASES.get(key, key) if key not in c.dims else key
+            if key in c.dims:
+                base, s = self.parts[key]
+                return Ref(RefKind.VEC, ir.symbol(base, s, time))
+            return None
+        if key in c.params:
+            return Ref(RefKind.PARAM, c.params[key])
+        if key in self.param_alias:
+            return Ref(RefKind.PARAM, c.params[self.param_alias[key]])
+        if key in ("I", "H", "P"):
+            return Ref(RefKind.DIM, {"I": I, "H": H, "P": P}[key])
+        if key == "L":
+            return Ref(RefKind.LOSS)
+        if key in ("mathbf{1}", "mathbb{1}"):
+            return Ref(RefKind.ONE)
+        return None
+
+
+def _param_aliases(cell) -> dict:
+    """W_{if} (PyTorch), W_{fx} / W_{fh} (the seeds) for W_{xf} / W_{hf}; b_{if}, b_{hf} for b_f."""
+    out: dict = {}
+    taken = set(cell.params)
+
+    def add(alias, key):
+        if alias in taken:
+            return
+        out[alias] = None if alias in out and out[alias] != key else key
+    for key, p in cell.params.items():
+        base, _, sub = key.partition("_")
+        if p.is_matrix and len(sub) >= 2 and sub[0] in "xh":
+            rest = sub[1:]
+            add(f"{base}_{rest}{sub[0]}", key)
+            if sub[0] == "x":
+                add(f"{base}_i{rest}", key)
+                add(f"{base}_{rest}i", key)
+        elif not p.is_matrix and sub:
+            add(f"{base}_i{sub}", key)
+            add(f"{base}_h{sub}", key)
+    return {a: k for a, k in out.items() if k is not None}
