@@ -238,21 +238,26 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable verdicts")
     s.set_defaults(run=_cmd_check)
 
-
     add_build_command(sub)
     add_kernels_command(sub)
     actcli.add_commands(sub)
     return p
 
 
+def parse(argv=None) -> argparse.Namespace:
+    """The command line as the CLI reads it (DeriveError when it does not parse)."""
+    parser = _build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "check" and not any(x.startswith("--") for x in extra):
+        args.formula += extra  # formulas after an option: derive check lstm --let W=... 'dc_t = ...'
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv=None) -> int:
     try:
-        parser = _build_parser()
-        args, extra = parser.parse_known_args(argv)
-        if extra and args.command == "check" and not any(x.startswith("--") for x in extra):
-            args.formula += extra  # formulas after an option: derive check lstm --let W=... 'dc_t = ...'
-        elif extra:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args = parse(argv)
         status = args.run(args)
         sys.stdout.flush()  # a full disk or a closed pipe shows here, not after main
         return status

@@ -1,0 +1,122 @@
+"""The guides cannot drift from the CLI: every ``derive ...`` command that the built pages
+(``site/**/*.md``) and the README show is parsed by the CLI's own parser, so a command or an
+option that does not exist fails here (the spec guide once told users to run ``derive count``);
+one command of each shape (sub-command and options) is also run, and must exit 0 or 1 (a
+check may say "wrong"), never 2.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from derive.cli import command
+from derive.errors import DeriveError
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "tests" / "golden" / "specs" / "mgu.toml"
+
+#: placeholders the guides use -> what stands in for them here
+PLACEHOLDERS = {"CELL": "lstm", "my_cell.toml": str(SPEC), "./mycell.toml": str(SPEC), "ACTIVATION": "swish"}
+#: commands only parsed, never run here: they write files, time things or take minutes
+PARSE_ONLY = {"build", "kernels", "bench", "verify", "list"}
+
+
+def _documents():
+    yield ROOT / "README.md"
+    yield from sorted((ROOT / "site").rglob("*.md"))
+
+
+def _commands() -> list[tuple[str, str]]:
+    """(where, command line) for every command shown: ``$ derive ...`` lines of code blocks,
+    README code lines that start with ``derive ``, and inline ``derive <sub-command> ...``."""
+    found = {}
+    for doc in _documents():
+        text = doc.read_text(encoding="utf-8")
+        rel = doc.relative_to(ROOT)
+        for n, line in enumerate(text.splitlines(), 1):
+            m = re.match(r"^\s*(?:\$ )?(derive [a-z].*)$", line)
+            if m and (line.lstrip().startswith("$") or doc.name == "README.md"):
+                found.setdefault(_strip_comment(m.group(1)), f"{rel}:{n}")
+            for m in re.finditer(r"`(derive [a-z][^`]*)`", line):
+                found.setdefault(m.group(1).strip(), f"{rel}:{n}")
+    return sorted((where, cmd) for cmd, where in found.items())
+
+
+def _strip_comment(cmd: str) -> str:
+    """The command without a trailing ``# comment`` (a ``#`` inside quotes stays)."""
+    quote = None
+    for i, ch in enumerate(cmd):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (i == 0 or cmd[i - 1] == " "):
+            return cmd[:i].rstrip()
+    return cmd.rstrip()
+
+
+def _argv(cmd: str, tmp: Path) -> list[str]:
+    args = shlex.split(cmd)[1:]
+    out = []
+    for a in args:
+        a = PLACEHOLDERS.get(a, a)
+        if a in ("gen/", "mykernels/"):
+            a = str(tmp / "out")
+        elif a == "my_derivation.txt":
+            (tmp / "formulas.txt").write_text("dc_t = dh_t*o_t*(1 - tanh(c_t)**2)\n", encoding="utf-8")
+            a = str(tmp / "formulas.txt")
+        out.append(a)
+    return out
+
+
+COMMANDS = _commands()
+
+
+def test_the_guides_show_commands():
+    assert len(COMMANDS) > 40, COMMANDS  # the collector itself works
+
+
+@pytest.mark.parametrize("where,cmd", COMMANDS, ids=[c for _, c in COMMANDS])
+def test_every_command_shown_parses(where, cmd, tmp_path):
+    argv = _argv(cmd, tmp_path)
+    if len(argv) == 1:  # a mention of a sub-command in prose: it must exist
+        argv.append("--help")
+    try:
+        command.parse(argv)
+    except SystemExit as e:  # --help
+        assert e.code == 0, f"{where}: `{cmd}`"
+    except DeriveError as e:
+        pytest.fail(f"{where}: `{cmd}` does not parse: {e}")
+
+
+def _shape(cmd: str) -> tuple:
+    args = shlex.split(cmd)[1:]
+    return (args[0], tuple(sorted(a for a in args if a.startswith("--"))),
+            any(a.endswith(".toml") or a in PLACEHOLDERS for a in args))
+
+
+def _runnable():
+    seen, out = set(), []
+    for where, cmd in COMMANDS:
+        args = shlex.split(cmd)[1:]
+        if len(args) == 1 or args[0] in PARSE_ONLY or "..." in cmd or "LEFT = RIGHT" in cmd or _shape(cmd) in seen:
+            continue
+        seen.add(_shape(cmd))
+        out.append((where, cmd))
+    return out
+
+
+@pytest.mark.parametrize("where,cmd", _runnable(), ids=[c for _, c in _runnable()])
+def test_one_command_of_each_shape_runs(where, cmd, tmp_path, capsys):
+    code = command.main(_argv(cmd, tmp_path))
+    err = capsys.readouterr().err
+    assert code in (0, 1), f"{where}: `{cmd}` exited {code}: {err}"
+
+
+def test_a_command_that_does_not_exist_is_caught():
+    with pytest.raises(DeriveError):
+        command.parse(["count", "lstm", "--input", "10", "--hidden", "20"])
