@@ -12,7 +12,7 @@ import sympy as sp
 
 import derive
 from derive import DeriveError
-from derive.codegen import kernel
+from derive.codegen import kernel, selfcheck
 from derive.codegen.backward import backward_lines
 from derive.codegen.forward import forward_lines
 from derive.codegen.names import Namer
@@ -148,25 +148,66 @@ equations = '''
 {}
 '''
 """
-#: specs whose generated names would collide -> the two quantities the error names
+#: specs where two quantities of the spec would take one generated name -> the two quantities
+#: (as the spec writes them) and the line:column the error points at (the second one's)
 COLLIDING_SPECS = {
-    "late argument vs a gate": (
-        "r_t = \\sigma(W_{xr} x_t + W_{hr} h_{t-1})\nh_{r,t} = \\tanh(W_{xq} x_t)\n"
-        "h_t = \\tanh(W_{xh} x_t + W_{hh} (r_t \\odot h_{t-1})) \\odot h_{r,t}", ("h_{r,t}", "r_t ⊙ h_{t-1}")),
+    "a parameter h_{all} vs the steps of the state h": (
+        "h_t = \\tanh(W_{xh} x_t + h_{all} \\odot h_{t-1})", ("h_{all}", "h_t"), "6:1"),
+    "a parameter h_{prev} vs h_{t-1}": (
+        "h_t = \\tanh(W_{xh} x_t + W_{hh} h_{t-1}) \\odot h_{prev}", ("h_{prev}", "h_{t-1}"), "6:1"),
 }
 
 
 @pytest.mark.parametrize("row", COLLIDING_SPECS)
 def test_a_spec_whose_names_collide_is_refused_naming_both(row, tmp_path):
-    equations, quantities = COLLIDING_SPECS[row]
+    equations, quantities, where = COLLIDING_SPECS[row]
     path = tmp_path / "c.toml"
     path.write_text(SPEC.format(equations))
     d = derive.derive(derive.load(str(path)))
     with pytest.raises(DeriveError, match="would stand for both") as err:
         make_plan(d)
-    assert all(q in str(err.value) for q in quantities)
+    msg = str(err.value)
+    assert all(q in msg for q in quantities), msg
+    assert msg.startswith(f"{path}:{where}: error:"), msg  # located in the spec
+    assert ",)" not in msg and "|" not in msg, msg  # the spec's text: no tuple, no IR symbol name
     with pytest.raises(DeriveError, match="would stand for both"):
         derive.kernel(str(path))
+
+
+#: specs where a name of the spec is one derive would give its own quantity: derive's yields
+#: -> (a name the kernel source must bind, derive's renamed one)
+YIELDING_SPECS = {
+    "a vector h_{r} vs the late argument r_t ⊙ h_{t-1}": (
+        "r_t = \\sigma(W_{xr} x_t + W_{hr} h_{t-1})\nh_{r,t} = \\tanh(W_{xq} x_t)\n"
+        "h_t = \\tanh(W_{xh} x_t + W_{hh} (r_t \\odot h_{t-1})) \\odot h_{r,t}", "h_r_t", "h_r_cat_t"),
+    "a state y vs the output gradient dy_t": ("y_t = \\tanh(W_{xy} x_t + W_{yy} y_{t-1})", "dy_t", "_dy_t"),
+    "a parameter W beside the fused matrix W_x": ("h_t = \\tanh(W x_t + W_{hh} h_{t-1})", "W", "W_x"),
+    "a parameter T vs the number of steps": ("h_t = \\tanh(W_{xh} x_t + W_{hh} h_{t-1}) \\odot T", "T", "_T"),
+    "a parameter z vs the pre-activations": ("h_t = \\tanh(W_{xh} x_t + W_{hh} h_{t-1} + z)", "z", "_z"),
+    "a matrix B vs the batch size": ("h_t = \\tanh(B x_t + W_{hh} h_{t-1})", "B", "_B"),
+    "a matrix H vs the hidden size": ("h_t = \\tanh(W_{xh} x_t + H h_{t-1})", "H", "_H"),
+    "a parameter s_{h} vs the slice of z_h": ("h_t = \\tanh(W_{xh} x_t + W_{hh} h_{t-1} + s_{h})", "s_h", "_s_h"),
+}
+
+
+@pytest.mark.parametrize("row", YIELDING_SPECS)
+def test_derive_s_own_names_yield_to_the_spec_s(row, tmp_path):
+    equations, spec_name, own = YIELDING_SPECS[row]
+    text = SPEC.format(equations)
+    if "y_t" in equations:
+        text = text.replace('states = ["h"]\noutput = "h"', 'states = ["y"]\noutput = "y"')
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    derive.kernel(str(path))  # generated, audited and self-checked
+    source = kernel.render(derive.derive(derive.load(str(path))), "c.toml")
+    names = {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
+    assert {spec_name, own} <= names, sorted(names)
+
+
+def test_generator_messages_write_quantities_as_the_spec_does():
+    """An error of the kernel generator never shows an IR symbol's name (``s||1``)."""
+    assert selfcheck.readable("no value for s||1 in (d:z|f,1|0, W|xf|, h||-1); a|b stays") == \
+        "no value for s_{t+1} in (dz_{f,1,t}, W_{xf}, h_{t-1}); a|b stays"
 
 
 # ---------------------------------------------------------------- small modules

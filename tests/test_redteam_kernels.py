@@ -1,4 +1,5 @@
-"""Red-team findings on the kernel generator (shared/reviews/redteam.md, findings 1-8 and 17).
+"""Red-team findings on the kernel generator (shared/reviews/redteam.md, findings 1-8 and 17;
+issue 17: names of the spec that are also names derive gives its own quantities, ``NAMES``).
 
 Each cell the report found silently wrong is a row: its spec, and its forward step written
 here by hand in NumPy, straight from the equations (the witness: no derive code involved).
@@ -11,6 +12,7 @@ must never run.
 from __future__ import annotations
 
 import os
+import re
 import string
 
 import numpy as np
@@ -32,6 +34,80 @@ def spec_text(name, states, output, equations, **extra):
     lines = [f'name = "{name}"', 'input = "x"', f"states = {states!r}".replace("'", '"'), f'output = "{output}"']
     lines += [f"{k} = {v}" for k, v in extra.items()]
     return "\n".join(lines) + f"\nequations = '''\n{equations}\n'''\n"
+
+
+def relu(u):
+    return np.maximum(u, 0.0)
+
+
+#: issue 17: a name of the spec that derive would also give one of its own quantities (the output
+#: gradient dy_t, the fused matrix W_x, the sizes T B I H, the step t, the buffers z and a, the
+#: slices s_h and k_h, the GEMM argument h_r_t); derive's own name yields, the kernel must be right
+NAMES = {
+    "names-state-y": (["y"], "y", r"y_t = \tanh(W_{xy} x_t + W_{yy} y_{t-1} + b)",
+                      lambda P, x, s: {"y": np.tanh(x @ P["W_xy"].T + s["y"] @ P["W_yy"].T + P["b"])}),
+    "names-states-c-y-greff": (["c", "y"], "y", "c_t = \\sigma(W_{xf} x_t + R_f y_{t-1}) \\odot c_{t-1} + "
+                                                "\\tanh(W_{xz} x_t + R_z y_{t-1})\n"
+                                                "y_t = \\tanh(c_t) \\odot \\sigma(W_{xo} x_t + R_o y_{t-1})",
+                               lambda P, x, s: _greff(P, x, s)),
+    "names-output-y-read-again": (["h"], "y", "y_t = \\sigma(W_{xy} x_t + W_{hy} h_{t-1})\n"
+                                              "h_t = \\tanh(W_{xh} x_t + W_{hh} h_{t-1}) \\odot y_t",
+                                  lambda P, x, s: {"y": sig(x @ P["W_xy"].T + s["h"] @ P["W_hy"].T),
+                                                   "h": np.tanh(x @ P["W_xh"].T + s["h"] @ P["W_hh"].T)
+                                                   * sig(x @ P["W_xy"].T + s["h"] @ P["W_hy"].T)}),
+    "names-intermediate-y": (["h"], "h", "y_t = \\tanh(W_{xy} x_t + W_{hy} h_{t-1})\n"
+                                         "h_t = y_t \\odot h_{t-1} + W_{xh} x_t",
+                             lambda P, x, s: {"h": np.tanh(x @ P["W_xy"].T + s["h"] @ P["W_hy"].T) * s["h"]
+                                              + x @ P["W_xh"].T}),
+    "names-parameter-W": (["h"], "h", r"h_t = \operatorname{ReLU}(W x_t + u \odot h_{t-1} + b)",
+                          lambda P, x, s: {"h": relu(x @ P["W"].T + P["u"] * s["h"] + P["b"])}),
+    "F8-parameter-T": (["h"], "h", r"h_t = \tanh(W_{xh} x_t + W_{hh} h_{t-1}) \odot T",
+                       lambda P, x, s: {"h": np.tanh(x @ P["W_xh"].T + s["h"] @ P["W_hh"].T) * P["T"]}),
+    "F8-parameter-t": (["h"], "h", r"h_t = \tanh(W_{xh} x_t + W_{hh} h_{t-1}) \odot t",
+                       lambda P, x, s: {"h": np.tanh(x @ P["W_xh"].T + s["h"] @ P["W_hh"].T) * P["t"]}),
+    "names-parameters-z-a": (["h"], "h", r"h_t = \tanh(W_{xh} x_t + W_{hh} h_{t-1} + z) \odot a",
+                             lambda P, x, s: {"h": np.tanh(x @ P["W_xh"].T + s["h"] @ P["W_hh"].T + P["z"]) * P["a"]}),
+    "names-parameter-z-reads-h": (["h"], "h", r"h_t = \tanh(W_{xh} x_t + z \odot h_{t-1})",
+                                  lambda P, x, s: {"h": np.tanh(x @ P["W_xh"].T + P["z"] * s["h"])}),
+    "names-matrices-B-H": (["h"], "h", r"h_t = \tanh(B x_t + H h_{t-1})",
+                           lambda P, x, s: {"h": np.tanh(x @ P["B"].T + s["h"] @ P["H"].T)}),
+    "names-matrices-I-P": (["h"], "h", r"h_t = \tanh(I x_t + P h_{t-1})",
+                           lambda P, x, s: {"h": np.tanh(x @ P["I"].T + s["h"] @ P["P"].T)}),
+    "names-slices-s-k-z_row": (["h"], "h", r"h_t = \tanh(W_{xh} x_t + W_{hh} h_{t-1} + s_{h}) \odot k_{h} + z_{row}",
+                               lambda P, x, s: {"h": np.tanh(x @ P["W_xh"].T + s["h"] @ P["W_hh"].T + P["s_h"])
+                                                * P["k_h"] + P["z_row"]}),
+    "names-vector-h_r-vs-gemm-argument": (
+        ["h"], "h", "r_t = \\sigma(W_{xr} x_t + W_{hr} h_{t-1})\nh_{r,t} = \\tanh(W_{xq} x_t)\n"
+                    "h_t = \\tanh(W_{xh} x_t + W_{hh} (r_t \\odot h_{t-1})) \\odot h_{r,t}",
+        lambda P, x, s: {"h": np.tanh(x @ P["W_xh"].T + (sig(x @ P["W_xr"].T + s["h"] @ P["W_hr"].T) * s["h"])
+                                      @ P["W_hh"].T) * np.tanh(x @ P["W_xq"].T)}),
+    "names-linear-term-two-activations": (
+        ["h"], "h", "s_t = W_{hs} h_{t-1} + W_{xs} x_t + b_s\nh_t = \\tanh(s_t) \\odot \\sigma(s_t)",
+        lambda P, x, s: _two_acts(x @ P["W_xs"].T + s["h"] @ P["W_hs"].T + P["b_s"])),
+    "names-linear-term-janet-and-elsewhere": (
+        ["c", "h"], "h", "s_t = W_{hs} h_{t-1} + W_{xs} x_t + b_s\n"
+                         "c_t = \\sigma(s_t) \\odot c_{t-1} + (1 - \\sigma(s_t - 1)) \\odot "
+                         "\\tanh(W_{xc} x_t + W_{hc} h_{t-1})\n"
+                         "h_t = \\tanh(c_t) + s_t",
+        lambda P, x, s: _janet(P, x, s)),
+    "names-comma-subscripts": (["h"], "h", r"h_t = \tanh(W_{x,h} x_t + W_{h,h} h_{t-1} + b_{h})",
+                               lambda P, x, s: {"h": np.tanh(x @ P["W_x,h"].T + s["h"] @ P["W_h,h"].T + P["b_h"])}),
+}
+
+
+def _greff(P, x, s):
+    c = sig(x @ P["W_xf"].T + s["y"] @ P["R_f"].T) * s["c"] + np.tanh(x @ P["W_xz"].T + s["y"] @ P["R_z"].T)
+    return {"c": c, "y": np.tanh(c) * sig(x @ P["W_xo"].T + s["y"] @ P["R_o"].T)}
+
+
+def _two_acts(u):
+    return {"h": np.tanh(u) * sig(u)}
+
+
+def _janet(P, x, s):
+    u = x @ P["W_xs"].T + s["h"] @ P["W_hs"].T + P["b_s"]
+    c = sig(u) * s["c"] + (1 - sig(u - 1)) * np.tanh(x @ P["W_xc"].T + s["h"] @ P["W_hc"].T)
+    return {"c": c, "h": np.tanh(c) + u}
 
 
 #: id -> (states, output, equations, step(P, x_t, prev) -> new states dict (and "y" if not a state))
@@ -97,6 +173,7 @@ CELLS = {
                         "\\tilde{h}_t = \\tanh(W_{xh} x_t + W_{hh} (f_t \\odot h_{t-1}) + b_h)\n"
                         "h_t = (1 - f_t) \\odot h_{t-1} + f_t \\odot \\tilde{h}_t",
             lambda P, x, s: _mgu(P, x, s)),
+    **NAMES,
 }
 
 
@@ -168,19 +245,32 @@ REFUSED = {
                                                            "c_t = \\tanh(W_{xc} x_t + W_{hh} h_{t-1})"), "feeds two"),
     "F17-400-digit-number": ((["h"], "h", r"h_t = \tanh(W_{xh} x_t + W_{hh} h_{t-1}) \odot " + "9" * 400),
                              "not a finite float64"),
-    "F8-parameter-T": ((["h"], "h", r"h_t = \tanh(W_{xh} x_t + W_{hh} h_{t-1}) \odot T"), "reserved"),
-    "F8-parameter-t": ((["h"], "h", r"h_t = \tanh(W_{xh} x_t + W_{hh} h_{t-1}) \odot t"), "reserved"),
+    # issue 17, the limits a name meets: backward returns the input's gradient as grads["x"]
+    "names-parameter-x-beside-input-u": ((["h"], "h", r"h_t = \tanh(W_{uh} u_t + W_{hh} h_{t-1}) \odot x", "u"),
+                                         "a parameter named x: the kernels return the gradient of the input"),
+    "names-state-x-beside-input-u": ((["x"], "x", r"x_t = \tanh(W_{ux} u_t + W_{xx} x_{t-1})", "u"),
+                                     "a state named x: the kernels return the gradient of the input"),
+    # two quantities of the spec that one generated name would stand for (h_{all} and the steps of h)
+    "names-parameter-h_all": ((["h"], "h", r"h_t = \tanh(W_{xh} x_t + h_{all} \odot h_{t-1})"),
+                              "the generated name 'h_all' would stand for both h_{all}"),
+    # two matrices on one vector in one pre-activation (H h_{t-1} + P h_{t-1}): one matrix per vector there
+    "two-matrices-one-argument": ((["h"], "h", r"h_t = \tanh(W_{xh} x_t + H h_{t-1} + P h_{t-1})"),
+                                  "multiply the same vector into one pre-activation"),
 }
 
 
 @pytest.mark.parametrize("row", REFUSED, ids=list(REFUSED))
 def test_cells_the_generator_cannot_compile_are_refused_never_handed_out(row, tmp_path):
-    (states, output, equations), fragment = REFUSED[row]
+    (states, output, equations, *source), fragment = REFUSED[row]
     path = tmp_path / "cell.toml"
-    path.write_text(spec_text("cell", states, output, equations))
+    path.write_text(spec_text("cell", states, output, equations).replace('input = "x"', f'input = "{source[0]}"')
+                    if source else spec_text("cell", states, output, equations))
     assert derive.derive(derive.load(str(path))).adjoints  # the derivation itself is fine
-    with pytest.raises(DeriveError, match=fragment):
+    with pytest.raises(DeriveError, match=re.escape(fragment)) as err:
         derive.kernel(str(path))
+    assert not re.search(r"\w\|\w*\|", str(err.value)), str(err.value)  # no IR symbol name (s||1) in a message
+    if row.startswith("names-"):  # a limit a name meets is located in the spec: path:line:column
+        assert re.match(rf"{re.escape(str(path))}:\d+:\d+: error: ", str(err.value)), str(err.value)
 
 
 # ------------------------------------------------------------- hostile free text

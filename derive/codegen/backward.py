@@ -12,7 +12,7 @@ import sympy as sp
 from derive.codegen.ewise import OUTPUT_DERIVATIVE, derivative_call
 from derive.codegen.frame import Frame, fused_weights, sizes, slices, workspace
 from derive.codegen.gradients import after_loop
-from derive.codegen.names import DY_STEP, Buffer, Namer, code_name
+from derive.codegen.names import Buffer, Namer, code_name
 from derive.codegen.parts import GroupKind, dim_of
 from derive.codegen.plan import Plan
 from derive.symbolic import ir
@@ -34,7 +34,7 @@ class Backward:
                                   for s in plan.cell.states])
 
     def lines(self) -> list[str]:
-        p, cell, frame = self.p, self.cell, self.frame
+        p, cell, frame, w = self.p, self.cell, self.frame, self.p.w
         L = self.from_cache()
         L += sizes(p)
         L += slices(p)
@@ -42,14 +42,14 @@ class Backward:
         L += fused_weights(p)
         ND = str(p.blocks[-1].stop)
         L.append("")
-        L.append("steps = T if truncate is None else max(0, min(T, int(truncate)))")
-        L.append(f"dz = {workspace('dz', f'(T, B, {ND})')}  # adjoints of the pre-activations (and products), "
-                 + " | ".join(f"d{b.name}" for b in p.blocks))
-        L.append(f"da = np.empty(B * {ND}, dtype)  # adjoints of the gate outputs, block-major as a step of a")
-        L.append(f"dy_zero = np.zeros((B, {p.dim(cell.output)}), dtype)  # dy_t when dy is None")
+        L.append(f"steps = {w.T} if truncate is None else max(0, min({w.T}, int(truncate)))")
+        L.append(f"{w.dz} = {workspace('dz', f'({w.T}, {w.B}, {ND})')}  # adjoints of the pre-activations (and "
+                 "products), " + " | ".join(f"d{b.name}" for b in p.blocks))
+        L.append(f"{w.da} = np.empty({w.B} * {ND}, dtype)  # adjoints of the gate outputs, block-major as a step of a")
+        L.append(f"{w.dy_zero} = np.zeros(({w.B}, {p.dim(cell.output)}), dtype)  # {w.dy_t} when dy is None")
         for s in cell.states:
             key = ir.ref(s).key
-            L.append(f"{Namer.carry(s)} = np.zeros((B, {dim_of(cell, s)}), dtype)")
+            L.append(f"{Namer.carry(s)} = np.zeros(({w.B}, {dim_of(cell, s)}), dtype)")
             L.append(f"if dstates_T is not None and dstates_T.get({key!r}) is not None:")
             L.append(f"    {Namer.carry(s)}[...] = dstates_T[{key!r}]")
         for key in sorted(p.in_loop):
@@ -57,7 +57,7 @@ class Backward:
             L.append(f"{Namer.grad_sum(prm.symbol)} = np.zeros({prm.shape[0]}, dtype)")
         scratch_at = len(L)
         L.append("")
-        L.append("for t in range(T - 1, T - 1 - steps, -1):")
+        L.append(f"for {w.t} in range({w.T} - 1, {w.T} - 1 - steps, -1):")
         body = frame.loop_body(self.step())
         L += ["    " + ln if ln else "" for ln in body]
         L[scratch_at:scratch_at] = frame.scratch_lines(body)
@@ -66,8 +66,8 @@ class Backward:
         return L
 
     def from_cache(self) -> list[str]:
-        p = self.p
-        L = ["x, z, a = cache['x'], cache['z'], cache['a']"]
+        p, w = self.p, self.p.w
+        L = [f"{w.x}, {w.z}, {w.a} = cache['x'], cache['z'], cache['a']"]
         for n in [Namer.states(s) for s in self.cell.states] + sorted({n for n in p.saved.values() if n}):
             L.append(f"{n} = cache[{n!r}]")
         for g in p.groups:
@@ -79,15 +79,15 @@ class Backward:
 
     # ------------------------------------------------------------ the step
     def step(self) -> list[str]:
-        p, cell, d, frame = self.p, self.cell, self.p.d, self.frame
+        p, cell, d, frame, w, namer = self.p, self.cell, self.p.d, self.frame, self.p.w, self.p.namer
         names = dict(p.backward_names)
         L = frame.view_lines()
-        L.append(f"{Namer.row(Buffer.DZ)} = {Buffer.DZ}[t]")
+        L.append(f"{namer.row(Buffer.DZ)} = {w.dz}[{w.t}]")
         for b in p.blocks:
-            frame.step_view(Namer.dz(b), Buffer.DZ, Namer.span([b]))
+            frame.step_view(namer.dz(b), Buffer.DZ, namer.span([b]))
             if b.in_a:
-                frame.fixed_view(Namer.adjoint(b.gate), f"da[{Namer.kspan([b])}].reshape(B, {b.dim})")
-        L.append(f"{DY_STEP} = dy[t] if dy is not None else dy_zero")
+                frame.fixed_view(Namer.adjoint(b.gate), f"{w.da}[{namer.kspan([b])}].reshape({w.B}, {b.dim})")
+        L.append(f"{w.dy_t} = dy[{w.t}] if dy is not None else {w.dy_zero}")
         adj = {a.target: a for a in d.adjoints}
         done_T = {}
         for lev in sorted({p.levels[a.target] for a in p.schedule}, reverse=True):
@@ -120,7 +120,7 @@ class Backward:
         for b in p.blocks:  # extra gradient blocks (e.g. dz_n (.) r_t for W_hn)
             if b.z is None:
                 L.append(f"# gradient block of {', '.join(b.groups)}: {ir_text(b.grad)}")
-                L += frame.emit(b.grad, Namer.dz(b), names)
+                L += frame.emit(b.grad, namer.dz(b), names)
         for pg in d.params:  # vector-parameter gradients that read this step's adjoints: accumulated here
             if pg.param.key in p.in_loop:
                 expr = sp.Add(*[g for g, _ in pg.terms])
@@ -160,7 +160,7 @@ class Backward:
             fn = self.cell.assignment(b.gate).rhs
             expect = ir.adjoint(b.gate) * fn.fdiff().xreplace(self.p.d.forward)
             if len(own) != 1 or sp.simplify(own[0] - expect) != 0:
-                raise ValueError(f"unexpected adjoint for {b.z}: {own}")
+                raise ValueError(f"unexpected adjoint for {ir_text(b.z)}: {', '.join(map(ir_text, own))}")
 
     def matvec_t(self, expr, names, done) -> list[str]:
         """GEMMs for the ``W^T g`` atoms of an adjoint expression not computed yet."""
@@ -174,7 +174,7 @@ class Backward:
             if gname is None:
                 gname = self.frame.buf(Namer.gradient_scratch(len(done)), shape[0])
                 L += self.frame.emit(g, gname, names)
-            buf = self.frame.buf(Namer.transposed_product(W, gname), shape[1])
+            buf = self.frame.buf(self.p.namer.transposed_product(W, gname), shape[1])
             L.append(f"np.matmul({gname}, {code_name(W)}, out={buf})  # {ir_text(m)}")
             names[m] = buf
             done[m] = buf

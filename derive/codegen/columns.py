@@ -78,15 +78,7 @@ def column_layout(cell: Cell, d: Derivation, namer: Namer, groups: dict, levels:
             gname = namer.group(arg)
             if gname not in by_grad[g]["groups"]:
                 by_grad[g]["groups"].append(gname)
-    atom_grad = {}
-    for pg in d.params:
-        for g, arg in pg.terms:
-            if arg is None:
-                continue
-            m = ir.MatVec(pg.param.symbol, arg)
-            if atom_grad.setdefault(m, g) != g:
-                raise CodegenError(f"the product {ir_text(m)} feeds two pre-activations; the kernels need a "
-                                   f"matrix product per use (name the product as a vector of its own)")
+    atom_grad = _atom_gradients(cell, d)
     blocks, offset = [], sp.Integer(0)
     for k, b in enumerate(drafts):
         gate = b.get("gate")
@@ -102,6 +94,37 @@ def column_layout(cell: Cell, d: Derivation, namer: Namer, groups: dict, levels:
             folded[z] = tuple(t for t in terms(cell.assignment(z).rhs)
                               if isinstance(t, sp.Symbol) and ir.ref(t).time is None)
     return ColumnLayout(tuple(blocks), {m: index[g] for m, g in atom_grad.items()}, folded, order)
+
+
+def _uses(cell: Cell, m) -> tuple[list, object]:
+    """The equations (as written) that read the product ``m``, and where the last one is."""
+    found = [a for a in cell.assignments if a.rhs.has(m)]
+    written = [next((b for b in cell.assignments if not b.aux and b.pos == a.pos), a) for a in found]
+    return list(dict.fromkeys(a.source or f"{ir_text(a.target)} = {ir_text(a.rhs)}" for a in written)), \
+        (found[-1].pos if found else None)
+
+
+def _atom_gradients(cell: Cell, d: Derivation) -> dict:
+    """Each product ``W a`` -> the gradient ``g`` its weight gradient ``g a^T`` reads: one per product,
+    and one product per argument and gradient (a located CodegenError names the limit)."""
+    atom_grad, by_slot = {}, {}
+    for pg in d.params:
+        for g, arg in pg.terms:
+            if arg is None:
+                continue
+            m = ir.MatVec(pg.param.symbol, arg)
+            if atom_grad.setdefault(m, g) != g:
+                eqs, pos = _uses(cell, m)
+                raise CodegenError(f"the product {ir_text(m)} feeds two pre-activations ({'; '.join(eqs)}); the "
+                                   f"kernels need a matrix product per use: name the product as a vector of its own "
+                                   f"(u_t = {ir_text(m)}) and read u_t in each", pos)
+            other = by_slot.setdefault((arg, g), m)
+            if other != m:
+                eqs, pos = _uses(cell, m)
+                raise CodegenError(f"{ir_text(other)} and {ir_text(m)} multiply the same vector into one "
+                                   f"pre-activation ({'; '.join(eqs)}); the kernels take one matrix per vector "
+                                   f"there: write one matrix for both", pos)
+    return atom_grad
 
 
 def runs(items: list, key) -> list[list]:

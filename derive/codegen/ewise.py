@@ -20,6 +20,7 @@ import sympy as sp
 
 from derive import activations as acts
 from derive.symbolic import ir
+from derive.symbolic.printing import text as ir_text
 from derive.codegen.npcode import KernelPrinter
 
 #: activations computed in place by one helper call: name -> line template
@@ -47,7 +48,12 @@ INVERSE = {"np.add": "np.negative", "np.multiply": "np.reciprocal"}
 
 
 class CodegenError(Exception):
-    """An expression the kernel generator has no rule for."""
+    """An expression the kernel generator has no rule for; ``pos``: where the spec writes it. Its
+    message writes quantities as the spec does (``printing.text``), never IR symbol names."""
+
+    def __init__(self, message: str, pos=None):
+        super().__init__(message)
+        self.pos = pos
 
 
 def number(e) -> str:
@@ -153,10 +159,10 @@ class Emitter:
             if atom in self.names:
                 subs[atom] = sp.Symbol(self.names[atom])
             elif isinstance(atom, sp.Symbol) and ir.is_ir(atom):
-                raise CodegenError(f"no value for {atom} in generated code")
+                raise CodegenError(f"no value for {ir_text(atom)} in generated code (in {ir_text(e)})")
         body = e.xreplace(subs)
         if body.atoms(acts.Activation):
-            raise CodegenError(f"no code rule for {e!r}")
+            raise CodegenError(f"no code rule for {ir_text(e)}")
         self.lines.append(f"np.copyto({dest}, {KernelPrinter().doprint(body)})")
 
     def _chain(self, args, dest, op, inverse_op, split):

@@ -38,19 +38,19 @@ class Forward:
         self.frame = Frame(plan)
 
     def lines(self) -> list[str]:
-        p, cell, frame = self.p, self.cell, self.frame
+        p, cell, frame, w = self.p, self.cell, self.frame, self.p.w
         zblocks = p.zblocks
         NZ = str(zblocks[-1].stop) if zblocks else "0"
         L: list[str] = []
         L += sizes(p)
         dims = ", ".join(f"{ir.ref(s).key!r}: {dim_of(cell, s)}" for s in cell.states)
-        L.append(f"states0 = _interop.initial_states(states0, {{{dims}}}, B, dtype)")
+        L.append(f"states0 = _interop.initial_states(states0, {{{dims}}}, {w.B}, dtype)")
         L += slices(p)
         L.append("")
         L.append("# fused weights: one matrix per GEMM argument, columns in the order of the blocks")
         L += fused_weights(p, forward=True)
         L.append("")
-        L.append(f"z = {workspace('z', f'(T, B, {NZ})')}  # pre-activations, columns "
+        L.append(f"{w.z} = {workspace('z', f'({w.T}, {w.B}, {NZ})')}  # pre-activations, columns "
                  + " | ".join(f"z_{b.name}" + ("/2" if b.halved else "") for b in zblocks))
         if any(b.halved for b in p.blocks):
             L.append("# (z/2 where the weights and biases above are halved: sigma(z) = (1 + tanh(z/2)) / 2)")
@@ -58,12 +58,12 @@ class Forward:
         for run in p.shared_runs:
             bs = [halve(" + ".join(code_name(s) for s in p.folded.get(b.z, [])), b)
                   if p.folded.get(b.z) else f"np.zeros({b.dim}, dtype)" for b in run.blocks]
-            L.append(f"{Namer.bias(run.group.name, run.blocks)} = np.concatenate([{', '.join(bs)}])"
+            L.append(f"{p.namer.bias(run.group.name, run.blocks)} = np.concatenate([{', '.join(bs)}])"
                      f"  # biases of the blocks, added to the recurrent product each step")
         L += self.sequence_buffers(NZ)
         scratch_at = len(L)
         L.append("")
-        L.append("for t in range(T):")
+        L.append(f"for {w.t} in range({w.T}):")
         body = frame.loop_body(self.step())
         L += ["    " + ln if ln else "" for ln in body]
         L[scratch_at:scratch_at] = frame.scratch_lines(body)
@@ -73,73 +73,76 @@ class Forward:
 
     def input_projection(self, NZ: str) -> list[str]:
         """The input GEMM of every step, and the biases folded into it."""
-        p, L = self.p, []
+        p, L, w = self.p, [], self.p.w
         inp = p.input_group
         xblocks = [b for b in p.zblocks if inp is not None and inp.name in b.groups]
         if not xblocks:
             return L
         L.append("# input projection of every step in one GEMM")
         full = xblocks[0].start == 0 and xblocks[-1].stop == p.zblocks[-1].stop
-        target = f"z.reshape(T * B, {NZ})" if full else f"z.reshape(T * B, {NZ})[:, {span_code(xblocks)}]"
+        rows = f"{w.T} * {w.B}"
+        target = f"{w.z}.reshape({rows}, {NZ})" + ("" if full else f"[:, {span_code(xblocks)}]")
         if full:
-            L.append(f"np.matmul(x.reshape(T * B, I), {Namer.fused(inp.name)}, out={target})")
+            L.append(f"np.matmul({w.x}.reshape({rows}, {w.I}), {Namer.fused(inp.name)}, out={target})")
         else:
-            L.append(f"{target}[...] = x.reshape(T * B, I) @ {Namer.fused(inp.name)}")
+            L.append(f"{target}[...] = {w.x}.reshape({rows}, {w.I}) @ {Namer.fused(inp.name)}")
         shared = {b.index for b, _ in p.shared}
         for b in xblocks:
             if b.index not in shared and p.folded.get(b.z):
-                L.append(f"z[:, :, {Namer.span([b])}] += {' + '.join(code_name(s) for s in p.folded[b.z])}"
+                L.append(f"{w.z}[:, :, {p.namer.span([b])}] += {' + '.join(code_name(s) for s in p.folded[b.z])}"
                          f"  # the bias of z_{b.name}")
         return L
 
     def sequence_buffers(self, NZ: str) -> list[str]:
         """``a``, the states of every step, what the backward reads, the per-step products."""
-        p, cell, L = self.p, self.cell, []
+        p, cell, L, w = self.p, self.cell, [], self.p.w
+        TB = f"{w.T}, {w.B}"
         if p.gate_blocks:
-            L.append(f"a = {workspace('a', f'(T, B * {NZ})')}  # gate outputs, block-major: each gate's (B, dim) "
-                     "rows one after another, so every gate is contiguous")
+            L.append(f"{w.a} = {workspace('a', f'({w.T}, {w.B} * {NZ})')}  # gate outputs, block-major: each "
+                     "gate's (B, dim) rows one after another, so every gate is contiguous")
         else:
-            L.append("a = None")
+            L.append(f"{w.a} = None")
         for s in cell.states:
             n = Namer.states(s)
-            L.append(f"{n} = {workspace(n, f'(T + 1, B, {dim_of(cell, s)})')}")
+            L.append(f"{n} = {workspace(n, f'({w.T} + 1, {w.B}, {dim_of(cell, s)})')}")
             L.append(f"{n}[0] = states0[{ir.ref(s).key!r}]")
         for e, name in sorted(p.saved.items(), key=lambda kv: str(kv[1])):
             if name is None or name == p.output_all:
                 continue
-            L.append(f"{name} = {workspace(name, f'(T, B, {p.dim(e)})')}  # kept for the backward pass")
+            L.append(f"{name} = {workspace(name, f'({TB}, {p.dim(e)})')}  # kept for the backward pass")
         if p.output_all is not None:
-            L.append(f"{p.output_all} = {workspace(p.output_all, f'(T, B, {p.dim(cell.output)})')}  # outputs")
+            L.append(f"{p.output_all} = {workspace(p.output_all, f'({TB}, {p.dim(cell.output)})')}  # outputs")
         for g in p.groups:
             if g.kind == GroupKind.INPUT:
                 continue
             if g.kept:
                 n = Namer.product(g.name, "_all")
-                L.append(f"{n} = {workspace(n, f'(T, B, {g.width})')}  # kept: the backward reads it")
+                L.append(f"{n} = {workspace(n, f'({TB}, {g.width})')}  # kept: the backward reads it")
             else:
-                L.append(f"{Namer.product(g.name)} = np.empty((B, {g.width}), dtype)")
+                L.append(f"{Namer.product(g.name)} = np.empty(({w.B}, {g.width}), dtype)")
             if g.keeps_arg:
                 n = Namer.arg_buffer(g.name, "_all")
-                L.append(f"{n} = {workspace(n, f'(T, B, {g.arg_dim})')}  # GEMM argument, kept")
+                L.append(f"{n} = {workspace(n, f'({TB}, {g.arg_dim})')}  # GEMM argument, kept")
         return L
 
     def results(self) -> list[str]:
-        p, cell = self.p, self.cell
+        p, cell, w = self.p, self.cell, self.p.w
         out_gate = next((b for b in p.gate_blocks if b.gate == cell.output), None)
         y = (f"{Namer.states(cell.output)}[1:]" if cell.output in cell.states
-             else f"a[:, {Namer.kspan([out_gate])}].reshape(T, B, {out_gate.dim})" if out_gate is not None
-             else p.saved[cell.output])
-        states = ", ".join(f"{ir.ref(s).key!r}: {Namer.states(s)}[T]" for s in cell.states)
-        keep = ["x", str(Buffer.Z), str(Buffer.A)] + [Namer.states(s) for s in cell.states]  # keys: plain str
-        keep += sorted({n for n in p.saved.values() if n})
-        keep += [Namer.product(g.name, "_all") for g in p.groups if g.kept]
-        keep += [Namer.arg_buffer(g.name, "_all") for g in p.groups if g.kind == GroupKind.LATE]
-        return ["cache = {" + ", ".join(f"{k!r}: {k}" for k in dict.fromkeys(keep)) + "}",
+             else f"{w.a}[:, {p.namer.kspan([out_gate])}].reshape({w.T}, {w.B}, {out_gate.dim})"
+             if out_gate is not None else p.saved[cell.output])
+        states = ", ".join(f"{ir.ref(s).key!r}: {Namer.states(s)}[{w.T}]" for s in cell.states)
+        # the cache's keys: x, z and a by their own names, everything else by its variable's
+        keep = {"x": w.x, str(Buffer.Z): w.z, str(Buffer.A): w.a}
+        keep.update({n: n for n in [Namer.states(s) for s in cell.states] + sorted({n for n in p.saved.values() if n})})
+        keep.update({n: n for n in [Namer.product(g.name, "_all") for g in p.groups if g.kept]})
+        keep.update({n: n for n in [Namer.arg_buffer(g.name, "_all") for g in p.groups if g.kind == GroupKind.LATE]})
+        return ["cache = {" + ", ".join(f"{k!r}: {v}" for k, v in keep.items()) + "}",
                 f"return {y}, {{{states}}}, cache"]
 
     # ------------------------------------------------------------ the step
     def step(self) -> list[str]:
-        p, frame = self.p, self.frame
+        p, frame, w = self.p, self.frame, self.p.w
         names = dict(p.step_names)
         L = frame.view_lines()
         pending = [f for f, n in p.saved.items() if n and isinstance(f, acts.Activation)]
@@ -153,8 +156,8 @@ class Forward:
         for run in p.shared_runs:
             g, blocks = run.group, run.blocks
             zs = frame.row_view(Buffer.Z, blocks)
-            hs = frame.product_view(g, run.first, run.first + p.width(blocks), Namer.run_view(f"{g.name}W", blocks))
-            L.append(f"np.add({hs}, {Namer.bias(g.name, blocks)}, out={hs})")
+            hs = frame.product_view(g, run.first, run.first + p.width(blocks), p.namer.run_view(f"{g.name}W", blocks))
+            L.append(f"np.add({hs}, {p.namer.bias(g.name, blocks)}, out={hs})")
             L.append(f"np.add({zs}, {hs}, out={zs})"
                      f"  # + " + " + ".join(ir_text(m) for m in g.atoms if p.block_of(m) in blocks) + " + b")
         handled = {b.z: [m for m in g.atoms if p.block_of(m) == b] for b, g in p.shared}  # z -> terms added

@@ -34,10 +34,10 @@ def span_code(blocks) -> str:
     return f"slice({blocks[0].start}, {blocks[-1].stop})"
 
 
-def kslice_code(blocks) -> str:
+def kslice_code(blocks, B: str = "B") -> str:
     """``slice`` over consecutive blocks in a step of the block-major ``a`` (B rows per block)."""
     start = blocks[0].start
-    return f"slice({'0' if start == 0 else f'B * {start}'}, B * {blocks[-1].stop})"
+    return f"slice({'0' if start == 0 else f'{B} * {start}'}, {B} * {blocks[-1].stop})"
 
 
 def used_views(body: list[str]) -> list[str]:
@@ -63,8 +63,9 @@ def halve(code: str, block) -> str:
 
 # ------------------------------------------------------------ the prologue
 def sizes(plan: Plan) -> list[str]:
-    lines = ["T, B, I = x.shape"]
-    done = {"I"}
+    w = plan.w
+    lines = [f"{w.T}, {w.B}, {w.I} = {w.x}.shape"]
+    done = {w.I}
     for p in plan.cell.params.values():
         for axis, dim in enumerate(p.shape):
             if str(dim) not in done:
@@ -74,9 +75,11 @@ def sizes(plan: Plan) -> list[str]:
 
 
 def slices(plan: Plan) -> list[str]:
-    lines = [f"{Namer.span([b])} = {span_code([b])}" for b in plan.blocks]
+    namer = plan.namer
+    lines = [f"{namer.span([b])} = {span_code([b])}" for b in plan.blocks]
     for b in plan.gate_blocks:
-        lines.append(f"{Namer.kspan([b])} = {kslice_code([b])}  # gate {b.name} in a step of a: rows (B, {b.dim})")
+        lines.append(f"{namer.kspan([b])} = {kslice_code([b], plan.w.B)}  # gate {b.name} in a step of a: rows "
+                     f"(B, {b.dim})")
     return lines
 
 
@@ -112,6 +115,7 @@ class Frame:
     def __init__(self, plan: Plan, bufs=()):
         self.p = plan
         self.cell = plan.cell
+        self.namer, self.w = plan.namer, plan.w
         self.pools: dict[str, Pool] = {}
         self.bufs: list[tuple] = list(bufs)  # (name, dim) per-step buffers to allocate before the loop
         self.spans: dict[str, str] = {}  # slice name -> slice(...) for runs of blocks
@@ -136,22 +140,22 @@ class Frame:
             if ir.is_ir(s) and ir.ref(s).time is not None:
                 dim = dim_of(self.cell, s)
                 break
-        pool = self.pool(dim if dim is not None else sp.Symbol("H"))
+        pool = self.pool(dim if dim is not None else sp.Symbol(self.p.sizes.get("H", "H")))
         return Emitter(names, pool).emit(expr, out, strided=strided)
 
     # -------------------------------------------------------------- views
     def span(self, blocks) -> str:
         """The name of a slice over consecutive blocks (a single block's is ``s_i``)."""
-        name = Namer.span(blocks)
+        name = self.namer.span(blocks)
         if len(blocks) > 1:
             self.spans[name] = span_code(blocks)
         return name
 
     def kspan(self, blocks) -> str:
         """The name of a slice of a step of ``a`` (block-major) over consecutive blocks."""
-        name = Namer.kspan(blocks)
+        name = self.namer.kspan(blocks)
         if len(blocks) > 1:
-            self.spans[name] = kslice_code(blocks)
+            self.spans[name] = kslice_code(blocks, self.w.B)
         return name
 
     def step_view(self, name: str, base: str, index: str, shape: str | None = None,
@@ -161,14 +165,15 @@ class Frame:
         leading time axis), so a step costs one index, ``name = name_all[t]``, instead of a
         slice, a reshape and a transpose per use (at small sizes those were a third of the time)."""
         whole = Namer.whole(name)
-        code = f"{base}[{STEP_INDEX.get(base, ':, :, ')}{index}]"
+        buffer = self.namer.buffer(base) if base in tuple(Buffer) else base
+        code = f"{buffer}[{STEP_INDEX.get(base, ':, :, ')}{index}]"
         if shape:
-            code += f".reshape(T, {shape})"
+            code += f".reshape({self.w.T}, {shape})"
         if transpose:
             code += ".transpose(0, 2, 1, 3)"
         if self.views.setdefault(whole, code) != code:
             raise ValueError(f"two views named {whole}")
-        line = f"{name} = {whole}[t]"
+        line = f"{name} = {whole}[{self.w.t}]"
         if line not in self.step_lines:
             self.step_lines.append(line)
         return name
@@ -192,51 +197,52 @@ class Frame:
         """Columns of consecutive blocks in step t of ``z`` or ``dz`` ((B, width), batch-major)."""
         last = (self.p.zblocks if base == Buffer.Z else self.p.blocks)[-1]
         if blocks[0].start == 0 and blocks[-1].stop == last.stop:
-            return Namer.row(base)
-        return self.step_view(Namer.cols(base, blocks), base, self.span(blocks))
+            return self.namer.row(base)
+        return self.step_view(self.namer.cols(base, blocks), base, self.span(blocks))
 
     def run_views(self, blocks) -> RunViews:
         """Views of a run of equal-width blocks, all of one shape: (B, D) for one block,
         (n, B, D) for several. ``a``/``da`` are block-major (contiguous); ``z``/``dz`` rows
         are batch-major (the GEMMs' layout) and are read through a transposed view."""
-        n, D = len(blocks), str(blocks[0].dim)
+        n, D, B, namer = len(blocks), str(blocks[0].dim), self.w.B, self.namer
         s, k = self.span(blocks), self.kspan(blocks)
         in_a = all(b.in_a for b in blocks)
+        da = namer.buffer(Buffer.DA)
         if n == 1:
             b = blocks[0]
             return RunViews(
-                a=self.step_view(code_name(b.gate), Buffer.A, k, f"B, {D}") if in_a else None,
-                da=self.fixed_view(Namer.adjoint(b.gate), f"{Buffer.DA}[{k}].reshape(B, {D})") if in_a else None,
-                z=self.step_view(Namer.z(b), Buffer.Z, s), dz=self.step_view(Namer.dz(b), Buffer.DZ, s), dim=b.dim)
-        shape = f"{n}, B, {D}"
+                a=self.step_view(code_name(b.gate), Buffer.A, k, f"{B}, {D}") if in_a else None,
+                da=self.fixed_view(Namer.adjoint(b.gate), f"{da}[{k}].reshape({B}, {D})") if in_a else None,
+                z=self.step_view(Namer.z(b), Buffer.Z, s), dz=self.step_view(namer.dz(b), Buffer.DZ, s), dim=b.dim)
+        shape = f"{n}, {B}, {D}"
         return RunViews(
-            a=self.step_view(Namer.run_view(Buffer.A, blocks), Buffer.A, k, shape) if in_a else None,
-            da=self.fixed_view(Namer.run_view(Buffer.DA, blocks), f"{Buffer.DA}[{k}].reshape({shape})") if in_a else None,
-            z=self.step_view(Namer.run_view(Buffer.Z, blocks), Buffer.Z, s, f"B, {n}, {D}", transpose=True),
-            dz=self.step_view(Namer.run_view(Buffer.DZ, blocks), Buffer.DZ, s, f"B, {n}, {D}", transpose=True),
-            dim=shape)
+            a=self.step_view(namer.run_view(Buffer.A, blocks), Buffer.A, k, shape) if in_a else None,
+            da=self.fixed_view(namer.run_view(Buffer.DA, blocks), f"{da}[{k}].reshape({shape})") if in_a else None,
+            z=self.step_view(namer.run_view(Buffer.Z, blocks), Buffer.Z, s, f"{B}, {n}, {D}", transpose=True),
+            dz=self.step_view(namer.run_view(Buffer.DZ, blocks), Buffer.DZ, s, f"{B}, {n}, {D}", transpose=True),
+            dim=f"{n}, B, {D}")
 
     def view_lines(self) -> list[str]:
         """``h_prev = h_all[t]`` ... for the symbols a step reads."""
-        p, L = self.p, []
+        p, L, w, namer = self.p, [], self.w, self.namer
         for s in self.cell.states:
             n = Namer.states(s)
-            L.append(f"{code_name(ir.at(s, -1))} = {n}[t]")
-            L.append(f"{code_name(s)} = {n}[t + 1]")
-        L.append(f"{p.step_names[self.cell.input]} = x[t]")
-        L.append(f"{Namer.row(Buffer.Z)} = {Buffer.Z}[t]")
+            L.append(f"{code_name(ir.at(s, -1))} = {n}[{w.t}]")
+            L.append(f"{code_name(s)} = {n}[{w.t} + 1]")
+        L.append(f"{p.step_names[self.cell.input]} = {w.x}[{w.t}]")
+        L.append(f"{namer.row(Buffer.Z)} = {w.z}[{w.t}]")
         for b in p.zblocks:
-            self.step_view(Namer.z(b), Buffer.Z, Namer.span([b]))
+            self.step_view(Namer.z(b), Buffer.Z, namer.span([b]))
             if b.in_a:
-                self.step_view(code_name(b.gate), Buffer.A, Namer.kspan([b]), f"B, {b.dim}")
+                self.step_view(code_name(b.gate), Buffer.A, namer.kspan([b]), f"{w.B}, {b.dim}")
         for e, n in sorted(p.saved.items(), key=lambda kv: str(kv[1])):
             if n is not None:
-                L.append(f"{Namer.at_t(n)} = {n}[t]")
+                L.append(f"{Namer.at_t(n)} = {n}[{w.t}]")
         for g in p.groups:
             if g.kind == GroupKind.INPUT:
                 continue
             L.append(f"{Namer.product(g.name, '_t')} = "
-                     + (f"{Namer.product(g.name, '_all')}[t]" if g.kept else Namer.product(g.name)))
+                     + (f"{Namer.product(g.name, '_all')}[{w.t}]" if g.kept else Namer.product(g.name)))
             off = sp.Integer(0)
             for m in g.atoms:
                 blk = p.block_of(m)
@@ -245,7 +251,7 @@ class Frame:
                     L.append(f"{p.namer.atom(m)} = {view}")
                 off += blk.dim
             if g.keeps_arg:
-                L.append(f"{Namer.arg_buffer(g.name)} = {Namer.arg_buffer(g.name, '_all')}[t]")
+                L.append(f"{Namer.arg_buffer(g.name)} = {Namer.arg_buffer(g.name, '_all')}[{w.t}]")
         return L
 
     # ---------------------------------------------------------- the loop
@@ -258,10 +264,11 @@ class Frame:
     def scratch_lines(self, body: list[str]) -> list[str]:
         """Slices, per-step buffers, scratch and the views the loop ``body`` reads, made before it."""
         out = [f"{n} = {v}" for n, v in self.spans.items()]
+        B = self.w.B
         for n, dim in self.bufs:
-            out.append(f"{n} = np.empty((B, {dim}), dtype)")
+            out.append(f"{n} = np.empty(({B}, {dim}), dtype)")
         for key, pool in sorted(self.pools.items()):
-            shape = f"({key})" if "B" in key.split(", ") else f"(B, {key})"
+            shape = f"({key.replace('B', B)})" if "B" in key.split(", ") else f"({B}, {key})"
             for n in pool.names:
                 out.append(f"{n} = np.empty({shape}, dtype)  # scratch")
         views = [f"{n} = {v}" for n, v in self.views.items() if any(re.search(rf"\b{n}\b", ln) for ln in body)]

@@ -19,30 +19,30 @@ from derive.symbolic.printing import text as ir_text
 
 #: group kind -> the (steps, B, in) argument of its weight gradient's GEMM (``kept``: its buffer)
 WEIGHT_ARG = {
-    GroupKind.INPUT: lambda g: "x[lo:]",
-    GroupKind.RECURRENT: lambda g: f"{Namer.states(ir.at(g.arg, 0))}[lo:T]",
-    GroupKind.LATE: lambda g: f"{Namer.arg_buffer(g.name, '_all')}[lo:]",
+    GroupKind.INPUT: lambda g, w: f"{w.x}[lo:]",
+    GroupKind.RECURRENT: lambda g, w: f"{Namer.states(ir.at(g.arg, 0))}[lo:{w.T}]",
+    GroupKind.LATE: lambda g, w: f"{Namer.arg_buffer(g.name, '_all')}[lo:]",
 }
 
 
 def after_loop(plan: Plan) -> list[str]:
-    p, cell, d = plan, plan.cell, plan.d
-    L = ["lo = T - steps  # the first step the gradient reached", "grads = {}"]
+    p, cell, d, w = plan, plan.cell, plan.d, plan.w
+    L = [f"lo = {w.T} - steps  # the first step the gradient reached", "grads = {}"]
     inp = p.input_group
     if d.input_grad.terms:
         if inp is None or any(not isinstance(t, ir.MatVecT) for t in d.input_grad.terms):
             raise ValueError("the input may only enter through matrix products")
         L.append(f"# dx_t = {' + '.join(ir_text(t) for t in d.input_grad.terms)}: one GEMM for all steps")
-        L.append(f"dx = {workspace('dx', '(T, B, I)')}")
+        L.append(f"dx = {workspace('dx', f'({w.T}, {w.B}, {w.I})')}")
         L.append("dx[:lo] = 0.0")
-        L.append(f"np.matmul(dz[lo:, :, {span_code(inp.cols)}].reshape(steps * B, -1), {Namer.fused(inp.name)}.T, "
-                 "out=dx[lo:].reshape(steps * B, I))")
+        L.append(f"np.matmul({w.dz}[lo:, :, {span_code(inp.cols)}].reshape(steps * {w.B}, -1), "
+                 f"{Namer.fused(inp.name)}.T, out=dx[lo:].reshape(steps * {w.B}, {w.I}))")
         L.append("grads['x'] = dx")
     for s in cell.states:
         L.append(f"grads[{ir.ref(s).key!r}] = {Namer.carry(s)}")
     L.append("# weight gradients: sum_t g_t a_t^T, one GEMM per argument (as (a^T g)^T: BLAS is faster so)")
     L += weight_gradients(p)
-    L.append("dz_sum = dz[lo:].sum(axis=(0, 1))")
+    L.append(f"{w.dz_sum} = {w.dz}[lo:].sum(axis=(0, 1))")
     for pg in d.params:
         if pg.param.key in p.in_loop:
             L.append(f"grads[{pg.param.key!r}] = {Namer.grad_sum(pg.param.symbol)}")
@@ -52,13 +52,13 @@ def after_loop(plan: Plan) -> list[str]:
 
 
 def weight_gradients(p: Plan) -> list[str]:
-    L = []
+    L, w = [], p.w
     seen = set()  # matrices whose gradient has a first part already
     for g in p.groups:
-        arg = WEIGHT_ARG[g.kind](g)
+        arg = WEIGHT_ARG[g.kind](g, w)
         for blocks in [g.cols] if g.contiguous else [[b] for b in g.cols]:
-            L.append(f"dW = ({arg}.reshape(steps * B, -1).T @ "
-                     f"dz[lo:, :, {span_code(blocks)}].reshape(steps * B, -1)).T")
+            L.append(f"dW = ({arg}.reshape(steps * {w.B}, -1).T @ "
+                     f"{w.dz}[lo:, :, {span_code(blocks)}].reshape(steps * {w.B}, -1)).T")
             off = sp.Integer(0)
             for b in blocks:
                 for m in g.atoms:
@@ -83,7 +83,7 @@ def vector_gradients(p: Plan) -> list[str]:
         parts = []
         for gexpr, _ in pg.terms:
             blk = next((b for b in p.blocks if b.grad == gexpr), None)
-            parts.append(f"dz_sum[{Namer.span([blk])}]" if blk is not None else None)
+            parts.append(f"{p.w.dz_sum}[{p.namer.span([blk])}]" if blk is not None else None)
         if all(parts):
             L.append(f"grads[{key!r}] = " + " + ".join(parts))
             continue
@@ -91,11 +91,12 @@ def vector_gradients(p: Plan) -> list[str]:
         missing = [s for s in expr.free_symbols if ir.is_ir(s) and ir.ref(s).time is not None
                    and s not in all_names]
         if missing:
-            raise ValueError(f"gradient of {key} reads {missing}, which the kernel does not keep")
+            raise ValueError(f"the gradient of {ir_text(pg.param.symbol)} reads {', '.join(map(ir_text, missing))}, "
+                             "which the kernel does not keep")
         L.append(f"# dL/d{key} = sum_t {ir_text(expr)}")
         names = {**{prm.symbol: code_name(prm.symbol) for prm in cell.params.values()}, **all_names}
         big = "_big"
-        L.append(f"{big} = np.empty((steps, B, {pg.param.shape[0]}), dtype)")
+        L.append(f"{big} = np.empty((steps, {p.w.B}, {pg.param.shape[0]}), dtype)")
         pool = Pool("big")
         L += Emitter(names, pool).emit(expr, big)
         for n in pool.names:

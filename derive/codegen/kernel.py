@@ -16,9 +16,12 @@ before the loop, a comment quoting each equation, names from the math.
 
 from __future__ import annotations
 
+import re
+
 from derive.codegen.backward import backward_lines
 from derive.codegen.forward import forward_lines
 from derive.codegen.layouts import gate_layout, layouts
+from derive.codegen.names import code_name
 from derive.codegen.parts import Block, BlockKind, Group, GroupKind, dim_of
 from derive.codegen.plan import Plan, make_plan
 from derive.symbolic import ir
@@ -31,11 +34,17 @@ __all__ = ["Block", "BlockKind", "Group", "GroupKind", "Plan", "context", "gate_
 
 
 def context(d: Derivation, source: str) -> dict:
-    """Everything the kernel template formats."""
+    """Everything the kernel template formats (the tables a user reads name the sizes as the
+    spec does, ``H``, also where the code calls one ``_H``)."""
     plan = make_plan(d)
     fwd = forward_lines(plan)
     bwd = backward_lines(plan)
-    cell = plan.cell
+    cell = d.cell
+    back = {code: size for size, code in plan.sizes.items()}
+
+    def spec_size(expr) -> str:
+        return re.sub(r"\b_+[A-Za-z]\w*", lambda m: back.get(m[0], m[0]), str(expr)) if back else str(expr)
+
     uses_act = any("_act." in ln for ln in fwd + bwd)
     eqs = [f"{ir_text(a.target)} = {ir_text(a.rhs)}" for a in cell.assignments]
     params = [(p.key, " x ".join(map(str, p.shape))) for p in cell.params.values()]
@@ -43,11 +52,12 @@ def context(d: Derivation, source: str) -> dict:
         "name": cell.name, "title": cell.title, "source": source, "equations": eqs,
         "states": [(ir.ref(s).key, str(dim_of(cell, s))) for s in cell.states],
         "output": ir.ref(cell.output).key, "output_dim": str(dim_of(cell, cell.output)), "params": params,
+        "locals": [(p.key, code_name(p.symbol)) for p in cell.params.values()], "x": plan.w.x,
         "forward": fwd, "backward": bwd, "uses_act": uses_act, "layouts": layouts(plan),
         "blocks": [b.name for b in plan.blocks],
         "gemms": {g.name: [ir_text(m) for m in g.atoms] for g in plan.groups},
-        "gemm_table": {g.name: {"kind": str(g.kind), "in": g.arg_dim,
-                                "out": [str(plan.block_of(m).dim) for m in g.atoms]} for g in plan.groups},
+        "gemm_table": {g.name: {"kind": str(g.kind), "in": spec_size(g.arg_dim),
+                                "out": [spec_size(plan.block_of(m).dim) for m in g.atoms]} for g in plan.groups},
         "dims": sorted({str(dim) for p in cell.params.values() for dim in p.shape}),
     }
 

@@ -83,9 +83,11 @@ class SharedRun:
 
 
 def dim_of(cell: Cell, sym: sp.Symbol):
-    """The dimension symbol (I, H, P) of a vector."""
-    key = ir.ref(sym).key
-    return cell.dims[ir.ref(cell.output).key if key == "y" else key]
+    """The dimension symbol (I, H, P) of a vector (of the output for the loss's gradient dy_t)."""
+    r = ir.ref(sym)
+    if r.key not in cell.dims and r.base == "y" and r.adjoint:
+        return cell.dims[ir.ref(cell.output).key]
+    return cell.dims[r.key]
 
 
 def terms(expr) -> list:

@@ -10,7 +10,8 @@
   folded into it.
 * what the backward pass reads of the forward pass is kept per step (``saved``); the names
   every step reads are fixed here (``step_names``, ``backward_names``), claimed through the
-  ``Namer`` so that no name stands for two quantities.
+  ``Namer`` so that no name stands for two quantities; derive's own names yield to the spec's
+  (a size a parameter's name takes, a matrix named H, is ``_H`` in the code: ``in_code``).
 
 ``make_plan`` builds it; the emitters (``forward``, ``backward``) only read it.
 """
@@ -26,11 +27,13 @@ import sympy as sp
 from derive import activations as acts
 from derive.codegen import columns
 from derive.codegen.ewise import CodegenError
-from derive.codegen.names import DY_STEP, INPUT_STEP, Buffer, Namer, code_name, time_symbols
+from derive.codegen.names import Buffer, Namer, code_name, time_symbols
 from derive.codegen.parts import Block, BlockKind, Group, GroupKind, SharedRun, backward_exprs, dim_of
+from derive.errors import DeriveError
 from derive.symbolic import ir
-from derive.symbolic.bptt import DY, Derivation
+from derive.symbolic.bptt import Derivation
 from derive.symbolic.cell import Cell
+from derive.symbolic.printing import text as ir_text
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,13 @@ class Plan:
     backward_names: Mapping  # step_names with the adjoints and dy
     adjoint_buffers: Mapping  # targets whose adjoint gets a per-step buffer in the loop -> its name
     all_t_names: Mapping  # quantities of every step -> their (steps, B, dim) arrays after the loop
+    sizes: Mapping  # a size renamed in the code (a parameter takes its name) -> its code name: H -> _H
     namer: Namer = field(compare=False, repr=False)
+
+    @property
+    def w(self):
+        """derive's fixed names as this kernel spells them (``names.WORDS``): ``p.w.T``."""
+        return self.namer.w
 
     def group(self, name: str) -> Group:
         return next(g for g in self.groups if g.name == name)
@@ -136,7 +145,7 @@ def _saved(cell: Cell, d: Derivation, blocks) -> dict:
                 continue
             saved[s] = Namer.saved(s)
         for f in e.atoms(acts.Activation):
-            if not f.args[0].free_symbols or f.args[0] in zs:
+            if not f.args[0].free_symbols or f.args[0] in zs or _reads_next_step(f):
                 continue
             saved[f] = Namer.saved(f)
         for m in e.atoms(ir.MatVec):
@@ -144,10 +153,47 @@ def _saved(cell: Cell, d: Derivation, blocks) -> dict:
     return saved
 
 
+def _reads_next_step(expr) -> bool:
+    """An expression of step t+1 (``sigma(s_{t+1})``) is read only by a carried term, which
+    the backward evaluates one step later, shifted to t, as part of the state's carry."""
+    return any(ir.ref(s).time == 1 for s in time_symbols(expr))
+
+
+def in_code(d: Derivation, namer: Namer) -> tuple[Derivation, dict]:
+    """``d`` as the kernels spell its sizes: one whose name a parameter takes (a matrix H) is
+    renamed (``_H``) in every shape; ``d`` itself when none is. Also {size: code name}."""
+    cell = d.cell
+    shapes = [*cell.dims.values(), *(n for p in cell.params.values() for n in p.shape)]
+    sizes = {s for n in shapes for s in sp.sympify(n).free_symbols}
+    rename = {s: sp.Symbol(namer.own(s.name), **s.assumptions0) for s in sizes if namer.own(s.name) != s.name}
+    if not rename:
+        return d, {}
+    params = {k: replace(p, shape=tuple(sp.sympify(n).xreplace(rename) for n in p.shape))
+              for k, p in cell.params.items()}
+    cell = replace(cell, dims={k: sp.sympify(n).xreplace(rename) for k, n in cell.dims.items()}, params=params)
+    return (replace(d, cell=cell, params=[replace(pg, param=params[pg.param.key]) for pg in d.params]),
+            {s.name: r.name for s, r in rename.items()})
+
+
+def _gradient_keys(cell: Cell) -> None:
+    """``backward`` returns the input's gradient as ``grads["x"]`` whatever the spec calls the input
+    (``kernelapi``): a state or parameter of a cell whose input has another name cannot be x."""
+    if ir.ref(cell.input).key == "x":
+        return
+    for key, what, pos in [*((p.key, "parameter", p.pos) for p in cell.params.values()),
+                           *((ir.ref(s).key, "state", cell.assignment(s).pos) for s in cell.states)]:
+        if key == "x":
+            raise DeriveError(f"a {what} named x: the kernels return the gradient of the input "
+                              f"({ir_text(cell.input)}) as grads['x'] and of each {what} under its name; rename the "
+                              f"{what} (or name the input x)", pos, cell.source or None)
+
+
 def make_plan(d: Derivation) -> Plan:
     """Every layout decision of the kernels of ``d``."""
+    _gradient_keys(d.cell)
+    namer = Namer(d.cell, d)
+    d, sizes = in_code(d, namer)
     cell = d.cell
-    namer = Namer(cell)
     drafts = _group_atoms(cell, namer)
     levels = _levels(cell)
     layout = columns.column_layout(cell, d, namer, drafts, levels)
@@ -176,17 +222,18 @@ def make_plan(d: Derivation) -> Plan:
     step_buffers = {a.target: code_name(a.target) for a in schedule if a.target not in cell.states
                     and a.target not in saved and not any(b.z == a.target or (b.in_a and b.gate == a.target)
                                                           for b in blocks)}
-    backward_names = _backward_names(cell, blocks, step_names)
+    backward_names = _backward_names(cell, namer, d.dy, blocks, step_names)
     adjoint_buffers = {ir.adjoint(a.target): Namer.adjoint(a.target) for a in reversed(schedule)
                        if not a.aux and ir.adjoint(a.target) not in backward_names}
-    all_t_names = _all_t_names(cell, blocks, saved)
+    all_t_names = _all_t_names(cell, namer, blocks, saved)
     plan = Plan(cell=cell, d=d, groups=groups, blocks=blocks, levels=_frozen(levels), schedule=schedule,
                 saved=_frozen(saved), output_all=output_all, folded=_frozen(layout.folded),
                 atom_block=_frozen(atom_block), shared_runs=shared_runs, inplace=inplace,
                 gate_runs=_frozen(columns.gate_runs(cell, blocks, schedule, levels)),
                 in_loop=_in_loop(d, blocks, all_t_names), step_names=_frozen(step_names),
                 step_buffers=_frozen(step_buffers), backward_names=_frozen(backward_names),
-                adjoint_buffers=_frozen(adjoint_buffers), all_t_names=_frozen(all_t_names), namer=namer)
+                adjoint_buffers=_frozen(adjoint_buffers), all_t_names=_frozen(all_t_names), sizes=_frozen(sizes),
+                namer=namer)
     _claim_names(plan)
     return plan
 
@@ -205,7 +252,7 @@ def _group(cell, name, arg, kind, atoms, blocks, atom_block, saved) -> Group:
     cols = tuple(b for b in blocks if name in b.groups)
     idx = [b.index for b in cols]
     contiguous = idx == list(range(idx[0], idx[0] + len(idx))) if idx else False
-    arg_dim = "I" if arg == cell.input else str(cell.params[ir.ref(atoms[0].args[0]).key].shape[1])
+    arg_dim = str(dim_of(cell, arg) if arg == cell.input else cell.params[ir.ref(atoms[0].args[0]).key].shape[1])
     return Group(name=name, arg=arg, kind=kind, atoms=atoms, cols=cols, contiguous=contiguous,
                  width=sum((atom_block[m].dim for m in atoms), sp.Integer(0)), arg_dim=arg_dim,
                  kept=any(m in saved for m in atoms),
@@ -220,7 +267,7 @@ def _step_names(cell: Cell, namer: Namer, blocks, saved: dict, groups) -> dict:
     for s in cell.states:
         names[s] = code_name(s)
         names[ir.at(s, -1)] = code_name(ir.at(s, -1))
-    names[cell.input] = INPUT_STEP
+    names[cell.input] = code_name(cell.input)
     for b in blocks:
         if b.z is not None:
             names[b.z] = Namer.z(b)
@@ -235,16 +282,16 @@ def _step_names(cell: Cell, namer: Namer, blocks, saved: dict, groups) -> dict:
     return names
 
 
-def _backward_names(cell: Cell, blocks, step_names: dict) -> dict:
+def _backward_names(cell: Cell, namer: Namer, dy, blocks, step_names: dict) -> dict:
     names = dict(step_names)
     for s in cell.states:
         names[ir.adjoint(s)] = Namer.adjoint(s)
     for b in blocks:
         if b.z is not None:
-            names[ir.adjoint(b.z)] = Namer.dz(b)
+            names[ir.adjoint(b.z)] = namer.dz(b)
             if b.in_a:
                 names[ir.adjoint(b.gate)] = Namer.adjoint(b.gate)
-    names[DY] = DY_STEP
+    names[dy] = namer.w.dy_t
     return names
 
 
@@ -265,11 +312,11 @@ def _claim_names(p: Plan) -> None:
             if n is not None:
                 claim(n, e)
         for b in p.blocks:
-            claim(Namer.span([b]), tup(b.grad))
+            claim(namer.span([b]), tup(b.grad))
             if b.z is not None:
                 claim(Namer.whole(Namer.z(b)), b.z)
             if b.in_a:
-                claim(Namer.kspan([b]), tup(b.grad))
+                claim(namer.kspan([b]), tup(b.grad))
                 claim(Namer.whole(code_name(b.gate)), b.gate)
         for g in p.groups:
             product = tup(*g.atoms)
@@ -284,17 +331,17 @@ def _claim_names(p: Plan) -> None:
                 claim(Namer.arg_buffer(g.name), g.arg)
                 claim(Namer.arg_buffer(g.name, "_all"), g.arg)
         for run in p.shared_runs:
-            claim(Namer.bias(run.group.name, run.blocks), tup(*[b.z for b in run.blocks]))
+            claim(namer.bias(run.group.name, run.blocks), tup(*[b.z for b in run.blocks]))
         for run in (r for runs in p.gate_runs.values() for r in runs if len(r) > 1):
-            claim(Namer.span(run), tup(*[b.grad for b in run]))
-            claim(Namer.kspan(run), tup(*[b.grad for b in run]))
+            claim(namer.span(run), tup(*[b.grad for b in run]))
+            claim(namer.kspan(run), tup(*[b.grad for b in run]))
             for base, quantity in ((Buffer.Z, tup(*[b.z for b in run])), (Buffer.A, tup(*[b.gate for b in run])),
                                    (Buffer.DZ, tup(*[b.grad for b in run])),
                                    (Buffer.DA, tup(*[ir.adjoint(b.gate) for b in run]))):
-                claim(Namer.run_view(base, run), quantity)
-                claim(Namer.whole(Namer.run_view(base, run)), quantity)
+                claim(namer.run_view(base, run), quantity)
+                claim(Namer.whole(namer.run_view(base, run)), quantity)
     for b in p.blocks:
-        namer.claim(Namer.whole(Namer.dz(b)), b.grad, "backward")
+        namer.claim(Namer.whole(namer.dz(b)), b.grad, "backward")
     for s in cell.states:
         namer.claim(Namer.carry(s), ir.adjoint(ir.at(s, -1)), "backward")
     for pg in p.d.params:
@@ -303,15 +350,15 @@ def _claim_names(p: Plan) -> None:
             namer.claim(Namer.grad_step(pg.param.symbol), ir.adjoint(pg.param.symbol), "backward")
 
 
-def _all_t_names(cell: Cell, blocks, saved: dict) -> dict:
+def _all_t_names(cell: Cell, namer: Namer, blocks, saved: dict) -> dict:
     """Quantities kept for every step -> their (steps, B, dim) arrays after the loop."""
-    out = {}
+    out, w = {}, namer.w
     for b in blocks:
-        out[b.grad] = f"dz[lo:, :, {Namer.span([b])}]"
+        out[b.grad] = f"{w.dz}[lo:, :, {namer.span([b])}]"
     for s in cell.states:
         n = Namer.states(s)
         out[s] = f"{n}[lo + 1:]"
-        out[ir.at(s, -1)] = f"{n}[lo:T]"
+        out[ir.at(s, -1)] = f"{n}[lo:{w.T}]"
     for e, n in saved.items():
         if n:
             out[e] = f"{n}[lo:]"
@@ -319,8 +366,8 @@ def _all_t_names(cell: Cell, blocks, saved: dict) -> dict:
         if b.z is None:
             continue
         if b.in_a:
-            out[b.gate] = f"a[lo:, {Namer.kspan([b])}].reshape(steps, B, {b.dim})"
-        out[b.z] = f"z[lo:, :, {Namer.span([b])}]"
+            out[b.gate] = f"{w.a}[lo:, {namer.kspan([b])}].reshape(steps, {w.B}, {b.dim})"
+        out[b.z] = f"{w.z}[lo:, :, {namer.span([b])}]"
     return out
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import linecache
+import re
 import types
 from functools import lru_cache
 
@@ -34,6 +35,7 @@ from derive import activations as acts
 from derive.codegen import kernel as codegen
 from derive.symbolic import ir
 from derive.symbolic.cell import Cell
+from derive.symbolic.printing import symbol_text
 from derive.errors import DeriveError
 from derive.codegen.ewise import CodegenError
 
@@ -52,9 +54,10 @@ MODULE_IMPORTS = {"numpy", "derive", "derive.kernels"}
 #: names a generated function may bind more than once: its arguments (normalised in the
 #: prologue), the after-loop weight-gradient slab and the vector-gradient scratch
 REBOUND = {"dW", "_big"}
-#: the kernel's own variables that a parameter name could shadow
-RESERVED = {"np", "t", "T", "B", "I", "H", "P", "x", "z", "a", "dz", "da", "dx", "dtype", "steps", "lo", "grads",
-            "cache", "dy_zero", "dz_sum", "z_row", "dz_row", "x_t", "dy_t"}
+#: what the module binds for its functions: no generated function may bind one of these
+MODULE_BOUND = MODULE_NAMES | MODULE_FUNCTIONS | {"np", "_interop", "_api", "_workspace", "_act"}
+#: the arguments the derived functions normalise in their prologue (every other one is never bound)
+NORMALISED = {"states0"}
 
 
 class WrongKernel(DeriveError):
@@ -184,23 +187,30 @@ def audit(source: str, cell: Cell) -> None:
 
 
 def _single_bindings(fn: ast.FunctionDef, cell: Cell) -> None:
+    """Every name bound once; no module name bound; the derived functions' arguments never
+    rebound but the normalised ones (derive's own names yield to the spec's, ``names.Namer``,
+    so a failure here is a bug in derive)."""
     args = {a.arg for a in fn.args.args + fn.args.kwonlyargs}
+    derived = fn.name.startswith("_")
     bound: dict[str, int] = {}
     accumulated = {id(n.target) for n in ast.walk(fn) if isinstance(n, ast.AugAssign)}  # ``acc += ...``
     for node in ast.walk(fn):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id not in args | REBOUND \
-                and id(node) not in accumulated:
-            if node.id in bound:
-                raise DeriveError(
-                    f"the generated kernel binds {node.id!r} twice (lines {bound[node.id]} and {node.lineno} of "
-                    f"{fn.name}()): a name of the spec collides with a name derive generates; rename the vector "
-                    f"or parameter it comes from", None, cell.source or None)
-            bound[node.id] = node.lineno
-    reserved = args | REBOUND | MODULE_NAMES | MODULE_FUNCTIONS | RESERVED
-    for p in cell.params.values():
-        if p.key in reserved:
-            raise DeriveError(f"the parameter name {p.key} is reserved by the generated kernel "
-                              f"(reserved: {', '.join(sorted(RESERVED))}); rename it", p.pos, cell.source or None)
+        if not (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)) or id(node) in accumulated:
+            continue
+        if node.id in MODULE_BOUND or (derived and node.id in args - NORMALISED):
+            what = "a module-level name" if node.id in MODULE_BOUND else "an argument"
+            raise DeriveError(f"derive generated a kernel for cell {cell.name} that rebinds {what}, {node.id!r} "
+                              f"(line {node.lineno} of {fn.name}()); a bug in derive, please report it",
+                              None, cell.source or None)
+        if node.id in args | REBOUND:
+            continue
+        if node.id in bound:
+            raise DeriveError(
+                f"derive generated a kernel for cell {cell.name} that binds {node.id!r} twice (lines "
+                f"{bound[node.id]} and {node.lineno} of {fn.name}()); a bug in derive, please report it "
+                f"(renaming the quantity of the spec that {node.id!r} comes from avoids it)", None,
+                cell.source or None)
+        bound[node.id] = node.lineno
 
 
 # ------------------------------------------------------------------- the check
@@ -283,6 +293,15 @@ def _wrong(cell: Cell, what: str) -> tuple:
 
 
 # ------------------------------------------------------------ render + verify
+#: an IR symbol's name (``s||1``, ``d:z|f|0``, ``W|xf|``) inside a message
+IR_NAME = re.compile(r"(?<![\w|:])(?:d:)?[A-Za-z][A-Za-z0-9_]*\|[A-Za-z0-9_,]*\|-?[0-9]*(?![\w|])")
+
+
+def readable(message: str) -> str:
+    """``message`` with every IR symbol name written as the spec writes it (``s||1`` -> s_{t+1})."""
+    return IR_NAME.sub(lambda m: symbol_text(sp.Symbol(m[0])), message)
+
+
 _VERIFIED: dict[str, types.ModuleType] = {}
 
 
@@ -305,8 +324,8 @@ def verified_kernel(d, label: str) -> tuple[str, types.ModuleType]:
         raise
     except (CodegenError, ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
         raise DeriveError(f"derive cannot generate a kernel for cell {cell.name} yet ({type(e).__name__} in the "
-                          f"kernel generator: {e}); its derivation (derive show) is not affected",
-                          source=cell.source or None) from None
+                          f"kernel generator: {readable(str(e))}); its derivation (derive show) is not affected",
+                          getattr(e, "pos", None), cell.source or None) from None
     key = hashlib.sha256(source.encode()).hexdigest()
     if key not in _VERIFIED:
         audit(source, cell)

@@ -10,7 +10,7 @@ import sympy as sp
 
 from derive.symbolic import counts, ir
 from derive.symbolic import printing as pr
-from derive.symbolic.bptt import DY, Derivation
+from derive.symbolic.bptt import Derivation
 
 
 def _both(text: str, latex: str) -> dict:
@@ -61,8 +61,8 @@ def collect(d: Derivation) -> dict:
                      "introduced": a.aux} for a in cell.assignments],
         "shapes": [{"name": _both(pr.symbol_text(p.symbol), pr.symbol_latex(p.symbol)),
                     "shape": _dims(p.shape)} for p in cell.params.values()],
-        "dy": _both(f"{pr.symbol_text(DY)} = dL/d{out_text}",
-                    rf"{pr.symbol_latex(DY)} = \partial L / \partial {out_latex}"),
+        "dy": _both(f"{pr.symbol_text(d.dy)} = dL/d{out_text}",
+                    rf"{pr.symbol_latex(d.dy)} = \partial L / \partial {out_latex}"),
         "adjoints": [{"lhs": _lhs(ir.adjoint(a.target)),
                       "rhs": _both(pr.terms_text(a.terms), pr.terms_latex(a.terms))}
                      for a in d.adjoints],

@@ -22,7 +22,7 @@ from derive.symbolic import ir
 from derive.symbolic.cell import Cell, Param
 from derive.symbolic.rules import Dep, Factor, local_derivatives
 
-#: the adjoint arriving from the loss at step t, dy_t = dL/dy_t
+#: the adjoint arriving from the loss at step t, dy_t = dL/dy_t (see ``loss_gradient``)
 DY = ir.symbol("y", None, 0, adjoint=True)
 
 
@@ -65,6 +65,7 @@ class Derivation:
     params: list  # [ParamGrad], in the order parameters first appear
     jacobian: dict  # (state key out, state key in) -> [chain]; see ``state_jacobian``
     forward: dict = field(default_factory=dict)  # activation(z) -> named output
+    dy: sp.Symbol = DY  # the loss's gradient of the output at step t (``loss_gradient``)
 
     def adjoint(self, key: str) -> Adjoint:
         return next(a for a in self.adjoints if ir.ref(a.target).key == key)
@@ -77,6 +78,18 @@ def forward_names(cell: Cell) -> dict:
         if isinstance(a.rhs, acts.Activation) and isinstance(a.rhs.args[0], sp.Symbol):
             out[a.rhs] = a.target
     return out
+
+
+def loss_gradient(cell: Cell, reads: dict) -> sp.Symbol:
+    """The symbol of dL/d(output)_t: ``DY`` (``dy_t``), unless the cell has a vector named y whose
+    adjoint is more than that (a state y, a y read by another equation, a y that is not the
+    output): then ``dy_{loss,t}``, so the two never share a symbol."""
+    vectors = {ir.ref(v).key: v for v in [cell.input, *cell.states, *(a.target for a in cell.assignments)]}
+    y = vectors.get("y")
+    if y is None or (y == cell.output and y not in cell.states and not reads.get(y)):
+        return DY
+    sub = next(s for s in (f"loss{k or ''}" for k in range(len(vectors) + 1)) if f"y_{s}" not in vectors)
+    return ir.symbol("y", sub, 0, adjoint=True)
 
 
 def derive(cell: Cell) -> Derivation:
@@ -107,17 +120,18 @@ def derive(cell: Cell) -> Derivation:
     for s in cell.states:
         prev = ir.at(s, -1)
         carries[ir.ref(s).key] = Adjoint(prev, terms(prev))
+    dy = loss_gradient(cell, contrib)
     adjoints = []
     for a in reversed(cell.assignments):
         t = a.target
-        own = [DY] if t == cell.output else []
+        own = [dy] if t == cell.output else []
         own += terms(t)
         key = ir.ref(t).key
         carried = [ir.shift(term, 1) for term in carries[key].terms] if key in carries else []
         adjoints.append(Adjoint(t, own, carried))
     params = [ParamGrad(p, grads[k]) for k, p in cell.params.items()]
     return Derivation(cell, adjoints, Adjoint(cell.input, terms(cell.input)), carries, params,
-                      state_jacobian(cell, forward), forward)
+                      state_jacobian(cell, forward), forward, dy)
 
 
 # ------------------------------------------------------------------ Jacobians

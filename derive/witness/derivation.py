@@ -20,7 +20,7 @@ import numpy as np
 import sympy as sp
 
 from derive.symbolic import ir
-from derive.symbolic.bptt import DY, Derivation
+from derive.symbolic.bptt import Derivation
 from derive.symbolic.cell import Cell
 from derive.symbolic.rules import Factor
 
@@ -165,7 +165,7 @@ def run_derivation(d: Derivation, params: dict, xs: list, s0: dict, w, v, record
     for t in range(T, 0, -1):
         env = dict(params)
         env[cell.input] = xs[t - 1]
-        env[DY] = w[t - 1]
+        env[d.dy] = w[t - 1]
         for k, v_ in steps[t].items():
             env[k] = v_
         for s in cell.states:
