@@ -119,6 +119,13 @@ def _which(d: str, n: int, known: set, shapes: dict) -> str:
     return f"{d} = {n} (from {first})"
 
 
+def same_size(I: int, H: int) -> None:
+    """A cell whose spec declares ``sizes = { x = "H" }`` reads inputs of the hidden size."""
+    if I != H:
+        raise DeriveError(f"x has {I} features, but this cell's input has the hidden size H = {H} (its spec "
+                          f"declares sizes = {{ x = \"H\" }}: I = H)")
+
+
 def forward_args(x, params, shapes: dict, workspace) -> tuple[np.ndarray, dict, dict]:
     """(x copied into the workspace, params converted, dims) for ``forward``.
 

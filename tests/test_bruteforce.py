@@ -4,6 +4,8 @@ One row per cell. A new built-in spec is tested by adding it (a missing row fail
 coverage test below); T = 3 steps, small sizes, one random 30-digit point per row.
 """
 
+from pathlib import Path
+
 import pytest
 
 from derive.symbolic import bptt, spec
@@ -34,6 +36,47 @@ def test_derivation_matches_sympy_diff_of_unrolled_loss(name):
     report = verify.compare(d, ROWS[name], seed=7)
     n_params = sum(1 for _ in d.cell.params)
     assert report.quantities >= n_params
+    assert report.worst < TOLERANCE, f"{name}: worst {report.worst:.3e} at {report.worst_name}"
+    assert report.jacobian_worst < TOLERANCE, f"{name}: Jacobian off by {report.jacobian_worst:.3e}"
+
+
+def _spec(equations: str, extra: str = "") -> str:
+    return (f'name = "f"\ninput = "x"\nstates = ["h"]\noutput = "h"\n{extra}'
+            f"equations = '''\n{equations}\n'''\n")
+
+
+#: the functions and constants of the spec language (issue 17), one small spec each: scalar
+#: sizes, T = 3, so sympy.diff of the unrolled loss stays quick
+SPEC_ROWS = {
+    "exp": _spec(r"h_t = \tanh(\exp(W x_t + U h_{t-1} + b) - 1)"),
+    "log": _spec(r"h_t = \log(\sigma(W x_t + U h_{t-1})) + \log(1 + h_{t-1}^2)"),
+    "sqrt": _spec(r"h_t = \sqrt{1 + (W x_t + U h_{t-1})^2} - \sqrt(\sigma(V h_{t-1}))"),
+    "abs": _spec(r"h_t = |W x_t + U h_{t-1} + b| \odot \tanh(h_{t-1}) - \abs(V x_t)"),
+    "max_min": _spec(r"h_t = \max(W x_t, U h_{t-1}) + \min(h_{t-1}, \tanh(V x_t)) + \max(h_{t-1}, 0)"),
+    "constants": _spec(r"h_t = \sigma(W x_t + U h_{t-1} - \beta) \odot \sqrt{3} + \frac{1}{2} \pi k h_{t-1}",
+                       "constants = { beta = 0.25, k = -2 }\n"),
+    "input_is_hidden": _spec(r"h_t = \tanh(U h_{t-1} + \tanh(x_t) + b) \odot x_t + h_{t-1}",
+                             'sizes = { x = "H" }\n'),
+}
+PAPER = Path(__file__).parent / "paper_specs"
+#: paper cells that use them, whole (scalar sizes keep them quick)
+PAPER_ROWS = {"slstm": verify.Sizes(T=2, I=1, H=1), "mut1": verify.Sizes(T=2, I=1, H=1)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SPEC_ROWS))
+def test_spec_functions_match_sympy_diff_of_unrolled_loss(name):
+    d = bptt.derive(spec.parse_spec(SPEC_ROWS[name], source=f"{name}.toml"))
+    report = verify.compare(d, verify.Sizes(T=3, I=1, H=1), seed=5)
+    assert report.worst < TOLERANCE, f"{name}: worst {report.worst:.3e} at {report.worst_name}"
+    assert report.jacobian_worst < TOLERANCE, f"{name}: Jacobian off by {report.jacobian_worst:.3e}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(PAPER_ROWS))
+def test_paper_cells_with_new_functions_match_sympy_diff(name):
+    d = bptt.derive(spec.load(str(PAPER / f"{name}.toml")))
+    report = verify.compare(d, PAPER_ROWS[name], seed=5)
     assert report.worst < TOLERANCE, f"{name}: worst {report.worst:.3e} at {report.worst_name}"
     assert report.jacobian_worst < TOLERANCE, f"{name}: Jacobian off by {report.jacobian_worst:.3e}"
 

@@ -48,6 +48,39 @@ CASES = [
     ("empty equations", spec_with(""), 5, 1, "empty"),
     ("output undefined", HEAD.replace('output = "h"', 'output = "y"') + "equations = '''\n" + LSTM_OK + "'''\n",
      4, 1, "output y is not defined"),
+    # the functions, constants and size relations of issue 17
+    ("undefined function, near names", spec_with("c_t = c_{t-1}\nh_t = \\sigmoid(c_t)\n"), 7, 7,
+     "did you mean \\operatorname{sigmoid}"),
+    ("undefined function, no near name", spec_with("c_t = c_{t-1}\nh_t = \\foo(c_t)\n"), 7, 7,
+     "functions: \\exp, \\log, \\sqrt, \\abs, \\max, \\min"),
+    ("max with one argument", spec_with("c_t = c_{t-1}\nh_t = \\max(c_t)\n"), 7, 7, "\\max takes 2 arguments"),
+    ("exp with two arguments", spec_with("c_t = c_{t-1}\nh_t = \\exp(c_t, h_{t-1})\n"), 7, 7,
+     "\\exp takes one argument"),
+    ("function without argument", spec_with("c_t = c_{t-1}\nh_t = \\exp c_t\n"), 7, 7, "\\exp is a function"),
+    ("braces on a function", spec_with("c_t = c_{t-1}\nh_t = \\tanh{c_t}\n"), 7, 7,
+     "braces hold the argument of \\sqrt only"),
+    ("bars after a factor", spec_with("c_t = c_{t-1}\nh_t = c_t |h_{t-1}|\n"), 7, 11, "b \\odot |a|"),
+    ("unknown constant", spec_with("c_t = c_{t-1}\nh_t = \\gamma c_t\n"), 7, 7, "unknown constant \\gamma"),
+    ("unknown constant, near name", spec_with("c_t = c_{t-1}\nh_t = \\betta c_t\n", HEAD + "constants = { beta = 1 }\n"),
+     8, 7, "did you mean \\beta?"),
+    ("constant shadows a state", spec_with("c_t = c_{t-1}\nh_t = c_t\n", HEAD + "constants = { h = 1.0 }\n"),
+     5, 15, "the constant h has the name of the state h_t"),
+    ("constant shadows a parameter", spec_with("c_t = W c_{t-1}\nh_t = c_t\n",
+                                               HEAD + 'parameters = ["W"]\nconstants = { W = 2 }\n'),
+     6, 15, "the declared parameter W"),
+    ("constant named as a function", spec_with("c_t = c_{t-1}\nh_t = c_t\n", HEAD + "constants = { sigma = 1 }\n"),
+     5, 15, "has the name of a function (\\sigma)"),
+    ("constant not finite", spec_with("c_t = c_{t-1}\nh_t = c_t\n", HEAD + "constants = { beta = inf }\n"),
+     5, 15, "beta must be a finite number"),
+    ("constant nan", spec_with("c_t = c_{t-1}\nh_t = c_t\n", HEAD + "constants = { beta = nan }\n"),
+     5, 15, "beta must be a finite number"),
+    ("constant not a number", spec_with("c_t = c_{t-1}\nh_t = c_t\n", HEAD + 'constants = { beta = "1" }\n'),
+     5, 15, "beta must be a number"),
+    ("constant true", spec_with("c_t = c_{t-1}\nh_t = c_t\n", HEAD + "constants = { beta = true }\n"),
+     5, 15, "beta must be a number"),
+    ("input sized P", spec_with(LSTM_OK, HEAD + 'sizes = { x = "P" }\n'), 5, 11, "the input x may be declared H"),
+    ("input joins a state without I = H", spec_with("c_t = c_{t-1}\nh_t = \\tanh(W h_{t-1} + \\tanh(x_t)) \\odot c_t\n"),
+     7, 25, 'declare sizes = { x = "H" } if the input has the hidden size'),
 ]
 
 
@@ -90,6 +123,20 @@ h_t = \tanh(c_t)
     cell = parse_spec(text)
     assert len(cell.warnings) == 1
     assert "gate i uses relu" in cell.warnings[0] and "[0, 1]" in cell.warnings[0]
+
+
+def test_shape_conflict_names_the_operation_that_joins_the_input():
+    """MUT1 without its declaration: the conflict is the sum with tanh(x_t), not a later product."""
+    text = spec_with(r"""r_t = \sigma(W_{xr} x_t + W_{hr} h_{t-1} + b_r)
+c_t = c_{t-1}
+h_t = \tanh(W_{hh} (r_t \odot h_{t-1}) + \tanh(x_t) + b_h) \odot r_t + h_{t-1} \odot (1 - r_t)
+""")
+    with pytest.raises(DeriveError) as info:
+        parse_spec(text, source="bad.toml")
+    err = info.value
+    assert (err.pos.line, err.pos.column) == (8, 42), str(err)
+    assert err.message.startswith("shape conflict in a sum: this side has the input size I"), str(err)
+    assert parse_spec(text.replace('output = "h"\n', 'output = "h"\nsizes = { x = "H" }\n')).input_size is not None
 
 
 def test_builtin_cells_have_no_warnings():

@@ -11,7 +11,7 @@ import sympy as sp
 
 from derive.codegen.ewise import OUTPUT_DERIVATIVE, derivative_call
 from derive.codegen.frame import Frame, fused_weights, sizes, slices, workspace
-from derive.codegen.gradients import after_loop
+from derive.codegen.gradients import DX_ELEMENTWISE, after_loop, input_elementwise
 from derive.codegen.names import Buffer, Namer, code_name
 from derive.codegen.parts import GroupKind, dim_of
 from derive.codegen.plan import Plan
@@ -55,6 +55,8 @@ class Backward:
         for key in sorted(p.in_loop):
             prm = cell.params[key]
             L.append(f"{Namer.grad_sum(prm.symbol)} = np.zeros({prm.shape[0]}, dtype)")
+        if input_elementwise(p.d) is not None:
+            L.append(f"{DX_ELEMENTWISE[1]} = np.empty(({w.T}, {w.B}, {w.I}), dtype)  # dx_t where the input is read without a matrix")
         scratch_at = len(L)
         L.append("")
         L.append(f"for {w.t} in range({w.T} - 1, {w.T} - 1 - steps, -1):")
@@ -128,6 +130,13 @@ class Backward:
                 L.append(f"# dL/d{pg.param.key} += sum over the batch of {ir_text(expr)}")
                 L += frame.emit(expr, tmp, names)
                 L.append(f"{Namer.grad_sum(pg.param.symbol)} += {tmp}.sum(axis=0)")
+        dxe = input_elementwise(d)
+        if dxe is not None:  # the input read without a matrix (I = H): this step's part of dx_t
+            step, whole = (p.namer.claim(n, ir.adjoint(cell.input), "backward") for n in DX_ELEMENTWISE)
+            L.append(f"# dx_t += {ir_text(dxe)}")
+            L.append(f"{step} = {whole}[{w.t}]")
+            L += self.matvec_t(dxe, names, done_T)
+            L += frame.emit(dxe, step, names)
         for s in cell.states:  # carries to step t-1
             carry = d.carries[ir.ref(s).key]
             L.append(f"# d{ir_text(ir.at(s, -1))} = " + " + ".join(ir_text(e) for e in carry.terms))

@@ -40,6 +40,12 @@ OUTPUT_DERIVATIVE = {
 }
 
 
+#: functions of the spec language (and their derivatives) as one ufunc call: SymPy class name -> ufunc
+UFUNCS = {"exp": "np.exp", "log": "np.log", "Abs": "np.absolute", "sign": "np.sign", "maximum": "np.maximum",
+          "minimum": "np.minimum"}
+#: the Heaviside step of max/min's derivative: H(0) = 1/2, the tie rule of torch.maximum
+HEAVISIDE = "np.heaviside({a}, 0.5, out={out})"
+
 #: exponents with a ufunc of their own: exponent -> the ufunc
 POWERS = {sp.Integer(2): "np.square", sp.Integer(-1): "np.reciprocal", sp.Rational(1, 2): "np.sqrt"}
 
@@ -148,9 +154,24 @@ class Emitter:
             self.pool.give(a)
         elif isinstance(e, acts.Activation):
             self._activation(e, dest)
+        elif type(e).__name__ in UFUNCS or isinstance(e, sp.Heaviside):
+            self._ufunc(e, dest)
         else:
             self._printed(e, dest)
         return dest
+
+    def _ufunc(self, e, dest):
+        """exp, log, |.|, sign, max, min, H: one ufunc writing ``dest``."""
+        if isinstance(e, sp.Heaviside):
+            if len(e.args) > 1 and e.args[1] != sp.Rational(1, 2):
+                raise CodegenError(f"no code rule for {e!r}: the kernels use H(0) = 1/2")
+            args, line = e.args[:1], HEAVISIDE
+        else:
+            args, line = e.args, UFUNCS[type(e).__name__] + "({a}, out={out})"
+        values = [self._value(a, None) for a in args]
+        self.lines.append(line.format(a=", ".join(values), out=dest))
+        for v in values:
+            self.pool.give(v)
 
     def _printed(self, e, dest):
         """Anything else (a kinked derivative's Piecewise, exp, Abs): one NumPy expression."""

@@ -142,7 +142,7 @@ class Forward:
 
     # ------------------------------------------------------------ the step
     def step(self) -> list[str]:
-        p, frame, w = self.p, self.frame, self.p.w
+        p, frame = self.p, self.frame
         names = dict(p.step_names)
         L = frame.view_lines()
         pending = [f for f, n in p.saved.items() if n and isinstance(f, acts.Activation)]

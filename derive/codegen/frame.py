@@ -71,6 +71,8 @@ def sizes(plan: Plan) -> list[str]:
             if str(dim) not in done:
                 done.add(str(dim))
                 lines.append(f"{dim} = {code_name(p.symbol)}.shape[{axis}]")
+    if plan.cell.input_size is not None and str(plan.cell.input_size) in done:  # sizes = { x = "H" }
+        lines.append(f"_api.same_size(I, {plan.cell.input_size})  # the spec declares I = {plan.cell.input_size}")
     return lines
 
 

@@ -25,18 +25,35 @@ WEIGHT_ARG = {
 }
 
 
+#: the per-step buffer of the elementwise part of dx_t (the input read without a matrix), and all steps
+DX_ELEMENTWISE = ("dxe_t", "dxe")
+
+
+def input_elementwise(d) -> sp.Expr | None:
+    """The terms of dx_t that are not ``W^T g`` (the input read without a matrix, I = H), or None."""
+    rest = [t for t in d.input_grad.terms if not isinstance(t, ir.MatVecT)]
+    return sp.Add(*rest) if rest else None
+
+
 def after_loop(plan: Plan) -> list[str]:
     p, cell, d, w = plan, plan.cell, plan.d, plan.w
     L = [f"lo = {w.T} - steps  # the first step the gradient reached", "grads = {}"]
     inp = p.input_group
+    products = [t for t in d.input_grad.terms if isinstance(t, ir.MatVecT)]
+    if products and inp is None:
+        raise ValueError("the input's products are not one GEMM")
     if d.input_grad.terms:
-        if inp is None or any(not isinstance(t, ir.MatVecT) for t in d.input_grad.terms):
-            raise ValueError("the input may only enter through matrix products")
-        L.append(f"# dx_t = {' + '.join(ir_text(t) for t in d.input_grad.terms)}: one GEMM for all steps")
+        L.append(f"# dx_t = {' + '.join(ir_text(t) for t in d.input_grad.terms)}: one GEMM for all steps"
+                 + (" and the elementwise part kept in the loop" if input_elementwise(d) is not None else ""))
         L.append(f"dx = {workspace('dx', f'({w.T}, {w.B}, {w.I})')}")
         L.append("dx[:lo] = 0.0")
-        L.append(f"np.matmul({w.dz}[lo:, :, {span_code(inp.cols)}].reshape(steps * {w.B}, -1), "
-                 f"{Namer.fused(inp.name)}.T, out=dx[lo:].reshape(steps * {w.B}, {w.I}))")
+        if products:
+            L.append(f"np.matmul({w.dz}[lo:, :, {span_code(inp.cols)}].reshape(steps * {w.B}, -1), "
+                     f"{Namer.fused(inp.name)}.T, out=dx[lo:].reshape(steps * {w.B}, {w.I}))")
+        else:
+            L.append("dx[lo:] = 0.0")
+        if input_elementwise(d) is not None:
+            L.append(f"dx[lo:] += {DX_ELEMENTWISE[1]}[lo:]")
         L.append("grads['x'] = dx")
     for s in cell.states:
         L.append(f"grads[{ir.ref(s).key!r}] = {Namer.carry(s)}")

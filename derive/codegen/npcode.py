@@ -63,6 +63,17 @@ class KernelPrinter(NumPyPrinter):
         op = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}[e.rel_op]
         return f"({self._print(e.lhs)} {op} {self._print(e.rhs)})"
 
+    def _print_maximum(self, e):
+        return self._call("np.maximum", e)
+
+    def _print_minimum(self, e):
+        return self._call("np.minimum", e)
+
+    def _print_Heaviside(self, e):
+        if len(e.args) > 1 and e.args[1] != sp.Rational(1, 2):
+            raise ValueError(f"a kernel's Heaviside step has H(0) = 1/2: {e}")
+        return f"np.heaviside({self._print(e.args[0])}, 0.5)"
+
     def _print_Pow(self, e, rational=False):
         if e.exp.is_Integer and e.exp < -1 and not e.base.is_Number:
             return f"(1/{self.parenthesize(e.base, 1000)})**{-e.exp}"

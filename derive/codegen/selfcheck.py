@@ -35,6 +35,7 @@ from derive import activations as acts
 from derive.codegen import kernel as codegen
 from derive.symbolic import ir
 from derive.symbolic.cell import Cell
+from derive.symbolic.functions import maximum, minimum
 from derive.symbolic.printing import symbol_text
 from derive.errors import DeriveError
 from derive.codegen.ewise import CodegenError
@@ -65,12 +66,18 @@ class WrongKernel(DeriveError):
 
 
 # ----------------------------------------------------------------- the reference
-def _size(dim) -> int:
-    return int(sp.sympify(dim).xreplace({sp.Symbol(k, positive=True, integer=True): v for k, v in SIZES.items()}))
+def _sizes(cell: Cell) -> dict:
+    """The test sizes of ``cell``: I is H when the spec declares so (``sizes = { x = "H" }``)."""
+    return {**SIZES, "I": SIZES[str(cell.input_size)]} if cell.input_size is not None else SIZES
+
+
+def _size(dim, cell: Cell) -> int:
+    sizes = _sizes(cell)
+    return int(sp.sympify(dim).xreplace({sp.Symbol(k, positive=True, integer=True): v for k, v in sizes.items()}))
 
 
 def _dim(cell: Cell, sym) -> int:
-    return _size(cell.dims[ir.ref(sym).key])
+    return _size(cell.dims[ir.ref(sym).key], cell)
 
 
 @lru_cache(maxsize=None)
@@ -82,29 +89,70 @@ def _numeric(head) -> callable:
     return sp.lambdify(u, expr, modules=["scipy", "numpy"])  # scipy: erf, erfc vectorised
 
 
-def _compiled(expr):
+#: the functions of the spec language, evaluated with NumPy: SymPy class -> (NumPy function, domain)
+FUNCTIONS = {sp.exp: (np.exp, None), sp.log: (np.log, "positive"), sp.Abs: (np.abs, None),
+             maximum: (np.maximum, None), minimum: (np.minimum, None)}
+#: domain -> the test its argument must pass
+DOMAINS = {"positive": lambda v: v > 0, "non-negative": lambda v: v >= 0}
+
+
+def _checked(f, domain, name, fail):
+    """``f`` of arrays, refusing (``fail(name, domain, value)``) an argument outside ``domain``."""
+    if domain is None:
+        return f
+
+    def apply(*values):
+        bad = ~DOMAINS[domain](values[0])
+        if np.any(bad):
+            raise fail(name, domain, float(values[0][bad].flat[0]))
+        return f(*values)
+    return apply
+
+
+def _domain_error(cell: Cell, a):
+    r"""The located error for \log or \sqrt of a value outside its domain in assignment ``a``."""
+    def fail(name, domain, value):
+        return DeriveError(
+            f"\\{name} of a value that is not {domain} ({value:.3g}) in the equation for {symbol_text(a.target)}: "
+            f"the kernel self-check runs the cell at random values (x and the states N(0, 1), parameters U(-1, 1)) "
+            f"and there the argument leaves the domain of \\{name}, so the cell would compute NaN; write an argument "
+            f"that is {domain} for every input (such as \\sigma(...), \\exp(...) or 1 + u^2)", a.pos, cell.source or None)
+    return fail
+
+
+def _outside(name, domain, value):
+    return DeriveError(f"\\{name} of a value that is not {domain} ({value:.3g}): the cell would compute NaN")
+
+
+def _compiled(expr, fail=_outside):
     """``env -> value`` of an IR expression on (B, n) arrays (``env`` maps IR symbols to
-    arrays), built once per expression so the finite differences do not re-walk SymPy trees."""
+    arrays), built once per expression so the finite differences do not re-walk SymPy trees.
+    ``fail(function, domain, value)`` makes the error for \\log or \\sqrt outside its domain."""
     if isinstance(expr, sp.Symbol):
         return lambda env: env[expr]
     if expr.is_number:
         c = float(expr)
         return lambda env: c
     if isinstance(expr, ir.MatVec):
-        W, a = expr.args[0], _compiled(expr.args[1])
+        W, a = expr.args[0], _compiled(expr.args[1], fail)
         return lambda env: a(env) @ env[W].T
     if isinstance(expr, (sp.Add, sp.Mul)):
-        parts = [_compiled(a) for a in expr.args]
+        parts = [_compiled(a, fail) for a in expr.args]
         if isinstance(expr, sp.Add):
             return lambda env: sum((f(env) for f in parts[1:]), parts[0](env))
         return lambda env: _product([f(env) for f in parts])
     if isinstance(expr, sp.Pow):
-        base, e = _compiled(expr.base), float(expr.exp)
-        return lambda env: np.power(base(env), e)
+        base, e = _compiled(expr.base, fail), float(expr.exp)
+        power = _checked(np.power, None if expr.exp.is_Integer else "non-negative", "sqrt", fail)
+        return lambda env: power(np.asarray(base(env), dtype=float), e)
+    if type(expr) in FUNCTIONS:
+        (f, domain), args = FUNCTIONS[type(expr)], [_compiled(a, fail) for a in expr.args]
+        g = _checked(f, domain, type(expr).__name__, fail)
+        return lambda env: g(*[np.asarray(a(env), dtype=float) for a in args])
     if isinstance(expr, sp.Function) and len(expr.args) == 1:
         if isinstance(expr, acts.Activation) and type(expr).kind != "elementwise":
             raise DeriveError(f"the kernel self-check cannot evaluate {type(expr).__name__} inside a cell")
-        f, arg = _numeric(type(expr)), _compiled(expr.args[0])
+        f, arg = _numeric(type(expr)), _compiled(expr.args[0], fail)
 
         def apply(env):
             try:
@@ -124,7 +172,7 @@ def _product(values):
 
 def step_functions(cell: Cell) -> list:
     """``(target, env -> value, size)`` per assignment, in evaluation order."""
-    return [(a.target, _compiled(a.rhs), _dim(cell, a.target)) for a in cell.assignments]
+    return [(a.target, _compiled(a.rhs, _domain_error(cell, a)), _dim(cell, a.target)) for a in cell.assignments]
 
 
 def reference_forward(cell: Cell, x, states0: dict, params: dict, steps: list | None = None):
@@ -147,15 +195,30 @@ def reference_forward(cell: Cell, x, states0: dict, params: dict, steps: list | 
         {ir.ref(s).key: prev[s] for s in cell.states}
 
 
+def _under_a_domain(cell: Cell) -> set:
+    """The states whose value at t-1 is read inside the argument of \\log or \\sqrt (also
+    through the pre-activation derive names for the argument)."""
+    named = {a.target: a.rhs for a in cell.assignments if a.aux}
+    out = set()
+    for a in cell.assignments:
+        for f in a.rhs.atoms(sp.log, sp.Pow):
+            if isinstance(f, sp.log) or not f.exp.is_Integer:
+                arg = f.args[0].xreplace(named)
+                out |= {ir.ref(s).key for s in arg.free_symbols if ir.is_ir(s) and ir.ref(s).time == -1}
+    return out
+
+
 def problem(cell: Cell, seed: int = 0):
     """x, states0, params, w (weights of y) and v (weights of the final states), seeded."""
     rng = np.random.default_rng(seed)
     params = {}
     for key, p in cell.params.items():
-        shape = tuple(_size(d) for d in p.shape)
+        shape = tuple(_size(d, cell) for d in p.shape)
         params[key] = rng.uniform(-1.0, 1.0, shape)
-    x = rng.standard_normal((T, B, SIZES["I"]))
+    x = rng.standard_normal((T, B, _sizes(cell)["I"]))
     s0 = {ir.ref(s).key: rng.standard_normal((B, _dim(cell, s))) for s in cell.states}
+    for key in _under_a_domain(cell):  # a state read under \\log or \\sqrt starts in its domain
+        s0[key] = np.abs(s0[key]) + 0.5
     w = rng.standard_normal((T, B, _dim(cell, cell.output)))
     v = {ir.ref(s).key: rng.standard_normal((B, _dim(cell, s))) for s in cell.states}
     return rng, x, s0, params, w, v
@@ -289,7 +352,7 @@ def _float32_agrees(module, cell, x, s0, params, w, v, y64, g64) -> None:
 def _wrong(cell: Cell, what: str) -> tuple:
     """The message and location of a WrongKernel error (the spec file, when there is one)."""
     return (f"derive generated a wrong kernel for cell {cell.name}: {what} "
-            f"(checked at T={T}, B={B}, sizes {SIZES}; a bug in derive, please report it)", None, cell.source or None)
+            f"(checked at T={T}, B={B}, sizes {_sizes(cell)}; a bug in derive, please report it)", None, cell.source or None)
 
 
 # ------------------------------------------------------------ render + verify

@@ -10,19 +10,18 @@ line and column it is about.
 
 from __future__ import annotations
 
-import difflib
-import re
 from dataclasses import dataclass, field
 
 import sympy as sp
 
 from derive import activations as acts
-from derive.symbolic import ir, printing
+from derive.symbolic import functions, ir, printing
+from derive.symbolic.calls import Calls, check_constants
 from derive.symbolic.properties import is_gate_activation, value_range
 from derive.textout import interval_text
 from derive.errors import DeriveError, Pos
-from derive.symbolic.shapes import H, I, P, Dims, Shape
-from derive.syntax.equations import Call, Equation, Name, Num, Op, OpKind, Pow
+from derive.symbolic.shapes import H, I, P, Dims, Shape, Val as _Val
+from derive.syntax.equations import Call, Const, Equation, Name, Num, Op, OpKind, Pow
 
 __all__ = ["H", "I", "P", "Assignment", "Cell", "Param", "build_cell"]
 
@@ -68,6 +67,9 @@ class Cell:
     equations: list = field(default_factory=list)  # the equations as written (LaTeX)
     warnings: list = field(default_factory=list)
     source: str = ""
+    #: the size the spec declares for the input (``sizes = { x = "H" }``: H), or None (its own size I)
+    input_size: sp.Symbol | None = None
+    constants: dict = field(default_factory=dict)  # the spec's [constants]: name -> exact value
 
     def state_prev(self, state: sp.Symbol) -> sp.Symbol:
         return ir.at(state, -1)
@@ -80,19 +82,14 @@ class Cell:
         return [ir.ref(s).key for s in self.states]
 
 
-@dataclass
-class _Val:
-    """A converted sub-expression: the IR expression, its kind and its dimension."""
-
-    expr: sp.Expr
-    kind: Shape
-    dim: int | None = None
-
-
-class _Builder:
-    def __init__(self, equations, input_name: Name, state_names: list, declared_params, source, sizes=None):
+class _Builder(Calls):
+    def __init__(self, equations, input_name: Name, state_names: list, declared_params, source, sizes=None,
+                 constants=None):
         self.source = source
-        self.dims = Dims()
+        declared = (sizes or {}).get(_key(input_name), (sizes or {}).get(input_name.text))
+        self.input_size = H if declared == "H" else None  # sizes = { x = "H" }: I = H
+        self.dims = Dims([(I, H)] if self.input_size == H else (), _key(input_name))
+        self.constants = dict(constants or {})
         self.eqs: list[Equation] = equations
         self.defined: dict[str, Equation] = {}
         self.names: dict[str, tuple] = {}  # key -> (base, sub)
@@ -119,12 +116,17 @@ class _Builder:
         self.params: dict[str, dict] = {}  # key -> {"kind", "dims", "pos", "name"}
         self.uses: dict[str, set] = {}  # key -> keys used at time t
         self.hadamard_factors: set[str] = set()
+        self.reads_input: set[str] = set()  # matrices multiplying x_t itself: their columns are I
         self.vec_dim[input_name] = self.dims.new(I, f"the input {input_name}_t")
         for s in state_names:
             size = {"H": H, "P": P}[(sizes or {}).get(s, "H")]
             self.vec_dim[s] = self.dims.new(size, f"the state {s}_t")
         if input_name in self.defined:
             raise DeriveError(f"the input {input_name}_t cannot be assigned", self.defined[input_name].lhs.pos)
+        taken = {input_name: f"the input {input_name}_t", **{s: f"the state {s}_t" for s in state_names}}
+        taken.update({k: f"the vector {k}_t" for k in self.defined if k not in taken})
+        taken.update({k: f"the declared parameter {k}" for k in declared_params or ()})
+        check_constants(self.constants, taken)
 
     # names ------------------------------------------------------------
     def claim(self, n: Name):
@@ -144,7 +146,8 @@ class _Builder:
     def vector(self, n: Name, user: str) -> _Val:
         key = ir.Ref(n.base, n.sub or "", 0).key
         if n.time is None:
-            return self.param_vector(n, key)
+            value = self.named_constant(key)
+            return _Val(value, Shape.SCALAR) if value is not None else self.param_vector(n, key)
         if n.time > 0:
             raise DeriveError(f"{n.text} reads the future; a step may use time t and t-1 only", n.pos)
         is_state = key in self.state_keys
@@ -195,11 +198,9 @@ class _Builder:
             base = self.convert(node.base, user)
             return _Val(base.expr ** node.exponent, base.kind, base.dim)
         if isinstance(node, Call):
-            cls = acts.by_command(node.func)
-            if cls is None:
-                raise DeriveError(f"undefined activation {node.func}; {_closest_activations(node.func)}", node.pos)
-            arg = self.convert(node.arg, user)
-            return _Val(cls(arg.expr) ** node.exponent, arg.kind, arg.dim)
+            return self.call(node, user)
+        if isinstance(node, Const):
+            return self.constant(node)
         assert isinstance(node, Op)
         if node.kind == OpKind.JUXT:
             return self.juxt(node, user)
@@ -209,7 +210,7 @@ class _Builder:
         a, b = vals
         what = {OpKind.ADD: "a sum", OpKind.SUB: "a difference", OpKind.HAD: "an elementwise product",
                 OpKind.DIV: "a quotient"}[node.kind]
-        dim = self.join(a, b, node.pos, what)
+        dim = self.join(a, b, node.pos, what, (node.args[0].pos, node.args[1].pos))
         if node.kind == OpKind.HAD:
             for side in node.args:
                 if isinstance(side, Name) and side.time == 0:
@@ -219,9 +220,9 @@ class _Builder:
         kind = Shape.VECTOR if Shape.VECTOR in (a.kind, b.kind) else Shape.SCALAR
         return _Val(expr, kind, dim)
 
-    def join(self, a: _Val, b: _Val, pos: Pos, what: str):
+    def join(self, a: _Val, b: _Val, pos: Pos, what: str, sides=(None, None)):
         if a.kind == Shape.VECTOR and b.kind == Shape.VECTOR:
-            self.dims.unify(a.dim, b.dim, pos, what)
+            self.dims.unify(a.dim, b.dim, pos, what, sides)
             return a.dim
         return a.dim if a.kind == Shape.VECTOR else b.dim
 
@@ -229,17 +230,19 @@ class _Builder:
         """``a b c`` as the left-deep ``(a b) c``: operands converted right to left, then
         multiplied from the left; only the first two can be a matrix-vector product."""
         rest = [self.convert(arg, user) for arg in reversed(node.args[2:])][::-1]
-        out = self.product(node.args[0], self.convert(node.args[1], user), node.pos, user)
+        out = self.product(node.args[0], self.convert(node.args[1], user), node.pos, user, node.args[1])
         for rhs in rest:
             out = self.scale(out, rhs, node.pos)
         return out
 
-    def product(self, left, rhs: _Val, pos: Pos, user: str) -> _Val:
-        if isinstance(left, Name) and left.time is None and rhs.kind == Shape.VECTOR:
-            key = ir.Ref(left.base, left.sub or "", 0).key
+    def product(self, left, rhs: _Val, pos: Pos, user: str, right=None) -> _Val:
+        key = ir.Ref(left.base, left.sub or "", 0).key if isinstance(left, Name) else None
+        if key is not None and left.time is None and rhs.kind == Shape.VECTOR and key not in self.constants:
             entry = self.param_entry(left, key, Shape.MATRIX)
             self.dims.unify(entry["dims"][1], rhs.dim, pos,
-                            f"the product {left.text} times its argument")
+                            f"the product {left.text} times its argument", (left.pos, right.pos if right else None))
+            if isinstance(right, Name) and _key(right) == self.input_key and right.time == 0:
+                self.reads_input.add(key)
             return _Val(ir.MatVec(ir.symbol(left.base, left.sub), rhs.expr), Shape.VECTOR, entry["dims"][0])
         return self.scale(self.convert(left, user), rhs, pos)
 
@@ -269,26 +272,9 @@ def _written(n: Name) -> str:
     return _name_latex(n.base, n.sub or "")
 
 
-def _closest_activations(func: str) -> str:
-    """Up to 10 activation spellings close to ``func`` (\\swish -> \\operatorname{swish})."""
-    spelled = {}
-    for command in acts.all_commands():
-        if _bare(command).lower() not in spelled or command.startswith("\\operatorname"):
-            spelled[_bare(command).lower()] = command
-    close = difflib.get_close_matches(_bare(func).lower(), spelled, n=10, cutoff=0.6)
-    if close:
-        return f"did you mean {', '.join(spelled[c] for c in close)}? (derive list shows every activation)"
-    return "derive list shows the activations: \\sigma, \\tanh, and the others as \\operatorname{name}"
-
-
-def _bare(command: str) -> str:
-    m = re.fullmatch(r"\\(?:operatorname|mathrm|text|mathit)\{(.*)\}", command)
-    return m[1] if m else command.lstrip("\\")
-
-
 def build_cell(equations: list[Equation], *, name: str, input_name: Name, state_names: list,
                output_name: Name, gates=(), sizes=None, parameters=None, title: str = "", conventions=None,
-               meta=None, positions=None, source: str = "", written=()) -> Cell:
+               meta=None, positions=None, source: str = "", written=(), constants=None) -> Cell:
     """Turn parsed equations and declarations into a checked ``Cell``.
 
     ``positions`` maps a declaration key (``"states"``, ``"output"``, ``"gates"``) to
@@ -296,7 +282,7 @@ def build_cell(equations: list[Equation], *, name: str, input_name: Name, state_
     """
     positions = positions or {}
     b = _Builder(equations, input_name, list(state_names), None if parameters is None else set(parameters),
-                 source, sizes)
+                 source, sizes, constants)
     for s in b.state_keys:
         if s not in b.defined:
             raise DeriveError(f"the state {s} is never updated: add an equation {s}_t = ...",
@@ -309,7 +295,7 @@ def build_cell(equations: list[Equation], *, name: str, input_name: Name, state_
         if key not in b.vec_dim:
             b.vec_dim[key] = b.dims.new()
         if val.kind == Shape.VECTOR:
-            b.dims.unify(b.vec_dim[key], val.dim, eq.pos, f"the equation for {eq.lhs.text}")
+            b.dims.unify(b.vec_dim[key], val.dim, eq.pos, f"the equation for {eq.lhs.text}", (eq.lhs.pos, eq.rhs.pos))
         raw[key] = (eq, val.expr, text)
     order = _topological(raw, b.uses)
 
@@ -333,13 +319,16 @@ def build_cell(equations: list[Equation], *, name: str, input_name: Name, state_
     for key, entry in b.params.items():
         n = entry["name"]
         shape = tuple(b.dims.resolve(d) for d in entry["dims"])
+        if key in b.reads_input and b.input_size is not None:
+            shape = (shape[0], I)  # I = H declared: a matrix reading x_t keeps the input's size in its shape
         params[key] = Param(key, ir.symbol(n.base, n.sub), shape, entry["pos"])
     cell = Cell(
         name=name, title=title or name, input=ir.symbol(input_name.base, input_name.sub, 0),
         states=[ir.symbol(n.base, n.sub, 0) for n in state_names],
         output=ir.symbol(output_name.base, output_name.sub, 0), assignments=assignments, params=params, dims=dims,
         gates=[_key(g) for g in gates], conventions=conventions or {}, meta=meta or {}, source=source,
-        equations=[w for w in written if w])
+        equations=[w for w in written if w], input_size=b.input_size,
+        constants={k: v for k, (v, _) in b.constants.items()})
     _check_gates(cell, b, positions.get("gates"))
     return cell
 
@@ -374,12 +363,12 @@ def _name_preactivations(rhs: sp.Expr, lhs: Name, x: sp.Symbol):
         return ir.symbol("z", sub0 if top and not aux else f"{sub0},{len(aux) + 1}", 0)
 
     def visit(e, top, direct):
-        if isinstance(e, acts.Activation) and not isinstance(e.args[0], sp.Symbol):
+        if _is_head(e) and not isinstance(e.args[0], sp.Symbol):
             inner = visit(e.args[0], False, True)
             z = name(top)
             # tanh(sigma(u)): z_2 = sigma(z_1) is an intermediate vector, not a pre-activation
-            aux.append((z, inner, not isinstance(inner, acts.Activation)))
-            return e.func(z)
+            aux.append((z, inner, not _is_head(inner)))
+            return functions.rebuild(e, z)
         if isinstance(e, ir.MatVec):
             m = ir.MatVec(e.args[0], visit(e.args[1], False, False))
             if e.args[1] == x and not direct:
@@ -400,7 +389,12 @@ def _name_preactivations(rhs: sp.Expr, lhs: Name, x: sp.Symbol):
         z = name(True)
         aux.append((z, out, True))
         return z, aux
-    return visit(rhs, isinstance(rhs, acts.Activation), False), aux
+    return visit(rhs, _is_head(rhs), False), aux
+
+
+def _is_head(e) -> bool:
+    """An activation, or a one-argument function of the spec language (exp, log, sqrt, abs)."""
+    return isinstance(e, acts.Activation) or functions.is_head(e)
 
 
 def _topological(raw: dict, uses: dict) -> list[str]:

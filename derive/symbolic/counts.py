@@ -135,6 +135,13 @@ def count(cell: Cell, *, input_size: int, hidden: int, layers: int = 1, bidirect
         if proj >= hidden:
             raise DeriveError(f"proj_size must be smaller than the hidden size ({proj} >= {hidden}), "
                               f"as PyTorch requires")
+    if cell.input_size is not None:  # sizes = { x = "H" }: every layer reads H features
+        declared = 'its spec declares sizes = { x = "H" }: the input has the hidden size'
+        if input_size != hidden:
+            raise DeriveError(f"{cell.name}: --input {input_size} differs from --hidden {hidden}, but {declared}")
+        if layers > 1 and (bidirectional or proj):
+            raise DeriveError(f"{cell.name}: a layer above the first would read {'2H' if bidirectional else 'P'} "
+                              f"features, but {declared}")
     if convention == "pytorch" and not cell.conventions.get("pytorch", {}).get("module"):
         notes.append("PyTorch has no module for this cell: counted with PyTorch's double-bias layout")
     if convention == "keras" and not cell.conventions.get("keras", {}).get("layer"):

@@ -99,9 +99,12 @@ class _Mixin:
         return self.symbol(expr) if ir.is_ir(expr) else super()._print_Symbol(expr)
 
     def _print_Mul(self, expr):
-        if not isinstance(expr, sp.Mul):  # LatexPrinter prints x**-1 through _print_Mul
+        if not isinstance(expr, sp.Mul) or expr.is_number:  # LatexPrinter prints x**-1 through _print_Mul
             return super()._print_Mul(expr)
         coeff, factors = expr.as_coeff_mul()
+        if any(f.is_number for f in factors):  # sqrt(3), pi: part of the coefficient, not a vector
+            coeff = coeff * sp.Mul(*[f for f in factors if f.is_number])
+            factors = tuple(f for f in factors if not f.is_number)
         factors = sorted(factors, key=_factor_key)
         parts = [self._wrap(f) for f in factors]
         body = self.hadamard.join(parts)
@@ -145,6 +148,11 @@ class IRLatexPrinter(_Mixin, LatexPrinter):
     def _print_MatVecT(self, expr):
         return rf"{self._print(expr.args[0])}^\top {self._arg(expr.args[1])}"
 
+    def _print_Heaviside(self, expr, exp=None):
+        """The step of max/min's derivative, H(0) = 1/2."""
+        body = rf"\operatorname{{H}}\left({self._print(expr.args[0])}\right)"
+        return body if exp is None else f"{body}^{{{exp}}}"
+
     def _print_Pow(self, expr):
         base, exp = expr.args
         if isinstance(base, (acts.Activation, acts.step)) and exp.is_Integer and exp > 0:
@@ -166,6 +174,13 @@ class IRTextPrinter(_Mixin, StrPrinter):
 
     def _print_MatVecT(self, expr):
         return f"{self._print(expr.args[0])}^T {self._arg(expr.args[1])}"
+
+    def _print_Heaviside(self, expr):
+        """The step of max/min's derivative, H(0) = 1/2."""
+        return f"H({self._print(expr.args[0])})"
+
+    def _print_Abs(self, expr):
+        return f"|{self._print(expr.args[0])}|"
 
     def _print_Pow(self, expr):
         base, exp = expr.args

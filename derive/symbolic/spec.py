@@ -9,11 +9,14 @@ Every error points at the line and column of the spec file it is about.
 from __future__ import annotations
 
 import keyword
+import math
 import re
 import tomllib
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+
+import sympy as sp
 
 from derive import activations as acts
 from derive import fileio
@@ -26,10 +29,11 @@ from derive.syntax.equations import SUBSCRIPT_RULE, equation_lines, parse_equati
 KEYS = {
     "name": str, "title": str, "summary": str, "references": list, "input": str, "states": list,
     "output": str, "sizes": dict, "gates": list, "parameters": list, "equations": str, "conventions": dict,
-    "pytorch": dict, "keras": dict, "notes": str,
+    "pytorch": dict, "keras": dict, "notes": str, "constants": dict,
 }
 _TYPE_NAMES = {str: "a string", list: "a list", dict: "a table", bool: "true or false"}
 SIZE_NAMES = ("H", "P")  # a state is H (hidden) or P (projected, PyTorch proj_size)
+INPUT_SIZES = ("H",)  # the input is I, or declared to have the hidden size (I = H)
 REQUIRED = ("name", "input", "states", "output", "equations")
 #: the tables of a spec: key -> its type, or the values it may take. ``[pytorch]`` and
 #: ``[keras]`` hold what ``codegen.layouts`` and ``counts`` read; ``fused`` lists gates.
@@ -280,7 +284,8 @@ def parse_spec(text: str, source: str = "<spec>") -> Cell:
             state_names=_names(data["states"], "states", text, source),
             output_name=_names(data["output"], "output", text, source)[0],
             gates=_names(data.get("gates", []), "gates", text, source),
-            sizes=_sizes(data.get("sizes", {}), data["states"], text, source),
+            sizes=_sizes(data.get("sizes", {}), data["states"], data["input"], text, source),
+            constants=_constants(data.get("constants", {}), text, source),
             parameters=_parameters(data.get("parameters"), text, source),
             conventions={**conventions, "pytorch": data.get("pytorch", {}), "keras": data.get("keras", {})},
             meta={k: data[k] for k in ("summary", "references", "notes", "pytorch", "keras") if k in data},
@@ -319,16 +324,40 @@ def _placer(origin: Pos | None, line: int, key: Pos | None):
     return lambda row, column: Pos(first + row - 1, column + shift)
 
 
-def _sizes(sizes: dict, states, text: str, source: str) -> dict:
-    """``sizes = { h = "P" }``: a state whose size is not the hidden size H (a projection)."""
+def _sizes(sizes: dict, states, input_name, text: str, source: str) -> dict:
+    """``sizes = { h = "P" }``: a state whose size is not the hidden size H (a projection);
+    ``sizes = { x = "H" }``: the input has the hidden size (I = H)."""
     for key, value in sizes.items():
+        if key == input_name and isinstance(input_name, str):
+            if value not in INPUT_SIZES:
+                raise DeriveError(f"sizes: the input {key} may be declared {' or '.join(INPUT_SIZES)} (the hidden "
+                                  f"size, I = H), not {value!r}; without a declaration it has its own size I",
+                                  _key_pos(text, key, "sizes"), source)
+            continue
         if key not in states:
-            raise DeriveError(f"sizes: {key!r} is not a state (states: {', '.join(states)})",
-                              _key_pos(text, key, "sizes"), source)
+            raise DeriveError(f"sizes: {key!r} is not a state or the input (states: {', '.join(states)}; "
+                              f"input: {input_name})", _key_pos(text, key, "sizes"), source)
         if value not in SIZE_NAMES:
             raise DeriveError(f"sizes: {key} must be one of {', '.join(SIZE_NAMES)}, not {value!r}",
                               _key_pos(text, key, "sizes"), source)
     return dict(sizes)
+
+
+def _constants(constants: dict, text: str, source: str) -> dict:
+    """``[constants]`` ``beta = 1.0``: name -> (exact value, where it is declared). A constant
+    is a finite number, used as ``\\beta`` or as a name without a time index (``k``)."""
+    out = {}
+    for key, value in constants.items():
+        pos = _key_pos(text, key, "constants")
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", key):
+            raise DeriveError(f"constants: {key!r} is not a name (letters, digits and _, starting with a letter)",
+                              pos, source)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise DeriveError(f"constants: {key} must be a number, not {value!r}", pos, source)
+        if not math.isfinite(value):
+            raise DeriveError(f"constants: {key} must be a finite number, not {value!r}", pos, source)
+        out[key] = (sp.Integer(value) if isinstance(value, int) else sp.Rational(repr(value)), pos)
+    return out
 
 
 @lru_cache(maxsize=None)

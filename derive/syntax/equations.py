@@ -10,6 +10,13 @@ name becomes a plain identifier in generated code. An activation whose name has 
 underscore is written ``\\operatorname{gelu_tanh}`` or ``\\operatorname{gelu\\_tanh}``.
 Chains such as ``a + b - c + ...`` and ``a \\odot b \\odot ...`` become balanced trees
 (depth log n), so nothing downstream recurses once per term.
+
+A function takes its arguments in parentheses (``\\max(a, b)``), ``\\sqrt`` also in braces
+(``\\sqrt{3}``); ``|a|``, ``\\left| a \\right|`` and ``\\lvert a \\rvert`` are ``\\abs(a)``. A
+command without an argument (``\\beta``, ``\\pi``) is a constant; a constant followed by
+parentheses parses as a call (the parser shifts) and ``cell.py`` reads it as a product. An
+absolute value ``|a|`` may start a product (``|a| b``) but not follow a factor (``b |a|``
+would make every ``|`` ambiguous): there, write ``b \\cdot |a|``.
 """
 
 from __future__ import annotations
@@ -38,23 +45,34 @@ equation: NAME "=" expr
       | "-" unary             -> neg
       | "+" unary
 ?juxt: power
+     | bars
+     | bars "^" exponent      -> pow
      | juxt power             -> juxt
 ?power: atom
       | atom "^" exponent     -> pow
+bars: "|" expr "|"
+    | "\\left|" expr "\\right|"
+    | "\\lvert" expr "\\rvert"
+    | "\\left\\lvert" expr "\\right\\rvert"
 ?atom: NAME                   -> name
      | NUMBER                 -> number
+     | FUNC                   -> constant
+     | FUNC "^" exponent      -> powconstant
      | "(" expr ")"
      | "\\left(" expr "\\right)"
      | "{" expr "}"
-     | FUNC "(" expr ")"                  -> call
-     | FUNC "\\left(" expr "\\right)"     -> call
-     | FUNC "^" exponent "(" expr ")"     -> powcall
+     | FUNC "(" args ")"                  -> call
+     | FUNC "\\left(" args "\\right)"     -> call
+     | FUNC "{" expr "}"                  -> bracecall
+     | FUNC "^" exponent "(" args ")"     -> powcall
+     | FUNC "^" exponent "\\left(" args "\\right)" -> powcall
      | "\\frac" "{" expr "}" "{" expr "}" -> frac
+args: expr ("," expr)*
 exponent: INT | "{" INT "}"
 
 HADAMARD: "\\odot" | "\\circ" | "\\otimes" | "*"
 FUNC.2: /\\(operatorname|mathrm|text|mathit)\{[A-Za-z]([A-Za-z0-9]|\\?_)*\}/
-      | /\\(?!(odot|circ|otimes|cdot|left|right|frac|tilde|hat|bar)(?![A-Za-z]))[A-Za-z]+/
+      | /\\(?!(odot|circ|otimes|cdot|left|right|frac|tilde|hat|bar|lvert|rvert)(?![A-Za-z]))[A-Za-z]+/
 NAME: /(\\(tilde|hat|bar)\{[A-Za-z](_(\{[^{}]*\}|[A-Za-z0-9]))?\}|[A-Za-z])(_(\{[^{}]*\}|[A-Za-z0-9]))?/
 NUMBER: /\d+(\.\d+)?/
 INT: /\d+/
@@ -79,6 +97,8 @@ _SPELLING = {
     "LBRACE": "'{'",
     "RBRACE": "'}'",
     "CIRCUMFLEX": "'^'",
+    "VBAR": "'|'",
+    "COMMA": "','",
     "$END": "end of equation",
 }
 
@@ -132,10 +152,24 @@ class Pow:
 
 @dataclass(frozen=True)
 class Call:
+    """``func(args...)``: an activation or a function of the spec language, as written."""
+
     func: str
-    arg: object
+    args: tuple
     pos: Pos
     exponent: int = 1
+
+    @property
+    def arg(self):
+        return self.args[0]
+
+
+@dataclass(frozen=True)
+class Const:
+    """A command without an argument: a named constant (``\\beta``) or ``\\pi``."""
+
+    name: str
+    pos: Pos
 
 
 @dataclass(frozen=True)
@@ -299,13 +333,40 @@ class _ToAst(Transformer_NonRecursive):
         base, exponent = children
         return Pow(_done(base), exponent, self._pos(meta))
 
+    def args(self, meta, children):
+        return tuple(self._exprs(children))
+
     def call(self, meta, children):
-        func, arg = children
-        return Call(_function(func), _done(arg), self._pos(func))
+        func, args = children
+        return Call(_function(func), args, self._pos(func))
 
     def powcall(self, meta, children):
-        func, exponent, arg = children
-        return Call(_function(func), _done(arg), self._pos(func), exponent)
+        func, exponent, args = children
+        return Call(_function(func), args, self._pos(func), exponent)
+
+    def bracecall(self, meta, children):
+        func, arg = children
+        if _function(func) not in BRACED:
+            raise DeriveError(f"{func}{{...}}: braces hold the argument of {', '.join(BRACED)} only; "
+                              f"write {func}(...)", self._pos(func))
+        return Call(_function(func), (_done(arg),), self._pos(func))
+
+    def bars(self, meta, children):
+        (arg,) = self._exprs(children)
+        return Call(ABS, (arg,), self._pos(meta))
+
+    def constant(self, meta, children):
+        (tok,) = children
+        return Const(_function(tok), self._pos(tok))
+
+    def powconstant(self, meta, children):
+        tok, exponent = children
+        return Pow(Const(_function(tok), self._pos(tok)), exponent, self._pos(meta))
+
+
+#: the functions whose argument may stand in braces (``\\sqrt{3}``); how ``|a|`` is called
+BRACED = (r"\sqrt",)
+ABS = r"\abs"
 
 
 def _function(token) -> str:
@@ -328,6 +389,7 @@ def _expected(tokens) -> str:
 #: limits on one equation: longer or deeper input is refused before parsing
 MAX_LENGTH = 2000
 MAX_DEPTH = 64
+MAX_BARS = 2 * MAX_DEPTH  # | cannot say whether it opens or closes: their number is bounded
 
 
 def _check_size(text: str, where) -> None:
@@ -341,6 +403,12 @@ def _check_size(text: str, where) -> None:
             depth -= 1
         if depth > MAX_DEPTH:
             raise DeriveError(f"brackets nest deeper than {MAX_DEPTH} levels", where(1, col))
+    bars = [m.start() for m in re.finditer(r"\||\\[lr]vert", text)]
+    if len(bars) > MAX_BARS:
+        raise DeriveError(f"more than {MAX_BARS} absolute-value bars in one equation", where(1, bars[MAX_BARS] + 1))
+
+
+BAR_HINT = r" (a product with an absolute value is written b \odot |a|, 2 \cdot |a| or with \abs(a))"
 
 
 def parse_equation(text: str, where=Pos) -> Equation:
@@ -362,7 +430,8 @@ def parse_equation(text: str, where=Pos) -> Equation:
         if tok.type == "$END":
             raise DeriveError(f"the equation ends early; expected {_expected(e.expected)}",
                               where(1, len(text.rstrip()) + 1)) from None
-        raise DeriveError(f"unexpected {str(tok)!r}; expected {_expected(e.expected)}",
+        hint = BAR_HINT if tok.type == "VBAR" else ""
+        raise DeriveError(f"unexpected {str(tok)!r}; expected {_expected(e.expected)}{hint}",
                           where(tok.line, tok.column)) from None
     except UnexpectedInput as e:  # pragma: no cover - the three above are exhaustive
         raise DeriveError(f"cannot parse: {e}", where(getattr(e, "line", 1), getattr(e, "column", 1))) from None

@@ -14,7 +14,7 @@ relative difference per quantity.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import sympy as sp
@@ -52,6 +52,8 @@ def evaluate(expr, env: dict):
     if isinstance(expr, sp.Piecewise):  # a kinked activation's derivative, element by element
         pieces = [(evaluate(e, env), evaluate(c, env)) for e, c in expr.args]
         return _select(pieces)
+    if isinstance(expr, sp.Function) and len(expr.args) == 2:  # max, min; the step H(x, 1/2) of their derivatives
+        return _apply2(expr.func, evaluate(expr.args[0], env), evaluate(expr.args[1], env))
     if isinstance(expr, sp.core.relational.Relational):
         return _apply2(lambda a, b: bool(expr.func(a, b)), evaluate(expr.lhs, env), evaluate(expr.rhs, env))
     if expr in (sp.true, sp.false):
@@ -97,6 +99,10 @@ class Sizes:
     def of(self, dim) -> int:
         return {"I": self.I, "H": self.H, "P": self.P}[str(dim)]
 
+    def for_cell(self, cell: Cell) -> "Sizes":
+        """These sizes with I = H when the spec declares so (``sizes = { x = "H" }``)."""
+        return replace(self, I=self.of(cell.input_size)) if cell.input_size is not None else self
+
 
 def _array(shape, make):
     out = np.empty(shape, dtype=object)
@@ -107,6 +113,7 @@ def _array(shape, make):
 
 def symbols_for(cell: Cell, sizes: Sizes):
     """Scalar symbols for every parameter entry, input entry and initial-state entry."""
+    sizes = sizes.for_cell(cell)
     def sym(name):
         return lambda idx: sp.Symbol(f"{name}[{','.join(map(str, idx))}]", real=True)
 
@@ -132,6 +139,7 @@ def forward(cell: Cell, params: dict, xs: list, s0: dict) -> list:
 
 def loss_weights(cell: Cell, sizes: Sizes, rng: random.Random):
     """Random rational weights: dL/dy_t = w_t and dL/ds_T = v_s."""
+    sizes = sizes.for_cell(cell)
     def rnd(_):
         return sp.Rational(rng.randint(-9, 9), rng.randint(1, 9))
 
@@ -143,6 +151,7 @@ def loss_weights(cell: Cell, sizes: Sizes, rng: random.Random):
 
 def brute_force(cell: Cell, sizes: Sizes, w, v):
     """``{symbol: dL/dsymbol}`` by ``sympy.diff`` of the unrolled loss, and the symbols."""
+    sizes = sizes.for_cell(cell)
     params, xs, s0 = symbols_for(cell, sizes)
     steps = forward(cell, params, xs, s0)
     L = sum((w[t - 1] * steps[t][cell.output]).sum() for t in range(1, sizes.T + 1))

@@ -1,0 +1,137 @@
+"""The elementwise functions of the spec language that are not catalogue activations.
+
+``\\exp``, ``\\log`` (``\\ln``), ``\\sqrt``, ``\\abs`` (also ``|x|``) and the two-argument
+``\\max`` and ``\\min``. The one-argument ones are SymPy's own ``exp``, ``log``, ``sqrt``
+and ``Abs``, so their derivatives are SymPy's: ``exp``, ``1/x``, ``1/(2 sqrt x)`` and
+``sign x`` (0 at 0, as ``torch.abs``). ``maximum`` and ``minimum`` are two-argument
+functions of their own (SymPy's ``Max`` flattens ``Max(Max(a, b), c)`` into one
+three-way maximum, whose derivative at a tie is not PyTorch's): the derivative of
+``max(a, b)`` is ``H(a - b)`` for ``a`` and ``H(b - a)`` for ``b``, with the Heaviside
+step ``H(0) = 1/2``, which is what ``torch.maximum`` and ``torch.minimum`` return at a
+tie (the gradient split evenly).
+
+Domains: ``\\log`` needs a positive argument and ``\\sqrt`` a non-negative one; elsewhere
+the kernel gives NaN as NumPy and PyTorch do, and the kernel self-check refuses a cell
+whose argument leaves the domain at its random test point (a located error).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import sympy as sp
+
+
+class maximum(sp.Function):
+    """``max(a, b)`` elementwise; d/da = H(a - b), d/db = H(b - a), H(0) = 1/2 (torch.maximum)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, b):
+        if a.is_number and b.is_number:
+            return sp.Max(a, b)
+        if a == b:
+            return a
+        return None
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        if argindex == 1:
+            return sp.Heaviside(a - b)
+        if argindex == 2:
+            return sp.Heaviside(b - a)
+        raise sp.ArgumentIndexError(self, argindex)
+
+    def _latex(self, printer, exp=None):
+        body = rf"\max\left({printer._print(self.args[0])}, {printer._print(self.args[1])}\right)"
+        return body if exp is None else rf"{body}^{{{exp}}}"
+
+    def _sympystr(self, printer):
+        return f"max({printer._print(self.args[0])}, {printer._print(self.args[1])})"
+
+
+class minimum(sp.Function):
+    """``min(a, b)`` elementwise; d/da = H(b - a), d/db = H(a - b), H(0) = 1/2 (torch.minimum)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, b):
+        if a.is_number and b.is_number:
+            return sp.Min(a, b)
+        if a == b:
+            return a
+        return None
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        if argindex == 1:
+            return sp.Heaviside(b - a)
+        if argindex == 2:
+            return sp.Heaviside(a - b)
+        raise sp.ArgumentIndexError(self, argindex)
+
+    def _latex(self, printer, exp=None):
+        body = rf"\min\left({printer._print(self.args[0])}, {printer._print(self.args[1])}\right)"
+        return body if exp is None else rf"{body}^{{{exp}}}"
+
+    def _sympystr(self, printer):
+        return f"min({printer._print(self.args[0])}, {printer._print(self.args[1])})"
+
+
+@dataclass(frozen=True)
+class SpecFunction:
+    """A function a cell spec may call: its spellings, arity, SymPy form and domain."""
+
+    commands: tuple
+    arity: int
+    build: Callable
+    summary: str
+    domain: str = ""  # "positive", "non-negative" or "" (every real number)
+
+
+FUNCTIONS = (
+    SpecFunction((r"\exp",), 1, sp.exp, "e^x; derivative e^x"),
+    SpecFunction((r"\log", r"\ln"), 1, sp.log, "natural logarithm; derivative 1/x", "positive"),
+    SpecFunction((r"\sqrt",), 1, sp.sqrt, "square root, also \\sqrt{x}; derivative 1/(2 sqrt x)", "non-negative"),
+    SpecFunction((r"\abs", r"\operatorname{abs}"), 1, sp.Abs,
+                 "absolute value, also |x|; derivative sign x (0 at 0, as torch.abs)"),
+    SpecFunction((r"\max",), 2, maximum, "max(a, b); the gradient at a tie is split 1/2, 1/2 (torch.maximum)"),
+    SpecFunction((r"\min",), 2, minimum, "min(a, b); the gradient at a tie is split 1/2, 1/2 (torch.minimum)"),
+)
+
+#: constants a spec may write without declaring them
+BUILTIN_CONSTANTS = {r"\pi": sp.pi, r"\mathrm{e}": sp.E, r"\operatorname{e}": sp.E}
+
+
+def by_command(command: str) -> SpecFunction | None:
+    return next((f for f in FUNCTIONS if command in f.commands), None)
+
+
+def all_commands() -> list[str]:
+    return [c for f in FUNCTIONS for c in f.commands]
+
+
+def is_head(e) -> bool:
+    """A one-argument function of the spec language applied to a vector expression (not a number)."""
+    if e.is_number:
+        return False
+    if isinstance(e, (sp.exp, sp.log, sp.Abs)):
+        return True
+    return isinstance(e, sp.Pow) and e.exp == sp.Rational(1, 2)
+
+
+def rebuild(e, arg):
+    """``e`` (a head) applied to ``arg`` instead of its argument."""
+    return arg ** e.exp if isinstance(e, sp.Pow) else e.func(arg)
+
+
+def domain_of(e) -> str:
+    """The domain a head's argument must stay in: "positive", "non-negative" or ""."""
+    if isinstance(e, sp.log):
+        return "positive"
+    if isinstance(e, sp.Pow) and not e.exp.is_Integer:
+        return "non-negative"
+    return ""
