@@ -80,13 +80,20 @@ def forward_names(cell: Cell) -> dict:
     return out
 
 
+def _applies_a_function(rhs) -> bool:
+    """``y_t = f(...)`` for an activation or a function of the spec language (not ``W h_t``)."""
+    return isinstance(rhs, sp.Function) and not isinstance(rhs, ir.MatVec)
+
+
 def loss_gradient(cell: Cell, reads: dict) -> sp.Symbol:
     """The symbol of dL/d(output)_t: ``DY`` (``dy_t``), unless the cell has a vector named y whose
     adjoint is more than that (a state y, a y read by another equation, a y that is not the
-    output): then ``dy_{loss,t}``, so the two never share a symbol."""
+    output, an output y computed by an activation, whose adjoint the kernel keeps in a buffer of
+    its own): then ``dy_{loss,t}``, so the two never share a symbol."""
     vectors = {ir.ref(v).key: v for v in [cell.input, *cell.states, *(a.target for a in cell.assignments)]}
     y = vectors.get("y")
-    if y is None or (y == cell.output and y not in cell.states and not reads.get(y)):
+    if y is None or (y == cell.output and y not in cell.states and not reads.get(y)
+                     and not _applies_a_function(cell.assignment(y).rhs)):
         return DY
     sub = next(s for s in (f"loss{k or ''}" for k in range(len(vectors) + 1)) if f"y_{s}" not in vectors)
     return ir.symbol("y", sub, 0, adjoint=True)
