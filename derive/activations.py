@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derive.stanza import (REGISTRY, Activation, Kind, Param, all_commands, by_command, elementwise, get, register,
-                           set_text, step, _ops, _sigma)
+from derive.stanza import (REGISTRY, Activation, Kind, Param, Prime, all_commands, by_command, elementwise, get,
+                           register, set_text, step, _ops, _sigma)
 
-__all__ = ["REGISTRY", "Activation", "Kind", "Param", "all_commands", "by_command", "elementwise", "get", "register",
-           "set_text", "step"]
+__all__ = ["REGISTRY", "Activation", "Kind", "Param", "Prime", "all_commands", "by_command", "elementwise", "get",
+           "register", "set_text", "step"]
 
 
 # --- the classics ------------------------------------------------------------------------

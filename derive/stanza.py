@@ -161,7 +161,14 @@ class Activation(sp.Function):
         x = self.args[0]
         if self.derivative is not None:
             return self.derivative(x, self, **self.exact_params())
-        return sp.diff(self.expr(_x), _x).xreplace({_x: x})  # the argument may be a sum
+        return self.prime()(x)
+
+    @classmethod
+    def prime(cls) -> type["Prime"]:
+        """f' as an opaque function of its own (``gelu'(u)``), for a stanza without an output form."""
+        if "_prime" not in cls.__dict__:
+            cls._prime = type(f"{cls.__name__}_prime", (Prime,), {"of": cls, "__module__": __name__})
+        return cls._prime
 
     def _latex(self, printer, exp=None):
         arg = printer._print(self.args[0])
@@ -170,6 +177,43 @@ class Activation(sp.Function):
 
     def _sympystr(self, printer):
         return f"{self.text}({printer._print(self.args[0])})"
+
+
+class Prime(sp.Function):
+    """f'(u) of an activation whose derivative has no output form (GELU, Mish, softsign, ...).
+
+    Kept opaque as the activation itself is: derivations print ``\\operatorname{GELU}'(u)``
+    instead of the expanded formula, and a kernel computes it with the activation kernels' f'
+    (``_act.gelu_d``). A number argument evaluates the derivative of the definition.
+    """
+
+    nargs = 1
+    of: type[Activation]
+
+    @classmethod
+    def expanded(cls, u):
+        return sp.diff(cls.of.expr(_x), _x).xreplace({_x: u})
+
+    @classmethod
+    def eval(cls, arg):
+        if isinstance(arg, sp.Float):
+            return cls.expanded(arg).evalf(prec_to_dps(arg._prec))
+        if arg.is_Number:
+            return cls.expanded(arg)
+        return None
+
+    def fdiff(self, argindex=1):
+        if argindex != 1:
+            raise sp.ArgumentIndexError(self, argindex)
+        return sp.diff(self.expanded(_x), _x).xreplace({_x: self.args[0]})
+
+    def _latex(self, printer, exp=None):
+        arg = printer._print(self.args[0])
+        head = f"{self.of.latex}'" if exp is None else f"\\left({self.of.latex}'\\right)^{{{exp}}}"
+        return rf"{head}\left({arg}\right)"
+
+    def _sympystr(self, printer):
+        return f"{self.of.text}'({printer._print(self.args[0])})"
 
 
 def register(cls: type[Activation]) -> type[Activation]:

@@ -154,6 +154,10 @@ class Emitter:
             self.pool.give(a)
         elif isinstance(e, acts.Activation):
             self._activation(e, dest)
+        elif isinstance(e, acts.Prime):
+            a = self._value(e.args[0], None)
+            self.lines.append(f"np.copyto({dest}, {derivative_call(e.of, self.act_module).format(a=a)})")
+            self.pool.give(a)
         elif type(e).__name__ in UFUNCS or isinstance(e, sp.Heaviside):
             self._ufunc(e, dest)
         else:
@@ -259,8 +263,9 @@ def _split_inverse(a):
     return False, a
 
 
-def derivative_call(e: acts.Activation, act_module: str = "_act") -> str:
-    """The generated activation kernel's f' for an activation without an output form."""
-    name = type(e).__name__
+def derivative_call(e, act_module: str = "_act") -> str:
+    """The generated activation kernel's f' for an activation (an instance or its class) without an
+    output form."""
+    name = e.__name__ if isinstance(e, type) else type(e).__name__
     kw = "".join(f", {k}={number(v)}" for k, v in sorted(e.exact_params().items()))
     return f"{act_module}.{name}_d({{a}}{kw})"

@@ -150,7 +150,7 @@ def _backward(dy, dstates_T, cache, params, truncate):
         dy_t = dy[t] if dy is not None else dy_zero
         # dh_t = dy_t + W_{hh}^T dz_{h,t+1}
         np.add(dh_carry, dy_t, out=dh_t)
-        # dz_{h,t} = dh_t ⊙ Piecewise((z_{h,t} ⊙ (1 - z_{h,t})**(-2) + 1/(1 - z_{h,t}), z_{h,t} < 0), (1/(1 + z_{h,t}) - z_{h,t} ⊙ (1 + z_{h,t})**(-2), True))
+        # dz_{h,t} = dh_t ⊙ softsign'(z_{h,t})
         np.multiply(dh_t, _act.softsign_d(z_h_t), out=dz_h_t)
         # dh_{t-1} = W_{hh}^T dz_{h,t}
         np.matmul(dz_row, W_h.T, out=dh_carry)
