@@ -33,6 +33,9 @@ from derive import activations as acts
 STATE_NAMES = ["h", "c", "m"]
 GATE_NAMES = ["r", "z", "f", "i", "o", "u"]
 GATE_ACTS = [r"\sigma", r"\operatorname{hardsigmoid}"]
+FRACTION = r"\frac{1}{3}"
+SQUARE = 'sizes = { x = "H" }\n'
+BETA = "constants = { beta = 0.5 }\n"
 
 
 def _activations() -> list[str]:
@@ -40,10 +43,16 @@ def _activations() -> list[str]:
     return [acts.get(n).commands[0] for n in acts.elementwise()]
 
 
+#: functions of the spec language beside the activations
+FUNCTIONS = [r"\abs", r"\exp"]
+
+
 def random_spec(rng: random.Random, name: str) -> str:
     states = rng.sample(STATE_NAMES, rng.randint(1, 3))
     gates = rng.sample(GATE_NAMES, rng.randint(0, 3))
-    act = _activations()
+    act = _activations() + FUNCTIONS
+    square_input = rng.random() < 0.15  # sizes = { x = "H" }: x_t may join an H-vector unweighted
+    beta = rng.random() < 0.2  # a named constant
     lines = []
 
     def recurrent_terms(target: str) -> list[str]:
@@ -60,7 +69,11 @@ def random_spec(rng: random.Random, name: str) -> str:
         if rng.random() < 0.7:
             terms.append(f"b_{target}")
         if rng.random() < 0.1:
-            terms.append(f"{rng.choice(['0.5', '2', '0.25'])} {states[0]}_{{t-1}}")
+            terms.append(f"{rng.choice(['0.5', '2', '0.25', FRACTION])} {states[0]}_{{t-1}}")
+        if beta and rng.random() < 0.3:
+            terms.append(rf"\beta {rng.choice(states)}_{{t-1}}")
+        if square_input and rng.random() < 0.3:
+            terms.append("x_t")
         rng.shuffle(terms)
         return terms
 
@@ -70,8 +83,11 @@ def random_spec(rng: random.Random, name: str) -> str:
         gates_done.append(g)
     for k, s in enumerate(states):
         cand = "nqg"[k]
-        shape = rng.randint(0, 3) if gates else 0
-        if shape == 0:
+        shape = rng.randint(0, 4) if gates else rng.choice([0, 0, 4])
+        if shape == 4:  # an elementwise maximum or minimum of a candidate and the old state
+            lines.append(rf"{cand}_t = {rng.choice(act)}({' + '.join(recurrent_terms(cand))})")
+            lines.append(rf"{s}_t = \{rng.choice(['max', 'min'])}({cand}_t, {s}_{{t-1}})")
+        elif shape == 0:
             lines.append(rf"{s}_t = {rng.choice(act)}({' + '.join(recurrent_terms(s))})")
         elif shape == 1:
             g = rng.choice(gates)
@@ -94,8 +110,9 @@ def random_spec(rng: random.Random, name: str) -> str:
     quoted = ", ".join(f'"{s}"' for s in states)
     gate_list = ", ".join(f'"{g}"' for g in gates)
     body = "\n".join(lines)
+    extra = (SQUARE if square_input else "") + (BETA if beta else "")
     return (f'name = "{name}"\ninput = "x"\nstates = [{quoted}]\noutput = "{output}"\ngates = [{gate_list}]\n'
-            f"equations = '''\n{body}\n'''\n")
+            f"{extra}equations = '''\n{body}\n'''\n")
 
 
 def _loss(k, x, s0, params, w, v):
@@ -103,10 +120,10 @@ def _loss(k, x, s0, params, w, v):
     return float((w * y).sum() + sum((v[s] * sT[s]).sum() for s in k.STATES))
 
 
-def _gradients_agree(k, seed: int) -> str:
+def _gradients_agree(k, seed: int, square: bool) -> str:
     """'' when the kernel's gradients match central differences of its forward, else what differs."""
     rng = np.random.default_rng(seed)
-    I, H, T, B = 3, 4, 3, 2
+    I, H, T, B = 4 if square else 3, 4, 3, 2
     params = k.init_params(I, H, seed=seed)
     params = {n: 0.8 * a for n, a in params.items()}
     x = rng.standard_normal((T, B, I))
@@ -145,7 +162,7 @@ def run(spec_text: str, workdir: Path, name: str, seed: int = 0) -> tuple[str, s
         k = derive.kernel(str(path))
     except derive.DeriveError as e:
         return "limit", str(e)
-    problem = _gradients_agree(k, seed)
+    problem = _gradients_agree(k, seed, SQUARE in spec_text)
     return ("wrong", problem) if problem else ("passed", "")
 
 

@@ -16,6 +16,7 @@ import random_cells as rc
 #: what the kernel generator documents it cannot do yet (README, "Writing a cell spec")
 LIMITS = [
     r"derive cannot generate a kernel for cell \S+ yet",
+    r"derive cannot verify a kernel for cell \S+: its equations reach",  # exp of a state overflows
 ]
 
 N, SEED = 100, 17

@@ -286,6 +286,23 @@ def _rel(a, b) -> float:
     return float(np.max(np.abs(a - b), initial=0.0) / max(1.0, np.max(np.abs(b), initial=0.0)))
 
 
+#: the largest value the self-check's finite differences can be trusted at (float64, EPS steps)
+RUNAWAY = 1e6
+
+
+def _refuse_runaway(cell: Cell, values) -> None:
+    """A cell whose own equations overflow or grow past ``RUNAWAY`` at the self-check's inputs
+    (``\\exp`` of a state, say) cannot be verified by finite differences: a limit, named, not a
+    kernel handed out unverified and not "a bug in derive"."""
+    top = max(float(np.max(np.abs(a))) if np.size(a) else 0.0 for a in values)
+    if not top <= RUNAWAY:
+        raise DeriveError(f"derive cannot verify a kernel for cell {cell.name}: its equations reach "
+                          f"{'non-finite values' if not np.isfinite(top) else f'{top:.3g}'} in {T} steps at the "
+                          f"self-check's inputs (weights in [-1, 1], unit inputs); a cell that grows this fast "
+                          f"(for example \\exp of a state) is beyond what finite differences can check",
+                          None, cell.source or None)
+
+
 def check(module, cell: Cell) -> float:
     """Run ``module`` against the witnesses; the worst relative disagreement, or WrongKernel."""
     with np.errstate(all="ignore"):  # a nan or inf fails the comparisons below, never warns
@@ -296,6 +313,7 @@ def _check(module, cell: Cell) -> float:
     rng, x, s0, params, w, v = problem(cell)
     steps = step_functions(cell)
     y_ref, sT_ref = reference_forward(cell, x, s0, params, steps)
+    _refuse_runaway(cell, [y_ref, *sT_ref.values()])
     y, sT, cache = module.forward(x, s0, params)
     worst = _rel(y, y_ref)
     for key in sT_ref:
