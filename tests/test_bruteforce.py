@@ -55,12 +55,18 @@ SPEC_ROWS = {
     "max_min": _spec(r"h_t = \max(W x_t, U h_{t-1}) + \min(h_{t-1}, \tanh(V x_t)) + \max(h_{t-1}, 0)"),
     "constants": _spec(r"h_t = \sigma(W x_t + U h_{t-1} - \beta) \odot \sqrt{3} + \frac{1}{2} \pi k h_{t-1}",
                        "constants = { beta = 0.25, k = -2 }\n"),
+    # input taps (issue 17): x_{t-1} and x_{t-2} are zero before the first step; dx_t gets the
+    # terms of steps t+1 and t+2; a tap read elementwise too (I = H)
+    "input_taps": _spec(r"h_t = \tanh(W_1 x_{t-1} + W_2 x_{t-2} + W x_t + U h_{t-1} + b)"),
+    "input_taps_elementwise": _spec(r"h_t = \sigma(W x_{t-1} + U h_{t-1}) \odot \tanh(x_{t-1}) + x_{t-2} \odot h_{t-1}",
+                                    'sizes = { x = "H" }\n'),
     "input_is_hidden": _spec(r"h_t = \tanh(U h_{t-1} + \tanh(x_t) + b) \odot x_t + h_{t-1}",
                              'sizes = { x = "H" }\n'),
 }
 PAPER = Path(__file__).parent / "paper_specs"
 #: paper cells that use them, whole (scalar sizes keep them quick)
-PAPER_ROWS = {"slstm": verify.Sizes(T=2, I=1, H=1), "mut1": verify.Sizes(T=2, I=1, H=1)}
+PAPER_ROWS = {"slstm": verify.Sizes(T=2, I=1, H=1), "mut1": verify.Sizes(T=2, I=1, H=1),
+              "qrnn_ifo_w2": verify.Sizes(T=3, I=1, H=1)}
 
 
 @pytest.mark.slow

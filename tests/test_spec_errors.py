@@ -36,7 +36,10 @@ CASES = [
     ("cycle within a step", spec_with("c_t = h_t\nh_t = \\tanh(c_t)\n"), 6, 1, "cycle within one step"),
     ("defined twice", spec_with("c_t = c_{t-1}\nh_t = c_t\nh_t = c_t\n"), 8, 1, "defined twice"),
     ("future value", spec_with("c_t = c_{t+1}\nh_t = c_t\n"), 6, 7, "reads the future"),
-    ("non-state at t-1", spec_with("c_t = c_{t-1}\nh_t = x_{t-1}\n"), 7, 7, "only states may be read at t-1"),
+    ("non-state at t-1", spec_with("c_t = c_{t-1}\nu_t = c_t\nh_t = u_{t-1}\n"), 8, 7, "only states may be read at t-1"),
+    # input taps (issue 17): x_{t-k} is accepted (zero before step k); the future and a state at t-2 are not
+    ("input in the future", spec_with("c_t = c_{t-1}\nh_t = W x_{t+1}\n"), 7, 9, "x_{t+1} reads the future"),
+    ("state at t-2", spec_with("c_t = c_{t-2}\nh_t = W x_{t-1}\n"), 6, 7, "a step may read states at t-1 only"),
     ("left side not at t", spec_with("c_{t-1} = c_t\nh_t = c_t\n"), 6, 1, "must be at time t"),
     ("two vectors side by side", spec_with("c_t = c_{t-1} h_{t-1}\nh_t = c_t\n"), 6, 7, "two vectors side by side"),
     ("invalid TOML", 'name = "bad\ninput = "x"\n', 1, 12, "not valid TOML"),

@@ -23,7 +23,7 @@ from derive.symbolic.printing import text as ir_text
 #: (z adds the input product, z adds a recurrent product) -> rank of its block in the column order
 CATEGORY = {(False, False): 0, (True, False): 1, (True, True): 2, (False, True): 3}
 #: the kinds of group whose products add straight into a pre-activation before its own terms
-DIRECT = (GroupKind.INPUT, GroupKind.RECURRENT)
+DIRECT = (GroupKind.INPUT, GroupKind.RECURRENT, GroupKind.TAP)
 
 
 @dataclass(frozen=True)

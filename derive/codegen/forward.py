@@ -55,6 +55,7 @@ class Forward:
         if any(b.halved for b in p.blocks):
             L.append("# (z/2 where the weights and biases above are halved: sigma(z) = (1 + tanh(z/2)) / 2)")
         L += self.input_projection(NZ)
+        L += self.tap_projections()
         for run in p.shared_runs:
             bs = [halve(" + ".join(code_name(s) for s in p.folded.get(b.z, [])), b)
                   if p.folded.get(b.z) else f"np.zeros({b.dim}, dtype)" for b in run.blocks]
@@ -93,6 +94,29 @@ class Forward:
                          f"  # the bias of z_{b.name}")
         return L
 
+    def tap_projections(self) -> list[str]:
+        """The GEMM of each input tap x_{t-k}: x shifted by k (zero before step k), before the loop;
+        it adds to the columns the input GEMM wrote and writes the others (a block per GEMM unless
+        the tap's columns are one run inside the input's)."""
+        p, L, w = self.p, [], self.p.w
+        inp = p.input_group
+        written = {b.index for b in inp.cols} if inp is not None else set()
+        for g in (g for g in p.groups if g.kind == GroupKind.TAP):
+            k = -ir.ref(g.arg).time
+            L.append(f"# the tap {ir_text(g.arg)}: zero before step {k}, so its GEMM adds to the steps from {k} on")
+            whole = g.contiguous and all(b.index in written for b in g.cols)
+            for blocks in [g.cols] if whole else [[b] for b in g.cols]:
+                assert not any(b.halved for b in blocks)  # a halved gate's z has no tap (columns.halved)
+                weight = Namer.fused(g.name) if whole else \
+                    code_name(next(m for m in g.atoms if p.block_of(m) == blocks[0]).args[0]) + ".T"
+                cols = f"{w.z}[{{}}, :, {span_code(blocks)}]"
+                if blocks[0].index not in written:
+                    L.append(f"{cols.format(f':{k}')} = 0.0")
+                op = "+=" if blocks[0].index in written else "="
+                L.append(f"{cols.format(f'{k}:')} {op} {w.x}[:max(0, {w.T} - {k})] @ {weight}"
+                         f"  # " + " + ".join(ir_text(m) for m in g.atoms if p.block_of(m) in blocks))
+        return L
+
     def sequence_buffers(self, NZ: str) -> list[str]:
         """``a``, the states of every step, what the backward reads, the per-step products."""
         p, cell, L, w = self.p, self.cell, [], self.p.w
@@ -113,7 +137,7 @@ class Forward:
         if p.output_all is not None:
             L.append(f"{p.output_all} = {workspace(p.output_all, f'({TB}, {p.dim(cell.output)})')}  # outputs")
         for g in p.groups:
-            if g.kind == GroupKind.INPUT:
+            if g.kind in (GroupKind.INPUT, GroupKind.TAP):
                 continue
             if g.kept:
                 n = Namer.product(g.name, "_all")
@@ -188,12 +212,12 @@ class Forward:
         """One equation of the step (a gate kept in ``a`` is written with its run, see ``gates``)."""
         p, cell, L = self.p, self.cell, []
         blk = next((b for b in p.zblocks if b.z == a.target), None)
-        inp = p.input_group
+        before = {g.name for g in p.groups if g.kind in (GroupKind.INPUT, GroupKind.TAP)}  # GEMMs before the loop
         if blk is not None:  # a pre-activation: what the GEMMs did not add
             rest = [t for t in terms(a.rhs) if t not in handled.get(a.target, [])]
-            if inp is not None and inp.name in blk.groups:
+            if before & set(blk.groups):
                 rest = [t for t in rest if t not in p.folded.get(a.target, ())
-                        and not (isinstance(t, ir.MatVec) and t.args[1] == cell.input)]
+                        and not (isinstance(t, ir.MatVec) and cell.is_input(t.args[1]))]
                 if rest:
                     L.append(f"# {equation(a)}")
                     L += self.frame.emit(a.target + sp.Add(*rest), names[a.target], names)

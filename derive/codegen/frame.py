@@ -94,7 +94,7 @@ def fused_weights(plan: Plan, forward: bool = False) -> list[str]:
                        for m in g.atoms)
         blocks = " | ".join(plan.block_of(m).name for m in g.atoms)
         fused = f"np.concatenate([{ws}]).T"
-        if forward and g.kind != GroupKind.INPUT:
+        if forward and g.kind not in (GroupKind.INPUT, GroupKind.TAP):
             fused = f"np.ascontiguousarray({fused})"
         lines.append(f"{Namer.fused(g.name)} = {fused}  # ({g.arg_dim}, columns {blocks})")
     return lines
@@ -241,7 +241,7 @@ class Frame:
             if n is not None:
                 L.append(f"{Namer.at_t(n)} = {n}[{w.t}]")
         for g in p.groups:
-            if g.kind == GroupKind.INPUT:
+            if g.kind in (GroupKind.INPUT, GroupKind.TAP):
                 continue
             L.append(f"{Namer.product(g.name, '_t')} = "
                      + (f"{Namer.product(g.name, '_all')}[{w.t}]" if g.kept else Namer.product(g.name)))

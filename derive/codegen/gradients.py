@@ -22,7 +22,18 @@ WEIGHT_ARG = {
     GroupKind.INPUT: lambda g, w: f"{w.x}[lo:]",
     GroupKind.RECURRENT: lambda g, w: f"{Namer.states(ir.at(g.arg, 0))}[lo:{w.T}]",
     GroupKind.LATE: lambda g, w: f"{Namer.arg_buffer(g.name, '_all')}[lo:]",
+    GroupKind.TAP: lambda g, w: f"{w.x}[{tap_lo(g)} - {tap(g)}:{w.T} - {tap(g)}]",
 }
+
+
+def tap(g) -> int:
+    """k of a tap group's argument x_{t-k}."""
+    return -ir.ref(g.arg).time
+
+
+def tap_lo(g) -> str:
+    """The first step whose tap x_{t-k} the gradient reached (no tap before step k)."""
+    return f"lo{tap(g)}"
 
 
 #: the per-step buffer of the elementwise part of dx_t (the input read without a matrix), and all steps
@@ -31,7 +42,7 @@ DX_ELEMENTWISE = ("dxe_t", "dxe")
 
 def input_elementwise(d) -> sp.Expr | None:
     """The terms of dx_t that are not ``W^T g`` (the input read without a matrix, I = H), or None."""
-    rest = [t for t in d.input_grad.terms if not isinstance(t, ir.MatVecT)]
+    rest = [t for t in d.input_grad.own if not isinstance(t, ir.MatVecT)]  # a tap's are refused (plan)
     return sp.Add(*rest) if rest else None
 
 
@@ -39,7 +50,10 @@ def after_loop(plan: Plan) -> list[str]:
     p, cell, d, w = plan, plan.cell, plan.d, plan.w
     L = [f"lo = {w.T} - steps  # the first step the gradient reached", "grads = {}"]
     inp = p.input_group
-    products = [t for t in d.input_grad.terms if isinstance(t, ir.MatVecT)]
+    products = [t for t in d.input_grad.own if isinstance(t, ir.MatVecT)]
+    taps = [g for g in p.groups if g.kind == GroupKind.TAP]
+    for k in sorted({tap(g) for g in taps}):
+        L.append(f"lo{k} = max(lo, {k})  # the first step whose tap x_{{t-{k}}} the gradient reached")
     if products and inp is None:
         raise ValueError("the input's products are not one GEMM")
     if d.input_grad.terms:
@@ -54,6 +68,7 @@ def after_loop(plan: Plan) -> list[str]:
             L.append("dx[lo:] = 0.0")
         if input_elementwise(d) is not None:
             L.append(f"dx[lo:] += {DX_ELEMENTWISE[1]}[lo:]")
+        L += tap_input_gradients(p, taps)
         L.append("grads['x'] = dx")
     for s in cell.states:
         L.append(f"grads[{ir.ref(s).key!r}] = {Namer.carry(s)}")
@@ -68,14 +83,33 @@ def after_loop(plan: Plan) -> list[str]:
     return L
 
 
+def tap_input_gradients(p: Plan, taps) -> list[str]:
+    """dx_{t-k} += W^T dz_t for each tap x_{t-k} (a truncated gradient reaches x_{lo-k} so: the step lo
+    reads it)."""
+    L, w = [], p.w
+    for g in taps:
+        k, lo = tap(g), tap_lo(g)
+        for blocks in [g.cols] if g.contiguous else [[b] for b in g.cols]:
+            weight = Namer.fused(g.name) + ".T" if g.contiguous else \
+                code_name(next(m for m in g.atoms if p.block_of(m) == blocks[0]).args[0])
+            L.append(f"dx[{lo} - {k}:{w.T} - {k}] += {w.dz}[{lo}:, :, {span_code(blocks)}] @ {weight}"
+                     f"  # dx_t += " + " + ".join(ir_text(ir.shift(ir.MatVecT(m.args[0], p.block_of(m).grad), k))
+                                                for m in g.atoms if p.block_of(m) in blocks))
+    return L
+
+
 def weight_gradients(p: Plan) -> list[str]:
     L, w = [], p.w
     seen = set()  # matrices whose gradient has a first part already
     for g in p.groups:
         arg = WEIGHT_ARG[g.kind](g, w)
         for blocks in [g.cols] if g.contiguous else [[b] for b in g.cols]:
-            L.append(f"dW = ({arg}.reshape(steps * {w.B}, -1).T @ "
-                     f"{w.dz}[lo:, :, {span_code(blocks)}].reshape(steps * {w.B}, -1)).T")
+            if g.kind == GroupKind.TAP:  # steps from max(lo, k) on: rows known from the sizes only
+                L.append(f"dW = ({arg}.reshape(-1, {w.I}).T @ {w.dz}[{tap_lo(g)}:, :, {span_code(blocks)}]"
+                         f".reshape(-1, {blocks[-1].stop - blocks[0].start})).T")
+            else:
+                L.append(f"dW = ({arg}.reshape(steps * {w.B}, -1).T @ "
+                         f"{w.dz}[lo:, :, {span_code(blocks)}].reshape(steps * {w.B}, -1)).T")
             off = sp.Integer(0)
             for b in blocks:
                 for m in g.atoms:

@@ -62,7 +62,8 @@ def code_name(sym: sp.Symbol) -> str:
     base = r.base + (f"_{r.sub.replace(',', '_')}" if r.sub else "")
     if r.time is None:
         return _identifier(base)
-    return _identifier(("d" if r.adjoint else "") + base + TIME_SUFFIX[r.time])
+    suffix = TIME_SUFFIX.get(r.time) or f"_{'prev' if r.time < 0 else 'next'}{abs(r.time)}"  # x_{t-2}: x_prev2
+    return _identifier(("d" if r.adjoint else "") + base + suffix)
 
 
 def _identifier(name: str) -> str:
@@ -204,6 +205,8 @@ class Namer:
     def arg(self, arg) -> str:
         """The code name of a GEMM argument: ``h`` for h_{t-1}, ``ht`` for h_t (an output layer's
         argument), ``tanh_h_prev`` for tanh(h_{t-1}), the sorted vector names of a product."""
+        if isinstance(arg, sp.Symbol) and arg != self.cell.input and self.cell.is_input(arg):
+            return base_name(arg)  # a tap: x_prev for x_{t-1}
         if isinstance(arg, sp.Symbol):
             base = base_name(arg).removesuffix("_prev")
             return base if ir.ref(arg).time == -1 or arg == self.cell.input else base + "t"
@@ -212,7 +215,7 @@ class Namer:
         return "_".join(sorted(base_name(s).removesuffix("_prev") for s in time_symbols(arg)))
 
     def _late(self, arg) -> bool:
-        return arg != self.cell.input and not (isinstance(arg, sp.Symbol) and ir.ref(arg).time == -1)
+        return not self.cell.is_input(arg) and not (isinstance(arg, sp.Symbol) and ir.ref(arg).time == -1)
 
     def _forms(self, name: str, arg) -> list:
         """(name, quantity) of what a GEMM group binds: its fused matrix, its product (at t, kept),

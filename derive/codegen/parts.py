@@ -22,6 +22,7 @@ class GroupKind(StrEnum):
     INPUT = "input"  # the argument is x_t: one GEMM for every step, before the loop
     RECURRENT = "recurrent"  # a state at t-1: one GEMM per step, first in the step
     LATE = "late"  # anything else: one GEMM per step, once its argument is known
+    TAP = "tap"  # an input tap x_{t-k}: one GEMM before the loop over x shifted by k (zero before step k)
 
 
 class BlockKind(StrEnum):

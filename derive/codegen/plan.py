@@ -106,6 +106,8 @@ def _frozen(mapping: dict) -> Mapping:
 def _kind(cell: Cell, arg) -> GroupKind:
     if arg == cell.input:
         return GroupKind.INPUT
+    if cell.is_input(arg):
+        return GroupKind.TAP
     times = {ir.ref(s).time for s in time_symbols(arg)}
     return GroupKind.RECURRENT if times == {-1} and isinstance(arg, sp.Symbol) else GroupKind.LATE
 
@@ -188,9 +190,24 @@ def _gradient_keys(cell: Cell) -> None:
                               f"{what} (or name the input x)", pos, cell.source or None)
 
 
+def _check_taps(cell: Cell) -> None:
+    """The kernels read an input tap x_{t-k} only in a product ``W x_{t-k}`` added into a pre-activation
+    (its GEMM runs before the loop, over x shifted by k); any other use is a located limit."""
+    for a in cell.assignments:
+        direct = {t: sp.Integer(0) for t in sp.Add.make_args(a.rhs)
+                  if a.aux and isinstance(t, ir.MatVec) and cell.is_input(t.args[1]) and t.args[1] != cell.input}
+        left = sorted((s for s in time_symbols(a.rhs.xreplace(direct)) if s != cell.input and cell.is_input(s)),
+                      key=sp.default_sort_key)
+        if left:
+            raise CodegenError(f"{ir_text(left[0])} is read other than in a matrix product W {ir_text(left[0])} "
+                               f"added into a pre-activation; the kernels take an earlier input only so (write "
+                               f"u_t = \\tanh(W {ir_text(left[0])} + ...) and read u_t)", a.pos)
+
+
 def make_plan(d: Derivation) -> Plan:
     """Every layout decision of the kernels of ``d``."""
     _gradient_keys(d.cell)
+    _check_taps(d.cell)
     namer = Namer(d.cell, d)
     d, sizes = in_code(d, namer)
     cell = d.cell

@@ -185,6 +185,8 @@ def reference_forward(cell: Cell, x, states0: dict, params: dict, steps: list | 
     for t in range(x.shape[0]):
         step = dict(env)
         step[cell.input] = x[t]
+        for k in cell.taps:  # x_{t-k}: zero before the first step
+            step[ir.at(cell.input, -k)] = x[t - k] if t >= k else np.zeros_like(x[t])
         for s in cell.states:
             step[ir.at(s, -1)] = prev[s]
         for target, value, size in steps:

@@ -66,6 +66,9 @@ class Derivation:
     jacobian: dict  # (state key out, state key in) -> [chain]; see ``state_jacobian``
     forward: dict = field(default_factory=dict)  # activation(z) -> named output
     dy: sp.Symbol = DY  # the loss's gradient of the output at step t (``loss_gradient``)
+    #: k -> Adjoint for d x_{t-k} from step t, per input tap (``Cell.taps``); moved k steps on, it is
+    #: ``input_grad``'s carried part (none past the last step: nothing reads x_{T-1} later)
+    taps: dict = field(default_factory=dict)
 
     def adjoint(self, key: str) -> Adjoint:
         return next(a for a in self.adjoints if ir.ref(a.target).key == key)
@@ -137,8 +140,9 @@ def derive(cell: Cell) -> Derivation:
         carried = [ir.shift(term, 1) for term in carries[key].terms] if key in carries else []
         adjoints.append(Adjoint(t, own, carried))
     params = [ParamGrad(p, grads[k]) for k, p in cell.params.items()]
-    return Derivation(cell, adjoints, Adjoint(cell.input, terms(cell.input)), carries, params,
-                      state_jacobian(cell, forward), forward, dy)
+    taps = {k: Adjoint(ir.at(cell.input, -k), terms(ir.at(cell.input, -k))) for k in cell.taps}
+    dx = Adjoint(cell.input, terms(cell.input), [ir.shift(term, k) for k, tap in taps.items() for term in tap.terms])
+    return Derivation(cell, adjoints, dx, carries, params, state_jacobian(cell, forward), forward, dy, taps)
 
 
 # ------------------------------------------------------------------ Jacobians

@@ -71,6 +71,18 @@ class Cell:
     input_size: sp.Symbol | None = None
     constants: dict = field(default_factory=dict)  # the spec's [constants]: name -> exact value
 
+    @property
+    def taps(self) -> tuple:
+        """The input's earlier steps the cell reads, k of each x_{t-k} (QRNN window 2: (1,));
+        x_{t-k} is zero for t < k, a tap is no state the caller passes."""
+        key = ir.ref(self.input).key
+        return tuple(sorted({-ir.ref(s).time for a in self.assignments for s in a.rhs.free_symbols
+                             if ir.is_ir(s) and ir.ref(s).key == key and (ir.ref(s).time or 0) < 0}))
+
+    def is_input(self, sym) -> bool:
+        """``sym`` is the input at t or one of its taps x_{t-k}."""
+        return is_input(sym, ir.ref(self.input).key)
+
     def state_prev(self, state: sp.Symbol) -> sp.Symbol:
         return ir.at(state, -1)
 
@@ -151,12 +163,10 @@ class _Builder(Calls):
         if n.time > 0:
             raise DeriveError(f"{n.text} reads the future; a step may use time t and t-1 only", n.pos)
         is_state = key in self.state_keys
-        if n.time < 0 and not is_state:
-            what = "the input" if key == self.input_key else "not a state"
-            if key in self.defined or key == self.input_key:
-                raise DeriveError(f"{n.text}: {key} is {what}; only states may be read at t-1 "
-                                  f"(states: {', '.join(self.state_keys)})", n.pos)
-        if n.time < -1:
+        if n.time < 0 and not is_state and key in self.defined:
+            raise DeriveError(f"{n.text}: {key} is not a state; only states may be read at t-1, and the input "
+                              f"{self.input_key} at earlier steps (states: {', '.join(self.state_keys)})", n.pos)
+        if n.time < -1 and key != self.input_key:  # the input's taps x_{t-k} start at zero (Cell.taps)
             raise DeriveError(f"{n.text}: a step may read states at t-1 only", n.pos)
         if key != self.input_key and key not in self.defined and not is_state:
             raise DeriveError(f"unknown symbol {n.text}; known: {self.known()}", n.pos)
@@ -241,7 +251,7 @@ class _Builder(Calls):
             entry = self.param_entry(left, key, Shape.MATRIX)
             self.dims.unify(entry["dims"][1], rhs.dim, pos,
                             f"the product {left.text} times its argument", (left.pos, right.pos if right else None))
-            if isinstance(right, Name) and _key(right) == self.input_key and right.time == 0:
+            if isinstance(right, Name) and _key(right) == self.input_key and right.time is not None:
                 self.reads_input.add(key)
             return _Val(ir.MatVec(ir.symbol(left.base, left.sub), rhs.expr), Shape.VECTOR, entry["dims"][0])
         return self.scale(self.convert(left, user), rhs, pos)
@@ -304,7 +314,7 @@ def build_cell(equations: list[Equation], *, name: str, input_name: Name, state_
     for key in order:
         eq, rhs, text = raw[key]
         target = ir.symbol(eq.lhs.base, eq.lhs.sub, 0)
-        rhs, aux = _name_preactivations(rhs, eq.lhs, ir.symbol(input_name.base, input_name.sub, 0))
+        rhs, aux = _name_preactivations(rhs, eq.lhs, b.input_key)
         for sym, arg, is_aux in aux:
             _check_free(b, sym, eq.lhs, positions)
             b.vec_dim[ir.ref(sym).key] = b.vec_dim[key]
@@ -348,10 +358,16 @@ def _check_free(b: _Builder, z: sp.Symbol, lhs: Name, positions: dict):
                       f"choose another name", pos)
 
 
-def _name_preactivations(rhs: sp.Expr, lhs: Name, x: sp.Symbol):
+def is_input(sym, key: str) -> bool:
+    """``sym`` is the input (key ``key``) at t or at an earlier step (a tap x_{t-k})."""
+    return isinstance(sym, sp.Symbol) and ir.is_ir(sym) and ir.ref(sym).key == key and not ir.ref(sym).adjoint \
+        and ir.ref(sym).time is not None and ir.ref(sym).time <= 0
+
+
+def _name_preactivations(rhs: sp.Expr, lhs: Name, x: str):
     """Give each activation of a non-trivial argument a named pre-activation symbol.
 
-    An input product ``W x_t`` must be a term of such a sum (the input GEMM of all steps
+    An input product ``W x_t`` (or ``W x_{t-1}``, a tap) must be a term of such a sum (the input GEMM of all steps
     writes the pre-activations): an affine right side that reads the input
     (``r_t = W_{xr} x_t + b_r``) is named whole (``r_t = z_{r,t}``), and an input product
     anywhere else (``\frac{W x_t}{...}``) is named on its own.
@@ -371,7 +387,7 @@ def _name_preactivations(rhs: sp.Expr, lhs: Name, x: sp.Symbol):
             return functions.rebuild(e, z)
         if isinstance(e, ir.MatVec):
             m = ir.MatVec(e.args[0], visit(e.args[1], False, False))
-            if e.args[1] == x and not direct:
+            if is_input(e.args[1], x) and not direct:
                 z = name(False)
                 aux.append((z, m, True))
                 return z
@@ -384,7 +400,7 @@ def _name_preactivations(rhs: sp.Expr, lhs: Name, x: sp.Symbol):
 
     terms = rhs.args if isinstance(rhs, sp.Add) else (rhs,)
     affine = all(isinstance(t, ir.MatVec) or (ir.is_ir(t) and ir.ref(t).time is None) for t in terms)
-    if affine and any(isinstance(t, ir.MatVec) and t.args[1] == x for t in terms):
+    if affine and any(isinstance(t, ir.MatVec) and is_input(t.args[1], x) for t in terms):
         out = visit(rhs, False, True)
         z = name(True)
         aux.append((z, out, True))

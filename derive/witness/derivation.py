@@ -126,15 +126,22 @@ def symbols_for(cell: Cell, sizes: Sizes):
 def forward(cell: Cell, params: dict, xs: list, s0: dict) -> list:
     """Per step, the values of every vector (keyed by IR symbols at time 0); index 0 is t=0."""
     steps = [{s: v for s, v in s0.items()}]
-    for x in xs:
+    for i, x in enumerate(xs):
         env = dict(params)
         env[cell.input] = x
+        env.update(_taps(cell, xs, i))
         for s in cell.states:
             env[ir.at(s, -1)] = steps[-1][s]
         for a in cell.assignments:
             env[a.target] = evaluate(a.rhs, env)
         steps.append({k: v for k, v in env.items() if ir.is_ir(k) and ir.ref(k).time == 0})
     return steps
+
+
+def _taps(cell: Cell, xs: list, i: int) -> dict:
+    """The input's taps at step index ``i``: x_{t-k} is ``xs[i - k]``, zero before the first step."""
+    return {ir.at(cell.input, -k): xs[i - k] if i >= k else np.array([sp.Integer(0)] * len(xs[i]), dtype=object)
+            for k in cell.taps}
 
 
 def loss_weights(cell: Cell, sizes: Sizes, rng: random.Random):
@@ -171,9 +178,11 @@ def run_derivation(d: Derivation, params: dict, xs: list, s0: dict, w, v, record
     adj_next: dict = {}
     grads = {p.symbol: 0 for p in cell.params.values()}
     dxs = [None] * T
+    envs: dict = {}  # step -> its env, for the taps' terms of dx
     for t in range(T, 0, -1):
         env = dict(params)
         env[cell.input] = xs[t - 1]
+        env.update(_taps(cell, xs, t - 1))
         env[d.dy] = w[t - 1]
         for k, v_ in steps[t].items():
             env[k] = v_
@@ -191,7 +200,12 @@ def run_derivation(d: Derivation, params: dict, xs: list, s0: dict, w, v, record
             elif key in cell.state_keys and t == T:
                 value = value + v[a.target]
             env[ir.adjoint(a.target)] = value
-        dxs[t - 1] = sum(evaluate(term, env) for term in d.input_grad.terms)
+        # dx_t: its own terms, and each tap's terms at step t+k (where x_t is x_{t-k}), as written
+        envs[t] = env
+        dxs[t - 1] = sum(evaluate(term, env) for term in d.input_grad.own)
+        if d.taps:
+            dxs[t - 1] = dxs[t - 1] + sum((evaluate(term, envs[t + k]) for k, tap in d.taps.items() if t + k <= T
+                                           for term in tap.terms), np.array([sp.Integer(0)] * len(xs[0]), dtype=object))
         if record is not None:
             record.append((t, env))
         for g in d.params:
@@ -307,6 +321,7 @@ def compare(d: Derivation, sizes: Sizes = Sizes(), seed: int = 0, digits: int = 
     # state Jacobian at step 1: brute force d s_1 / d s_0 by sympy.diff
     env = dict(nparams)
     env[cell.input] = nxs[0]
+    env.update(_taps(cell, nxs, 0))
     env.update(nsteps[1])
     for s in cell.states:
         env[ir.at(s, -1)] = ns0[s]
