@@ -288,8 +288,10 @@ def _rel(a, b) -> float:
     return float(np.max(np.abs(a - b), initial=0.0) / max(1.0, np.max(np.abs(b), initial=0.0)))
 
 
-#: the largest value the self-check's finite differences can be trusted at (float64, EPS steps)
-RUNAWAY = 1e6
+#: the largest value the self-check's finite differences can be trusted at: a central difference
+#: of step EPS over values of size V carries rounding noise ~ 2.2e-16 V / EPS, which must stay
+#: well under RTOL (V <= ~4e3 for EPS = RTOL = 1e-6); a cell beyond it is refused, not guessed at
+RUNAWAY = 1e3
 
 
 def _refuse_runaway(cell: Cell, values) -> None:
@@ -298,11 +300,14 @@ def _refuse_runaway(cell: Cell, values) -> None:
     kernel handed out unverified and not "a bug in derive"."""
     top = max(float(np.max(np.abs(a))) if np.size(a) else 0.0 for a in values)
     if not top <= RUNAWAY:
-        raise DeriveError(f"derive cannot verify a kernel for cell {cell.name}: its equations reach "
-                          f"{'non-finite values' if not np.isfinite(top) else f'{top:.3g}'} in {T} steps at the "
-                          f"self-check's inputs (weights in [-1, 1], unit inputs); a cell that grows this fast "
-                          f"(for example \\exp of a state) is beyond what finite differences can check",
-                          None, cell.source or None)
+        _runaway(cell, "non-finite values" if not np.isfinite(top) else f"{top:.3g}")
+
+
+def _runaway(cell: Cell, what: str, where: str = "at"):
+    raise DeriveError(f"derive cannot verify a kernel for cell {cell.name}: its equations reach {what} in {T} steps "
+                      f"{where} the self-check's inputs (weights in [-1, 1], unit inputs); a cell that grows this fast "
+                      f"(for example \\exp of a state) is beyond what finite differences can check",
+                      None, cell.source or None)
 
 
 def check(module, cell: Cell) -> float:
@@ -334,6 +339,8 @@ def _check(module, cell: Cell) -> float:
             g = grads[which].get(key)
             if g is None:
                 raise WrongKernel(*_wrong(cell, f"backward returned no gradient for {key}"))
+            if not np.isfinite(fd):  # an intermediate overflows next to the inputs (0 * inf)
+                _runaway(cell, "non-finite values", "near")
             got = float((np.asarray(g, dtype=float) * u).sum())
             err = abs(got - fd) / max(1.0, abs(fd))
             if not err <= RTOL:
