@@ -379,7 +379,7 @@ def _name_preactivations(rhs: sp.Expr, lhs: Name, x: str):
         return ir.symbol("z", sub0 if top and not aux else f"{sub0},{len(aux) + 1}", 0)
 
     def visit(e, top, direct):
-        if _is_head(e) and (not isinstance(e.args[0], sp.Symbol) or _no_output_form(e)):
+        if _is_head(e) and not isinstance(e.args[0], sp.Symbol):
             inner = visit(e.args[0], False, True)
             z = name(top)
             # tanh(sigma(u)): z_2 = sigma(z_1) is an intermediate vector, not a pre-activation
@@ -406,13 +406,6 @@ def _name_preactivations(rhs: sp.Expr, lhs: Name, x: str):
         aux.append((z, out, True))
         return z, aux
     return visit(rhs, _is_head(rhs), False), aux
-
-
-def _no_output_form(e) -> bool:
-    """An activation whose derivative is not written with its output (GELU, Mish, ...): even of a
-    single vector (``\operatorname{GELU}(c_t)``) it gets a pre-activation, so the kernel takes f'
-    from the activation kernels instead of printing the expanded derivative."""
-    return isinstance(e, acts.Activation) and type(e).derivative is None
 
 
 def _is_head(e) -> bool:
