@@ -23,62 +23,47 @@ from typing import Callable
 import sympy as sp
 
 
-class maximum(sp.Function):
+class _Extreme(sp.Function):
+    """``max(a, b)`` or ``min(a, b)`` elementwise: d/da = H(s (a - b)), d/db = H(s (b - a)) with
+    s = +1 for max and -1 for min, H(0) = 1/2 (torch.maximum, torch.minimum)."""
+
+    nargs = 2
+    word: str
+    numeric: type
+    sign: int
+
+    @classmethod
+    def eval(cls, a, b):
+        if a.is_number and b.is_number:
+            return cls.numeric(a, b)
+        if a == b:
+            return a
+        return None
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        if argindex in (1, 2):
+            return sp.Heaviside(self.sign * ((a - b) if argindex == 1 else (b - a)))
+        raise sp.ArgumentIndexError(self, argindex)
+
+    def _latex(self, printer, exp=None):
+        body = rf"\{self.word}\left({printer._print(self.args[0])}, {printer._print(self.args[1])}\right)"
+        return body if exp is None else rf"{body}^{{{exp}}}"
+
+    def _sympystr(self, printer):
+        return f"{self.word}({printer._print(self.args[0])}, {printer._print(self.args[1])})"
+
+
+class maximum(_Extreme):
     """``max(a, b)`` elementwise; d/da = H(a - b), d/db = H(b - a), H(0) = 1/2 (torch.maximum)."""
 
-    nargs = 2
-
-    @classmethod
-    def eval(cls, a, b):
-        if a.is_number and b.is_number:
-            return sp.Max(a, b)
-        if a == b:
-            return a
-        return None
-
-    def fdiff(self, argindex=1):
-        a, b = self.args
-        if argindex == 1:
-            return sp.Heaviside(a - b)
-        if argindex == 2:
-            return sp.Heaviside(b - a)
-        raise sp.ArgumentIndexError(self, argindex)
-
-    def _latex(self, printer, exp=None):
-        body = rf"\max\left({printer._print(self.args[0])}, {printer._print(self.args[1])}\right)"
-        return body if exp is None else rf"{body}^{{{exp}}}"
-
-    def _sympystr(self, printer):
-        return f"max({printer._print(self.args[0])}, {printer._print(self.args[1])})"
+    word, numeric, sign = "max", sp.Max, 1
 
 
-class minimum(sp.Function):
+class minimum(_Extreme):
     """``min(a, b)`` elementwise; d/da = H(b - a), d/db = H(a - b), H(0) = 1/2 (torch.minimum)."""
 
-    nargs = 2
-
-    @classmethod
-    def eval(cls, a, b):
-        if a.is_number and b.is_number:
-            return sp.Min(a, b)
-        if a == b:
-            return a
-        return None
-
-    def fdiff(self, argindex=1):
-        a, b = self.args
-        if argindex == 1:
-            return sp.Heaviside(b - a)
-        if argindex == 2:
-            return sp.Heaviside(a - b)
-        raise sp.ArgumentIndexError(self, argindex)
-
-    def _latex(self, printer, exp=None):
-        body = rf"\min\left({printer._print(self.args[0])}, {printer._print(self.args[1])}\right)"
-        return body if exp is None else rf"{body}^{{{exp}}}"
-
-    def _sympystr(self, printer):
-        return f"min({printer._print(self.args[0])}, {printer._print(self.args[1])})"
+    word, numeric, sign = "min", sp.Min, -1
 
 
 @dataclass(frozen=True)
