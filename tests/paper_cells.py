@@ -475,7 +475,7 @@ CELLS: dict[str, Cell] = {c.name: c for c in [
     Cell("janet", janet(1.0), {"c": "H", "h": "H"}, ("h", "H"),
          {"U_f": "H x H", "W_f": "H x I", "b_f": "H", "U_c": "H x H", "W_c": "H x I", "b_c": "H"},
          lambda I, H, P=None: 2*I*H + 2*H*H + 2*H, "2IH+2H^2+2H", "JosvanderWesthuizen/janet (official TF)"),
-    Cell("janet_beta", janet(1.0), {"c": "H", "h": "H"}, ("h", "H"),
+    Cell("janet_one", janet(1.0), {"c": "H", "h": "H"}, ("h", "H"),
          {"U_f": "H x H", "W_f": "H x I", "b_f": "H", "U_c": "H x H", "W_c": "H x I", "b_c": "H"},
          lambda I, H, P=None: 2*I*H + 2*H*H + 2*H, "2IH+2H^2+2H", "JosvanderWesthuizen/janet (official TF)"),
     Cell("ln_lstm", ln_lstm, {"c": "H", "h": "H"}, ("h", "H"),

@@ -63,7 +63,7 @@ def test_the_plan_holds_tuples_not_lists(derivation):
 
 def test_kinds_are_str_enums_equal_to_their_strings(derivation):
     plan = make_plan(derivation)
-    assert {g.kind for g in plan.groups} <= {"input", "recurrent", "late"}
+    assert {g.kind for g in plan.groups} <= {"input", "tap", "recurrent", "late"}
     assert all(isinstance(g.kind, GroupKind) and isinstance(b.kind, BlockKind)
                for g in plan.groups for b in plan.blocks)
     table = kernel.context(derivation, "x.toml")["gemm_table"]

@@ -51,7 +51,8 @@ def context(d: Derivation, source: str) -> dict:
     return {
         "name": cell.name, "title": cell.title, "source": source, "equations": eqs,
         "states": [(ir.ref(s).key, str(dim_of(cell, s))) for s in cell.states],
-        "output": ir.ref(cell.output).key, "output_dim": str(dim_of(cell, cell.output)), "params": params,
+        "output": ir.ref(cell.output).key, "output_dim": str(dim_of(cell, cell.output)),
+        "input_dim": str(cell.input_size or "I"), "params": params,
         "locals": [(p.key, code_name(p.symbol)) for p in cell.params.values()], "x": plan.w.x,
         "forward": fwd, "backward": bwd, "uses_act": uses_act, "layouts": layouts(plan),
         "blocks": [b.name for b in plan.blocks],

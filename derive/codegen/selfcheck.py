@@ -48,7 +48,7 @@ EPS = 1e-6
 RTOL, FWD_TOL, F32_TOL = 1e-6, 1e-9, 1e-3
 
 #: what the template binds at module level, and the functions it defines
-MODULE_NAMES = {"NAME", "STATES", "STATE_DIMS", "OUTPUT_DIM", "PARAMS", "LAYOUTS", "GEMMS", "WORKSPACE"}
+MODULE_NAMES = {"NAME", "STATES", "INPUT_DIM", "STATE_DIMS", "OUTPUT_DIM", "PARAMS", "LAYOUTS", "GEMMS", "WORKSPACE"}
 MODULE_FUNCTIONS = {"_sigmoid", "forward", "_forward", "backward", "_backward", "init_params", "from_torch", "to_torch",
                     "from_keras", "to_keras", "clip_by_value", "clip_by_global_norm"}
 MODULE_IMPORTS = {"numpy", "derive", "derive.kernels"}

@@ -30,6 +30,8 @@ from derive.symbolic.cell import H, I, P
 from derive.runtime.kernels import kernel
 from derive.summary.cell import collect as collect_cell
 from derive.docs import plots, verification
+from derive.docs.paper import paper_section
+from derive.docs import zoo
 from derive.summary import activation as activation_summary
 from derive.checker.claims import check
 from derive.codegen.selfcheck import verified_kernel
@@ -66,7 +68,9 @@ def cell_data(name: str) -> dict:
     data = collect_cell(d)
     data["example"] = [{"convention": c, "value": int(counts.layer_count(d.cell, c).subs(EXAMPLE))}
                        for c in counts.CONVENTIONS]
-    data["example_sizes"] = "I = 10, H = 20" + (", P = 10" if counts.projects(d.cell) else "")
+    data["example_sizes"] = ("I = H = 20" if d.cell.input_size is not None else "I = 10, H = 20") + \
+        (", P = 10" if counts.projects(d.cell) else "")
+    data["paper"] = paper_section(name, d)
     data["verification"] = verification.figures(name, d)
     data["kernel_path"] = f"derive/kernels/{name}.py"
     data["torch"] = d.cell.conventions.get("pytorch", {})
@@ -228,6 +232,12 @@ def _specs_context() -> dict:
             "gru_toml": (root / "gru.toml").read_text(encoding="utf-8"), "cells": _cells()}
 
 
+def _zoo_context() -> dict:
+    cells = [{**c, "paper_of": zoo.paper_of(c["references"]), "norms": zoo.state_jacobian_norms(c["name"])}
+             for c in _cells()]
+    return {"cells": cells, "steps": zoo.STEPS, "hidden": zoo.HIDDEN}
+
+
 def _home_context() -> dict:
     return {"cells": _cells(), "activations": activation_rows(), "concepts": CONCEPTS, "guides": GUIDES}
 
@@ -265,7 +275,8 @@ GUIDES = [
 
 def pages() -> list[Page]:
     """Every page, in navigation order."""
-    out = [Page("", "index.md", "Home", "index.md.j2", _home_context), *CONCEPTS]
+    out = [Page("", "index.md", "Home", "index.md.j2", _home_context), *CONCEPTS,
+           Page("Cells", "cells/index.md", "Cell zoo", "cells_index.md.j2", _zoo_context)]
     for name in spec.builtin_names():
         out.append(Page("Cells", f"cells/{name}.md", cell_title(name), "cell.md.j2", _cell_context(name)))
     for name in acts.REGISTRY:

@@ -39,9 +39,10 @@ def bound(err: float) -> str:
 def _setup(k, seed: int, batch: int = B, steps: int = T):
     rng = np.random.default_rng(seed)
     proj = P if "P" in k.STATE_DIMS.values() else None
-    params = {n: 2.0 * a for n, a in k.init_params(I, H, proj_size=proj, seed=seed + 1).items()}
-    size = {"H": H, "P": P}
-    x = rng.standard_normal((steps, batch, I))
+    size = {"I": I, "H": H, "P": P}
+    inputs = size[k.INPUT_DIM]
+    params = {n: 2.0 * a for n, a in k.init_params(inputs, H, proj_size=proj, seed=seed + 1).items()}
+    x = rng.standard_normal((steps, batch, inputs))
     s0 = {s: rng.standard_normal((batch, size[k.STATE_DIMS[s]])) for s in k.STATES}
     w = rng.standard_normal((steps, batch, size[k.OUTPUT_DIM]))
     v = {s: rng.standard_normal((batch, size[k.STATE_DIMS[s]])) for s in k.STATES}

@@ -33,7 +33,9 @@ from derive import workspace as _workspace
 
 NAME = "gru_cho"
 STATES = ["h"]
-#: the size of each state and of the output: H hidden, P projected (proj_size)
+#: the size of the input (I, or H when the spec declares sizes = { x = "H" }), of each
+#: state and of the output: H hidden, P projected (proj_size)
+INPUT_DIM = "I"
 STATE_DIMS = {"h": "H"}
 OUTPUT_DIM = "H"
 PARAMS = {"W_xr": "H x I", "W_hr": "H x H", "b_r": "H", "W_xz": "H x I", "W_hz": "H x H", "b_z": "H", "W_xh": "H x I", "W_hh": "H x H", "b_h": "H"}

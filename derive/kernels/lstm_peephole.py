@@ -35,7 +35,9 @@ from derive import workspace as _workspace
 
 NAME = "lstm_peephole"
 STATES = ["h", "c"]
-#: the size of each state and of the output: H hidden, P projected (proj_size)
+#: the size of the input (I, or H when the spec declares sizes = { x = "H" }), of each
+#: state and of the output: H hidden, P projected (proj_size)
+INPUT_DIM = "I"
 STATE_DIMS = {"h": "H", "c": "H"}
 OUTPUT_DIM = "H"
 PARAMS = {"W_xi": "H x I", "W_hi": "H x H", "p_i": "H", "b_i": "H", "W_xf": "H x I", "W_hf": "H x H", "p_f": "H", "b_f": "H", "W_xg": "H x I", "W_hg": "H x H", "b_g": "H", "W_xo": "H x I", "W_ho": "H x H", "p_o": "H", "b_o": "H"}

@@ -37,7 +37,9 @@ from derive import workspace as _workspace
 
 NAME = "lstm_proj"
 STATES = ["h", "c"]
-#: the size of each state and of the output: H hidden, P projected (proj_size)
+#: the size of the input (I, or H when the spec declares sizes = { x = "H" }), of each
+#: state and of the output: H hidden, P projected (proj_size)
+INPUT_DIM = "I"
 STATE_DIMS = {"h": "P", "c": "H"}
 OUTPUT_DIM = "P"
 PARAMS = {"W_xi": "H x I", "W_hi": "H x P", "b_i": "H", "W_xf": "H x I", "W_hf": "H x P", "b_f": "H", "W_xg": "H x I", "W_hg": "H x P", "b_g": "H", "W_xo": "H x I", "W_ho": "H x P", "b_o": "H", "W_hr": "P x H"}

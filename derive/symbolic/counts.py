@@ -78,7 +78,10 @@ def bias_style(cell: Cell, convention: str) -> str:
 
 def layer_count(cell: Cell, convention: str = "pytorch", bias: bool = True, proj: bool = False,
                 inputs: sp.Expr = I) -> sp.Expr:
-    """Parameters of one layer and direction reading ``inputs`` features."""
+    """Parameters of one layer and direction reading ``inputs`` features (H for a cell whose
+    spec declares ``sizes = { x = "H" }``: its input has the hidden size, so I is not free)."""
+    if cell.input_size is not None and inputs == I:
+        inputs = cell.input_size
     if convention not in CONVENTIONS:
         raise DeriveError(f"unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}")
     reads = _matvec_args(cell)

@@ -29,7 +29,7 @@ from derive.syntax.equations import SUBSCRIPT_RULE, equation_lines, parse_equati
 KEYS = {
     "name": str, "title": str, "summary": str, "references": list, "input": str, "states": list,
     "output": str, "sizes": dict, "gates": list, "parameters": list, "equations": str, "conventions": dict,
-    "pytorch": dict, "keras": dict, "notes": str, "constants": dict,
+    "pytorch": dict, "keras": dict, "notes": str, "constants": dict, "paper": dict,
 }
 _TYPE_NAMES = {str: "a string", list: "a list", dict: "a table", bool: "true or false"}
 SIZE_NAMES = ("H", "P")  # a state is H (hidden) or P (projected, PyTorch proj_size)
@@ -43,12 +43,21 @@ TABLES = {
                 "projection": str},
     "keras": {"layer": ("SimpleRNN", "LSTM", "GRU"), "fused": list, "bias": ("single", "double"),
               "reset_after": bool},
+    # the cell as its paper writes it, shown beside the spec's equations on the cell's page:
+    # the paper's equations (LaTeX, one a line), how its symbols map to the spec's, and the
+    # reference implementation whose parameter count ``count`` (a polynomial in I, H, P) is;
+    # ``derive build`` checks that count against the derivation
+    "paper": {"notation": str, "symbols": str, "implementation": str, "count": str},
 }
 
 
 def builtin_names() -> list[str]:
     """The built-in cells, in the order the docs list them."""
-    order = ["rnn_tanh", "rnn_relu", "lstm", "lstm_peephole", "lstm_cifg", "gru", "gru_cho"]
+    order = ["rnn_tanh", "rnn_relu", "indrnn", "lstm", "lstm_peephole", "lstm_cifg", "lstm_proj", "lstmp",
+             *(f"greff_{v}" for v in ("v", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr")),
+             "slstm", "janet", "gru", "gru_cho", "gru1", "gru2", "gru3", "mgu", "mut1", "mut2", "mut3", "ugrnn",
+             "minlstm", "mingru", "sru", "sru_proj",
+             *(f"qrnn_{p}_w{k}" for p in ("f", "fo", "ifo") for k in (1, 2)), "plusrnn"]
     found = sorted(p.name[:-5] for p in resources.files("derive.cells").iterdir() if p.name.endswith(".toml"))
     return [n for n in order if n in found] + [n for n in found if n not in order]
 
@@ -288,7 +297,8 @@ def parse_spec(text: str, source: str = "<spec>") -> Cell:
             constants=_constants(data.get("constants", {}), text, source),
             parameters=_parameters(data.get("parameters"), text, source),
             conventions={**conventions, "pytorch": data.get("pytorch", {}), "keras": data.get("keras", {})},
-            meta={k: data[k] for k in ("summary", "references", "notes", "pytorch", "keras") if k in data},
+            meta={**{k: data[k] for k in ("summary", "references", "notes", "pytorch", "keras", "paper") if k in data},
+                  "paper_count_at": _key_pos(text, "count", "paper")},
             positions=positions,
             source=source,
             written=written,
