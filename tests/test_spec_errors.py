@@ -142,6 +142,18 @@ h_t = \tanh(W_{hh} (r_t \odot h_{t-1}) + \tanh(x_t) + b_h) \odot r_t + h_{t-1} \
     assert parse_spec(text.replace('output = "h"\n', 'output = "h"\nsizes = { x = "H" }\n')).input_size is not None
 
 
+@pytest.mark.parametrize("use,warned", [
+    (r"c_t = i_t \odot c_{t-1}", False),
+    (r"c_t = \frac{i_t}{i_t + 1} \odot c_{t-1}", False),  # a normalised gate (minLSTM's f / (f + i))
+    (r"c_t = i_t + c_{t-1}", True),
+    (r"c_t = \frac{c_{t-1}}{i_t + 1} \odot c_{t-1}", True),  # i only in a denominator
+])
+def test_a_gate_that_never_switches_is_warned_about(use, warned):
+    text = spec_with("i_t = \\sigma(W_{xi} x_t + b_i)\n" + use + "\nh_t = \\tanh(c_t)\n", HEAD + 'gates = ["i"]\n')
+    cell = parse_spec(text)
+    assert any("never multiplies" in w for w in cell.warnings) == warned, cell.warnings
+
+
 def test_builtin_cells_have_no_warnings():
     from derive import builtin_names, load
 

@@ -223,6 +223,8 @@ class _Builder(Calls):
         dim = self.join(a, b, node.pos, what, (node.args[0].pos, node.args[1].pos))
         if node.kind == OpKind.HAD:
             for side in node.args:
+                if getattr(side, "kind", None) == OpKind.DIV:  # a normalised gate f / (f + i) (minLSTM)
+                    side = side.args[0]
                 if isinstance(side, Name) and side.time == 0:
                     self.hadamard_factors.add(ir.Ref(side.base, side.sub or "", 0).key)
         expr = {OpKind.ADD: lambda: a.expr + b.expr, OpKind.SUB: lambda: a.expr - b.expr,
