@@ -137,6 +137,19 @@ def test_show_an_activation_prints_properties_and_kernels():
     assert "def swish_d(x, beta=1.0):" in out and "_sigmoid(" in out
 
 
+def test_list_shows_every_spec_function_and_constant():
+    from derive.symbolic import functions
+
+    out = derive("list").stdout
+    section = out.split("Functions a spec's equations may call")[1]
+    for f in functions.FUNCTIONS:
+        row = next(line for line in section.splitlines() if line.strip().startswith(f.commands[0]))
+        assert str(f.arity) in row and f.summary in row, row
+    assert all(c in section for c in functions.BUILTIN_CONSTANTS)
+    data = json.loads(derive("list", "--json").stdout)
+    assert [f["commands"] for f in data["functions"]] == [", ".join(f.commands) for f in functions.FUNCTIONS]
+
+
 def test_list_shows_activation_properties():
     out = derive("list").stdout
     row = next(line for line in out.splitlines() if line.strip().startswith("hardsigmoid "))

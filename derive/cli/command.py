@@ -16,7 +16,7 @@ import sympy as sp
 from derive import fileio
 from derive.version import __version__
 from derive.cli import activations as actcli
-from derive.symbolic import bptt, counts, spec
+from derive.symbolic import bptt, counts, functions, spec
 from derive.errors import DeriveError
 from derive.summary import activation as activation_summary
 from derive.summary.cell import collect
@@ -38,14 +38,24 @@ def _cmd_list(args) -> int:
         per_layer = sp.factor(counts.layer_count(cell, counts.default_convention(cell)))
         cells.append((name, cell.title, ", ".join(cell.state_keys), ", ".join(cell.gates) or "-",
                       _poly(per_layer).replace("*", "")))
+    spec_functions = [(", ".join(f.commands), str(f.arity), f.domain or "every real number", f.summary)
+                      for f in functions.FUNCTIONS]
     if args.json:
         print(json.dumps({"cells": [dict(zip(("name", "title", "states", "gates", "params"), c)) for c in cells],
-                          "activations": activation_summary.rows()}, indent=2))
+                          "activations": activation_summary.rows(),
+                          "functions": [dict(zip(("commands", "arguments", "domain", "summary"), f))
+                                        for f in spec_functions],
+                          "constants": sorted(functions.BUILTIN_CONSTANTS)}, indent=2))
         return 0
     print("Cells (derive show NAME; parameters per layer and direction, default convention):")
     table(("name", "title", "states", "gates", "parameters"), cells)
     print("\nActivations (derive show NAME; properties computed from each definition at PyTorch's defaults):")
     table([h for h, _ in actcli.LIST_COLUMNS], [[r[k] for _, k in actcli.LIST_COLUMNS] for r in activation_summary.rows()])
+    print("\nFunctions a spec's equations may call, besides the activations (\\sigma, \\tanh, "
+          "\\operatorname{NAME} for the others):")
+    table(("command", "arguments", "domain", "what"), spec_functions)
+    print(f"Constants: {', '.join(functions.BUILTIN_CONSTANTS)}, numbers (0.5, \\frac{{1}}{{2}}, \\sqrt{{3}}) and "
+          f"the names a spec declares in constants = {{ beta = 0.25 }}.")
     return 0
 
 
