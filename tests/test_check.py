@@ -15,6 +15,19 @@ LSTM_DH = r"dh_t = dy_t + W_{hi}^T dz_{i,t+1} + W_{hf}^T dz_{f,t+1} + W_{hg}^T d
 GRU_DH = (r"\delta h_t = \delta y_t + W_{hr}^\top \delta z_{r,t+1} + W_{hz}^\top \delta z_{z,t+1} "
           r"+ W_{hn}^\top (\delta z_{n,t+1} \odot r_{t+1}) + \delta h_{t+1} \odot z_{t+1}")
 
+QRNN_DX = (r"\delta x_t = W_{z2}^\top \delta z_{z,t} + W_{f2}^\top \delta z_{f,t} + W_{z1}^\top \delta z_{z,t+1} "
+           r"+ W_{f1}^\top \delta z_{f,t+1}")
+GREFF_DY = (r"\delta y_t = \delta y_{loss,t} + R_z^\top \delta z_{z,t+1} + R_i^\top \delta z_{i,t+1} "
+            r"+ R_f^\top \delta z_{f,t+1} + R_o^\top \delta z_{o,t+1}")
+LSTMP_DR = (r"\delta r_t = \delta y_t + W_{ir}^\top \delta z_{i,t+1} + W_{fr}^\top \delta z_{f,t+1} "
+            r"+ W_{cr}^\top \delta z_{c,1,t+1} + W_{or}^\top \delta z_{o,t+1}")
+SLSTM_DI = (r"\delta z_{\hat{i},t} = \delta \hat{i}_t "
+            r"\odot \exp(\tilde{i}_t - \max(\log(f_t) + m_{t-1}, \tilde{i}_t))")
+SLSTM_DM = (r"\frac{\partial m_t}{\partial m_{t-1}} "
+            r"= \operatorname{diag}(\operatorname{H}(m_{t-1} + \log(f_t) - \tilde{i}_t))")
+MUT1_DX = (r"\delta x_t = W_{xz}^\top \delta z_{z,t} + W_{xr}^\top \delta z_{r,t} "
+           r"+ \delta z_{h,1,t} \odot (1 - \tanh^2(x_t))")
+
 #: (target, formula, verdict, a phrase the report must contain)
 TABLE = [
     # LSTM adjoints
@@ -88,6 +101,40 @@ TABLE = [
     ("silu", r"f'(x) = \sigma(x) (1 + x (1 - \sigma(x)))", "correct", ""),
     ("silu", r"f'(x) = \sigma(x) (1 - x \sigma(x))", "wrong", ""),
     ("elu", r"f'(x) = \min(f(x) + \alpha, 1)", "correct", ""),
+    # a named constant of the spec (JANET's \beta = 1), and the pre-activation derive introduced for it
+    ("janet", r"\delta \tilde{c}_t = \delta c_t \odot (1 - \sigma(s_t - \beta))", "correct", "symbolically"),
+    ("janet", r"\delta \tilde{c}_t = \delta c_t \odot (1 - \sigma(s_t + \beta))", "wrong", "\\beta = 1."),
+    ("janet", r"dz_{c,1,t} = -dc_t \tilde{c}_t \sigma'(s_t - \beta)", "correct", ""),
+    ("janet", r"dz_{c,1,t} = -dc_t \tilde{c}_t \sigma'(s_t)", "wrong", "counterexample"),
+    # two-argument \max / \min, and the step H (H(0) = 1/2) of their derivative (sLSTM's stabiliser m)
+    ("slstm", SLSTM_DI, "correct", ""),
+    ("slstm", SLSTM_DI.replace(r"\max", r"\min"), "wrong", "counterexample"),
+    ("slstm", SLSTM_DM, "correct", ""),
+    ("slstm", SLSTM_DM.replace(r"m_{t-1} + \log(f_t) - \tilde{i}_t", r"\tilde{i}_t - m_{t-1} - \log(f_t)"), "wrong",
+     "counterexample"),
+    ("slstm", r"\frac{\partial c_t}{\partial n_{t-1}} = 0", "correct", ""),
+    ("slstm", r"\frac{\partial c_t}{\partial c_{t-1}} = 0", "wrong", "f^_t = "),
+    ("slstm", r"\delta z_{\hat{f},1,t} = \delta \hat{f}_t \odot f_t \odot e^{z_{\hat{f},1,t}}", "correct",
+     "symbolically"),
+    ("slstm", r"\delta z_{\hat{f},1,t} = \delta \hat{f}_t \odot f_t", "wrong", "counterexample"),
+    # an input tap x_{t-1} (QRNN, window 2): its term reaches dx_t from step t+1
+    ("qrnn_f_w2", QRNN_DX, "correct", "symbolically"),
+    ("qrnn_f_w2", QRNN_DX.replace(r" + W_{z1}^\top \delta z_{z,t+1}", ""), "wrong",
+     "missing term: W_{z1}^T dz_{z,t+1}"),
+    ("qrnn_f_w2", r"dW_{z1} = \sum_t dz_{z,t} x_{t-1}^\top", "correct", ""),
+    ("qrnn_f_w2", r"dW_{z1} = \sum_t dz_{z,t} x_t^\top", "wrong", "counterexample"),
+    # the loss's own gradient dy_{loss,t} of a cell whose state is named y (Greff's vanilla LSTM)
+    ("greff_v", GREFF_DY, "correct", "symbolically"),
+    ("greff_v", GREFF_DY.replace(r"\delta y_{loss,t} + ", ""), "wrong", "missing term: dy_{loss,t}"),
+    ("greff_v", r"dy_t = dy_{loss,t} + R_z^T dz_{z,t+1} + R_i^T dz_{i,t+1} + R_f^T dz_{f,t+1} + R_o^T dz_{o,t+1}",
+     "correct", ""),
+    # a pre-activation named with a comma index, at t+1 (LSTMP's z_{c,1,t})
+    ("lstmp", LSTMP_DR, "correct", "symbolically"),
+    ("lstmp", LSTMP_DR.replace(r" + W_{cr}^\top \delta z_{c,1,t+1}", ""), "wrong",
+     "missing term: W_{cr}^T dz_{c,1,t+1}"),
+    # I = H (sizes = { x = "H" }): tanh(x_t) is added to an H-vector
+    ("mut1", MUT1_DX, "correct", "symbolically"),
+    ("mut1", MUT1_DX.replace(r" \odot (1 - \tanh^2(x_t))", ""), "wrong", "I=3, H=3"),
 ]
 
 
@@ -101,6 +148,58 @@ def test_textbook_formulas(target, formula, verdict, phrase):
         assert r.counterexample, report
         left, right = np.asarray(r.left, dtype=complex), np.asarray(r.right, dtype=complex)
         assert left.shape != right.shape or not np.allclose(left, right, rtol=1e-9, atol=1e-12), report
+
+
+#: a user's spec (``derive check ./mine.toml ...``) with what the spec language grew: named constants
+#: (a Greek \nu and a plain k), a tap x_{t-2} (its term reaches dx_t from step t+2), \max, and I = H
+USER_SPEC = """
+name = "mine"
+title = "a user's cell"
+summary = "constants, a tap two steps back, a maximum and I = H"
+input = "x"
+states = ["h"]
+output = "h"
+sizes = { x = "H" }
+constants = { nu = 0.5, k = 2 }
+equations = '''
+a_t = \\tanh(W_a x_{t-2} + U_a h_{t-1} + b_a)
+h_t = \\max(a_t, \\nu x_t) + k h_{t-1}
+'''
+"""
+USER_DX = r"dx_t = \nu dh_t \odot \operatorname{H}(\nu x_t - a_t) + W_a^T dz_{a,t+2}"
+USER_JAC = (r"\frac{\partial h_t}{\partial h_{t-1}} = \operatorname{diag}(k) "
+            r"+ \operatorname{diag}((1 - a_t^2) \odot H(a_t - \nu x_t)) U_a")
+USER_TABLE = [
+    (USER_DX, "correct", "symbolically"),
+    (USER_DX.replace(" + W_a^T dz_{a,t+2}", ""), "wrong", "missing term: W_a^T dz_{a,t+2}"),
+    (r"dx_t = 0.5 dh_t \odot H(0.5 x_t - a_t) + W_a^T dz_{a,t+2}", "correct", ""),  # the derivation's own text
+    (r"dh_t = dy_t + U_a^T dz_{a,t+1} + k dh_{t+1}", "correct", "symbolically"),
+    (r"dh_t = dy_t + U_a^T dz_{a,t+1} + dh_{t+1}", "wrong", "I=3, H=3"),
+    (r"da_t = dh_t \odot \operatorname{H}(a_t - \nu x_t)", "correct", ""),
+    (r"da_t = dh_t \odot \operatorname{H}(\nu x_t - a_t)", "wrong", "\\nu = 0.5"),
+    (r"dW_a = \sum_t dz_{a,t} x_{t-2}^T", "correct", ""),
+    (r"dW_a = \sum_t dz_{a,t} x_{t-1}^T", "wrong", "counterexample"),
+    (USER_JAC, "correct", ""),
+    (USER_JAC.replace(r"\operatorname{diag}(k) + ", ""), "wrong", "counterexample"),
+    (r"N = 2 H^2 + H", "correct", ""),
+]
+
+
+@pytest.fixture(scope="module")
+def user_spec(tmp_path_factory):
+    path = tmp_path_factory.mktemp("spec") / "mine.toml"
+    path.write_text(USER_SPEC, encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("formula,verdict,phrase", USER_TABLE)
+def test_a_users_spec(user_spec, formula, verdict, phrase):
+    r = check(user_spec, formula)
+    report = r.report()
+    assert r.verdict == verdict and phrase in report, report
+    if verdict == "wrong":
+        assert r.counterexample, report
+        assert not np.allclose(np.asarray(r.left, dtype=float), np.asarray(r.right, dtype=float)), report
 
 
 def test_the_table_is_broad():

@@ -226,17 +226,20 @@ def test_cell_page_forward_equations_reproduce_the_kernel(name):
     names = Names(cell, {})
     rng = np.random.default_rng(5)
     proj = 3 if "P" in k.STATE_DIMS.values() else None
-    params = k.init_params(3, 4, proj_size=proj, seed=6)
-    size = {"H": 4, "P": proj}
+    size = {"I": 3, "H": 4, "P": proj}
+    size["I"] = size[k.INPUT_DIM]  # a spec with sizes = { x = "H" } reads an input of the hidden size
+    params = k.init_params(size["I"], size["H"], proj_size=proj, seed=6)
     T = 5
-    x = rng.standard_normal((T, 1, 3))
+    x = rng.standard_normal((T, 1, size["I"]))
     s0 = {s: rng.standard_normal((1, size[k.STATE_DIMS[s]])) for s in k.STATES}
     y, sT, _ = k.forward(x, s0, params)
 
     env = {p.symbol: params[p.key] for p in cell.params.values()}
     prev = {ir.at(s, -1): s0[ir.ref(s).key][0] for s in cell.states}
     for t in range(T):
-        step = {**env, **prev, cell.input: x[t, 0]}
+        # the input's taps x_{t-k} (QRNN window 2) are zero before the first step
+        taps = {ir.at(cell.input, -j): x[t - j, 0] if t >= j else np.zeros(size["I"]) for j in cell.taps}
+        step = {**env, **prev, **taps, cell.input: x[t, 0]}
         for f in parsed:
             target = names.resolve(f.lhs).value
             step[target] = Evaluator(names, step)(f.rhs).val

@@ -13,11 +13,12 @@ from derive.checker.lets import read_lets
 from derive.checker.names import Names, Ref, RefKind
 from derive.checker.numeric import Shape, V, describe, evaluate
 from derive.checker.result import Result, Verdict
-from derive.checker.runs import SIZES, as_float, close, mid_steps, runs
+from derive.checker.runs import as_float, close, mid_steps, runs, sizes
 from derive.checker.symbolic import symbolic_equal
 from derive.checker.visitor import Op, Visitor, is_op
 from derive.errors import DeriveError, Pos
 from derive.symbolic import ir, printing, spec
+from derive.symbolic.rules import Factor
 from derive.witness import derivation as verify
 from derive.syntax.formulas import Name, parse_formula
 
@@ -89,11 +90,15 @@ def _as_gradient(ref: Ref, node):
 def check_cell(name_or_path: str, formula: str, lets=(), renames=None) -> Result:
     cell = spec.load(name_or_path)
     f = parse_formula(formula)
-    names = Names(cell, read_lets(lets), renames)
+    lets = read_lets(lets)
+    names = Names(cell, lets, renames)
     kind, *what = LeftSide(names).visit(f.lhs)
     if kind == ClaimKind.COUNT:
         return check_count(cell, names, f)
     d, witness = runs(name_or_path)
+    # the derivation's own cell (a spec file is read anew by spec.load) and its dy_{loss,t}
+    names = Names(d.cell, lets, renames, d.dy)
+    kind, *what = LeftSide(names).visit(f.lhs)
     check = {ClaimKind.ADJOINT: check_adjoint, ClaimKind.PARAM: check_param, ClaimKind.JACOBIAN: check_jacobian}[kind]
     return check(d, witness, names, f, *what)
 
@@ -106,10 +111,10 @@ def check_adjoint(d, witness, names, f, target) -> Result:
     derived = f"{printing.symbol_text(ir.adjoint(target))} = {printing.terms_text(adj.terms)}"
     points = 0
     worst = None
-    for seed, t, env in mid_steps(witness):
+    for seed, t, env in mid_steps(witness, d.cell):
         claim, used = evaluate(names, f.rhs, env)
         if claim.kind == Shape.SCALAR:
-            claim = V(Shape.VECTOR, np.full(SIZES.of(d.cell.dims[ir.ref(target).key]), claim.val))
+            claim = V(Shape.VECTOR, np.full(sizes(d.cell).of(d.cell.dims[ir.ref(target).key]), claim.val))
         if claim.kind != Shape.VECTOR:
             raise DeriveError(f"the right side is a {describe(claim)}; the adjoint of a vector is a vector",
                               getattr(f.rhs, "pos", Pos(1, 1)))
@@ -127,18 +132,23 @@ def check_adjoint(d, witness, names, f, target) -> Result:
                       "symbolically" if sym else how + "; not shown symbolically", f.text)
     seed, t, env, cval, tval, used = worst
     hint = term_hint(names, f.rhs, adj.terms, env, tval - cval)
-    return _wrong(quantity, derived, how, f.text, hint, seed, t, used, adj.terms, env, tval, cval)
+    return _wrong(d.cell, quantity, derived, how, f.text, hint, seed, t, used, adj.terms, env, tval, cval)
 
 
-def _wrong(quantity, derived, how, text, hint, seed, t, used, terms, env, left, right) -> Result:
+def _wrong(cell, quantity, derived, how, text, hint, seed, t, used, terms, env, left, right) -> Result:
     ce = dict(used)
     for term in terms:
         for s in sorted(term.free_symbols, key=str):
             if ir.is_ir(s) and s in env and printing.symbol_text(s) not in ce:
                 ce[printing.symbol_text(s)] = as_float(env[s])
-    where = f"I={SIZES.I}, H={SIZES.H}, T={SIZES.T}, step t={t}, seed {seed}"
+    where = f"{_sizes_text(cell)}, step t={t}, seed {seed}"
     return Result(Verdict.WRONG, quantity, derived, how, text, hint=hint, where=where, counterexample=ce,
                   left=left, right=right)
+
+
+def _sizes_text(cell) -> str:
+    n = sizes(cell)
+    return f"I={n.I}, H={n.H}, T={n.T}"
 
 
 def check_param(d, witness, names, f, param) -> Result:
@@ -148,9 +158,10 @@ def check_param(d, witness, names, f, param) -> Result:
         f"{printing.text(g)} ({printing.text(a)})^T" if a is not None else printing.text(g) for g, a in grad.terms)
     body = f.rhs.args[0] if is_op(f.rhs, Op.SUM) else f.rhs
     points = 0
+    steps = sizes(d.cell).T
     for seed, envs, grads in witness:
         total, used = None, {}
-        for t in range(1, SIZES.T + 1):
+        for t in range(1, steps + 1):
             v, u = evaluate(names, body, envs[t])
             if v.kind not in (Shape.VECTOR, Shape.MATRIX, Shape.SCALAR):
                 raise DeriveError(f"the right side is a {describe(v)}; a parameter gradient is a vector or a matrix")
@@ -167,12 +178,12 @@ def check_param(d, witness, names, f, param) -> Result:
                 hint = f"shape: your right side is {np.shape(total)}, the gradient is {truth.shape}"
             else:
                 hint = param_hint(grad, envs, truth - total)
-            r = _wrong(quantity, derived, f"numerically, whole runs of {SIZES.T} steps", f.text, hint, seed, 2, used, [],
-                       {}, truth, total)
-            r.where = f"I={SIZES.I}, H={SIZES.H}, T={SIZES.T}, summed over t=1..{SIZES.T}, seed {seed}; values at t=2"
+            r = _wrong(d.cell, quantity, derived, f"numerically, whole runs of {steps} steps", f.text, hint, seed, 2,
+                       used, [], {}, truth, total)
+            r.where = f"{_sizes_text(d.cell)}, summed over t=1..{steps}, seed {seed}; values at t=2"
             return r
     return Result(Verdict.CORRECT, quantity, derived,
-                  f"numerically at {points} points (whole runs of {SIZES.T} steps)", f.text)
+                  f"numerically at {points} points (whole runs of {steps} steps)", f.text)
 
 
 def check_jacobian(d, witness, names, f, out_sym, in_sym) -> Result:
@@ -185,14 +196,30 @@ def check_jacobian(d, witness, names, f, out_sym, in_sym) -> Result:
     chains = d.jacobian[key]
     quantity = f"d{printing.symbol_text(out_sym)}/d{printing.symbol_text(in_sym)}, a block of the state Jacobian"
     derived = " + ".join(printing.chain_text(c) for c in chains) or "0"
-    size = {k: SIZES.of(d.cell.dims[k]) for k in states}
+    size = {k: sizes(d.cell).of(d.cell.dims[k]) for k in states}
     points = 0
-    for seed, t, env in mid_steps(witness):
+    for seed, t, env in mid_steps(witness, d.cell):
         claim, used = evaluate(names, f.rhs, env)
         truth = verify.jacobian_value(chains, env, size[key[0]], size[key[1]]).astype(float)
-        val = np.diag(claim.val) if claim.kind == Shape.VECTOR else claim.val
+        val = _block(claim, truth.shape, f.rhs)
         points += 1
         if not close(val, truth):
-            return _wrong(quantity, derived, f"numerically at {points} points", f.text, "", seed, t, used, [],
-                          env, truth, val)
+            diagonals = [v for chain in chains for kind, v in chain if kind == Factor.DIAG]  # their values shown too
+            return _wrong(d.cell, quantity, derived, f"numerically at {points} points", f.text, "", seed, t, used,
+                          diagonals, env, truth, val)
     return Result(Verdict.CORRECT, quantity, derived, f"numerically at {points} points", f.text)
+
+
+def _block(claim: V, shape: tuple, rhs):
+    """A Jacobian block's value from the right side: diag(v) for a vector v, s I for a number s or
+    diag(s) (0 for a block that is zero, whatever its shape), a matrix as it is."""
+    if claim.kind == Shape.VECTOR:
+        return np.diag(claim.val)
+    if claim.kind in (Shape.SCALAR, Shape.IDENTITY):
+        if claim.val == 0:
+            return np.zeros(shape)
+        if shape[0] != shape[1]:
+            raise DeriveError(f"the block is {shape[0]} x {shape[1]}; a number stands for a multiple of the "
+                              f"identity only in a square block", getattr(rhs, "pos", Pos(1, 1)))
+        return claim.val * np.eye(shape[0])
+    return claim.val

@@ -12,7 +12,8 @@ the derivation of a cell or an activation:
 | ``f'(x)``, ``\\sigma'(x)``, ``f(x)``          | an activation's derivative or definition | symbolically and at points |
 
 Numbers come from the derivation evaluated at 30 digits on random parameters, inputs and
-loss weights (sizes I=2, H=3, P=2, T=4), the same witness the tests use; the claim is
+loss weights (sizes I=2, H=3, P=2, T=4; I = H for a spec with ``sizes = { x = "H" }``, and
+T = 3 + k for an input tap x_{t-k}, k > 1), the same witness the tests use; the claim is
 evaluated in float64 from those values. A vector claim is also compared symbolically
 (SymPy, within a time bound). A wrong claim gets the step and the values of every symbol
 at which the two sides differ, and, when one term explains the difference, its name.

@@ -1,5 +1,6 @@
 """The functions a formula may call: the activations (``\\sigma``, ``\\tanh``, ``relu``, ...) and
-a few elementwise ones (``exp``, ``log``, ``\\mathbb{1}[u > 0]``), by every spelling."""
+a few elementwise ones (``exp``, ``log``, ``\\mathbb{1}[u > 0]``, the step ``\\operatorname{H}``) and the
+two-argument ``\\max(a, b)``, ``\\min(a, b)``, by every spelling."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sympy as sp
 
 from derive import activations as acts
 from derive.errors import DeriveError
+from derive.symbolic import functions
 from derive.syntax.formulas import Call, Num
 
 #: elementwise functions a formula may call, beside the activations: name -> (NumPy, SymPy)
@@ -19,11 +21,22 @@ FUNCTIONS = {
     "exp": (np.exp, sp.exp), "log": (np.log, sp.log), "ln": (np.log, sp.log), "sqrt": (np.sqrt, sp.sqrt),
     "abs": (np.abs, sp.Abs), "erf": (np.vectorize(math.erf, otypes=[float]), sp.erf),
     "step": (lambda u: (np.asarray(u) > 0).astype(float), acts.step),  # \mathbb{1}[u > 0]
+    # the step of max/min's derivative, H(0) = 1/2 (derive/symbolic/functions.py), printed \operatorname{H}
+    "heaviside": (lambda u: np.heaviside(u, 0.5), sp.Heaviside),
 }
+
+#: two-argument functions, elementwise: name -> (NumPy, SymPy); the spec's own maximum and minimum,
+#: whose derivatives are the spec's (torch.maximum's split of the gradient at a tie)
+BINARY = {"max": (np.maximum, functions.maximum), "min": (np.minimum, functions.minimum)}
+
+#: spellings whose name is not their lower-case letters: H is the Heaviside step, as the pages print it
+SPELLED = {r"\operatorname{H}": "heaviside", r"\mathrm{H}": "heaviside", "H": "heaviside"}
 
 
 def func_name(func: str) -> str:
     """``\\operatorname{ReLU}``, ``\\tanh``, ``Sigma`` -> relu, tanh, sigma."""
+    if func in SPELLED:
+        return SPELLED[func]
     m = re.fullmatch(r"\\(?:operatorname|mathrm|text|mathit)\{([A-Za-z0-9_]+)\}", func)
     return (m[1] if m else func.lstrip("\\")).lower()
 
@@ -43,7 +56,7 @@ def activation(name: str):
 
 def is_function(name: str) -> bool:
     fn = func_name(name)
-    return fn in FUNCTIONS or fn in ("diag", "max", "min") or activation(fn) is not None
+    return fn in FUNCTIONS or fn in BINARY or fn == "diag" or activation(fn) is not None
 
 
 def single(c: Call):
@@ -51,6 +64,13 @@ def single(c: Call):
     if len(c.args) != 1:
         raise DeriveError(f"{c.func} takes one argument", c.pos)
     return c.args[0]
+
+
+def pair(c: Call) -> tuple:
+    """The two arguments of ``\\max(a, b)`` or ``\\min(a, b)``."""
+    if len(c.args) != 2 or c.prime:
+        raise DeriveError(f"{c.func} takes two arguments, as in {c.func}(a, b), and has no derivative here", c.pos)
+    return c.args
 
 
 def power(c: Call) -> int:

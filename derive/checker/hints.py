@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 
 from derive.checker.numeric import Shape, evaluate
-from derive.checker.runs import SIZES, as_float, close
+from derive.checker.runs import as_float, close
 from derive.checker.tree import terms, text
 from derive.errors import DeriveError
 from derive.symbolic import printing
@@ -53,7 +53,7 @@ def param_hint(grad, envs, residual) -> str:
     """A term of a parameter gradient, summed over the run, that explains the residual."""
     for g, a in grad.terms:
         total = 0
-        for t in range(1, SIZES.T + 1):
+        for t in range(1, len(envs) + 1):
             gv = as_float(verify.evaluate(g, envs[t]))
             total = total + (np.outer(gv, as_float(verify.evaluate(a, envs[t]))) if a is not None else gv)
         if close(residual, total):

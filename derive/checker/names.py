@@ -1,5 +1,7 @@
-"""A cell's vocabulary for a claim: the names the pages print, their aliases (PyTorch, the
-seeds, colah's C_t) and the names a ``--let`` defines, each resolved to what it means."""
+"""A cell's vocabulary for a claim: the names the pages print (``z_{c,1,t}`` with its commas), their
+aliases (PyTorch, the seeds, colah's C_t), the spec's named constants (``\\beta``), the loss's gradient
+of the output (``dy_t``, or ``dy_{loss,t}``) and the names a ``--let`` defines, each resolved to what
+it means."""
 
 from __future__ import annotations
 
@@ -7,11 +9,16 @@ import enum
 import re
 from dataclasses import dataclass
 
+import sympy as sp
+
 from derive.errors import DeriveError
 from derive.symbolic import bptt, ir, printing
 from derive.symbolic.cell import H, I, P
 from derive.syntax.equations import _TIME
 from derive.syntax.formulas import Name
+
+#: constants a formula may write without the spec declaring them (e^{u} as the pages print exp(u))
+BUILTIN_CONSTANTS = {"e": sp.E, "pi": sp.pi}
 
 #: other spellings of a cell's vectors: colah's C_t and \tilde{C}_t, the GRU candidate \tilde{h}_t
 VECTOR_ALIASES = {"C": "c", "c_tilde": "g", "C_tilde": "g", "h_tilde": "n", "h_hat": "n"}
@@ -33,7 +40,8 @@ def _time(part: str):
 
 
 def split_name(text: str):
-    """``W_{xf}`` -> ("W", "xf", None); ``z_{f,t+1}`` -> ("z", "f", 1); ``\\tilde{c}_t`` -> ("c_tilde", "", 0)."""
+    """``W_{xf}`` -> ("W", "xf", None); ``z_{f,t+1}`` -> ("z", "f", 1); ``\\tilde{c}_t`` -> ("c_tilde", "", 0);
+    ``z_{c,1,t}`` -> ("z", "c,1", 0): the parts of a subscript keep their commas, as the spec's names do."""
     m = _HEAD.match(text)
     if m[2]:
         head, inner = f"{m[1]}{m[3]}_{m[2]}", m[4]
@@ -47,7 +55,7 @@ def split_name(text: str):
     time = None
     if parts and _time(parts[-1]) is not None:
         time = _time(parts.pop())
-    return head, "".join(parts), time
+    return head, ",".join(parts), time
 
 
 class RefKind(enum.StrEnum):
@@ -61,7 +69,8 @@ class RefKind(enum.StrEnum):
     LOSS = "loss"  # L
     ONE = "one"  # \mathbf{1}
     LET = "let"  # a --let name: its expression
-    DY = "dy"  # dy_t, the loss's gradient of the output
+    DY = "dy"  # dy_t (or dy_{loss,t}), the loss's gradient of the output: its symbol
+    CONST = "const"  # a constant the spec declares (\\beta), or e, \\pi: its exact value
 
 
 @dataclass(frozen=True)
@@ -73,20 +82,33 @@ class Ref:
 class Names:
     """A cell's vocabulary: the page's names, aliases (PyTorch, the seeds, colah) and --let."""
 
-    def __init__(self, cell, lets: dict, renames: dict | None = None):
+    def __init__(self, cell, lets: dict, renames: dict | None = None, dy=None):
         self.cell = cell
         self.lets = lets
         self.renames = renames or {}
         self.param_alias = _param_aliases(cell)
         syms = [cell.input, *cell.states, *(a.target for a in cell.assignments)]
         self.parts = {ir.ref(s).key: (ir.ref(s).base, ir.ref(s).sub) for s in syms}
+        self._dy = dy
+
+    @property
+    def dy(self):
+        """The symbol of dL/d(output)_t: ``dy_t``, or ``dy_{loss,t}`` when the cell has a vector y of its
+        own (``Derivation.dy``); derived here only if the caller did not pass it."""
+        if self._dy is None:
+            self._dy = bptt.derive(self.cell).dy
+        return self._dy
 
     def known(self) -> str:
         c = self.cell
         vecs = [printing.symbol_text(ir.symbol(*self.parts[k], 0)) for k in c.dims]
         params = list(c.params)
+        consts = ", ".join(f"\\{k}" if len(k) > 1 else k for k in c.constants)
+        loss = f"; the loss's gradient of the output {printing.symbol_text(self._dy)}" \
+            if self._dy is not None and self._dy != bptt.DY else ""
         return (f"vectors {', '.join(vecs)} (and at t-1, t+1; adjoints d<name>, e.g. d{vecs[-1]}); "
-                f"parameters {', '.join(params)}; sizes I, H{', P' if P in c.dims.values() else ''}")
+                f"parameters {', '.join(params)}; {f'constants {consts}; ' if consts else ''}"
+                f"sizes I, H{', P' if P in c.dims.values() else ''}{loss}")
 
     def resolve(self, n: Name) -> Ref:
         if n.text in self.lets:
@@ -97,24 +119,44 @@ class Names:
             inner = self._plain(head[1:], sub, time)
             if inner is not None and inner.kind in (RefKind.VEC, RefKind.PARAM):
                 return Ref(RefKind.ADJ if inner.kind == RefKind.VEC else RefKind.DPARAM, inner.value)
-            if head == "dy" and time == 0:
-                return Ref(RefKind.DY, bptt.DY)
+            dy = self._loss_gradient(sub, time) if head == "dy" else None
+            if dy is not None:
+                return Ref(RefKind.DY, dy)
         if ref is None:
             raise DeriveError(f"unknown symbol {n.text}; known: {self.known()}", n.pos)
         return ref
 
     def adjoint_of(self, n: Name):
         """\\delta NAME: the adjoint symbol (dy_t for the loss's own gradient of the output)."""
-        if split_name(n.text) == ("y", "", 0):
-            return bptt.DY
+        head, sub, time = split_name(n.text)
+        if head == "y" and n.text not in self.lets and self._plain(head, sub, time) is None:
+            dy = self._loss_gradient(sub, time)
+            if dy is not None:
+                return dy
         ref = self.resolve(n)
         if ref.kind != RefKind.VEC:
             raise DeriveError(rf"\delta {n.text}: the adjoint of a vector at a step is meant", n.pos)
         return ir.adjoint(ref.value)
 
+    def _loss_gradient(self, sub, time):
+        """dy_t, the loss's gradient of the output, for a name y_{sub} at ``time`` that is no vector of
+        the cell: y_t, or y_{loss,t} when the cell has a vector y of its own (``Derivation.dy``)."""
+        if time != 0:
+            return None
+        if sub == "":
+            return bptt.DY
+        return self.dy if self.dy != bptt.DY and sub == ir.ref(self.dy).sub else None
+
     def _plain(self, head, sub, time):
+        """What ``head_{sub}`` at ``time`` names; a subscript written with commas (z_{c,1,t}) is the
+        spec's name, and also tried without them (W_{x,f} for W_{xf})."""
+        out = self._key(head + (f"_{sub}" if sub else ""), time)
+        if out is None and "," in sub:
+            out = self._key(f"{head}_{sub.replace(',', '')}", time)
+        return out
+
+    def _key(self, key, time):
         c = self.cell
-        key = head + (f"_{sub}" if sub else "")
         key = self.renames.get(key, key)
         if time is not None:
             key = VECTOR_ALIASES.get(key, key) if key not in c.dims else key
@@ -122,6 +164,8 @@ class Names:
                 base, s = self.parts[key]
                 return Ref(RefKind.VEC, ir.symbol(base, s, time))
             return None
+        if key in c.constants:  # before the parameters: the spec reads a declared constant first
+            return Ref(RefKind.CONST, c.constants[key])
         if key in c.params:
             return Ref(RefKind.PARAM, c.params[key])
         if key in self.param_alias:
@@ -132,6 +176,8 @@ class Names:
             return Ref(RefKind.LOSS)
         if key in ("mathbf{1}", "mathbb{1}"):
             return Ref(RefKind.ONE)
+        if key in BUILTIN_CONSTANTS:
+            return Ref(RefKind.CONST, BUILTIN_CONSTANTS[key])
         return None
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from derive.checker.functions import FUNCTIONS, activation, func_name, power, single
+from derive.checker.functions import BINARY, FUNCTIONS, activation, func_name, pair, power, single
 from derive.checker.lets import with_lets
 from derive.checker.names import Names, RefKind
 from derive.checker.visitor import Visitor
@@ -27,12 +27,13 @@ class Shape(enum.StrEnum):
     STACK = "stack"  # a concatenated vector [h; x]
     ROWSTACK = "rowstack"  # a transposed concatenated vector
     BLOCKCOL = "blockcol"  # a transposed row of matrices
+    IDENTITY = "identity"  # diag(s) of a number s: s times the identity, of the size its neighbours have
 
 
 #: the shapes that are lists of arrays
 PARTS = (Shape.BLOCKS, Shape.STACK, Shape.ROWSTACK, Shape.BLOCKCOL)
 FLIP = {Shape.VECTOR: Shape.ROW, Shape.ROW: Shape.VECTOR, Shape.MATRIX: Shape.MATRIX, Shape.SCALAR: Shape.SCALAR,
-        Shape.STACK: Shape.ROWSTACK, Shape.BLOCKS: Shape.BLOCKCOL}
+        Shape.STACK: Shape.ROWSTACK, Shape.BLOCKS: Shape.BLOCKCOL, Shape.IDENTITY: Shape.IDENTITY}
 
 
 @dataclass
@@ -59,9 +60,10 @@ class Evaluator(Visitor):
 
     __call__ = Visitor.visit
 
-    def value(self, sym):
+    def value(self, sym, pos=None):
         if sym not in self.env:
-            raise DeriveError(f"{printing.symbol_text(sym)} is not known at this step")
+            raise DeriveError(f"{printing.symbol_text(sym)} is not known at this step (a step's formulas read "
+                              f"the vectors at t-1, t and t+1 and their adjoints)", pos)
         v = np.asarray(np.asarray(self.env[sym], dtype=object).astype(float))
         self.used[printing.symbol_text(sym)] = v
         return v
@@ -75,17 +77,23 @@ class Evaluator(Visitor):
             return self.let_values[n.text] if n.text in self.let_values else self(ref.value)
         if ref.kind in (RefKind.VEC, RefKind.ADJ, RefKind.DY):
             sym = ir.adjoint(ref.value) if ref.kind == RefKind.ADJ else ref.value
-            return V(Shape.VECTOR, self.value(sym))
+            return V(Shape.VECTOR, self.value(sym, n.pos))
         if ref.kind == RefKind.PARAM:
             v = self.value(ref.value.symbol)
             return V(Shape.MATRIX if v.ndim == 2 else Shape.VECTOR, v)
         if ref.kind == RefKind.ONE:
             return V(Shape.SCALAR, 1.0)
+        if ref.kind == RefKind.CONST:  # a constant of the spec (shown in a counterexample), e or \pi
+            if ref.value.is_Rational:
+                self.used[n.text] = float(ref.value)
+            return V(Shape.SCALAR, float(ref.value))
         raise DeriveError(f"{n.text} cannot be used on the right side here", n.pos)
 
     # operators ------------------------------------------------------------
     def visit_add(self, node, sign=1.0):
         a, b = self(node.args[0]), self(node.args[1])
+        if Shape.IDENTITY in (a.kind, b.kind):
+            return add_identity(a, b, sign, node.pos)
         if a.kind == Shape.SCALAR and b.kind != Shape.SCALAR:
             return V(b.kind, a.val + sign * b.val)
         if b.kind == Shape.SCALAR and a.kind != Shape.SCALAR:
@@ -114,9 +122,10 @@ class Evaluator(Visitor):
     def visit_pow(self, node):
         a = self(node.args[0])
         e = self(node.args[1])
-        if e.kind != Shape.SCALAR or a.kind not in (Shape.SCALAR, Shape.VECTOR):
+        if a.kind not in (Shape.SCALAR, Shape.VECTOR) or e.kind not in (Shape.SCALAR, Shape.VECTOR) or (
+                Shape.SCALAR not in (a.kind, e.kind) and np.shape(a.val) != np.shape(e.val)):
             _fail(f"cannot raise a {describe(a)} to a {describe(e)}", node.pos)
-        return V(a.kind, np.power(a.val, e.val))
+        return V(Shape.VECTOR if Shape.VECTOR in (a.kind, e.kind) else Shape.SCALAR, np.power(a.val, e.val))
 
     def visit_transpose(self, node):
         a = self(node.args[0])
@@ -146,23 +155,35 @@ class Evaluator(Visitor):
         inner = node.args[0]
         if not isinstance(inner, Name):
             _fail(r"\delta applies to a name, e.g. \delta h_t", node.pos)
-        return V(Shape.VECTOR, self.value(self.names.adjoint_of(inner)))
+        return V(Shape.VECTOR, self.value(self.names.adjoint_of(inner), node.pos))
 
     def visit_Call(self, c: Call) -> V:
         name = func_name(c.func)
-        if c.bare and name not in FUNCTIONS and activation(name) is None and name != "diag":
+        if c.bare and name not in FUNCTIONS and name not in BINARY and activation(name) is None and name != "diag":
             # o(1 - o) written without an operator: a product
             return product(self.visit_Name(Name(c.func, c.pos)), self(single(c)), c.pos)
+        if name in BINARY:
+            return self.binary(c, name)
         arg = self(single(c))
         if name == "diag":
-            if arg.kind != Shape.VECTOR or c.prime:
-                _fail("diag takes a vector", c.pos)
-            return V(Shape.MATRIX, np.diag(arg.val))
+            if arg.kind not in (Shape.VECTOR, Shape.SCALAR) or c.prime:
+                _fail("diag takes a vector (or a number: diag(2) is 2 times the identity)", c.pos)
+            return V(Shape.MATRIX, np.diag(arg.val)) if arg.kind == Shape.VECTOR else V(Shape.IDENTITY, arg.val)
         if arg.kind not in (Shape.SCALAR, Shape.VECTOR):
             _fail(f"{c.func} applies elementwise to a vector, not a {describe(arg)}", c.pos)
         out = elementwise(name, c, arg.val)
         k = power(c)
         return V(arg.kind, out ** k if k != 1 else out)
+
+    def binary(self, c: Call, name: str) -> V:
+        """``\\max(a, b)``, ``\\min(a, b)`` elementwise, of numbers or vectors of one size."""
+        a, b = (self(x) for x in pair(c))
+        if {a.kind, b.kind} - {Shape.SCALAR, Shape.VECTOR} or (
+                a.kind == b.kind == Shape.VECTOR and np.shape(a.val) != np.shape(b.val)):
+            _fail(f"{c.func} compares numbers or vectors of one size, not a {describe(a)} and a {describe(b)}", c.pos)
+        out = BINARY[name][0](a.val, b.val)
+        k = power(c)
+        return V(Shape.VECTOR if Shape.VECTOR in (a.kind, b.kind) else Shape.SCALAR, out ** k if k != 1 else out)
 
 
 def elementwise(name: str, c: Call, x):
@@ -182,7 +203,8 @@ def describe(v: V) -> str:
     if v.kind == Shape.MATRIX:
         return "{} x {} matrix".format(*np.shape(v.val))
     return {Shape.SCALAR: "number", Shape.VECTOR: f"vector of {np.size(v.val)}", Shape.ROW: "transposed vector",
-            Shape.STACK: "concatenated vector", Shape.BLOCKS: "row of matrices"}.get(v.kind, v.kind)
+            Shape.STACK: "concatenated vector", Shape.BLOCKS: "row of matrices",
+            Shape.IDENTITY: "multiple of the identity"}.get(v.kind, v.kind)
 
 
 def product(a: V, b: V, pos) -> V:
@@ -192,6 +214,10 @@ def product(a: V, b: V, pos) -> V:
             return V(o.kind, [s.val * x for x in o.val])
         return V(o.kind, s.val * o.val)
     k = (a.kind, b.kind)
+    if a.kind == Shape.IDENTITY and b.kind in (Shape.IDENTITY, Shape.VECTOR, Shape.MATRIX):
+        return V(b.kind, a.val * b.val)  # diag(s) v, diag(s) W
+    if b.kind == Shape.IDENTITY and a.kind in (Shape.MATRIX, Shape.ROW):
+        return V(a.kind, a.val * b.val)  # W diag(s), v^T diag(s)
     try:
         if k == (Shape.VECTOR, Shape.VECTOR):
             if a.val.shape != b.val.shape:
@@ -215,6 +241,18 @@ def product(a: V, b: V, pos) -> V:
     except ValueError:
         pass
     _fail(f"the sizes do not fit: a {describe(a)} times a {describe(b)}", pos)
+
+
+def add_identity(a: V, b: V, sign: float, pos) -> V:
+    """s I + t I, or s I + W for a square matrix W (and the differences)."""
+    if a.kind == b.kind == Shape.IDENTITY:
+        return V(Shape.IDENTITY, a.val + sign * b.val)
+    m = a if a.kind == Shape.MATRIX else b
+    if m.kind != Shape.MATRIX or np.shape(m.val)[0] != np.shape(m.val)[1]:
+        _fail(f"cannot add a {describe(a)} and a {describe(b)}", pos)
+    eye = np.eye(np.shape(m.val)[0])
+    return V(Shape.MATRIX, (a.val * eye if a.kind == Shape.IDENTITY else a.val)
+             + sign * (b.val * eye if b.kind == Shape.IDENTITY else b.val))
 
 
 def evaluate(names: Names, node, env: dict):

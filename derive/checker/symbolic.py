@@ -6,9 +6,10 @@ from __future__ import annotations
 import sympy as sp
 
 from derive.checker.deadline import within
-from derive.checker.functions import FUNCTIONS, activation, func_name, power
+from derive.checker.functions import BINARY, FUNCTIONS, activation, func_name, power
 from derive.checker.lets import with_lets
 from derive.checker.names import Names, RefKind
+from derive.checker.runs import reach
 from derive.checker.visitor import Op, Visitor, is_op
 from derive.errors import DeriveError
 from derive.symbolic import ir
@@ -42,12 +43,16 @@ class ToIr(Visitor):
             return ir.adjoint(ref.value)
         if ref.kind == RefKind.ONE:
             return sp.Integer(1)
+        if ref.kind == RefKind.CONST:
+            return ref.value
         if ref.kind == RefKind.PARAM and not ref.value.is_matrix:
             return ref.value.symbol
         raise NotSymbolic
 
     def visit_Call(self, node):
         name = func_name(node.func)
+        if name in BINARY and len(node.args) == 2 and not node.prime:
+            return BINARY[name][1](*(self.visit(a) for a in node.args)) ** power(node)
         if len(node.args) != 1:
             raise NotSymbolic
         arg = self.visit(node.args[0])
@@ -110,9 +115,10 @@ def symbolic_equal(d, names: Names, rhs, derived, seconds: float = 2.0):
         claim = with_lets(names.lets, rhs, walker.visit, walker.let_values)
     except (NotSymbolic, DeriveError):
         return None
+    steps = range(-reach(d.cell), reach(d.cell) + 1)  # t-1 .. t+1, or t+k for a tap x_{t-k}
     outs = {}
     for act, out in d.forward.items():
-        for k in (-1, 0, 1):
+        for k in steps:
             outs[ir.shift(out, k)] = ir.shift(act, k)
     states = {ir.ref(s).key for s in d.cell.states}
     inner = {ir.adjoint(a.target): a.expr for a in d.adjoints if ir.ref(a.target).key not in states}
@@ -123,10 +129,18 @@ def symbolic_equal(d, names: Names, rhs, derived, seconds: float = 2.0):
             break
         diff = nxt
     diff = diff.xreplace(outs)
+    # the pre-activations derive introduced (z_{c,1,t} = s_t - \beta), by their definitions: a claim
+    # may write either
+    aux = {ir.shift(a.target, k): ir.shift(a.rhs, k) for a in d.cell.assignments if a.aux for k in steps}
+    forms = (diff, diff.xreplace(aux)) if aux else (diff,)
 
     def vanishes() -> bool:
-        zero = sp.expand(diff)
-        return bool(zero == 0 or sp.simplify(zero) == 0)
+        zeros = []
+        for e in forms:  # the cheap test on each form before the slow one
+            zeros.append(sp.expand(e))
+            if zeros[-1] == 0:
+                return True
+        return any(sp.simplify(z) == 0 for z in zeros)
 
     try:
         return True if within(seconds, vanishes) else None

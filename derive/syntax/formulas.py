@@ -90,8 +90,10 @@ WS: /([ \t\n&]|\\[,;!:]|\\quad|\\qquad)+/
 %ignore WS
 """
 
-#: Greek letters that are names (constants and activation parameters), not functions
-GREEK = "alpha|beta|gamma|lambda|pi|theta|epsilon|kappa|mu|tau|eta|rho|omega"
+#: Greek letters that are names (constants a spec declares, activation parameters), not functions;
+#: \sigma, \phi and \Phi are functions (the sigmoid, an activation, the normal CDF)
+GREEK = ("alpha|beta|gamma|lambda|pi|theta|epsilon|kappa|mu|tau|eta|rho|omega|zeta|nu|xi|chi|psi|iota|upsilon"
+         "|varepsilon|vartheta|varrho|varpi|Gamma|Theta|Lambda|Xi|Pi|Upsilon|Psi|Omega")
 GRAMMAR = GRAMMAR.replace("GREEK", GREEK)
 _parser = Lark(GRAMMAR, parser="lalr", propagate_positions=True, maybe_placeholders=False)
 
