@@ -31,7 +31,9 @@ from derive import workspace as _workspace
 
 NAME = "mgu"
 STATES = ["h"]
-#: the size of each state and of the output: H hidden, P projected (proj_size)
+#: the size of the input (I, or H when the spec declares sizes = { x = "H" }), of each
+#: state and of the output: H hidden, P projected (proj_size)
+INPUT_DIM = "I"
 STATE_DIMS = {"h": "H"}
 OUTPUT_DIM = "H"
 PARAMS = {"W_xf": "H x I", "W_hf": "H x H", "b_f": "H", "W_xh": "H x I", "W_hh": "H x H", "b_h": "H"}

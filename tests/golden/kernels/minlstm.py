@@ -31,7 +31,9 @@ from derive import workspace as _workspace
 
 NAME = "minlstm"
 STATES = ["h"]
-#: the size of each state and of the output: H hidden, P projected (proj_size)
+#: the size of the input (I, or H when the spec declares sizes = { x = "H" }), of each
+#: state and of the output: H hidden, P projected (proj_size)
+INPUT_DIM = "I"
 STATE_DIMS = {"h": "H"}
 OUTPUT_DIM = "H"
 PARAMS = {"W_f": "H x I", "b_f": "H", "W_i": "H x I", "b_i": "H", "W_h": "H x I", "b_h": "H"}

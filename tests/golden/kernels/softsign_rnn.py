@@ -28,7 +28,9 @@ from derive.kernels import activations as _act
 
 NAME = "softsign_rnn"
 STATES = ["h"]
-#: the size of each state and of the output: H hidden, P projected (proj_size)
+#: the size of the input (I, or H when the spec declares sizes = { x = "H" }), of each
+#: state and of the output: H hidden, P projected (proj_size)
+INPUT_DIM = "I"
 STATE_DIMS = {"h": "H"}
 OUTPUT_DIM = "H"
 PARAMS = {"W_xh": "H x I", "W_hh": "H x H", "b_h": "H"}
