@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -305,3 +306,24 @@ def test_a_formula_katex_cannot_read_fails_with_its_message():
         r.close()
     assert "katex-display" in good["html"] and "error" not in good
     assert "html" not in bad and "expected" in bad["error"]
+
+
+def test_a_paper_count_that_is_not_the_derivations_stops_the_build(tmp_path):
+    """The [paper] count is a claim: checked with derive check when the page is made; a wrong
+    one is a located error (the count's line in the spec), a right one is shown with its
+    verdict."""
+    from derive.docs.paper import paper_section
+    from derive.symbolic import bptt
+
+    text = (resources.files("derive.cells") / "mgu.toml").read_text(encoding="utf-8")
+    good = tmp_path / "mgu_copy.toml"
+    good.write_text(text.replace('name = "mgu"', 'name = "mgu_copy"'))
+    section = paper_section("mgu_copy", bptt.derive(spec.load(str(good))))
+    assert section["count"]["latex"] == "2 I H + 2 H^2 + 2 H" and "equal" in section["count"]["how"]
+    assert [r["spec"] for r in section["rows"]] == spec.load(str(good)).equations
+    bad = tmp_path / "mgu_wrong.toml"
+    bad.write_text(good.read_text().replace('count = "2 I H + 2 H^2 + 2 H"', 'count = "2 I H + 2 H^2 + 3 H"'))
+    line = next(i for i, ln in enumerate(bad.read_text().splitlines(), 1) if ln.startswith("count ="))
+    with pytest.raises(derive.DeriveError) as e:
+        paper_section("mgu_wrong", bptt.derive(spec.load(str(bad))))
+    assert str(e.value).startswith(f"{bad}:{line}:1: error: [paper] count '2 I H + 2 H^2 + 3 H'"), str(e.value)

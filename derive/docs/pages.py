@@ -25,7 +25,7 @@ import jinja2
 import numpy as np
 
 from derive import activations as acts
-from derive.symbolic import bptt, counts, spec
+from derive.symbolic import bptt, counts, functions, spec
 from derive.symbolic.cell import H, I, P
 from derive.runtime.kernels import kernel
 from derive.summary.cell import collect as collect_cell
@@ -228,8 +228,10 @@ def _check_context() -> dict:
 
 def _specs_context() -> dict:
     root = Path(resources.files("derive.cells"))
+    sru = (root / "sru.toml").read_text(encoding="utf-8")
     return {"lstm_toml": (root / "lstm.toml").read_text(encoding="utf-8"),
-            "gru_toml": (root / "gru.toml").read_text(encoding="utf-8"), "cells": _cells()}
+            "gru_toml": (root / "gru.toml").read_text(encoding="utf-8"), "cells": _cells(),
+            "sru_paper": sru[sru.index("[paper]"):], "functions": functions.FUNCTIONS}
 
 
 def _zoo_context() -> dict:

@@ -12,6 +12,7 @@ from itertools import zip_longest
 from derive.checker.claims import check
 from derive.checker.result import Verdict
 from derive.errors import DeriveError
+from derive.symbolic import spec
 from derive.symbolic.bptt import Derivation
 
 
@@ -26,7 +27,7 @@ def paper_section(name: str, d: Derivation) -> dict | None:
     out = {"rows": rows if paper_lines else [], "symbols": table.get("symbols", ""),
            "implementation": table.get("implementation", ""), "count": None}
     if "count" in table:
-        result = check(name, "N = " + table["count"])
+        result = check(name if name in spec.builtin_names() else cell.source, "N = " + table["count"])
         if result.verdict == Verdict.WRONG:
             raise DeriveError(f"[paper] count {table['count']!r} is not the derivation's: "
                               f"{result.derived}; {result.hint}", cell.meta.get("paper_count_at"), cell.source)

@@ -82,7 +82,7 @@ FUNCTIONS = (
     SpecFunction((r"\log", r"\ln"), 1, sp.log, "natural logarithm; derivative 1/x", "positive"),
     SpecFunction((r"\sqrt",), 1, sp.sqrt, "square root, also \\sqrt{x}; derivative 1/(2 sqrt x)", "non-negative"),
     SpecFunction((r"\abs", r"\operatorname{abs}"), 1, sp.Abs,
-                 "absolute value, also |x|; derivative sign x (0 at 0, as torch.abs)"),
+                 "absolute value, also written between bars; derivative sign x (0 at 0, as torch.abs)"),
     SpecFunction((r"\max",), 2, maximum, "max(a, b); the gradient at a tie is split 1/2, 1/2 (torch.maximum)"),
     SpecFunction((r"\min",), 2, minimum, "min(a, b); the gradient at a tie is split 1/2, 1/2 (torch.minimum)"),
 )
