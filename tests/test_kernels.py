@@ -280,8 +280,9 @@ def test_truncated_bptt_is_full_bptt_of_the_last_k_steps(name):
 #: cells whose equations, computed as written, leave float32 at inputs of size 1e4: the limit
 #: is asserted (the row must go when the kernel learns a stable form)
 EXTREME_LIMITS = {
-    "slstm": "log(f_t) with f_t = sigma(z) is log 0 once sigma underflows (z < -104); its "
-             "gradient divides by f_t (a stable form: log sigma(z) = -softplus(-z))",
+    "slstm": "log(f_t) with f_t = sigma(z) is log 0 once sigma underflows (z < -104), and SymPy "
+             "splits exp(log f_t + m_{t-1} - m_t) into f_t exp(m_{t-1} - m_t), whose second factor "
+             "overflows then (stable forms: logsigmoid(z), the exponential kept whole)",
     "minlstm": "f_t / (f_t + i_t) is 0 / 0 when both sigmoids underflow",
 }
 
