@@ -114,9 +114,8 @@ TABLE = [
      "counterexample"),
     ("slstm", r"\frac{\partial c_t}{\partial n_{t-1}} = 0", "correct", ""),
     ("slstm", r"\frac{\partial c_t}{\partial c_{t-1}} = 0", "wrong", "f^_t = "),
-    ("slstm", r"\delta z_{\hat{f},1,t} = \delta \hat{f}_t \odot f_t \odot e^{z_{\hat{f},1,t}}", "correct",
-     "symbolically"),
-    ("slstm", r"\delta z_{\hat{f},1,t} = \delta \hat{f}_t \odot f_t", "wrong", "counterexample"),
+    ("slstm", r"\delta z_{\hat{f},t} = \delta \hat{f}_t \odot e^{z_{\hat{f},t}}", "correct", "symbolically"),
+    ("slstm", r"\delta z_{\hat{f},t} = \delta \hat{f}_t \odot f_t", "wrong", "counterexample"),
     # an input tap x_{t-1} (QRNN, window 2): its term reaches dx_t from step t+1
     ("qrnn_f_w2", QRNN_DX, "correct", "symbolically"),
     ("qrnn_f_w2", QRNN_DX.replace(r" + W_{z1}^\top \delta z_{z,t+1}", ""), "wrong",

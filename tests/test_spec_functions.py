@@ -171,6 +171,26 @@ h_t = \tanh(U h_{t-1} + \log(n_{t-1}) + \sqrt{n_{t-1} + 1})""", states='["h", "n
     assert set(k.STATES) == {"h", "n"}
 
 
+def test_an_exponential_of_a_log_is_kept_whole(tmp_path):
+    """SymPy writes exp(log f + a) as f exp(a), whose second factor overflows where f underflows
+    (the sLSTM's stabilised forget gate); derive keeps an exponential that is an equation's whole
+    right side whole, so its argument is the pre-activation and the kernel's value at f = 0 is
+    exp(-inf) = 0, not 0 * inf. (Inside a product SymPy's Mul may still split it.)"""
+    path = tmp_path / "whole.toml"
+    path.write_text(spec(r"""f_t = \sigma(A x_t)
+g_t = \exp(\log(f_t) + U h_{t-1} - 1)
+h_t = g_t \odot \tanh(V x_t)""", name="whole"))
+    cell = derive.load(str(path))
+    products = [a for a in cell.assignments if a.target.name.startswith("z") and "log" in str(a.rhs)]
+    assert len(products) == 1, [str(a.rhs) for a in cell.assignments]  # log f_t + U h - 1, named
+    k = derive.kernel(str(path))
+    params = {n: np.ones_like(a) for n, a in k.init_params(2, 3).items()}
+    params["A"][:] = -1e3  # f_t underflows to 0
+    with np.errstate(divide="ignore"):  # log 0 = -inf: the value, then exp(-inf) = 0
+        y, _, _ = k.forward(np.ones((2, 1, 2)), None, params)
+    assert np.array_equal(y, np.zeros_like(y))
+
+
 def test_counts_of_a_cell_whose_input_has_the_hidden_size(specs):
     """MUT1-like: the count keeps its I (2IH + ... with I = H); another input size is refused."""
     cell = derive.load(specs["input_is_hidden"])

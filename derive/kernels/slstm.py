@@ -14,8 +14,8 @@ The step, as derived (page: cells/slstm.md; z_(v,t) are the pre-activations):
     m_t = max(m_{t-1} + log(f_t), i~_t)
     z_{i^,t} = i~_t - m_t
     i^_t = exp(z_{i^,t})
-    z_{f^,1,t} = m_{t-1} - m_t
-    f^_t = f_t ⊙ exp(z_{f^,1,t})
+    z_{f^,t} = m_{t-1} + log(f_t) - m_t
+    f^_t = exp(z_{f^,t})
     c_t = f^_t ⊙ c_{t-1} + i^_t ⊙ z_t
     n_t = i^_t + f^_t ⊙ n_{t-1}
     h_t = c_t ⊙ o_t ⊙ 1/n_t
@@ -28,7 +28,7 @@ parameters W_z (H x I), R_z (H x H), b_z (H), W_i (H x I), R_i (H x H), b_i (H),
 
 Float32 in gives float32 out (every array float32), float64 gives float64; other dtypes are refused. The loop allocates
 nothing: GEMM products and elementwise results go to buffers made before it. Fused GEMMs
-(one matrix per argument, columns in block order i_hat | f_hat_1 | f | o | z | i_tilde):
+(one matrix per argument, columns in block order i_hat | f_hat | f | o | z | i_tilde):
     h: R_f h_{t-1}, R_o h_{t-1}, R_z h_{t-1}, R_i h_{t-1}
     x: W_f x_t, W_o x_t, W_z x_t, W_i x_t
 """
@@ -94,7 +94,7 @@ def _forward(x, states0, params):
     H = W_z.shape[0]
     states0 = _interop.initial_states(states0, {'h': H, 'c': H, 'n': H, 'm': H}, B, dtype)
     s_i_hat = slice(0, H)
-    s_f_hat_1 = slice(H, 2*H)
+    s_f_hat = slice(H, 2*H)
     s_f = slice(2*H, 3*H)
     s_o = slice(3*H, 4*H)
     s_z = slice(4*H, 5*H)
@@ -107,7 +107,7 @@ def _forward(x, states0, params):
     W_h = np.ascontiguousarray(np.concatenate([0.5 * R_f, 0.5 * R_o, R_z, R_i]).T)  # (H, columns f | o | z | i_tilde)
     W_x = np.concatenate([0.5 * W_f, 0.5 * W_o, W_z, W_i]).T  # (I, columns f | o | z | i_tilde)
     
-    z = WORKSPACE.empty('z', (T, B, 6*H), dtype)  # pre-activations, columns z_i_hat | z_f_hat_1 | z_f/2 | z_o/2 | z_z | z_i_tilde
+    z = WORKSPACE.empty('z', (T, B, 6*H), dtype)  # pre-activations, columns z_i_hat | z_f_hat | z_f/2 | z_o/2 | z_z | z_i_tilde
     # (z/2 where the weights and biases above are halved: sigma(z) = (1 + tanh(z/2)) / 2)
     # input projection of every step in one GEMM
     z.reshape(T * B, 6*H)[:, slice(2*H, 6*H)][...] = x.reshape(T * B, I) @ W_x
@@ -132,7 +132,7 @@ def _forward(x, states0, params):
     _h1 = np.empty((B, H), dtype)  # scratch
     # views of every step (a step takes one index of each) and of the reused buffers
     z_i_hat_all = z[:, :, s_i_hat]
-    z_f_hat_1_all = z[:, :, s_f_hat_1]
+    z_f_hat_all = z[:, :, s_f_hat]
     f_all = a[:, k_f].reshape(T, B, H)
     o_all = a[:, k_o].reshape(T, B, H)
     z_z_all = z[:, :, s_z]
@@ -144,7 +144,7 @@ def _forward(x, states0, params):
     
     for t in range(T):
         z_i_hat_t = z_i_hat_all[t]
-        z_f_hat_1_t = z_f_hat_1_all[t]
+        z_f_hat_t = z_f_hat_all[t]
         f_t = f_all[t]
         o_t = o_all[t]
         z_z_t = z_z_all[t]
@@ -182,13 +182,14 @@ def _forward(x, states0, params):
         np.maximum(_h0, i_tilde_t, out=m_t)
         # z_{i^,t} = i~_t - m_t
         np.subtract(i_tilde_t, m_t, out=z_i_hat_t)
-        # z_{f^,1,t} = m_{t-1} - m_t
-        np.subtract(m_prev, m_t, out=z_f_hat_1_t)
+        # z_{f^,t} = m_{t-1} + log(f_t) - m_t
+        np.log(f_t, out=_h0)
+        np.add(m_prev, _h0, out=z_f_hat_t)
+        np.subtract(z_f_hat_t, m_t, out=z_f_hat_t)
         # i^_t = exp(z_{i^,t})
         np.exp(z_i_hat_t, out=i_hat_t)
-        # f^_t = f_t ⊙ exp(z_{f^,1,t})
-        np.exp(z_f_hat_1_t, out=_h0)
-        np.multiply(f_t, _h0, out=f_hat_t)
+        # f^_t = exp(z_{f^,t})
+        np.exp(z_f_hat_t, out=f_hat_t)
         # c_t = f^_t ⊙ c_{t-1} + i^_t ⊙ z_t
         np.multiply(c_prev, f_hat_t, out=c_t)
         np.multiply(i_hat_t, z_t, out=_h0)
@@ -244,7 +245,7 @@ def _backward(dy, dstates_T, cache, params, truncate):
     T, B, I = x.shape
     H = W_z.shape[0]
     s_i_hat = slice(0, H)
-    s_f_hat_1 = slice(H, 2*H)
+    s_f_hat = slice(H, 2*H)
     s_f = slice(2*H, 3*H)
     s_o = slice(3*H, 4*H)
     s_z = slice(4*H, 5*H)
@@ -257,7 +258,7 @@ def _backward(dy, dstates_T, cache, params, truncate):
     W_x = np.concatenate([W_f, W_o, W_z, W_i]).T  # (I, columns f | o | z | i_tilde)
     
     steps = T if truncate is None else max(0, min(T, int(truncate)))
-    dz = WORKSPACE.empty('dz', (T, B, 6*H), dtype)  # adjoints of the pre-activations (and products), di_hat | df_hat_1 | df | do | dz | di_tilde
+    dz = WORKSPACE.empty('dz', (T, B, 6*H), dtype)  # adjoints of the pre-activations (and products), di_hat | df_hat | df | do | dz | di_tilde
     da = np.empty(B * 6*H, dtype)  # adjoints of the gate outputs, block-major as a step of a
     dy_zero = np.zeros((B, H), dtype)  # dy_t when dy is None
     dh_carry = np.zeros((B, H), dtype)
@@ -289,12 +290,11 @@ def _backward(dy, dstates_T, cache, params, truncate):
     _h2 = np.empty((B, H), dtype)  # scratch
     _h3 = np.empty((B, H), dtype)  # scratch
     # views of every step (a step takes one index of each) and of the reused buffers
-    z_f_hat_1_all = z[:, :, s_f_hat_1]
     f_all = a[:, k_f].reshape(T, B, H)
     o_all = a[:, k_o].reshape(T, B, H)
     z_all = a[:, k_z].reshape(T, B, H)
     dz_i_hat_all = dz[:, :, s_i_hat]
-    dz_f_hat_1_all = dz[:, :, s_f_hat_1]
+    dz_f_hat_all = dz[:, :, s_f_hat]
     df_t = da[k_f].reshape(B, H)
     do_t = da[k_o].reshape(B, H)
     dz_z_all = dz[:, :, s_z]
@@ -306,12 +306,11 @@ def _backward(dy, dstates_T, cache, params, truncate):
     dz_fozi_tilde_cols_all = dz[:, :, s_fozi_tilde]
     
     for t in range(T - 1, T - 1 - steps, -1):
-        z_f_hat_1_t = z_f_hat_1_all[t]
         f_t = f_all[t]
         o_t = o_all[t]
         z_t = z_all[t]
         dz_i_hat_t = dz_i_hat_all[t]
-        dz_f_hat_1_t = dz_f_hat_1_all[t]
+        dz_f_hat_t = dz_f_hat_all[t]
         dz_z_t = dz_z_all[t]
         dz_i_tilde_t = dz_i_tilde_all[t]
         a_fo = a_fo_all[t]
@@ -346,14 +345,12 @@ def _backward(dy, dstates_T, cache, params, truncate):
         # di^_t = dc_t ⊙ z_t + dn_t
         np.multiply(dc_t, z_t, out=_h0)
         np.add(dn_t, _h0, out=di_hat_t)
-        # dz_{f^,1,t} = df^_t ⊙ f_t ⊙ exp(z_{f^,1,t})
-        np.multiply(df_hat_t, f_t, out=dz_f_hat_1_t)
-        np.exp(z_f_hat_1_t, out=_h0)
-        np.multiply(dz_f_hat_1_t, _h0, out=dz_f_hat_1_t)
+        # dz_{f^,t} = df^_t ⊙ f^_t
+        np.multiply(df_hat_t, f_hat_t, out=dz_f_hat_t)
         # dz_{i^,t} = di^_t ⊙ i^_t
         np.multiply(di_hat_t, i_hat_t, out=dz_i_hat_t)
-        # dm_t = -dz_{i^,t} + -dz_{f^,1,t} + dm_{t+1} ⊙ H(m_t + log(f_{t+1}) - i~_{t+1}) + dz_{f^,1,t+1}
-        np.subtract(dm_carry, dz_f_hat_1_t, out=dm_t)
+        # dm_t = -dz_{i^,t} + -dz_{f^,t} + dm_{t+1} ⊙ H(m_t + log(f_{t+1}) - i~_{t+1}) + dz_{f^,t+1}
+        np.subtract(dm_carry, dz_f_hat_t, out=dm_t)
         np.subtract(dm_t, dz_i_hat_t, out=dm_t)
         # di~_t = dm_t ⊙ H(i~_t - m_{t-1} - log(f_t)) + dz_{i^,t}
         np.subtract(i_tilde_t, m_prev, out=_h2)
@@ -367,9 +364,8 @@ def _backward(dy, dstates_T, cache, params, truncate):
         # do_t = dh_t ⊙ c_t ⊙ 1/n_t
         np.multiply(c_t, dh_t, out=do_t)
         np.divide(do_t, n_t, out=do_t)
-        # df_t = dm_t ⊙ 1/f_t ⊙ H(m_{t-1} + log(f_t) - i~_t) + df^_t ⊙ exp(z_{f^,1,t})
-        np.exp(z_f_hat_1_t, out=_h0)
-        np.multiply(df_hat_t, _h0, out=df_t)
+        # df_t = dm_t ⊙ 1/f_t ⊙ H(m_{t-1} + log(f_t) - i~_t) + dz_{f^,t} ⊙ 1/f_t
+        np.divide(dz_f_hat_t, f_t, out=df_t)
         np.log(f_t, out=_h3)
         np.add(m_prev, _h3, out=_h2)
         np.subtract(_h2, i_tilde_t, out=_h2)
@@ -393,13 +389,13 @@ def _backward(dy, dstates_T, cache, params, truncate):
         np.multiply(dc_t, f_hat_t, out=dc_carry)
         # dn_{t-1} = dn_t ⊙ f^_t
         np.multiply(dn_t, f_hat_t, out=dn_carry)
-        # dm_{t-1} = dm_t ⊙ H(m_{t-1} + log(f_t) - i~_t) + dz_{f^,1,t}
+        # dm_{t-1} = dm_t ⊙ H(m_{t-1} + log(f_t) - i~_t) + dz_{f^,t}
         np.log(f_t, out=_h3)
         np.add(m_prev, _h3, out=_h2)
         np.subtract(_h2, i_tilde_t, out=_h2)
         np.heaviside(_h2, 0.5, out=_h1)
         np.multiply(dm_t, _h1, out=_h0)
-        np.add(dz_f_hat_1_t, _h0, out=dm_carry)
+        np.add(dz_f_hat_t, _h0, out=dm_carry)
     
     lo = T - steps  # the first step the gradient reached
     grads = {}

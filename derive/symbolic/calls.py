@@ -102,6 +102,10 @@ class Calls:
             return Val(fn.build(a.expr, b.expr) ** node.exponent, kind, dim)
         (v,) = vals
         head = act if act is not None else fn.build
+        if head is sp.exp:  # kept whole: SymPy would split exp(log f + a) into f exp(a), which overflows where
+            # f underflows (the sLSTM's f-hat); whole, its argument becomes the pre-activation (a product's
+            # Mul may still split it)
+            return Val(sp.exp(v.expr, evaluate=False) ** node.exponent, v.kind, v.dim)
         return Val(head(v.expr) ** node.exponent, v.kind, v.dim)
 
     def scaled_call(self, node: Call, user: str) -> Val:
