@@ -327,3 +327,34 @@ def test_a_paper_count_that_is_not_the_derivations_stops_the_build(tmp_path):
     with pytest.raises(derive.DeriveError) as e:
         paper_section("mgu_wrong", bptt.derive(spec.load(str(bad))))
     assert str(e.value).startswith(f"{bad}:{line}:1: error: [paper] count '2 I H + 2 H^2 + 3 H'"), str(e.value)
+
+
+@pytest.mark.parametrize("reference,shown", [
+    ("Elman (1990), Finding Structure in Time", "Elman (1990)"),
+    ("Hochreiter & Schmidhuber (1997), Long Short-Term Memory", "Hochreiter & Schmidhuber (1997)"),
+    ("Greff et al. (2017), LSTM: A Search Space Odyssey", "Greff et al. (2017)"),
+    ("Sak, Senior & Beaufays (2014), Long Short-Term Memory ...", "Sak et al. (2014)"),
+    ("PyTorch torch.nn.RNN", ""),
+])
+def test_the_zoo_names_a_cells_paper(reference, shown):
+    from derive.docs import zoo
+
+    assert zoo.paper_of([reference]) == shown
+
+
+def test_the_zoos_jacobian_norm_is_the_product_of_the_step_jacobians():
+    """For the Elman RNN, d h_t / d h_0 = prod_k diag(1 - h_k^2) W_hh, computed here with NumPy
+    from the same parameters and inputs: the zoo's figure (from the kernel's backward) agrees."""
+    from derive.docs import zoo
+
+    k = derive.kernel("rnn_tanh")
+    p = k.init_params(zoo.HIDDEN, zoo.HIDDEN, seed=zoo.SEED)
+    x = np.random.default_rng(zoo.SEED + 1).standard_normal((3, zoo.HIDDEN))
+    h, J = np.zeros(zoo.HIDDEN), np.eye(zoo.HIDDEN)
+    expected = []
+    for t in range(3):
+        h = np.tanh(p["W_xh"] @ x[t] + p["W_hh"] @ h + p["b_h"])
+        J = np.diag(1 - h ** 2) @ p["W_hh"] @ J
+        expected.append(np.linalg.norm(J, 2))
+    shown = zoo.state_jacobian_norms("rnn_tanh", steps=(1, 2, 3))
+    assert shown == [float(f"{e:.3g}") for e in expected]

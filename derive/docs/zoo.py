@@ -49,11 +49,13 @@ def state_jacobian_norms(name: str, steps=STEPS) -> list[float]:
 
 
 def paper_of(references: list[str]) -> str:
-    """"Greff et al. (2017)" from the first reference, or "" when it names no year."""
-    if not references:
-        return ""
-    m = re.match(r"\s*([^,(&]+?)\s*(,|&|\()[^()]*?\((\d{4})\)", references[0])
+    """"Greff et al. (2017)", "Hochreiter & Schmidhuber (1997)", "Elman (1990)" from the first
+    reference, or "" when it names no year."""
+    m = re.match(r"\s*([^()]+?)\s*\((\d{4})\)", references[0]) if references else None
     if not m:
         return ""
-    many = m.group(2) in ",&"
-    return f"{m.group(1)}{' et al.' if many else ''} ({m.group(3)})"
+    authors, year = m.group(1), m.group(2)
+    if "," in authors or "et al." in authors:
+        first = re.split(r",| et al\.", authors)[0]
+        return f"{first} et al. ({year})"
+    return f"{authors} ({year})"
