@@ -230,3 +230,28 @@ def gradient_keys(grads, keys) -> list:
     if missing:
         raise DeriveError(f"keys {', '.join(missing)} are not among the gradients")
     return keys
+
+
+# ------------------------------------------------------------------ a cell's clock (symbolic/clock.py)
+def clock_modules(H: int, modules: int) -> int:
+    """k = H / g, the units per module; H must be a multiple of the clock's g modules."""
+    if H % modules:
+        raise DeriveError(f"the hidden size {H} is not a multiple of the clock's {modules} modules (H = g k)")
+    return H // modules
+
+
+def clock_mask(T: int, H: int, periods, t0, dtype) -> np.ndarray:
+    """m for steps t0 .. t0 + T - 1, (T, 1, H): 1 where the unit's module runs (t mod T_i = 0), else 0."""
+    t0 = whole(t0, "t0")
+    if t0 < 0:
+        raise DeriveError(f"t0 (the index of the first step) must be 0 or more, got {t0}")
+    k = clock_modules(H, len(periods))
+    period = np.repeat(np.asarray(periods, dtype=np.int64), k)  # each unit's module's period
+    steps = np.arange(t0, t0 + T, dtype=np.int64)
+    return (steps[:, None, None] % period[None, None, :] == 0).astype(dtype)
+
+
+def block_pattern(H: int, modules: int, dtype) -> np.ndarray:
+    """M (H, H): 1 where unit r's module is at most unit c's (block-upper-triangular), else 0."""
+    module = np.arange(H) // clock_modules(H, modules)
+    return (module[:, None] <= module[None, :]).astype(dtype)

@@ -28,6 +28,7 @@ ROWS = {
     "gru": verify.Sizes(T=3, I=2, H=2),
     "gru_cho": verify.Sizes(T=3, I=2, H=2),
     "indrnn": verify.Sizes(T=3, I=2, H=2),
+    "clockwork": verify.Sizes(T=4, I=1, H=4),  # g = 4 modules of 1 unit; steps 0-3 run periods 1, 2 (and 4 at 0)
     "lstmp": _small(P=1),
     **{f"greff_{v}": _small() for v in ("v", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg")},
     "greff_fgr": _SCALAR,
@@ -104,4 +105,30 @@ def test_witness_catches_a_wrong_sign():
     dz = d.adjoint("z")
     dz.own = [-t for t in dz.own]  # the classic (1 - z) versus z convention slip
     report = verify.compare(d, verify.Sizes(T=2, I=1, H=2), seed=3)
+    assert report.worst > 1e-3
+
+
+#: a clock of 2 modules of 2 units (H = 4), periods 1 and 3: over T = 4 steps module 2 runs at
+#: steps 0 and 3 only, and W_{hh} is block-upper-triangular (its lower-left block is no parameter)
+CLOCK_SPEC = _spec(r"""\tilde{h}_t = \tanh(W x_t + W_{hh} h_{t-1} + b)
+h_t = m_t \odot \tilde{h}_t + (1 - m_t) \odot h_{t-1}""") + \
+    '[clock]\nmodules = 2\nperiods = [1, 3]\nmask = "m"\nblock_triangular = ["W_{hh}"]\n'
+
+
+@pytest.mark.slow
+def test_a_clock_matches_sympy_diff_of_unrolled_loss():
+    d = bptt.derive(spec.parse_spec(CLOCK_SPEC, source="clock.toml"))
+    report = verify.compare(d, verify.Sizes(T=4, I=1, H=4), seed=5)
+    # W: 4, W_hh: 12 free entries of 16, b: 4, x: 4, h_0: 4
+    assert report.quantities == 4 + 12 + 4 + 4 + 4
+    assert report.worst < TOLERANCE, f"worst {report.worst:.3e} at {report.worst_name}"
+    assert report.jacobian_worst < TOLERANCE
+
+
+def test_witness_catches_a_missing_clock_mask():
+    """dh~_t = dh_t (.) m_t with the mask dropped: a module that waits would pass its gradient on."""
+    d = bptt.derive(spec.load("clockwork"))
+    dh_tilde = next(a for a in d.adjoints if "h_tilde" in a.target.name)
+    dh_tilde.own = [t.subs(d.cell.clock.mask, 1) for t in dh_tilde.own]
+    report = verify.compare(d, verify.Sizes(T=3, I=1, H=4), seed=7)
     assert report.worst > 1e-3

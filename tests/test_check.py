@@ -116,6 +116,19 @@ TABLE = [
     ("slstm", r"\frac{\partial c_t}{\partial c_{t-1}} = 0", "wrong", "f^_t = "),
     ("slstm", r"\delta z_{\hat{f},t} = \delta \hat{f}_t \odot e^{z_{\hat{f},t}}", "correct", "symbolically"),
     ("slstm", r"\delta z_{\hat{f},t} = \delta \hat{f}_t \odot f_t", "wrong", "counterexample"),
+    # a clock (Clockwork RNN): the update mask m_t is a known vector; W_H is block-upper-triangular, so its
+    # gradient is compared on its free entries (the page writes M (.) sum_t ...)
+    ("clockwork", r"dh_t = dy_t + W_H^T dz_{\tilde{h},t+1} + dh_{t+1} \odot (1 - m_{t+1})", "correct", "symbolically"),
+    ("clockwork", r"dh_t = dy_t + W_H^T dz_{\tilde{h},t+1} + dh_{t+1}", "wrong",
+     "the term dh_{t+1} should be dh_{t+1} ⊙ (1 - m_{t+1})"),
+    ("clockwork", r"dW_H = \sum_t dz_{\tilde{h},t} h_{t-1}^\top", "correct", "on its free entries"),
+    ("clockwork", r"dW_H = \sum_t dz_{\tilde{h},t} h_t^\top", "wrong", "counterexample"),
+    ("clockwork", r"\frac{\partial h_t}{\partial h_{t-1}} = diag(1 - m_t) + diag(m_t \odot (1 - \tilde{h}_t^2)) W_H",
+     "correct", ""),
+    ("clockwork", r"\frac{\partial h_t}{\partial h_{t-1}} = diag(m_t \odot (1 - \tilde{h}_t^2)) W_H", "wrong",
+     "counterexample"),
+    ("clockwork", r"N = I H + \frac{5}{8} H^2 + H", "correct", "polynomials"),
+    ("clockwork", r"N = I H + H^2 + H", "wrong", "-3*H**2/8"),
     # an input tap x_{t-1} (QRNN, window 2): its term reaches dx_t from step t+1
     ("qrnn_f_w2", QRNN_DX, "correct", "symbolically"),
     ("qrnn_f_w2", QRNN_DX.replace(r" + W_{z1}^\top \delta z_{z,t+1}", ""), "wrong",

@@ -45,13 +45,21 @@ def directional(k, x, s0, params, w, v, key, u, eps=1e-6):
     return (L(1) - L(-1)) / (2 * eps)
 
 
+def fit(k, H):
+    """H, or the next multiple of a clock's modules (the Clockwork RNN: H = g k)."""
+    g = getattr(k, "CLOCK", {}).get("modules", 1)
+    return g * -(-H // g)
+
+
 def init(k, I, H, **kw):
     """init_params with P = H - 2 for a projecting cell (lstm_proj)."""
+    H = fit(k, H)
     return k.init_params(I, H, proj_size=H - 2 if "P" in k.STATE_DIMS.values() else None, **kw)
 
 
 def setup(k, T=4, B=3, I=3, H=5, seed=0, scale=2.0):
     rng = np.random.default_rng(seed)
+    H = fit(k, H)
     I = H if k.INPUT_DIM == "H" else I  # the spec declares sizes = { x = "H" }
     params = {n: scale * a for n, a in init(k, I, H, seed=seed + 1).items()}
     size = {"H": H, "P": H - 2}
@@ -81,7 +89,7 @@ def test_matches_the_derivation_evaluated_at_30_digits(name):
     k = derive.kernel(name)
     d = bptt.derive(spec.load(name))
     cell = d.cell
-    T, I, H = 3, 2, 3
+    T, I, H = 3, 2, fit(k, 3)
     rng, params, x, s0, w, v = setup(k, T=T, B=1, I=I, H=H, seed=3)
     y, sT, cache = k.forward(x, s0, params)
     g = k.backward(w, v, cache, params)
@@ -267,7 +275,8 @@ def test_truncated_bptt_is_full_bptt_of_the_last_k_steps(name):
     y, sT, cache = k.forward(x, s0, params)
     g = k.backward(w, v, cache, params, truncate=keep)
     _, mid, _ = k.forward(x[:-keep], s0, params)
-    y2, sT2, cache2 = k.forward(x[-keep:], mid, params)
+    later = {"t0": len(x) - keep} if hasattr(k, "CLOCK") else {}  # a clock counts on from the steps run
+    y2, sT2, cache2 = k.forward(x[-keep:], mid, params, **later)
     g2 = k.backward(w[-keep:], v, cache2, params)
     assert np.array_equal(g["x"][:-keep - reach], np.zeros_like(g["x"][:-keep - reach]))
     assert np.allclose(g["x"][-keep:], g2["x"], rtol=1e-12, atol=1e-13)
@@ -293,10 +302,11 @@ POSITIVE_STATES = {"slstm": ("n",)}
 def test_float32_stays_float32_and_extreme_inputs_stay_finite(name):
     k = derive.kernel(name)
     rng = np.random.default_rng(6)
-    I = 6 if k.INPUT_DIM == "H" else 8
-    params = {n: a.astype(np.float32) for n, a in init(k, I, 6, seed=7).items()}
+    H = fit(k, 6)
+    I = H if k.INPUT_DIM == "H" else 8
+    params = {n: a.astype(np.float32) for n, a in init(k, I, H, seed=7).items()}
     x = (rng.standard_normal((20, 4, I)) * 1e4).astype(np.float32)
-    width = {"H": 6, "P": 4}  # init gives P = H - 2
+    width = {"H": H, "P": H - 2}  # init gives P = H - 2
     s0 = {s: np.full((4, width[k.STATE_DIMS[s]]), 1.0 if s in POSITIVE_STATES.get(name, ()) else 0.0, np.float32)
           for s in k.STATES}
     errors = dict(all="raise")
@@ -435,3 +445,31 @@ def test_workspace_never_overwrites_what_a_caller_keeps(name):
     del y3, cache3, y2, sT2, cache2, g2
     k.WORKSPACE.clear()
     assert k.WORKSPACE.nbytes == 0
+
+
+def test_a_clock_counts_steps_from_t0_and_masks_its_block_triangular_matrix():
+    """Clockwork RNN (Koutnik et al. 2014): m_t from the periods, counted from t0; a sequence run in
+    two chunks (the second from t0 = the steps run) is the sequence run whole; W_H is used as
+    W_H (.) M and its gradient is zero below the blocks; H must be a multiple of the modules."""
+    k = derive.kernel("clockwork")
+    rng, params, x, s0, w, v = setup(k, T=9, B=2, I=3, H=8)
+    periods = k.CLOCK["periods"]
+    y, sT, cache = k.forward(x, s0, params)
+    unit_period = np.repeat(periods, 8 // len(periods))
+    assert np.array_equal(cache["m_all"][:, 0], (np.arange(9)[:, None] % unit_period == 0).astype(float))
+    # a module that does not run keeps its value: at step 1 only module 1 (units 0, 1) changes
+    assert np.array_equal(y[1][:, 2:], y[0][:, 2:]) and not np.allclose(y[1][:, :2], y[0][:, :2])
+    _, mid, _ = k.forward(x[:5], s0, params)
+    y2, sT2, _ = k.forward(x[5:], mid, params, t0=5)
+    np.testing.assert_allclose(y2, y[5:], rtol=1e-13, atol=1e-14)
+    # the entries below the blocks are no parameters: ignored forward, zero gradient
+    below = np.arange(8)[:, None] // 2 > np.arange(8)[None, :] // 2
+    assert np.all(k.init_params(3, 8)["W_H"][below] == 0)
+    noisy = dict(params, W_H=params["W_H"] + 5.0 * below)
+    np.testing.assert_array_equal(k.forward(x, s0, noisy)[0], y)
+    g = k.backward(w, v, cache, params)
+    assert np.all(g["W_H"][below] == 0) and np.any(g["W_H"][~below] != 0)
+    with pytest.raises(derive.DeriveError, match="not a multiple of the clock's 4 modules"):
+        k.forward(x, None, {"W_I": np.zeros((6, 3)), "W_H": np.zeros((6, 6)), "b": np.zeros(6)})
+    with pytest.raises(derive.DeriveError, match="t0"):
+        k.forward(x, s0, params, t0=-1)

@@ -83,7 +83,7 @@ ROWS = [
     row("qrnn_fo_w2", "matches", needs=_TAP, message="only states may be read at t-1"),
     row("qrnn_ifo_w2", "matches", needs=_TAP, message="only states may be read at t-1"),
     row("indrnn", "matches"),
-    row("clockwork", "refused", needs="time schedule: per-module periods, update mask m_t, block-triangular W_H",
+    row("clockwork", "matches", needs="time schedule: per-module periods, update mask m_t, block-triangular W_H",
         message="unknown key 'clock'"),
     row("mingru", "matches"),
     row("minlstm", "matches"),
@@ -213,7 +213,12 @@ def compare(cell: pc.Cell, k, keymap: dict, seed=0):
 
 
 def kernel_count(k, I, H, P):
-    return sum(int(a.size) for a in k.init_params(I, H, proj_size=P).values())
+    """The kernel's parameters: every entry, but those a clock fixes at zero (below the blocks of a
+    block-triangular matrix: module i reads modules j >= i, Koutnik et al. 2014)."""
+    masked = getattr(k, "CLOCK", {}).get("block_triangular", [])
+    g = getattr(k, "CLOCK", {}).get("modules", 1)
+    fixed = {n: sum(1 for r in range(H) for c in range(H) if r // (H // g) > c // (H // g)) for n in masked}
+    return sum(int(a.size) - fixed.get(n, 0) for n, a in k.init_params(I, H, proj_size=P).items())
 
 
 # ---------------------------------------------------------------- the table

@@ -23,6 +23,16 @@ c_t = i_t \odot c_{t-1}
 h_t = \tanh(c_t)
 """
 
+#: a Clockwork RNN's head and step (issue 17): [clock] follows the equations (lines 8 on)
+CLOCK_HEAD = 'name = "bad"\ninput = "x"\nstates = ["h"]\noutput = "h"\n'
+CLOCK_STEP = "h_t = m_t \\odot \\tanh(W x_t + U h_{t-1} + b) + (1 - m_t) \\odot h_{t-1}\n"
+CLOCK_OK = 'modules = 2\nperiods = [1, 2]\nmask = "m"\n'
+
+
+def clocked(table: str, equations: str = CLOCK_STEP) -> str:
+    return spec_with(equations, CLOCK_HEAD) + "[clock]\n" + table
+
+
 #: (what is wrong, spec text, expected line, expected column, words the message must have)
 CASES = [
     ("syntax: operator with no operand", spec_with("h_t = \\tanh(W_{hh} h_{t-1} + )\nc_t = c_{t-1}\n"),
@@ -84,6 +94,29 @@ CASES = [
     ("input sized P", spec_with(LSTM_OK, HEAD + 'sizes = { x = "P" }\n'), 5, 11, "the input x may be declared H"),
     ("input joins a state without I = H", spec_with("c_t = c_{t-1}\nh_t = \\tanh(W h_{t-1} + \\tanh(x_t)) \\odot c_t\n"),
      7, 25, 'declare sizes = { x = "H" } if the input has the hidden size'),
+    # [clock]: modules, periods, the update mask m_t and block-triangular matrices (Clockwork RNN)
+    ("clock: unknown key", clocked(CLOCK_OK + "speed = 3\n"), 12, 1, "unknown key 'speed' in [clock]"),
+    ("clock: equations inside it", CLOCK_HEAD + "[clock]\n" + CLOCK_OK + "equations = '''\n" + CLOCK_STEP + "'''\n",
+     9, 1, "equations is inside the [clock] table"),
+    ("clock: no mask", clocked("modules = 2\nperiods = [1, 2]\n"), 8, 1, "[clock] needs mask"),
+    ("clock: modules not an integer", clocked("modules = 1.5\nperiods = [1, 2]\nmask = \"m\"\n"), 9, 1,
+     "modules must be a positive integer"),
+    ("clock: a period per module", clocked("modules = 2\nperiods = [1]\nmask = \"m\"\n"), 10, 1,
+     "lists 1 periods for 2 modules"),
+    ("clock: zero period", clocked("modules = 2\nperiods = [0, 1]\nmask = \"m\"\n"), 10, 1,
+     "periods must be a list of g positive integers"),
+    ("clock: slowest first", clocked("modules = 2\nperiods = [4, 1]\nmask = \"m\"\n"), 10, 1, "fastest first"),
+    ("clock: mask with a time index", clocked("modules = 2\nperiods = [1, 2]\nmask = \"m_t\"\n"), 11, 1,
+     "is not a name such as m"),
+    ("clock: mask is a state", clocked("modules = 2\nperiods = [1, 2]\nmask = \"h\"\n"), 11, 1,
+     "[clock] mask h is also the state h_t"),
+    ("clock: mask at t-1", clocked(CLOCK_OK, "h_t = m_{t-1} \\odot \\tanh(W x_t + U h_{t-1})\n"), 6, 7,
+     "known at step t only"),
+    ("clock: mask never read", clocked(CLOCK_OK, "h_t = \\tanh(W x_t + U h_{t-1})\n"), 11, 1, "no equation reads m_t"),
+    ("clock: block-triangular vector", clocked(CLOCK_OK + 'block_triangular = ["b"]\n'), 12, 1,
+     "b is not a matrix parameter of the cell (matrices: W, U)"),
+    ("clock: block-triangular H x I", clocked(CLOCK_OK + 'block_triangular = ["W"]\n'), 12, 1,
+     "W is H x I; a block-triangular matrix maps the H units to the H units"),
 ]
 
 

@@ -156,6 +156,11 @@ def check_param(d, witness, names, f, param) -> Result:
     quantity = f"d{param.key}, the gradient of the loss with respect to {param.key} (summed over t)"
     derived = f"d{param.key} = sum_t " + " + ".join(
         f"{printing.text(g)} ({printing.text(a)})^T" if a is not None else printing.text(g) for g, a in grad.terms)
+    clock = d.cell.clock
+    masked = clock is not None and param.key in clock.masked
+    if masked:  # block-triangular (a clock): only the entries on and above the blocks are parameters
+        quantity += f", on its free entries (block-upper-triangular, {clock.modules} modules)"
+        derived = derived.replace(" = sum_t ", " = M (.) sum_t ", 1)
     body = f.rhs.args[0] if is_op(f.rhs, Op.SUM) else f.rhs
     points = 0
     steps = sizes(d.cell).T
@@ -169,6 +174,8 @@ def check_param(d, witness, names, f, param) -> Result:
             if t == 2:
                 used = {k + " (t=2)": val for k, val in u.items()}
         truth = as_float(grads[param.symbol])
+        if masked and np.shape(total) == truth.shape:
+            total = total * np.array(clock.block_pattern(truth.shape[0]), dtype=float)
         points += 1
         if not close(total, truth):
             hint = ""

@@ -88,6 +88,7 @@ class Names:
         self.renames = renames or {}
         self.param_alias = _param_aliases(cell)
         syms = [cell.input, *cell.states, *(a.target for a in cell.assignments)]
+        syms += [cell.clock.mask] if cell.clock is not None else []  # m_t, the clock's update mask
         self.parts = {ir.ref(s).key: (ir.ref(s).base, ir.ref(s).sub) for s in syms}
         self._dy = dy
 

@@ -107,6 +107,12 @@ def _render(data: dict, form: str) -> str:
     if not latex:
         lines.append("\nParameters")
         lines.extend(f"  {p['name']['text']}: {p['shape']}" for p in data["shapes"])
+        if data["clock"]:
+            c = data["clock"]
+            lines.append(f"\nClock: {c['text']}; {c['mask']['text']} is 1 on the units of the modules that run, "
+                         f"known (no gradient)")
+            lines.extend(f"  {w['text']} is block-upper-triangular: used as {w['text']} (.) M, gradient M (.) sum_t ..."
+                         for w in c["block_triangular"])
     section("Adjoints, last step to first", data["adjoints"],
             data["dy"][form] + "; terms at t+1 come from the next step and are 0 after the last")
     section("Input gradient", [data["input_gradient"]])

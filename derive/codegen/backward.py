@@ -10,7 +10,7 @@ from __future__ import annotations
 import sympy as sp
 
 from derive.codegen.ewise import OUTPUT_DERIVATIVE, derivative_call
-from derive.codegen.frame import Frame, fused_weights, sizes, slices, workspace
+from derive.codegen.frame import Frame, clock_lines, fused_weights, sizes, slices, workspace
 from derive.codegen.gradients import DX_ELEMENTWISE, after_loop, input_elementwise
 from derive.codegen.names import Buffer, Namer, code_name
 from derive.codegen.parts import GroupKind, dim_of
@@ -37,6 +37,7 @@ class Backward:
         p, cell, frame, w = self.p, self.cell, self.frame, self.p.w
         L = self.from_cache()
         L += sizes(p)
+        L += clock_lines(p, forward=False)
         L += slices(p)
         L.append("")
         L += fused_weights(p)

@@ -10,10 +10,10 @@ import sympy as sp
 
 from derive import activations as acts
 from derive.codegen.ewise import CodegenError
-from derive.codegen.frame import Frame, fused_weights, halve, sizes, slices, span_code, workspace
+from derive.codegen.frame import Frame, clock_lines, fused_weights, halve, sizes, slices, span_code, workspace
 from derive.codegen.names import Buffer, Namer, code_name
 from derive.codegen.parts import GroupKind, dim_of, terms
-from derive.codegen.plan import Plan
+from derive.codegen.plan import MASK_ALL, Plan
 from derive.symbolic import ir
 from derive.symbolic.printing import text as ir_text
 
@@ -45,6 +45,7 @@ class Forward:
         L += sizes(p)
         dims = ", ".join(f"{ir.ref(s).key!r}: {dim_of(cell, s)}" for s in cell.states)
         L.append(f"states0 = _interop.initial_states(states0, {{{dims}}}, {w.B}, dtype)")
+        L += clock_lines(p, forward=True)
         L += slices(p)
         L.append("")
         L.append("# fused weights: one matrix per GEMM argument, columns in the order of the blocks")
@@ -161,6 +162,8 @@ class Forward:
         keep.update({n: n for n in [Namer.states(s) for s in cell.states] + sorted({n for n in p.saved.values() if n})})
         keep.update({n: n for n in [Namer.product(g.name, "_all") for g in p.groups if g.kept]})
         keep.update({n: n for n in [Namer.arg_buffer(g.name, "_all") for g in p.groups if g.kind == GroupKind.LATE]})
+        if cell.clock is not None:
+            keep[MASK_ALL] = MASK_ALL
         return ["cache = {" + ", ".join(f"{k!r}: {v}" for k, v in keep.items()) + "}",
                 f"return {y}, {{{states}}}, cache"]
 

@@ -17,7 +17,7 @@ import sympy as sp
 from derive.codegen.ewise import Emitter, Pool
 from derive.codegen.names import Buffer, Namer, code_name
 from derive.codegen.parts import GroupKind, dim_of
-from derive.codegen.plan import Plan
+from derive.codegen.plan import MASK_ALL, Plan
 from derive.symbolic import ir
 
 #: the base of a step view -> how a step's columns are indexed in it (``a`` is (T, B * width))
@@ -74,6 +74,18 @@ def sizes(plan: Plan) -> list[str]:
     if plan.cell.input_size is not None and str(plan.cell.input_size) in done:  # sizes = { x = "H" }
         lines.append(f"_api.same_size(I, {plan.cell.input_size})  # the spec declares I = {plan.cell.input_size}")
     return lines
+
+
+def clock_lines(plan: Plan, forward: bool) -> list[str]:
+    """A clock's update mask of every step: the forward makes it from t0, the backward reads the cache
+    (the block-triangular matrices are masked where the functions bind them, ``cell_kernel.py.j2``)."""
+    clock = plan.cell.clock
+    if clock is None:
+        return []
+    if forward:
+        return [f"{MASK_ALL} = _api.clock_mask({plan.w.T}, {plan.sizes.get('H', 'H')}, CLOCK['periods'], t0, dtype)  "
+                f"# {code_name(clock.mask)} for steps t0 .. t0 + T - 1: 1 where the unit's module runs (t mod T_i = 0)"]
+    return [f"{MASK_ALL} = cache[{MASK_ALL!r}]"]
 
 
 def slices(plan: Plan) -> list[str]:
@@ -232,6 +244,8 @@ class Frame:
             L.append(f"{code_name(ir.at(s, -1))} = {n}[{w.t}]")
             L.append(f"{code_name(s)} = {n}[{w.t} + 1]")
         L.append(f"{p.step_names[self.cell.input]} = {w.x}[{w.t}]")
+        if self.cell.clock is not None:
+            L.append(f"{p.step_names[self.cell.clock.mask]} = {MASK_ALL}[{w.t}]")
         L.append(f"{namer.row(Buffer.Z)} = {w.z}[{w.t}]")
         for b in p.zblocks:
             self.step_view(Namer.z(b), Buffer.Z, namer.span([b]))

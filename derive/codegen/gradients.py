@@ -74,6 +74,10 @@ def after_loop(plan: Plan) -> list[str]:
         L.append(f"grads[{ir.ref(s).key!r}] = {Namer.carry(s)}")
     L.append("# weight gradients: sum_t g_t a_t^T, one GEMM per argument (as (a^T g)^T: BLAS is faster so)")
     L += weight_gradients(p)
+    if cell.clock is not None:
+        for key in cell.clock.masked:
+            L.append(f"grads[{key!r}] *= _api.block_pattern({p.sizes.get('H', 'H')}, {cell.clock.modules}, dtype)"
+                     f"  # M (.) sum_t ...: the entries below the blocks are no parameters")
     L.append(f"{w.dz_sum} = {w.dz}[lo:].sum(axis=(0, 1))")
     for pg in d.params:
         if pg.param.key in p.in_loop:

@@ -53,13 +53,17 @@ def context(d: Derivation, source: str) -> dict:
         "states": [(ir.ref(s).key, str(dim_of(cell, s))) for s in cell.states],
         "output": ir.ref(cell.output).key, "output_dim": str(dim_of(cell, cell.output)),
         "input_dim": str(cell.input_size or "I"), "params": params,
-        "locals": [(p.key, code_name(p.symbol)) for p in cell.params.values()], "x": plan.w.x,
+        "locals": [(p.key, code_name(p.symbol), cell.clock.modules if cell.clock and p.key in cell.clock.masked else None)
+                   for p in cell.params.values()], "x": plan.w.x,
         "forward": fwd, "backward": bwd, "uses_act": uses_act, "layouts": layouts(plan),
         "blocks": [b.name for b in plan.blocks],
         "gemms": {g.name: [ir_text(m) for m in g.atoms] for g in plan.groups},
         "gemm_table": {g.name: {"kind": str(g.kind), "in": spec_size(g.arg_dim),
                                 "out": [spec_size(plan.block_of(m).dim) for m in g.atoms]} for g in plan.groups},
         "dims": sorted({str(dim) for p in cell.params.values() for dim in p.shape}),
+        "clock": None if cell.clock is None else {
+            "modules": cell.clock.modules, "periods": list(cell.clock.periods), "mask": cell.clock.mask_key,
+            "block_triangular": list(cell.clock.masked)},
     }
 
 

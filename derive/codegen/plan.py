@@ -99,6 +99,15 @@ class Plan:
         return str(dim_of(self.cell, syms[0]))
 
 
+#: the clock's update mask of every step, (T, 1, H) (``kernelapi.clock_mask``)
+MASK_ALL = "m_all"
+
+
+def clock_mask(cell: Cell):
+    """The IR symbol of the clock's update mask m_t, or None."""
+    return cell.clock.mask if cell.clock is not None else None
+
+
 def _frozen(mapping: dict) -> Mapping:
     return MappingProxyType(dict(mapping))
 
@@ -143,7 +152,8 @@ def _saved(cell: Cell, d: Derivation, blocks) -> dict:
     for e in backward_exprs(d):
         for s in time_symbols(e):
             r = ir.ref(s)
-            if r.adjoint or r.time != 0 or s in gates or s in cell.states or s == cell.input or s in zs:
+            if r.adjoint or r.time != 0 or s in gates or s in cell.states or s == cell.input or s in zs \
+                    or s == clock_mask(cell):  # the clock's mask: the kernels keep it for every step (m_all)
                 continue
             saved[s] = Namer.saved(s)
         for f in e.atoms(acts.Activation):
@@ -285,6 +295,8 @@ def _step_names(cell: Cell, namer: Namer, blocks, saved: dict, groups) -> dict:
         names[s] = code_name(s)
         names[ir.at(s, -1)] = code_name(ir.at(s, -1))
     names[cell.input] = code_name(cell.input)
+    if cell.clock is not None:
+        names[cell.clock.mask] = code_name(cell.clock.mask)
     for b in blocks:
         if b.z is not None:
             names[b.z] = Namer.z(b)
@@ -325,6 +337,8 @@ def _claim_names(p: Plan) -> None:
         namer.claim_all(names, space)
         for s in cell.states:
             claim(Namer.states(s), s)
+        if cell.clock is not None:
+            claim(MASK_ALL, cell.clock.mask)
         for e, n in p.saved.items():
             if n is not None:
                 claim(n, e)
@@ -379,6 +393,8 @@ def _all_t_names(cell: Cell, namer: Namer, blocks, saved: dict) -> dict:
     for e, n in saved.items():
         if n:
             out[e] = f"{n}[lo:]"
+    if cell.clock is not None:
+        out[cell.clock.mask] = f"{MASK_ALL}[lo:]"
     for b in blocks:
         if b.z is None:
             continue

@@ -48,7 +48,8 @@ EPS = 1e-6
 RTOL, FWD_TOL, F32_TOL = 1e-6, 1e-9, 1e-3
 
 #: what the template binds at module level, and the functions it defines
-MODULE_NAMES = {"NAME", "STATES", "INPUT_DIM", "STATE_DIMS", "OUTPUT_DIM", "PARAMS", "LAYOUTS", "GEMMS", "WORKSPACE"}
+MODULE_NAMES = {"NAME", "STATES", "INPUT_DIM", "STATE_DIMS", "OUTPUT_DIM", "PARAMS", "LAYOUTS", "GEMMS", "WORKSPACE",
+                "CLOCK"}
 MODULE_FUNCTIONS = {"_sigmoid", "forward", "_forward", "backward", "_backward", "init_params", "from_torch", "to_torch",
                     "from_keras", "to_keras", "clip_by_value", "clip_by_global_norm"}
 MODULE_IMPORTS = {"numpy", "derive", "derive.kernels"}
@@ -67,8 +68,13 @@ class WrongKernel(DeriveError):
 
 # ----------------------------------------------------------------- the reference
 def _sizes(cell: Cell) -> dict:
-    """The test sizes of ``cell``: I is H when the spec declares so (``sizes = { x = "H" }``)."""
-    return {**SIZES, "I": SIZES[str(cell.input_size)]} if cell.input_size is not None else SIZES
+    """The test sizes of ``cell``: H a multiple of a clock's modules (H = g k), and I = H when the
+    spec declares so (``sizes = { x = "H" }``)."""
+    sizes = dict(SIZES)
+    if cell.clock is not None:
+        g = cell.clock.modules
+        sizes["H"] = g * -(-sizes["H"] // g)
+    return {**sizes, "I": sizes[str(cell.input_size)]} if cell.input_size is not None else sizes
 
 
 def _size(dim, cell: Cell) -> int:
@@ -175,11 +181,17 @@ def step_functions(cell: Cell) -> list:
     return [(a.target, _compiled(a.rhs, _domain_error(cell, a)), _dim(cell, a.target)) for a in cell.assignments]
 
 
-def reference_forward(cell: Cell, x, states0: dict, params: dict, steps: list | None = None):
+def reference_forward(cell: Cell, x, states0: dict, params: dict, steps: list | None = None, t0: int = 0):
     """``(y, states_T)`` of the cell's equations run step by step (float64, no derivation);
-    ``steps`` from ``step_functions(cell)`` saves compiling them again."""
+    ``steps`` from ``step_functions(cell)`` saves compiling them again. A clock's steps are
+    counted from ``t0``: its mask m_t is read from ``symbolic.clock``, its block-triangular
+    matrices are masked by their 0/1 pattern."""
     steps = steps or step_functions(cell)
     env = {p.symbol: np.asarray(params[key], dtype=float) for key, p in cell.params.items()}
+    clock = cell.clock
+    for key in clock.masked if clock is not None else ():
+        p = cell.params[key]
+        env[p.symbol] = env[p.symbol] * np.array(clock.block_pattern(env[p.symbol].shape[0]), dtype=float)
     prev = {s: np.asarray(states0[ir.ref(s).key], dtype=float) for s in cell.states}
     ys = []
     for t in range(x.shape[0]):
@@ -189,6 +201,9 @@ def reference_forward(cell: Cell, x, states0: dict, params: dict, steps: list | 
             step[ir.at(cell.input, -k)] = x[t - k] if t >= k else np.zeros_like(x[t])
         for s in cell.states:
             step[ir.at(s, -1)] = prev[s]
+        if clock is not None:
+            hidden = next(v.shape[-1] for s, v in prev.items() if str(cell.dims[ir.ref(s).key]) == "H")
+            step[clock.mask] = np.array(clock.mask_at(t0 + t, hidden), dtype=float)
         for target, value, size in steps:
             step[target] = np.broadcast_to(value(step), (x.shape[1], size))
         ys.append(step[cell.output])

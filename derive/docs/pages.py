@@ -229,9 +229,11 @@ def _check_context() -> dict:
 def _specs_context() -> dict:
     root = Path(resources.files("derive.cells"))
     sru = (root / "sru.toml").read_text(encoding="utf-8")
+    clock = (root / "clockwork.toml").read_text(encoding="utf-8")
     return {"lstm_toml": (root / "lstm.toml").read_text(encoding="utf-8"),
             "gru_toml": (root / "gru.toml").read_text(encoding="utf-8"), "cells": _cells(),
-            "sru_paper": sru[sru.index("[paper]"):], "functions": functions.FUNCTIONS}
+            "sru_paper": sru[sru.index("[paper]"):], "functions": functions.FUNCTIONS,
+            "clock_spec": clock[clock.index("input = "):clock.index("[paper]")]}
 
 
 def _zoo_context() -> dict:

@@ -36,12 +36,18 @@ def bound(err: float) -> str:
     return f"< 1e{math.floor(math.log10(err)) + 1}"
 
 
+def hidden(k) -> int:
+    """H, or the next multiple of a clock's modules (a Clockwork RNN's H = g k)."""
+    g = getattr(k, "CLOCK", {}).get("modules", 1)
+    return g * -(-H // g)
+
+
 def _setup(k, seed: int, batch: int = B, steps: int = T):
     rng = np.random.default_rng(seed)
     proj = P if "P" in k.STATE_DIMS.values() else None
-    size = {"I": I, "H": H, "P": P}
+    size = {"I": I, "H": hidden(k), "P": P}
     inputs = size[k.INPUT_DIM]
-    params = {n: 2.0 * a for n, a in k.init_params(inputs, H, proj_size=proj, seed=seed + 1).items()}
+    params = {n: 2.0 * a for n, a in k.init_params(inputs, size["H"], proj_size=proj, seed=seed + 1).items()}
     x = rng.standard_normal((steps, batch, inputs))
     s0 = {s: rng.standard_normal((batch, size[k.STATE_DIMS[s]])) for s in k.STATES}
     w = rng.standard_normal((steps, batch, size[k.OUTPUT_DIM]))

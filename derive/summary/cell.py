@@ -37,6 +37,10 @@ def _grad_term(g, arg, latex: bool) -> str:
     return f"{body} {_transpose(arg, latex)}"
 
 
+#: the 0/1 pattern of a block-triangular matrix of a clock (``symbolic.clock``) in gradients
+MASK_TEXT, MASK_LATEX = "M", r"\mathbb{M}"
+
+
 def _dims(shape) -> str:
     return " x ".join(str(d) for d in shape)
 
@@ -60,7 +64,8 @@ def collect(d: Derivation) -> dict:
         "forward": [{"lhs": _lhs(a.target), "rhs": _both(pr.text(a.rhs), pr.latex(a.rhs)),
                      "introduced": a.aux} for a in cell.assignments],
         "shapes": [{"name": _both(pr.symbol_text(p.symbol), pr.symbol_latex(p.symbol)),
-                    "shape": _dims(p.shape)} for p in cell.params.values()],
+                    "shape": _dims(p.shape) + (", block-upper-triangular" if cell.clock and p.key in cell.clock.masked
+                                               else "")} for p in cell.params.values()],
         "dy": _both(f"{pr.symbol_text(d.dy)} = dL/d{out_text}",
                     rf"{pr.symbol_latex(d.dy)} = \partial L / \partial {out_latex}"),
         "adjoints": [{"lhs": _lhs(ir.adjoint(a.target)),
@@ -74,6 +79,12 @@ def collect(d: Derivation) -> dict:
         "jacobian": [],
         "counts": [],
         "warnings": cell.warnings,
+        "clock": None if cell.clock is None else {
+            "modules": cell.clock.modules, "periods": list(cell.clock.periods),
+            "mask": _lhs(cell.clock.mask), "block_triangular": [
+                _both(pr.symbol_text(cell.params[k].symbol), pr.symbol_latex(cell.params[k].symbol))
+                for k in cell.clock.masked],
+            "text": cell.clock.describe(), "pattern": _both(MASK_TEXT, MASK_LATEX)},
         "doubled_biases": [pr.symbol_text(cell.params[k].symbol) for k in counts.doubled_biases(cell)],
     }
     for key, carry in d.carries.items():  # d s_0 is the carry out of step 1
@@ -87,11 +98,15 @@ def collect(d: Derivation) -> dict:
         name = _both(pr.symbol_text(p.symbol), pr.symbol_latex(p.symbol))
         text = " + ".join(_grad_term(t, a, False) for t, a in g.terms) or "0"
         latex = " + ".join(_grad_term(t, a, True) for t, a in g.terms) or "0"
+        rhs = _both(f"sum_t {text}" if len(g.terms) < 2 else f"sum_t [{text}]",
+                    rf"\sum_t {latex}" if len(g.terms) < 2 else rf"\sum_t \left[{latex}\right]")
+        masked = cell.clock is not None and p.key in cell.clock.masked
+        if masked:  # block-triangular: only the free entries are parameters
+            rhs = _both(f"{MASK_TEXT} (.) {rhs['text']}", rf"{MASK_LATEX} \odot {rhs['latex']}")
         data["parameters"].append({
             "name": name, "shape": _dims(p.shape),
             "lhs": _both(f"dL/d{name['text']}", rf"\frac{{\partial L}}{{\partial {name['latex']}}}"),
-            "rhs": _both(f"sum_t {text}" if len(g.terms) < 2 else f"sum_t [{text}]",
-                         rf"\sum_t {latex}" if len(g.terms) < 2 else rf"\sum_t \left[{latex}\right]"),
+            "rhs": rhs,
         })
     for (out, inp), chains in d.jacobian.items():
         s_out = next(s for s in cell.states if ir.ref(s).key == out)

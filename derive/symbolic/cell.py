@@ -17,6 +17,7 @@ import sympy as sp
 from derive import activations as acts
 from derive.symbolic import functions, ir, printing
 from derive.symbolic.calls import Calls, check_constants
+from derive.symbolic.clock import Clock
 from derive.symbolic.properties import is_gate_activation, value_range
 from derive.textout import interval_text
 from derive.errors import DeriveError, Pos
@@ -70,6 +71,8 @@ class Cell:
     #: the size the spec declares for the input (``sizes = { x = "H" }``: H), or None (its own size I)
     input_size: sp.Symbol | None = None
     constants: dict = field(default_factory=dict)  # the spec's [constants]: name -> exact value
+    #: the spec's [clock] (modules, periods, the update mask m_t, block-triangular matrices), or None
+    clock: Clock | None = None
 
     @property
     def taps(self) -> tuple:
@@ -96,8 +99,9 @@ class Cell:
 
 class _Builder(Calls):
     def __init__(self, equations, input_name: Name, state_names: list, declared_params, source, sizes=None,
-                 constants=None):
+                 constants=None, clock: Clock | None = None, clock_pos: Pos | None = None):
         self.source = source
+        self.clock = clock
         declared = (sizes or {}).get(_key(input_name), (sizes or {}).get(input_name.text))
         self.input_size = H if declared == "H" else None  # sizes = { x = "H" }: I = H
         self.dims = Dims([(I, H)] if self.input_size == H else (), _key(input_name))
@@ -139,6 +143,14 @@ class _Builder(Calls):
         taken.update({k: f"the vector {k}_t" for k in self.defined if k not in taken})
         taken.update({k: f"the declared parameter {k}" for k in declared_params or ()})
         check_constants(self.constants, taken)
+        if clock is not None:
+            mask = clock.mask_key
+            if mask in taken:
+                where = clock_pos
+                raise DeriveError(f"[clock] mask {mask} is also {taken[mask]}: the update mask {mask}_t is given "
+                                  f"by the clock, not computed or carried; choose another name", where)
+            self.vec_dim[mask] = self.dims.new(H, f"the clock's update mask {mask}_t")
+            self.mask_read = False
 
     # names ------------------------------------------------------------
     def claim(self, n: Name):
@@ -163,6 +175,12 @@ class _Builder(Calls):
         if n.time > 0:
             raise DeriveError(f"{n.text} reads the future; a step may use time t and t-1 only", n.pos)
         is_state = key in self.state_keys
+        if self.clock is not None and key == self.clock.mask_key:
+            if n.time != 0:
+                raise DeriveError(f"{n.text}: the clock's update mask is known at step t only (write {key}_t)",
+                                  n.pos)
+            self.mask_read = True
+            return _Val(self.clock.mask, Shape.VECTOR, self.vec_dim[key])
         if n.time < 0 and not is_state and key in self.defined:
             raise DeriveError(f"{n.text}: {key} is not a state; only states may be read at t-1, and the input "
                               f"{self.input_key} at earlier steps (states: {', '.join(self.state_keys)})", n.pos)
@@ -286,7 +304,7 @@ def _written(n: Name) -> str:
 
 def build_cell(equations: list[Equation], *, name: str, input_name: Name, state_names: list,
                output_name: Name, gates=(), sizes=None, parameters=None, title: str = "", conventions=None,
-               meta=None, positions=None, source: str = "", written=(), constants=None) -> Cell:
+               meta=None, positions=None, source: str = "", written=(), constants=None, clock=None) -> Cell:
     """Turn parsed equations and declarations into a checked ``Cell``.
 
     ``positions`` maps a declaration key (``"states"``, ``"output"``, ``"gates"``) to
@@ -294,7 +312,7 @@ def build_cell(equations: list[Equation], *, name: str, input_name: Name, state_
     """
     positions = positions or {}
     b = _Builder(equations, input_name, list(state_names), None if parameters is None else set(parameters),
-                 source, sizes, constants)
+                 source, sizes, constants, clock, positions.get("mask") or positions.get("clock"))
     for s in b.state_keys:
         if s not in b.defined:
             raise DeriveError(f"the state {s} is never updated: add an equation {s}_t = ...",
@@ -340,9 +358,13 @@ def build_cell(equations: list[Equation], *, name: str, input_name: Name, state_
         output=ir.symbol(output_name.base, output_name.sub, 0), assignments=assignments, params=params, dims=dims,
         gates=[_key(g) for g in gates], conventions=conventions or {}, meta=meta or {}, source=source,
         equations=[w for w in written if w], input_size=b.input_size,
-        constants={k: v for k, (v, _) in b.constants.items()})
+        constants={k: v for k, (v, _) in b.constants.items()}, clock=clock)
     _check_gates(cell, b, positions.get("gates"))
+    if clock is not None:
+        clock.check(cell, b.mask_read, positions.get("mask") or positions.get("clock"),
+                    positions.get("block_triangular") or positions.get("clock"))
     return cell
+
 
 
 def _check_free(b: _Builder, z: sp.Symbol, lhs: Name, positions: dict):

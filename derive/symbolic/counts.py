@@ -96,7 +96,8 @@ def layer_count(cell: Cell, convention: str = "pytorch", bias: bool = True, proj
         rows, cols = p.shape
         if proj and out_state in reads.get(p.symbol, ()):
             cols = P
-        total += rows * cols
+        masked = cell.clock is not None and key in cell.clock.masked  # block-triangular: its free entries
+        total += rows * cols * (cell.clock.free_fraction if masked else 1)
     if proj:
         total += P * H  # W_{hr}: h_t <- W_{hr} h_t
     return sp.expand(total.subs(I, inputs))
@@ -145,6 +146,9 @@ def count(cell: Cell, *, input_size: int, hidden: int, layers: int = 1, bidirect
         if layers > 1 and (bidirectional or proj):
             raise DeriveError(f"{cell.name}: a layer above the first would read {'2H' if bidirectional else 'P'} "
                               f"features, but {declared}")
+    if cell.clock is not None and not cell.clock.fits(hidden):
+        raise DeriveError(f"{cell.name}: --hidden {hidden} is not a multiple of the clock's {cell.clock.modules} "
+                          f"modules (H = g k)")
     if convention == "pytorch" and not cell.conventions.get("pytorch", {}).get("module"):
         notes.append("PyTorch has no module for this cell: counted with PyTorch's double-bias layout")
     if convention == "keras" and not cell.conventions.get("keras", {}).get("layer"):

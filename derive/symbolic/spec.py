@@ -22,6 +22,7 @@ from derive import activations as acts
 from derive import fileio
 from derive.symbolic import ir
 from derive.symbolic.cell import Cell, build_cell
+from derive.symbolic.clock import Clock
 from derive.errors import DeriveError, Pos
 from derive.syntax.equations import SUBSCRIPT_RULE, equation_lines, parse_equation, split_name
 
@@ -29,7 +30,7 @@ from derive.syntax.equations import SUBSCRIPT_RULE, equation_lines, parse_equati
 KEYS = {
     "name": str, "title": str, "summary": str, "references": list, "input": str, "states": list,
     "output": str, "sizes": dict, "gates": list, "parameters": list, "equations": str, "conventions": dict,
-    "pytorch": dict, "keras": dict, "notes": str, "constants": dict, "paper": dict,
+    "pytorch": dict, "keras": dict, "notes": str, "constants": dict, "paper": dict, "clock": dict,
 }
 _TYPE_NAMES = {str: "a string", list: "a list", dict: "a table", bool: "true or false"}
 SIZE_NAMES = ("H", "P")  # a state is H (hidden) or P (projected, PyTorch proj_size)
@@ -53,7 +54,7 @@ TABLES = {
 
 def builtin_names() -> list[str]:
     """The built-in cells, in the order the docs list them."""
-    order = ["rnn_tanh", "rnn_relu", "indrnn", "lstm", "lstm_peephole", "lstm_cifg", "lstm_proj", "lstmp",
+    order = ["rnn_tanh", "rnn_relu", "indrnn", "clockwork", "lstm", "lstm_peephole", "lstm_cifg", "lstm_proj", "lstmp",
              *(f"greff_{v}" for v in ("v", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr")),
              "slstm", "janet", "gru", "gru_cho", "gru1", "gru2", "gru3", "mgu", "mut1", "mut2", "mut3", "ugrnn",
              "minlstm", "mingru", "sru", "sru_proj",
@@ -283,7 +284,9 @@ def parse_spec(text: str, source: str = "<spec>") -> Cell:
     conventions = data.get("conventions", {})
     equations, written = _equations(data["equations"], text, source)
 
-    positions = {k: _key_pos(text, k) for k in ("states", "output", "gates", "input")}
+    positions = {k: _key_pos(text, k) for k in ("states", "output", "gates", "input", "clock")}
+    positions["block_triangular"] = _key_pos(text, "block_triangular", "clock")
+    positions["mask"] = _key_pos(text, "mask", "clock")
     try:
         cell = build_cell(
             equations,
@@ -295,6 +298,7 @@ def parse_spec(text: str, source: str = "<spec>") -> Cell:
             gates=_names(data.get("gates", []), "gates", text, source),
             sizes=_sizes(data.get("sizes", {}), data["states"], data["input"], text, source),
             constants=_constants(data.get("constants", {}), text, source),
+            clock=_clock(data.get("clock"), data, text, source),
             parameters=_parameters(data.get("parameters"), text, source),
             conventions={**conventions, "pytorch": data.get("pytorch", {}), "keras": data.get("keras", {})},
             meta={**{k: data[k] for k in ("summary", "references", "notes", "pytorch", "keras", "paper") if k in data},
@@ -351,6 +355,63 @@ def _sizes(sizes: dict, states, input_name, text: str, source: str) -> dict:
             raise DeriveError(f"sizes: {key} must be one of {', '.join(SIZE_NAMES)}, not {value!r}",
                               _key_pos(text, key, "sizes"), source)
     return dict(sizes)
+
+
+#: the keys of ``[clock]`` -> what each must be (``derive.symbolic.clock``)
+CLOCK_KEYS = {"modules": "a positive integer (g: the H units form g modules of H/g)",
+              "periods": "a list of g positive integers, fastest first (T_i: module i runs when t mod T_i = 0)",
+              "mask": "the name of the update mask, e.g. \"m\" (read as m_t)",
+              "block_triangular": "a list of H x H matrix parameters (block (i, j) is zero for j < i)"}
+
+
+def _clock(table: dict | None, data: dict, text: str, source: str) -> Clock | None:
+    """``[clock]``: g modules with periods, the update mask's name, the block-triangular matrices."""
+    if table is None:
+        return None
+
+    def fail(why, key=None):
+        raise DeriveError(why, _key_pos(text, key, "clock") if key else _key_pos(text, "clock"), source)
+    for key in table:
+        if key not in CLOCK_KEYS:
+            fail(_misplaced(key, "clock") if key in KEYS else
+                 f"unknown key {key!r} in [clock]; it may have: {', '.join(CLOCK_KEYS)}", key)
+    for key in ("modules", "periods", "mask"):
+        if key not in table:
+            fail(f"[clock] needs {key} = {CLOCK_KEYS[key]}")
+    g = table["modules"]
+    if isinstance(g, bool) or not isinstance(g, int) or g < 1:
+        fail(f"[clock] modules must be {CLOCK_KEYS['modules']}, not {g!r}", "modules")
+    periods = table["periods"]
+    if not isinstance(periods, list) or not all(isinstance(T, int) and not isinstance(T, bool) and T > 0
+                                                for T in periods):
+        fail(f"[clock] periods must be {CLOCK_KEYS['periods']}, not {periods!r}", "periods")
+    if len(periods) != g:
+        fail(f"[clock] periods lists {len(periods)} periods for {g} modules", "periods")
+    if periods != sorted(periods):
+        fail("[clock] periods must be listed fastest first (non-decreasing): module i reads the modules j >= i, "
+             "the slower ones", "periods")
+    mask = table["mask"]
+    if not isinstance(mask, str):
+        fail(f"[clock] mask must be {CLOCK_KEYS['mask']}", "mask")
+    try:
+        n = split_name(mask.strip(), _key_pos(text, "mask", "clock"))
+    except DeriveError:
+        n = None
+    if n is None or n.time is not None:
+        fail(f"[clock] mask: {mask!r} is not a name such as m (written without a time index)", "mask")
+    masked = table.get("block_triangular", [])
+    if not isinstance(masked, list) or not all(isinstance(m, str) for m in masked):
+        fail(f"[clock] block_triangular must be {CLOCK_KEYS['block_triangular']}", "block_triangular")
+    keys = []
+    for m in masked:
+        try:
+            w = split_name(m.strip(), None)
+        except DeriveError:
+            w = None
+        if w is None or w.time is not None:
+            fail(f"[clock] block_triangular: {m!r} is not a parameter name such as W_H", "block_triangular")
+        keys.append(ir.Ref(w.base, w.sub or "", 0).key)
+    return Clock(g, tuple(periods), ir.symbol(n.base, n.sub, 0), tuple(keys))
 
 
 def _constants(constants: dict, text: str, source: str) -> dict:

@@ -21,7 +21,7 @@ import sympy as sp
 
 from derive.symbolic import ir
 from derive.symbolic.bptt import Derivation
-from derive.symbolic.cell import Cell
+from derive.symbolic.cell import H, Cell
 from derive.symbolic.rules import Factor
 
 
@@ -100,8 +100,13 @@ class Sizes:
         return {"I": self.I, "H": self.H, "P": self.P}[str(dim)]
 
     def for_cell(self, cell: Cell) -> "Sizes":
-        """These sizes with I = H when the spec declares so (``sizes = { x = "H" }``)."""
-        return replace(self, I=self.of(cell.input_size)) if cell.input_size is not None else self
+        """These sizes with I = H when the spec declares so (``sizes = { x = "H" }``), and H rounded
+        up to a multiple of a clock's modules (``[clock]``: H = g k)."""
+        out = self
+        if cell.clock is not None and not cell.clock.fits(out.H):
+            g = cell.clock.modules
+            out = replace(out, H=g * max(1, -(-out.H // g)))
+        return replace(out, I=out.of(cell.input_size)) if cell.input_size is not None else out
 
 
 def _array(shape, make):
@@ -118,24 +123,55 @@ def symbols_for(cell: Cell, sizes: Sizes):
         return lambda idx: sp.Symbol(f"{name}[{','.join(map(str, idx))}]", real=True)
 
     params = {p.symbol: _array(tuple(sizes.of(d) for d in p.shape), sym(p.key)) for p in cell.params.values()}
+    params = masked(cell, params)  # a clock's block-triangular matrices: zero below the blocks, no symbol
     xs = [_array((sizes.I,), sym(f"x{t}")) for t in range(1, sizes.T + 1)]
     s0 = {s: _array((sizes.of(cell.dims[ir.ref(s).key]),), sym(f"{ir.ref(s).key}0")) for s in cell.states}
     return params, xs, s0
 
 
+def masked(cell: Cell, params: dict) -> dict:
+    """``params`` with a clock's block-triangular matrices times their 0/1 pattern (``symbolic.clock``)."""
+    if cell.clock is None:
+        return params
+    out = dict(params)
+    for key in cell.clock.masked:
+        p = cell.params[key]
+        W = params[p.symbol]
+        M = np.array(cell.clock.block_pattern(W.shape[0]), dtype=object)
+        out[p.symbol] = np.where(M == 1, W, sp.Integer(0))
+    return out
+
+
+def clock_env(cell: Cell, step: int, hidden: int) -> dict:
+    """The clock's update mask at the step index ``step`` (0 at the first step), if the cell has a clock."""
+    if cell.clock is None:
+        return {}
+    return {cell.clock.mask: np.array([sp.Integer(v) for v in cell.clock.mask_at(step, hidden)], dtype=object)}
+
+
 def forward(cell: Cell, params: dict, xs: list, s0: dict) -> list:
     """Per step, the values of every vector (keyed by IR symbols at time 0); index 0 is t=0."""
     steps = [{s: v for s, v in s0.items()}]
+    params = masked(cell, params)
+    hidden = _hidden(cell, s0)
     for i, x in enumerate(xs):
         env = dict(params)
         env[cell.input] = x
         env.update(_taps(cell, xs, i))
+        env.update(clock_env(cell, i, hidden))
         for s in cell.states:
             env[ir.at(s, -1)] = steps[-1][s]
         for a in cell.assignments:
             env[a.target] = evaluate(a.rhs, env)
         steps.append({k: v for k, v in env.items() if ir.is_ir(k) and ir.ref(k).time == 0})
     return steps
+
+
+def _hidden(cell: Cell, s0: dict) -> int | None:
+    """H, from the initial state of H units a clock cell has (its mask is H wide)."""
+    if cell.clock is None:
+        return None
+    return next(len(v) for s, v in s0.items() if cell.dims[ir.ref(s).key] == H)
 
 
 def _taps(cell: Cell, xs: list, i: int) -> dict:
@@ -163,7 +199,7 @@ def brute_force(cell: Cell, sizes: Sizes, w, v):
     steps = forward(cell, params, xs, s0)
     L = sum((w[t - 1] * steps[t][cell.output]).sum() for t in range(1, sizes.T + 1))
     L += sum((v[s] * steps[-1][s]).sum() for s in cell.states)
-    wrt = [e for arr in [*params.values(), *xs, *s0.values()] for e in arr.flat]
+    wrt = [e for arr in [*params.values(), *xs, *s0.values()] for e in arr.flat if isinstance(e, sp.Symbol)]
     return {e: sp.diff(L, e) for e in wrt}, (params, xs, s0), steps
 
 
@@ -174,6 +210,7 @@ def run_derivation(d: Derivation, params: dict, xs: list, s0: dict, w, v, record
     step's formulas read (vectors at t-1, t, t+1, adjoints at t and t+1, parameters)."""
     cell = d.cell
     steps = forward(cell, params, xs, s0)
+    params, hidden = masked(cell, params), _hidden(cell, s0)
     T = len(xs)
     adj_next: dict = {}
     grads = {p.symbol: 0 for p in cell.params.values()}
@@ -183,6 +220,7 @@ def run_derivation(d: Derivation, params: dict, xs: list, s0: dict, w, v, record
         env = dict(params)
         env[cell.input] = xs[t - 1]
         env.update(_taps(cell, xs, t - 1))
+        env.update(clock_env(cell, t - 1, hidden))
         env[d.dy] = w[t - 1]
         for k, v_ in steps[t].items():
             env[k] = v_
@@ -217,6 +255,10 @@ def run_derivation(d: Derivation, params: dict, xs: list, s0: dict, w, v, record
                     and ir.ref(k).time == 0}
         if t == 1:
             ds0 = {s: sum(evaluate(term, env) for term in d.carries[ir.ref(s).key].terms) for s in cell.states}
+    for key in (cell.clock.masked if cell.clock is not None else ()):  # M (.) sum_t ...: the free entries
+        p = cell.params[key]
+        M = np.array(cell.clock.block_pattern(hidden), dtype=object)
+        grads[p.symbol] = np.where(M == 1, grads[p.symbol], sp.Integer(0))
     return grads, dxs, ds0, steps
 
 
@@ -319,9 +361,10 @@ def compare(d: Derivation, sizes: Sizes = Sizes(), seed: int = 0, digits: int = 
             worst, worst_name = err, sym.name
 
     # state Jacobian at step 1: brute force d s_1 / d s_0 by sympy.diff
-    env = dict(nparams)
+    env = masked(cell, nparams)
     env[cell.input] = nxs[0]
     env.update(_taps(cell, nxs, 0))
+    env.update(clock_env(cell, 0, _hidden(cell, ns0)))
     env.update(nsteps[1])
     for s in cell.states:
         env[ir.at(s, -1)] = ns0[s]
