@@ -19,10 +19,11 @@ from derive.checker.claims import check
 from derive.symbolic.counts import count
 from derive.errors import DeriveError
 from derive.runtime.kernels import Stack, kernel
+from derive.runtime.models import Model, model
 from derive.symbolic.spec import builtin_names, load, parse_spec
 from derive.summary.cell import collect
 
 from derive.version import __version__
 
 __all__ = ["ACTIVATIONS", "activation", "Cell", "check", "Derivation", "DeriveError", "builtin_names", "collect", "count",
-           "derive", "kernel", "load", "Stack", "parse_spec", "__version__"]
+           "derive", "kernel", "load", "Model", "model", "Stack", "parse_spec", "__version__"]

@@ -28,7 +28,7 @@ LAYERS = (
     ("derive.stanza", "derive.activations", "derive.stable"),        # definitions of the activations
     ("derive.symbolic",),                                             # cells, IR, BPTT, counts (SymPy)
     ("derive.codegen",),                                              # derivation -> verified kernel source
-    ("derive.kernelapi", "derive.interop", "derive.workspace", "derive.kernels", "derive.cells"),
+    ("derive.kernelapi", "derive.interop", "derive.workspace", "derive.kernels", "derive.cells", "derive.models"),
     ("derive.runtime",),                                              # kernel(), Stack, activation()
     ("derive.witness",),                                              # independent checks
     ("derive.checker",),                                              # derive check

@@ -17,9 +17,11 @@ from derive import fileio
 from derive.version import __version__
 from derive.cli import activations as actcli
 from derive.symbolic import bptt, counts, functions, spec
+from derive.symbolic import model as model_spec
 from derive.errors import DeriveError
 from derive.summary import activation as activation_summary
 from derive.summary.cell import collect
+from derive.summary import model as model_summary
 from derive.textout import table
 from derive.checker.claims import check
 from derive.cli.build import add_build_command, add_kernels_command
@@ -65,6 +67,10 @@ def _cmd_show(args) -> int:
             print(json.dumps(activation_summary.collect(args.cell), indent=2, ensure_ascii=False))
         else:
             print(activation_summary.show_latex(args.cell) if args.latex else actcli.show(args.cell))
+        return 0
+    if model_spec.is_model(args.cell):
+        data = model_summary.collect(model_spec.load(args.cell))
+        print(json.dumps(data, indent=2, ensure_ascii=False) if args.json else model_summary.render_text(data))
         return 0
     data = collect(bptt.derive(spec.load(args.cell)))
     if args.json:
@@ -132,6 +138,8 @@ def _render(data: dict, form: str) -> str:
 
 
 def _cmd_params(args) -> int:
+    if model_spec.is_model(args.cell):
+        return _model_params(args)
     cell = spec.load(args.cell)
     n = counts.count(cell, input_size=args.input, hidden=args.hidden, layers=args.layers,
                      bidirectional=args.bidirectional, proj=args.proj, bias=not args.no_bias,
@@ -153,6 +161,27 @@ def _cmd_params(args) -> int:
     print(f"  total: {_poly(n.formula)} = {n.total}")
     for note in n.notes:
         print(f"  note: {note}")
+    return 0
+
+
+def _model_params(args) -> int:
+    """``derive params MODEL``: the model's layers and directions are its own (not --layers/--bidirectional)."""
+    m = model_spec.load(args.cell)
+    if args.layers != 1 or args.bidirectional or args.no_bias:
+        raise DeriveError(f"{m.name} is a model: its spec fixes the layers and directions ({m.layers} layer(s)"
+                          f"{', bidirectional' if m.bidirectional else ''}); --layers, --bidirectional and --no-bias "
+                          f"are for a cell")
+    proj = args.proj or None
+    conv = args.convention or counts.default_convention(m.cell)
+    total = m.count(args.input, args.hidden, proj=proj, convention=conv)
+    if args.json:
+        print(json.dumps({"model": m.name, "total": total, "convention": conv,
+                          "layer_inputs": m.layer_inputs(args.input, args.hidden, proj)}, indent=2))
+        return 0
+    print(total)
+    print(f"  {m.name}: {m.layers} layer(s) of {m.cell.name}{', bidirectional ' + m.merge if m.bidirectional else ''}"
+          f"{', residual (no weights)' if m.residual else ''}; {conv} convention, I={args.input}, H={args.hidden}")
+    print(f"  layer inputs: {', '.join(map(str, m.layer_inputs(args.input, args.hidden, proj)))}")
     return 0
 
 
