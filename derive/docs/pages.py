@@ -32,6 +32,8 @@ from derive.summary.cell import collect as collect_cell
 from derive.docs import plots, verification
 from derive.docs.paper import paper_section
 from derive.docs import zoo
+from derive.docs import models as model_pages
+from derive.symbolic import model as model_spec
 from derive.summary import activation as activation_summary
 from derive.checker.claims import check
 from derive.codegen.selfcheck import verified_kernel
@@ -243,7 +245,8 @@ def _zoo_context() -> dict:
 
 
 def _home_context() -> dict:
-    return {"cells": _cells(), "activations": activation_rows(), "concepts": CONCEPTS, "guides": GUIDES}
+    return {"cells": _cells(), "activations": activation_rows(), "concepts": CONCEPTS, "guides": GUIDES,
+            "models": [{"name": n, "title": model_spec.load(n).title} for n in model_spec.builtin_names()]}
 
 
 @lru_cache(maxsize=None)
@@ -283,6 +286,9 @@ def pages() -> list[Page]:
            Page("Cells", "cells/index.md", "Cell zoo", "cells_index.md.j2", _zoo_context)]
     for name in spec.builtin_names():
         out.append(Page("Cells", f"cells/{name}.md", cell_title(name), "cell.md.j2", _cell_context(name)))
+    for name in model_spec.builtin_names():
+        out.append(Page("Models", f"models/{name}.md", model_spec.load(name).title, "model.md.j2",
+                        lambda name=name: {"model": model_pages.model_data(name), "depth": _depth_table()}))
     for name in acts.REGISTRY:
         out.append(Page("Activations", f"activations/{name}.md", name, "activation.md.j2",
                         lambda name=name: {"act": activation_data(name)}))
@@ -305,7 +311,15 @@ def plot_table() -> list[Plot]:
         {f"{c}, weights x 3": np.array(_norms(c, scale=3.0)) for c in ("rnn_tanh", "rnn_relu")},
         "Larger weights: ReLU explodes, tanh saturates")))
     out.append(Plot("plots/singular_values.svg", plots.singular_value_plot))
+    out.append(Plot("plots/depth_residual.svg", lambda: plots.depth_plot(
+        model_pages.DEPTHS, {f"{r['cell']}{', residual' if r['residual'] else ''}": r["norms"] for r in _depth_table()},
+        f"Gradient reaching layer 1 (H = I = {model_pages.HIDDEN}, PyTorch's init)")))
     return out
+
+
+@lru_cache(maxsize=1)
+def _depth_table() -> list:
+    return model_pages.depth_table()
 
 
 def nav_yaml(all_pages: list[Page]) -> str:

@@ -123,6 +123,22 @@ def gradient_norm_plot(series: dict[str, np.ndarray], title: str) -> str:
     return _svg(plt, fig)
 
 
+def depth_plot(depths, series: dict, title: str) -> str:
+    """The norm of a gradient against the number of stacked layers, one line per model."""
+    plt, fig = _figure()
+    ax = fig.add_subplot()
+    for label, norms in series.items():
+        ax.semilogy(list(depths), _round(np.maximum(np.asarray(norms, dtype=float), 1e-300)), marker="o",
+                    label=label, linestyle="--" if "residual" not in label else "-")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(depths), [str(n) for n in depths])
+    ax.set_xlabel("layers")
+    ax.set_ylabel(r"$\|\partial y_T / \partial x^{(1)}_T\, u\|_2$")
+    ax.set_title(title)
+    ax.legend(loc="lower left", frameon=False, fontsize="small")
+    return _svg(plt, fig)
+
+
 def singular_value_plot(sigmas=(0.9, 1.0, 1.1), size: int = 32, steps: int = STEPS, seed: int = SEED) -> str:
     """Seed 003's SVD argument for a linear recurrence h_t = W h_{t-1}: ||W^t||_2 = sigma_max^t
     when W = U diag(sigma) V^T with orthogonal U = V; W is rescaled so its largest singular

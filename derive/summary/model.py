@@ -95,7 +95,8 @@ def collect(m: ModelSpec) -> dict:
               r"\frac{\partial x^{(l+1)}_t}{\partial x^{(l)}_t}",
               r"\frac{\partial y^{(l)}_t}{\partial x^{(l)}_t}" + (r" + \mathbb{I}" if m.residual else ""),
               "the identity term a residual adds to the layer Jacobian: a gradient reaches layer 1 "
-              "even where every layer's own Jacobian is small" if m.residual else "layer to layer, at one step")
+              "even where every layer's own Jacobian is small" if m.residual else
+              "each layer's own Jacobian multiplies the gradient on its way down: nothing bypasses it")
     conventions = []
     for conv in counts.CONVENTIONS:
         first = counts.layer_count(cell, conv, inputs=I)

@@ -1,0 +1,58 @@
+"""The model pages (issue 19): a built-in model's equations across its layers, counts, use, and the
+gradient that reaches layer 1, measured with the model's kernels against depth, with and without
+residual connections."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+
+from derive.runtime.models import model
+from derive.summary import model as model_summary
+from derive.symbolic import model as model_spec
+
+#: the depth measurement: I = H (so a residual adds at every layer), one sequence, the gradient of a
+#: unit random direction at the last step's output, measured at the last step's input
+DEPTHS = (1, 2, 4, 8, 16)
+DEPTH_CELLS = ("rnn_tanh", "gru", "lstm")
+HIDDEN, STEPS, SEED = 32, 10, 0
+EXAMPLE = {"I": 10, "H": 20}
+
+
+def layer1_gradient(cell: str, layers: int, residual: bool) -> float:
+    """||d y_T / d x^(1)_T u||_2 for a unit random u, at PyTorch's initialisation (seeded)."""
+    m = model({"cell": cell, "layers": layers, "residual": residual})
+    p = m.init_params(HIDDEN, HIDDEN, seed=SEED)
+    rng = np.random.default_rng(SEED + 1)
+    x = rng.standard_normal((STEPS, 1, HIDDEN))
+    y, _, cache = m.forward(x, None, p)
+    dy = np.zeros_like(y)
+    u = rng.standard_normal(y.shape[-1])
+    dy[-1, 0] = u / np.linalg.norm(u)
+    return float(np.linalg.norm(m.backward(dy, None, cache, p)["x"][-1]))
+
+
+def depth_table() -> list[dict]:
+    """Per cell, the measured norm at each depth, plain and residual (3 significant figures)."""
+    rows = []
+    for cell in DEPTH_CELLS:
+        for residual in (False, True):
+            rows.append({"cell": cell, "residual": residual,
+                         "norms": [float(f"{layer1_gradient(cell, n, residual):.3g}") for n in DEPTHS]})
+    return rows
+
+
+def model_data(name: str) -> dict:
+    spec = model_spec.load(name)
+    data = model_summary.collect(spec)
+    data["toml"] = spec_text(name)
+    data["example"] = {**EXAMPLE,
+                       "single": spec.count(EXAMPLE["I"], EXAMPLE["H"], convention="single"),
+                       "torch": spec.count(EXAMPLE["I"], EXAMPLE["H"], convention="pytorch"),
+                       "inputs": spec.layer_inputs(EXAMPLE["I"], EXAMPLE["H"])}
+    return data
+
+
+def spec_text(name: str) -> str:
+    return (resources.files("derive.models") / f"{name}.toml").read_text(encoding="utf-8")
