@@ -19,7 +19,8 @@ from derive.checker.claims import check
 from derive.symbolic.counts import count
 from derive.errors import DeriveError
 from derive.runtime.kernels import Stack, kernel
-from derive.runtime.models import Model, model
+from derive.runtime.models import Model
+from derive.runtime.model import model
 from derive.symbolic.spec import builtin_names, load, parse_spec
 from derive.summary.cell import collect
 

@@ -18,12 +18,15 @@ from derive.version import __version__
 from derive.cli import activations as actcli
 from derive.symbolic import bptt, counts, functions, spec
 from derive.symbolic import model as model_spec
+from derive.symbolic import seq2seq as seq2seq_spec
 from derive.errors import DeriveError
 from derive.summary import activation as activation_summary
 from derive.summary.cell import collect
 from derive.summary import model as model_summary
+from derive.summary import seq2seq as seq2seq_summary
 from derive.textout import table
 from derive.checker.claims import check
+from derive.runtime.model import model
 from derive.cli.build import add_build_command, add_kernels_command
 
 
@@ -69,8 +72,10 @@ def _cmd_show(args) -> int:
             print(activation_summary.show_latex(args.cell) if args.latex else actcli.show(args.cell))
         return 0
     if model_spec.is_model(args.cell):
-        data = model_summary.collect(model_spec.load(args.cell))
-        print(json.dumps(data, indent=2, ensure_ascii=False) if args.json else model_summary.render_text(data))
+        m = seq2seq_spec.load_model(args.cell)
+        summary = seq2seq_summary if isinstance(m, seq2seq_spec.Seq2SeqSpec) else model_summary
+        data = summary.collect(m)
+        print(json.dumps(data, indent=2, ensure_ascii=False) if args.json else summary.render_text(data))
         return 0
     data = collect(bptt.derive(spec.load(args.cell)))
     if args.json:
@@ -166,7 +171,9 @@ def _cmd_params(args) -> int:
 
 def _model_params(args) -> int:
     """``derive params MODEL``: the model's layers and directions are its own (not --layers/--bidirectional)."""
-    m = model_spec.load(args.cell)
+    m = seq2seq_spec.load_model(args.cell)
+    if isinstance(m, seq2seq_spec.Seq2SeqSpec):
+        return _seq2seq_params(args, m)
     if args.layers != 1 or args.bidirectional or args.no_bias:
         raise DeriveError(f"{m.name} is a model: its spec fixes the layers and directions ({m.layers} layer(s)"
                           f"{', bidirectional' if m.bidirectional else ''}); --layers, --bidirectional and --no-bias "
@@ -182,6 +189,25 @@ def _model_params(args) -> int:
     print(f"  {m.name}: {m.layers} layer(s) of {m.cell.name}{', bidirectional ' + m.merge if m.bidirectional else ''}"
           f"{', residual (no weights)' if m.residual else ''}; {conv} convention, I={args.input}, H={args.hidden}")
     print(f"  layer inputs: {', '.join(map(str, m.layer_inputs(args.input, args.hidden, proj)))}")
+    return 0
+
+
+def _seq2seq_params(args, spec) -> int:
+    """``derive params SEQ2SEQ``: parameters per part; --input is the source's size when it is vectors."""
+    if args.layers != 1 or args.bidirectional or args.no_bias or args.proj:
+        raise DeriveError(f"{spec.name} is an encoder-decoder: its spec fixes the layers and directions; "
+                          f"--layers, --bidirectional, --proj and --no-bias are for a cell")
+    conv = args.convention or "single"
+    parts = model(args.cell).count(args.hidden, input_size=args.input, convention=conv)
+    total = sum(parts.values())
+    if args.json:
+        print(json.dumps({"model": spec.name, "total": total, "convention": conv, "parts": parts}, indent=2))
+        return 0
+    print(total)
+    print(f"  {spec.name}: {conv} convention, H={args.hidden}, vocabulary {spec.target_vocab}, embedding {spec.embed}"
+          + ("" if not spec.source_vocab else " (the source is token ids: --input is not used)"))
+    for k, n in parts.items():
+        print(f"  {k:8s} {n}")
     return 0
 
 

@@ -8,8 +8,10 @@ from importlib import resources
 
 import numpy as np
 
-from derive.runtime.models import model
+from derive.runtime.model import model
 from derive.summary import model as model_summary
+from derive.summary import seq2seq as seq2seq_summary
+from derive.symbolic import seq2seq as seq2seq_spec
 from derive.symbolic import model as model_spec
 
 #: the depth measurement: I = H (so a residual adds at every layer), one sequence, the gradient of a
@@ -41,6 +43,38 @@ def depth_table() -> list[dict]:
             rows.append({"cell": cell, "residual": residual,
                          "norms": [float(f"{layer1_gradient(cell, n, residual):.3g}") for n in DEPTHS]})
     return rows
+
+
+#: the worked decode: a seeded untrained model, one source sentence of token ids
+DECODE = {"hidden": 16, "seed": 0, "src": [3, 7, 4, 9, 5], "max_len": 6, "beam": 3, "bos": 1, "eos": 2}
+
+
+def seq2seq_data(name: str) -> dict:
+    spec = seq2seq_spec.load_model(name)
+    data = seq2seq_summary.collect(spec)
+    data["toml"] = spec_text(name)
+    m = model(name)
+    p = m.init_params(DECODE["hidden"], seed=DECODE["seed"])
+    src = np.array(DECODE["src"])[:, None]
+    kw = {k: DECODE[k] for k in ("max_len", "bos", "eos")}
+    trace: list = []
+    (beam,) = m.decode(src, p, beam=DECODE["beam"], trace=trace, **kw)
+    (greedy,) = m.decode(src, p, beam=1, **kw)
+    rows = []
+    for n, step in enumerate(trace[0], 1):
+        rows.append({"n": n, "alive": [(" ".join(map(str, t)), f"{lp:.3f}") for t, lp in step["alive"]],
+                     "finished": [(" ".join(map(str, t)), f"{lp:.3f}") for t, lp, _ in step["finished"]]})
+    data["decode"] = {**DECODE, "steps": rows,
+                      "beam_best": (" ".join(map(str, beam.tokens)), f"{beam.logp:.3f}"),
+                      "greedy": (" ".join(map(str, greedy.tokens)), f"{greedy.logp:.3f}")}
+    parts = m.count(EXAMPLE["H"], convention="single")
+    data["example"] = {**EXAMPLE, "parts": parts, "total": sum(parts.values()),
+                       "torch": sum(m.count(EXAMPLE["H"], convention="pytorch").values())}
+    return data
+
+
+def is_seq2seq(name: str) -> bool:
+    return isinstance(seq2seq_spec.load_model(name), seq2seq_spec.Seq2SeqSpec)
 
 
 def model_data(name: str) -> dict:

@@ -34,6 +34,7 @@ from derive.docs.paper import paper_section
 from derive.docs import zoo
 from derive.docs import models as model_pages
 from derive.symbolic import model as model_spec
+from derive.symbolic import seq2seq as seq2seq_spec
 from derive.summary import activation as activation_summary
 from derive.checker.claims import check
 from derive.codegen.selfcheck import verified_kernel
@@ -246,7 +247,7 @@ def _zoo_context() -> dict:
 
 def _home_context() -> dict:
     return {"cells": _cells(), "activations": activation_rows(), "concepts": CONCEPTS, "guides": GUIDES,
-            "models": [{"name": n, "title": model_spec.load(n).title} for n in model_spec.builtin_names()]}
+            "models": [{"name": n, "title": seq2seq_spec.load_model(n).title} for n in model_spec.builtin_names()]}
 
 
 @lru_cache(maxsize=None)
@@ -287,8 +288,13 @@ def pages() -> list[Page]:
     for name in spec.builtin_names():
         out.append(Page("Cells", f"cells/{name}.md", cell_title(name), "cell.md.j2", _cell_context(name)))
     for name in model_spec.builtin_names():
-        out.append(Page("Models", f"models/{name}.md", model_spec.load(name).title, "model.md.j2",
-                        lambda name=name: {"model": model_pages.model_data(name), "depth": _depth_table()}))
+        title = seq2seq_spec.load_model(name).title
+        if model_pages.is_seq2seq(name):
+            out.append(Page("Models", f"models/{name}.md", title, "seq2seq.md.j2",
+                            lambda name=name: {"model": model_pages.seq2seq_data(name)}))
+        else:
+            out.append(Page("Models", f"models/{name}.md", title, "model.md.j2",
+                            lambda name=name: {"model": model_pages.model_data(name), "depth": _depth_table()}))
     for name in acts.REGISTRY:
         out.append(Page("Activations", f"activations/{name}.md", name, "activation.md.j2",
                         lambda name=name: {"act": activation_data(name)}))

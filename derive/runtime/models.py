@@ -139,10 +139,3 @@ class Model:
                 out.update(self.k.to_torch(value, layer=key[0], reverse=key[1], gradients=gradients))
         return out
 
-
-def model(name_or_spec) -> Model:
-    """A model: a built-in name (``derive.symbolic.model.builtin_names()``), a model spec path, or a dict of
-    the spec's keys (``{"cell": "lstm", "layers": 3, "bidirectional": True, "residual": True}``)."""
-    if isinstance(name_or_spec, dict):
-        name_or_spec = {"name": "model", **name_or_spec}
-    return Model(model_spec.load(name_or_spec))

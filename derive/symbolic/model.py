@@ -50,8 +50,8 @@ KEYS = {
     "residual": (bool, "true or false"),
 }
 MERGES = ("concat", "sum")
-#: keys of the encoder-decoder models the issue asks for, not built yet
-LATER = ("encoder", "decoder", "attention", "embedding", "bridge", "output", "vocabulary")
+#: keys of an encoder-decoder spec (``symbolic.seq2seq``)
+SEQ2SEQ = ("encoder", "decoder", "attention", "embedding", "bridge")
 
 
 @dataclass(frozen=True)
@@ -114,31 +114,45 @@ def is_model(name_or_path) -> bool:
         text = fileio.read_text(name_or_path, fileio.SPEC_LIMIT)
     except DeriveError:
         return False
-    return re.search(r"^cell\s*=", text, re.M) is not None and re.search(r"^equations\s*=", text, re.M) is None
+    return re.search(r"^(cell|encoder)\s*=", text, re.M) is not None and \
+        re.search(r"^equations\s*=", text, re.M) is None
 
 
-def load(name_or_spec) -> ModelSpec:
-    """A built-in model by name, a model spec file by path, or a dict of the spec's keys."""
+def read(name_or_spec) -> tuple[dict, str | None, str]:
+    """(the spec's keys, its text (None for a dict), its source) of a built-in model, a path or a dict."""
     if isinstance(name_or_spec, dict):
-        return from_dict(dict(name_or_spec), text=None, source="<model>")
+        return dict(name_or_spec), None, "<model>"
     if not isinstance(name_or_spec, str):
         raise DeriveError(f"a model is a built-in name, a spec path or a dict, not {type(name_or_spec).__name__}")
     key = name_or_spec.replace("-", "_").lower()
     if key in builtin_names():
-        text = (resources.files("derive.models") / f"{key}.toml").read_text(encoding="utf-8")
-        return parse_model(text, source=f"derive/models/{key}.toml")
-    if name_or_spec.endswith(".toml") or Path(name_or_spec).exists():
-        return parse_model(fileio.read_text(name_or_spec, fileio.SPEC_LIMIT), source=name_or_spec)
-    raise DeriveError(f"unknown model {name_or_spec!r}; built-in models: {', '.join(builtin_names())} "
-                      f"(or give the path of a .toml model spec, or a dict)")
+        text, source = (resources.files("derive.models") / f"{key}.toml").read_text(encoding="utf-8"), \
+            f"derive/models/{key}.toml"
+    elif name_or_spec.endswith(".toml") or Path(name_or_spec).exists():
+        text, source = fileio.read_text(name_or_spec, fileio.SPEC_LIMIT), name_or_spec
+    else:
+        raise DeriveError(f"unknown model {name_or_spec!r}; built-in models: {', '.join(builtin_names())} "
+                          f"(or give the path of a .toml model spec, or a dict)")
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
+    return cell_spec._read_toml(text, source), text, source
+
+
+def is_seq2seq(data: dict) -> bool:
+    return any(key in data for key in SEQ2SEQ)
+
+
+def load(name_or_spec) -> ModelSpec:
+    """A stack: a built-in model by name, a model spec file by path, or a dict of the spec's keys."""
+    data, text, source = read(name_or_spec)
+    return stack_from_dict(data, text=text, source=source)
 
 
 def parse_model(text: str, source: str = "<model>") -> ModelSpec:
     text = text.removeprefix("\ufeff").replace("\r\n", "\n")
-    return from_dict(cell_spec._read_toml(text, source), text=text, source=source)
+    return stack_from_dict(cell_spec._read_toml(text, source), text=text, source=source)
 
 
-def from_dict(data: dict, *, text: str | None, source: str) -> ModelSpec:
+def stack_from_dict(data: dict, *, text: str | None, source: str) -> ModelSpec:
     def at(key):
         return cell_spec._key_pos(text, key) if text is not None else None
 
@@ -147,9 +161,9 @@ def from_dict(data: dict, *, text: str | None, source: str) -> ModelSpec:
                           source if text is not None else None)
 
     for key, value in data.items():
-        if key in LATER:
-            fail(f"{key!r}: encoder-decoder models (seq2seq, attention, embeddings) are not built yet; a model spec "
-                 f"has: {', '.join(KEYS)}", key)
+        if key in SEQ2SEQ:
+            fail(f"{key!r} belongs to an encoder-decoder spec (encoder, decoder, attention, bridge, embedding); "
+                 f"a stack has: {', '.join(KEYS)}", key)
         if key not in KEYS:
             fail(f"unknown key {key!r}; a model spec has: {', '.join(KEYS)}", key)
         kind, what = KEYS[key]

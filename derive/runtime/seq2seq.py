@@ -1,0 +1,299 @@
+"""Encoder-decoder models with attention, trained by teacher forcing (issue 19).
+
+With the encoder's annotations a_s (its top layer's output at source step s, S of them), the
+decoder state s_t (its cell's output state) and the target's embeddings E y_{t-1} (y_0 = bos):
+
+* bridge: s_0 = tanh(W_b u + b_b) ("learned"), u ("direct") or 0 ("zero"), u the encoder's final
+  output states of its top layer, the directions side by side; the decoder's other states start at 0;
+* Bahdanau (additive, 2015): e_{t,s} = v^T tanh(W_a s_{t-1} + U_a a_s), alpha_t = softmax_s(e_t),
+  c_t = sum_s alpha_{t,s} a_s; s_t = cell([E y_{t-1}; c_t], s_{t-1}); o_t = W_o [s_t; c_t] + b_o;
+* Luong (multiplicative, 2015): s_t = cell(E y_{t-1}, s_{t-1}); e_{t,s} = s_t^T a_s ("luong_dot") or
+  s_t^T W_a a_s ("luong_general"); alpha_t, c_t as above; h~_t = tanh(W_c [c_t; s_t]); o_t = W_o h~_t + b_o;
+* no attention: o_t = W_o s_t + b_o;
+* p_t = softmax(o_t); L = the mean over steps and sequences of -log p_t[y_t].
+
+The backward pass is these equations' chain rule, written out below: the loss gradient
+do_t = (p_t - onehot(y_t)) / (T B); through the softmax of the attention
+de_{t,s} = alpha_{t,s} (dalpha_{t,s} - sum_s' alpha_{t,s'} dalpha_{t,s'}); the decoder cell's
+BPTT one step at a time with its generated kernel (a step's state gradient is the next step's
+carry plus, for Bahdanau, what the next step's attention sends back to s_{t-1}); the bridge's into
+the encoder's final states; the encoder's through its stack (``runtime.models``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+from derive import kernelapi as _api
+from derive.errors import DeriveError
+from derive.runtime.kernels import kernel
+from derive.runtime.models import Model
+from derive.symbolic import counts, ir
+from derive.symbolic.cell import H
+from derive.symbolic.seq2seq import Seq2SeqSpec
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_backward(alpha: np.ndarray, dalpha: np.ndarray) -> np.ndarray:
+    """de = alpha (dalpha - sum alpha dalpha), over the last axis."""
+    return alpha * (dalpha - (alpha * dalpha).sum(axis=-1, keepdims=True))
+
+
+class Seq2Seq:
+    def __init__(self, spec: Seq2SeqSpec):
+        self.spec = spec
+        self.name = spec.name
+        self.encoder = Model(spec.encoder)
+        self.dec = kernel(spec.decoder_ref)
+        self.out = ir.ref(spec.decoder.output).key  # the decoder's state s_t
+        self.enc_out = ir.ref(spec.encoder.cell.output).key
+
+    def __repr__(self) -> str:
+        return f"Seq2Seq({self.name!r}: {self.spec.encoder.cell.name} -> {self.spec.attention} -> {self.spec.decoder.name})"
+
+    # ------------------------------------------------------------ sizes and parameters
+    def sizes(self, hidden: int, input_size: int | None = None) -> dict:
+        s = self.spec
+        D = 2 if s.encoder.bidirectional and s.encoder.merge == "concat" else 1
+        A = D * hidden  # an annotation
+        U = len(s.encoder.directions) * hidden  # the encoder's final output states, side by side
+        dec_in = s.embed + (A if s.attention == "bahdanau" else 0)
+        K = {"bahdanau": hidden + A}.get(s.attention, hidden)  # what W_o reads
+        src = s.embed if s.source_vocab else _api.positive_int(input_size, "input_size (the source is vectors)")
+        return {"H": hidden, "A": A, "U": U, "dec_in": dec_in, "K": K, "src": src}
+
+    def init_params(self, hidden_size, *, input_size=None, seed=0, dtype=np.float64) -> dict:
+        s, n = self.spec, self.sizes(_api.positive_int(hidden_size, "hidden_size"), input_size)
+        H, A = n["H"], n["A"]
+        rng = np.random.default_rng(seed)
+
+        def u(*shape, fan=H):
+            return rng.uniform(-1 / np.sqrt(fan), 1 / np.sqrt(fan), shape).astype(dtype)
+        p = {"encoder": self.encoder.init_params(n["src"], H, seed=seed + 1, dtype=dtype),
+             "decoder": self.dec.init_params(n["dec_in"], H, seed=seed + 2, dtype=dtype),
+             "E_tgt": rng.standard_normal((s.target_vocab, s.embed)).astype(dtype),
+             "W_o": u(s.target_vocab, n["K"], fan=n["K"]), "b_o": u(s.target_vocab, fan=n["K"])}
+        if s.source_vocab:
+            p["E_src"] = rng.standard_normal((s.source_vocab, s.embed)).astype(dtype)
+        if s.bridge == "learned":
+            p["W_b"], p["b_b"] = u(H, n["U"], fan=n["U"]), u(H, fan=n["U"])
+        if s.attention == "bahdanau":
+            p["W_a"], p["U_a"], p["v_a"] = u(H, H), u(H, A, fan=A), u(H)
+        elif s.attention == "luong_general":
+            p["W_a"] = u(H, A, fan=A)
+        if s.attention.startswith("luong"):
+            p["W_c"] = u(H, A + H, fan=A + H)
+        return p
+
+    def count(self, hidden, *, input_size=None, convention: str = "single") -> dict:
+        """Parameters per part ("encoder", "decoder", then each other array), under a convention for the two
+        cells' biases (pytorch: doubled where torch.nn stores two); the total is their sum."""
+        n = self.sizes(_api.positive_int(hidden, "hidden"), input_size)
+        parts = {"encoder": self.spec.encoder.count(n["src"], n["H"], convention=convention),
+                 "decoder": int(counts.layer_count(self.spec.decoder, convention, inputs=sp.Integer(n["dec_in"]))
+                                .subs(H, n["H"]))}
+        for k, v in self.init_params(hidden, input_size=input_size).items():
+            if k not in parts:
+                parts[k] = int(v.size)
+        return parts
+
+    # ------------------------------------------------------------ the pieces
+    def _source(self, src, p):
+        if self.spec.source_vocab:
+            ids = _ids(src, self.spec.source_vocab, "src", 2)
+            return p["E_src"][ids], ids
+        x = _api.float_array(src, "src")
+        if x.ndim != 3:
+            raise DeriveError(f"src has shape {x.shape}; expected (S, B, I) vectors (the spec has no source vocabulary)")
+        return x, None
+
+    def encode(self, src, p):
+        """(annotations (S, B, A), u (B, U), s_0 (B, H), the encoder's cache, bridge values)."""
+        X, ids = self._source(src, p)
+        ann, final, cache = self.encoder.forward(X, None, p["encoder"])
+        top = self.spec.encoder.layers - 1
+        u = np.concatenate([final[(top, rev)][self.enc_out] for rev in self.spec.encoder.directions], axis=-1)
+        H = ann.shape[-1] // (2 if self.spec.encoder.bidirectional and self.spec.encoder.merge == "concat" else 1)
+        if self.spec.bridge == "learned":
+            s0 = np.tanh(u @ p["W_b"].T + p["b_b"])
+        elif self.spec.bridge == "direct":
+            s0 = u.copy()
+        else:
+            s0 = np.zeros((u.shape[0], H), u.dtype)
+        return ann, u, s0, {"enc": cache, "ids": ids, "X": X}
+
+    def _states0(self, s0):
+        dims = {"H": s0.shape[-1]}
+        return {k: (s0 if k == self.out else np.zeros((s0.shape[0], dims.get(d, s0.shape[-1])), s0.dtype))
+                for k, d in self.dec.STATE_DIMS.items()}
+
+    def _scores(self, ann, p, s_prev=None, s_now=None):
+        """Attention scores e (B, S) and what the backward needs."""
+        a = self.spec.attention
+        if a == "bahdanau":
+            pre = np.tanh((s_prev @ p["W_a"].T)[:, None, :] + p["_Ua"])  # (B, S, n)
+            return pre @ p["v_a"], pre
+        proj = p["_proj"]  # (B, S, H): a_s, or W_a a_s
+        return np.einsum("bh,bsh->bs", s_now, proj), None
+
+    def step(self, p, ann_b, y_prev, states, cache=False):
+        """One decoder step for a batch: (logits (B, V), new states, what backward needs)."""
+        s = self.spec
+        Y = p["E_tgt"][y_prev]
+        rec = {"Y": Y, "states_in": states}
+        if s.attention == "bahdanau":
+            e, pre = self._scores(ann_b, p, s_prev=states[self.out])
+            alpha = softmax(e)
+            c = np.einsum("bs,bsa->ba", alpha, ann_b)
+            x = np.concatenate([Y, c], axis=-1)
+            rec.update(pre=pre, alpha=alpha, c=c)
+        else:
+            x = Y
+        y, sT, kc = self.dec.forward(x[None], states, p["decoder"])
+        st = y[0]
+        rec.update(kc=kc, s=st)
+        if s.attention == "bahdanau":
+            K = np.concatenate([st, rec["c"]], axis=-1)
+        elif s.attention.startswith("luong"):
+            e, _ = self._scores(ann_b, p, s_now=st)
+            alpha = softmax(e)
+            c = np.einsum("bs,bsa->ba", alpha, ann_b)
+            ht = np.tanh(np.concatenate([c, st], axis=-1) @ p["W_c"].T)
+            rec.update(alpha=alpha, c=c, ht=ht)
+            K = ht
+        else:
+            K = st
+        rec["K"] = K
+        return K @ p["W_o"].T + p["b_o"], dict(sT), rec
+
+    def _prepare(self, p, ann):
+        """Per-source projections every step reads: U_a a_s (Bahdanau), W_a a_s or a_s (Luong); (B, S, .)."""
+        q = dict(p)
+        ann_b = np.ascontiguousarray(ann.transpose(1, 0, 2))  # (B, S, A)
+        if self.spec.attention == "bahdanau":
+            q["_Ua"] = ann_b @ p["U_a"].T
+        elif self.spec.attention == "luong_general":
+            q["_proj"] = ann_b @ p["W_a"].T
+        elif self.spec.attention == "luong_dot":
+            q["_proj"] = ann_b
+        return q, ann_b
+
+    # ------------------------------------------------------------ training
+    def loss_and_grads(self, src, tgt, p, *, bos=1):
+        """The mean cross-entropy of tgt (T, B) token ids under teacher forcing, and every gradient
+        (a dict shaped like ``p``; ``"x"`` is the source's gradient when it is vectors)."""
+        s = self.spec
+        tgt = _ids(tgt, s.target_vocab, "tgt", 2)
+        bos = _api.whole(bos, "bos")
+        if not 0 <= bos < s.target_vocab:
+            raise DeriveError(f"bos = {bos} is not a target token id (0 .. {s.target_vocab - 1})")
+        T, B = tgt.shape
+        ann, u, s0, enc = self.encode(src, p)
+        q, ann_b = self._prepare(p, ann)
+        prev = np.concatenate([np.full((1, B), bos), tgt[:-1]]) if T else tgt
+        states, recs, loss = self._states0(s0), [], 0.0
+        for t in range(T):
+            logits, states, rec = self.step(q, ann_b, prev[t], states)
+            prob = softmax(logits)
+            loss -= float(np.log(prob[np.arange(B), tgt[t]]).sum())
+            rec["do"] = prob
+            recs.append(rec)
+        n = max(T * B, 1)
+        g = {k: np.zeros_like(v) for k, v in p.items() if isinstance(v, np.ndarray)}
+        g["decoder"] = {k: np.zeros_like(v) for k, v in p["decoder"].items()}
+        d_ann = np.zeros_like(ann_b)
+        carry = {k: np.zeros_like(v) for k, v in self._states0(s0).items()}
+        for t in reversed(range(T)):
+            rec = recs[t]
+            do = rec["do"].copy()
+            do[np.arange(B), tgt[t]] -= 1.0
+            do /= n
+            g["W_o"] += do.T @ rec["K"]
+            g["b_o"] += do.sum(axis=0)
+            dK = do @ p["W_o"]
+            ds = self._output_backward(q, ann_b, rec, dK, g, d_ann)  # the gradient reaching s_t from above
+            gd = self.dec.backward(ds[None], carry, rec["kc"], p["decoder"])
+            for k in g["decoder"]:
+                g["decoder"][k] += gd[k]
+            carry = {k: gd[k] for k in self.dec.STATES}
+            dx = gd["x"][0]
+            np.add.at(g["E_tgt"], prev[t], dx[:, :s.embed])
+            if s.attention == "bahdanau":  # c_t fed the cell: its gradient goes through the attention of step t
+                carry[self.out] = carry[self.out] + self._bahdanau_backward(q, ann_b, rec, dx[:, s.embed:], g, d_ann)
+        ds0 = carry[self.out]
+        du = self._bridge_backward(p, u, s0, ds0, g)
+        top = s.encoder.layers - 1
+        H = ds0.shape[-1]
+        dT = {(top, rev): {self.enc_out: du[:, k * H:(k + 1) * H]} for k, rev in enumerate(s.encoder.directions)} \
+            if du is not None else None
+        ge = self.encoder.backward(d_ann.transpose(1, 0, 2), dT, enc["enc"], p["encoder"])
+        g["encoder"] = {k: v for k, v in ge.items() if k != "x"}
+        if s.source_vocab:
+            np.add.at(g["E_src"], enc["ids"], ge["x"])
+        else:
+            g["x"] = ge["x"]
+        return loss / n, g
+
+    def _output_backward(self, q, ann_b, rec, dK, g, d_ann) -> np.ndarray:
+        a, H = self.spec.attention, rec["s"].shape[-1]
+        if a == "bahdanau":  # K = [s_t; c_t]: c_t's part goes through the attention with the cell's
+            rec["dc_out"] = dK[:, H:]
+            return dK[:, :H]
+        if a == "none":
+            return dK
+        dpre = dK * (1 - rec["ht"] ** 2)  # h~ = tanh(W_c [c; s])
+        g["W_c"] += dpre.T @ np.concatenate([rec["c"], rec["s"]], axis=-1)
+        dcs = dpre @ q["W_c"]
+        A = rec["c"].shape[-1]
+        dc, ds = dcs[:, :A], dcs[:, A:].copy()
+        dalpha = np.einsum("ba,bsa->bs", dc, ann_b)
+        de = softmax_backward(rec["alpha"], dalpha)
+        d_ann += rec["alpha"][:, :, None] * dc[:, None, :]
+        ds += np.einsum("bs,bsh->bh", de, q["_proj"])  # e = s_t . proj_s
+        dproj = de[:, :, None] * rec["s"][:, None, :]
+        if a == "luong_general":  # proj_s = W_a a_s
+            g["W_a"] += np.einsum("bsh,bsa->ha", dproj, ann_b)
+            d_ann += dproj @ q["W_a"]
+        else:
+            d_ann += dproj
+        return ds
+
+    def _bahdanau_backward(self, q, ann_b, rec, dc_in, g, d_ann) -> np.ndarray:
+        """c_t = sum_s alpha a_s, alpha = softmax(v . tanh(W_a s_{t-1} + U_a a_s)): into a_s, the weights,
+        and s_{t-1} (returned)."""
+        dc = rec["dc_out"] + dc_in
+        dalpha = np.einsum("ba,bsa->bs", dc, ann_b)
+        de = softmax_backward(rec["alpha"], dalpha)
+        d_ann += rec["alpha"][:, :, None] * dc[:, None, :]
+        pre = rec["pre"]
+        g["v_a"] += np.einsum("bs,bsn->n", de, pre)
+        dz = de[:, :, None] * q["v_a"] * (1 - pre ** 2)  # (B, S, n)
+        s_prev = rec["states_in"][self.out]
+        dz_sum = dz.sum(axis=1)
+        g["W_a"] += dz_sum.T @ s_prev
+        g["U_a"] += np.einsum("bsn,bsa->na", dz, ann_b)
+        d_ann += dz @ q["U_a"]
+        return dz_sum @ q["W_a"]
+
+    def _bridge_backward(self, p, u, s0, ds0, g):
+        if self.spec.bridge == "learned":
+            dpre = ds0 * (1 - s0 ** 2)
+            g["W_b"] += dpre.T @ u
+            g["b_b"] += dpre.sum(axis=0)
+            return dpre @ p["W_b"]
+        return ds0 if self.spec.bridge == "direct" else None
+
+
+def _ids(a, vocab: int, what: str, ndim: int) -> np.ndarray:
+    arr = np.asarray(a)
+    if arr.ndim != ndim or not np.issubdtype(arr.dtype, np.integer):
+        raise DeriveError(f"{what} must be integer token ids of shape ({'S' if what == 'src' else 'T'}, B), "
+                          f"got {arr.dtype} {arr.shape}")
+    if arr.size and (arr.min() < 0 or arr.max() >= vocab):
+        raise DeriveError(f"{what} has a token id outside 0 .. {vocab - 1}")
+    return arr

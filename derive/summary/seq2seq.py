@@ -1,0 +1,119 @@
+"""An encoder-decoder's equations, forward and backward, as terminal text and LaTeX (``derive show``, its page).
+
+The rows follow ``runtime.seq2seq``, which computes them and whose gradients the tests check against
+PyTorch autograd written from the papers; the encoder's and the decoder cell's own steps are derived
+on their cells' pages.
+"""
+
+from __future__ import annotations
+
+from derive.symbolic.seq2seq import Seq2SeqSpec
+
+
+def _row(text: str, latex: str, note: str = "") -> dict:
+    """``lhs = rhs`` or ``lhs += rhs`` (a gradient that adds to what other steps gave)."""
+    op = " += " if " += " in text.split(" = ", 1)[0] + " " else " = "
+    lhs_t, rhs_t = text.split(op, 1)
+    lhs_l, rhs_l = latex.split(r" \mathrel{+}= " if op == " += " else " = ", 1)
+    return {"lhs": {"text": lhs_t, "latex": lhs_l}, "rhs": {"text": rhs_t, "latex": rhs_l}, "note": note,
+            "op": {"text": op.strip(), "latex": r"\mathrel{+}=" if op == " += " else "="}}
+
+
+#: attention -> (forward rows, backward rows)
+ATTENTION = {
+    "bahdanau": (
+        [_row("e_{t,s} = v_a^T tanh(W_a s_{t-1} + U_a a_s)", r"e_{t,s} = v_a^\top \tanh(W_a s_{t-1} + U_a a_s)",
+              "additive scores from the previous decoder state"),
+         _row("alpha_{t,s} = softmax_s(e_{t,s})", r"\alpha_{t,s} = \operatorname{softmax}_s(e_{t,s})"),
+         _row("c_t = sum_s alpha_{t,s} a_s", r"c_t = \sum_s \alpha_{t,s} a_s", "the context"),
+         _row("s_t = cell([E y_{t-1}; c_t], s_{t-1})", r"s_t = \operatorname{cell}([E y_{t-1}; c_t], s_{t-1})",
+              "the decoder reads the context"),
+         _row("o_t = W_o [s_t; c_t] + b_o", r"o_t = W_o [s_t; c_t] + b_o")],
+        [_row("d[s_t; c_t] = W_o^T do_t", r"\delta [s_t; c_t] = W_o^\top \delta o_t"),
+         _row("dc_t = (the part of d[s_t; c_t]) + (the context's columns of the cell's dx_t)",
+              r"\delta c_t = \delta c_t^{\mathrm{out}} + \delta x_t^{[c]}", "c_t reaches the loss twice"),
+         _row("dalpha_{t,s} = a_s . dc_t", r"\delta \alpha_{t,s} = a_s^\top \delta c_t"),
+         _row("de_{t,s} = alpha_{t,s} (dalpha_{t,s} - sum_{s'} alpha_{t,s'} dalpha_{t,s'})",
+              r"\delta e_{t,s} = \alpha_{t,s} \left(\delta \alpha_{t,s} - \sum_{s'} \alpha_{t,s'} \delta \alpha_{t,s'}\right)",
+              "through the softmax"),
+         _row("dz_{t,s} = de_{t,s} v_a (.) (1 - tanh^2(W_a s_{t-1} + U_a a_s))",
+              r"\delta z_{t,s} = \delta e_{t,s}\, v_a \odot \left(1 - \tanh^2(W_a s_{t-1} + U_a a_s)\right)"),
+         _row("da_s += alpha_{t,s} dc_t + U_a^T dz_{t,s}",
+              r"\delta a_s \mathrel{+}= \alpha_{t,s} \delta c_t + U_a^\top \delta z_{t,s}"),
+         _row("ds_{t-1} += W_a^T sum_s dz_{t,s}", r"\delta s_{t-1} \mathrel{+}= W_a^\top \sum_s \delta z_{t,s}",
+              "the next step's attention sends a gradient back to the state it read")]),
+    "luong_general": (
+        [_row("s_t = cell(E y_{t-1}, s_{t-1})", r"s_t = \operatorname{cell}(E y_{t-1}, s_{t-1})"),
+         _row("e_{t,s} = s_t^T W_a a_s", r"e_{t,s} = s_t^\top W_a a_s", "multiplicative (general) scores"),
+         _row("alpha_{t,s} = softmax_s(e_{t,s})", r"\alpha_{t,s} = \operatorname{softmax}_s(e_{t,s})"),
+         _row("c_t = sum_s alpha_{t,s} a_s", r"c_t = \sum_s \alpha_{t,s} a_s"),
+         _row("h~_t = tanh(W_c [c_t; s_t])", r"\tilde{h}_t = \tanh(W_c [c_t; s_t])"),
+         _row("o_t = W_o h~_t + b_o", r"o_t = W_o \tilde{h}_t + b_o")],
+        [_row("d[c_t; s_t] = W_c^T (W_o^T do_t (.) (1 - h~_t^2))",
+              r"\delta [c_t; s_t] = W_c^\top \left(W_o^\top \delta o_t \odot (1 - \tilde{h}_t^2)\right)"),
+         _row("dalpha_{t,s} = a_s . dc_t", r"\delta \alpha_{t,s} = a_s^\top \delta c_t"),
+         _row("de_{t,s} = alpha_{t,s} (dalpha_{t,s} - sum_{s'} alpha_{t,s'} dalpha_{t,s'})",
+              r"\delta e_{t,s} = \alpha_{t,s} \left(\delta \alpha_{t,s} - \sum_{s'} \alpha_{t,s'} \delta \alpha_{t,s'}\right)",
+              "through the softmax"),
+         _row("ds_t += sum_s de_{t,s} W_a a_s", r"\delta s_t \mathrel{+}= \sum_s \delta e_{t,s} W_a a_s",
+              "the scores read s_t: the decoder cell's dy_t"),
+         _row("da_s += alpha_{t,s} dc_t + W_a^T s_t de_{t,s}",
+              r"\delta a_s \mathrel{+}= \alpha_{t,s} \delta c_t + W_a^\top s_t\, \delta e_{t,s}")]),
+    "none": (
+        [_row("s_t = cell(E y_{t-1}, s_{t-1})", r"s_t = \operatorname{cell}(E y_{t-1}, s_{t-1})"),
+         _row("o_t = W_o s_t + b_o", r"o_t = W_o s_t + b_o")],
+        [_row("ds_t = W_o^T do_t", r"\delta s_t = W_o^\top \delta o_t", "the decoder cell's dy_t")]),
+}
+ATTENTION["luong_dot"] = tuple([_row(f"{r['lhs']['text']} {r['op']['text']} " + r["rhs"]["text"].replace("W_a a_s", "a_s"),
+                                     f"{r['lhs']['latex']} {r['op']['latex']} " + r["rhs"]["latex"].replace("W_a a_s", "a_s"),
+                                     r["note"])
+                                for r in rows if "W_a^T" not in r["lhs"]["text"] + r["rhs"]["text"]]
+                               for rows in ATTENTION["luong_general"])
+ATTENTION["luong_dot"][0][1]["note"] = "multiplicative (dot) scores: a_s and s_t have one size"
+ATTENTION["luong_dot"][1].append(_row("da_s += alpha_{t,s} dc_t + s_t de_{t,s}",
+                                      r"\delta a_s \mathrel{+}= \alpha_{t,s} \delta c_t + s_t\, \delta e_{t,s}"))
+
+BRIDGE = {
+    "learned": ([_row("s_0 = tanh(W_b u + b_b)", r"s_0 = \tanh(W_b u + b_b)",
+                      "u: the encoder's final states of its top layer, directions side by side")],
+                [_row("du = W_b^T (ds_0 (.) (1 - s_0^2))", r"\delta u = W_b^\top \left(\delta s_0 \odot (1 - s_0^2)\right)",
+                      "into the encoder's final states")]),
+    "direct": ([_row("s_0 = u", "s_0 = u", "the encoder's final state")],
+               [_row("du = ds_0", r"\delta u = \delta s_0", "into the encoder's final state")]),
+    "zero": ([_row("s_0 = 0", "s_0 = 0")], []),
+}
+
+
+def collect(m: Seq2SeqSpec) -> dict:
+    fwd_att, bwd_att = ATTENTION[m.attention]
+    fwd_bridge, bwd_bridge = BRIDGE[m.bridge]
+    enc = m.encoder
+    forward = [_row("a_s = encoder(x)_s", r"a_s = \operatorname{encoder}(x)_s",
+                    f"{enc.layers} layer(s) of {enc.cell.name}" + (", bidirectional" if enc.bidirectional else "")),
+               *fwd_bridge, *fwd_att,
+               _row("p_t = softmax(o_t)", r"p_t = \operatorname{softmax}(o_t)"),
+               _row("L = -(1/TB) sum_{t,b} log p_t[y_t]", r"L = -\frac{1}{TB} \sum_{t,b} \log p_t[y_t]",
+                    "teacher forcing: the decoder reads the true y_{t-1}")]
+    backward = [_row("do_t = (p_t - onehot(y_t)) / (T B)", r"\delta o_t = \frac{p_t - \mathbb{1}_{y_t}}{T B}",
+                     "the loss gradient through the softmax"),
+                *bwd_att,
+                _row("(ds_{t-1}, dx_t) = the decoder cell's BPTT step", r"(\delta s_{t-1}, \delta x_t) = "
+                     r"\operatorname{cell}^\top(\delta s_t)", "the cell's adjoints, one step at a time"),
+                *bwd_bridge,
+                _row("dx = the encoder's BPTT of (da_s, du)", r"\delta x = \operatorname{encoder}^\top(\delta a, \delta u)",
+                     "the stack's chain rule across its layers")]
+    return {"name": m.name, "title": m.title, "source": m.source, "summary": m.meta.get("summary", ""),
+            "references": m.meta.get("references", []), "encoder": enc.cell.name, "decoder": m.decoder.name,
+            "attention": m.attention, "bridge": m.bridge, "forward": forward, "backward": backward,
+            "vocab": m.target_vocab, "embed": m.embed}
+
+
+def render_text(data: dict) -> str:
+    lines = [f"{data['title']}  [{data['name']}, {data['source']}]", data["summary"],
+             f"encoder {data['encoder']}, decoder {data['decoder']}, attention {data['attention']}, "
+             f"bridge {data['bridge']}"]
+    for title, rows in (("Forward", data["forward"]), ("Backward (t from the last step down)", data["backward"])):
+        lines.append(f"\n{title}")
+        lines.extend(f"  {r['lhs']['text']} {r['op']['text']} {r['rhs']['text']}" + (f"    # {r['note']}" if r["note"] else "")
+                     for r in rows)
+    return "\n".join(lines)

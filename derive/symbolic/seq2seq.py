@@ -1,0 +1,115 @@
+"""Encoder-decoder model specs (issue 19): an encoder stack, a bridge, attention, a decoder cell, a softmax.
+
+    name = "seq2seq_bahdanau"
+    encoder = { cell = "gru", layers = 1, bidirectional = true }   # a stack (``symbolic.model``)
+    decoder = { cell = "gru" }                                      # one layer
+    attention = "bahdanau"      # "bahdanau", "luong_dot", "luong_general" or "none"
+    bridge = "learned"          # the decoder's first state: "learned", "direct" or "zero"
+    embedding = { source = 12, target = 12, dim = 8 }   # vocabulary sizes, embedding size
+
+The source is token ids (S, B) when ``embedding.source`` is given, else vectors (S, B, I); the
+target is token ids (T, B) in a vocabulary of ``embedding.target``; the decoder reads the
+embedding of the previous target token (teacher forcing; ``bos`` before the first). What each
+attention computes, and the bridge, is written out in ``runtime.seq2seq``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from derive.errors import DeriveError, Pos
+from derive.symbolic import spec as cell_spec
+from derive.symbolic.cell import Cell
+from derive.symbolic import ir, model
+from derive.symbolic.model import ModelSpec, stack_from_dict
+
+ATTENTIONS = ("bahdanau", "luong_dot", "luong_general", "none")
+BRIDGES = ("learned", "direct", "zero")
+KEYS = {"name": str, "title": str, "summary": str, "references": list, "notes": str, "encoder": dict,
+        "decoder": dict, "attention": str, "bridge": str, "embedding": dict}
+
+
+@dataclass(frozen=True)
+class Seq2SeqSpec:
+    name: str
+    encoder: ModelSpec
+    decoder: Cell
+    decoder_ref: str
+    attention: str
+    bridge: str
+    target_vocab: int
+    embed: int
+    source_vocab: int | None = None  # None: the source is vectors
+    title: str = ""
+    meta: dict = field(default_factory=dict)
+    source: str = ""
+
+
+def load_model(name_or_spec) -> ModelSpec | Seq2SeqSpec:
+    """A stack or an encoder-decoder: a built-in model's name, a model spec's path, or a dict of its keys."""
+    data, text, source = model.read(name_or_spec)
+    if isinstance(name_or_spec, dict):
+        data = {"name": "model", **data}
+    if model.is_seq2seq(data):
+        return from_dict(data, text=text, source=source)
+    return model.stack_from_dict(data, text=text, source=source)
+
+
+def from_dict(data: dict, *, text: str | None, source: str) -> Seq2SeqSpec:
+    def fail(message, key=None):
+        pos = cell_spec._key_pos(text, key) if text is not None and key else (Pos(1, 1) if text is not None else None)
+        raise DeriveError(message, pos, source if text is not None else None)
+
+    for key, value in data.items():
+        if key not in KEYS:
+            fail(f"unknown key {key!r}; an encoder-decoder spec has: {', '.join(KEYS)}", key)
+        if not isinstance(value, KEYS[key]):
+            fail(f"{key} must be a {'table' if KEYS[key] is dict else KEYS[key].__name__}", key)
+    for key in ("name", "encoder", "decoder", "embedding"):
+        if key not in data:
+            fail(f"an encoder-decoder spec needs {key!r}")
+    attention = data.get("attention", "none")
+    if attention not in ATTENTIONS:
+        fail(f"attention must be one of {', '.join(ATTENTIONS)}, not {attention!r}", "attention")
+    bridge = data.get("bridge", "learned")
+    if bridge not in BRIDGES:
+        fail(f"bridge must be one of {', '.join(BRIDGES)}, not {bridge!r}", "bridge")
+    emb = data["embedding"]
+    for key in emb:
+        if key not in ("source", "target", "dim"):
+            fail(f"unknown key {key!r} in embedding; it has source (vocabulary size, or none for vector inputs), "
+                 f"target (vocabulary size) and dim", "embedding")
+    for key in ("target", "dim"):
+        if key not in emb:
+            fail(f"embedding needs {key}", "embedding")
+    for key in ("source", "target", "dim"):
+        if key in emb and (isinstance(emb[key], bool) or not isinstance(emb[key], int) or emb[key] < 1):
+            fail(f"embedding {key} must be a positive integer, not {emb[key]!r}", "embedding")
+    enc = dict(data["encoder"])
+    dec = dict(data["decoder"])
+    if set(dec) - {"cell"} or "cell" not in dec:
+        fail("decoder is { cell = NAME }: one layer of a cell (a deeper decoder is not built yet)", "decoder")
+    try:
+        encoder = stack_from_dict({"name": f"{data['name']}_encoder", **enc}, text=None, source=source)
+        decoder = cell_spec.load(dec["cell"])
+    except DeriveError as e:
+        fail(f"{e.message}", "encoder" if "decoder" not in e.message else "decoder")
+    for what, cell, key in (("encoder", encoder.cell, "encoder"), ("decoder", decoder, "decoder")):
+        states = {ir.ref(st).key: cell.dims[ir.ref(st).key] for st in cell.states}
+        if ir.ref(cell.output).key not in states or any(str(d) != "H" for d in states.values()):
+            fail(f"the {what} cell {cell.name} must output one of its states, every state of the hidden size H "
+                 f"(the bridge and the attention read it)", key)
+    if decoder.input_size is not None:
+        fail(f"the decoder cell {decoder.name} reads an input of the hidden size (I = H); its input here is the "
+             f"target's embedding (and the context)", "decoder")
+    if attention == "luong_dot" or bridge == "direct":
+        what = "luong_dot attention (s_t . h_s)" if attention == "luong_dot" else "a direct bridge"
+        if encoder.bidirectional and encoder.merge == "concat":
+            fail(f"{what} needs the encoder's output and the decoder's state to have one size: a bidirectional "
+                 f"encoder with merge = \"concat\" gives 2H; use merge = \"sum\" or another "
+                 f"{'attention' if attention == 'luong_dot' else 'bridge'}", "attention" if attention == "luong_dot"
+                 else "bridge")
+    return Seq2SeqSpec(name=data["name"], encoder=encoder, decoder=decoder, decoder_ref=dec["cell"],
+                       attention=attention, bridge=bridge, target_vocab=emb["target"], embed=emb["dim"],
+                       source_vocab=emb.get("source"), title=data.get("title", data["name"]),
+                       meta={k: data[k] for k in ("summary", "references", "notes") if k in data}, source=source)
