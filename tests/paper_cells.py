@@ -38,11 +38,16 @@ def ident(a):
     return a
 
 
-def layer_norm(z, gain, bias):
+#: the epsilon added to every variance of the LN-LSTM: PyTorch's nn.LayerNorm default. Ba et al. print
+#: none, which leaves the cell 0/0 at h_0 = 0 (W_h h_0 is then constant); derive's spec adds the same
+LN_EPS = 1e-5
+
+
+def layer_norm(z, gain, bias, eps=0.0):
     """LN(z; alpha, beta) = alpha (z - mu) / sigma + beta over the last axis, sigma the
-    population standard deviation, no epsilon (Ba et al. 2016 as printed)."""
+    population standard deviation sqrt(var + eps) (Ba et al. 2016 print eps = 0)."""
     mu = z.mean(-1, keepdim=True)
-    sd = ((z - mu) ** 2).mean(-1, keepdim=True).sqrt()
+    sd = (((z - mu) ** 2).mean(-1, keepdim=True) + eps).sqrt()
     return gain * (z - mu) / sd + bias
 
 
@@ -373,11 +378,11 @@ def ln_lstm(p, x, s, **_):
     """Ba et al. (2016): LN over the whole 4H stacks, blocks (f, i, o, g), LN(c) at the
     output, the raw c carried."""
     c, h = s["c"], s["h"]
-    a = layer_norm(lin(p["W_h"], h), p["alpha_1"], p["beta_1"]) + \
-        layer_norm(lin(p["W_x"], x), p["alpha_2"], p["beta_2"]) + p["b"]
+    a = layer_norm(lin(p["W_h"], h), p["alpha_1"], p["beta_1"], LN_EPS) + \
+        layer_norm(lin(p["W_x"], x), p["alpha_2"], p["beta_2"], LN_EPS) + p["b"]
     f, i, o, g = a.chunk(4, dim=-1)
     c = sigmoid(f) * c + sigmoid(i) * tanh(g)
-    h = sigmoid(o) * tanh(layer_norm(c, p["alpha_3"], p["beta_3"]))
+    h = sigmoid(o) * tanh(layer_norm(c, p["alpha_3"], p["beta_3"], LN_EPS))
     return h, {"c": c, "h": h}
 
 

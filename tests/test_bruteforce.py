@@ -40,7 +40,14 @@ ROWS = {
     "sru": _small(), "sru_proj": _small(),
     **{f"qrnn_{p}_w{k}": verify.Sizes(T=3, I=1, H=2) for p in ("f", "fo", "ifo") for k in (1, 2)},
     "plusrnn": _small(),
+    # the joint layer normalisations over all 4H units make the unrolled loss ~10^4 operations per
+    # step, too large for sympy.diff (minutes per derivative at T = 2): central differences at 80
+    # digits instead (``DIFFERENCES``); H = 3 so that LN(c_t) over H units is not a sign (as at H = 2)
+    "ln_lstm": verify.Sizes(T=2, I=2, H=3),
 }
+#: rows compared with ``verify.compare(method="differences")``: the same unrolled forward, the mean
+#: summed over its units, differentiated by central differences at 80 digits (no rule of derive's)
+DIFFERENCES = {"ln_lstm"}
 TOLERANCE = 1e-25  # 30-digit arithmetic; a wrong term gives an O(1) relative error
 
 
@@ -52,7 +59,7 @@ def test_every_builtin_cell_has_a_row():
 @pytest.mark.parametrize("name", sorted(ROWS))
 def test_derivation_matches_sympy_diff_of_unrolled_loss(name):
     d = bptt.derive(spec.load(name))
-    report = verify.compare(d, ROWS[name], seed=7)
+    report = verify.compare(d, ROWS[name], seed=7, method="differences" if name in DIFFERENCES else "diff")
     n_params = sum(1 for _ in d.cell.params)
     assert report.quantities >= n_params
     assert report.worst < TOLERANCE, f"{name}: worst {report.worst:.3e} at {report.worst_name}"
@@ -82,6 +89,38 @@ SPEC_ROWS = {
     "input_is_hidden": _spec(r"h_t = \tanh(U h_{t-1} + \tanh(x_t) + b) \odot x_t + h_{t-1}",
                              'sizes = { x = "H" }\n'),
 }
+#: the vector-wide functions (mean, LN): H = 3 units (at H = 1 the mean is the identity and LN is
+#: 0 / 0), T = 2, by sympy.diff
+VECTOR_ROWS = {
+    "mean": _spec(r"h_t = \tanh(W x_t + U h_{t-1} - \operatorname{mean}(U h_{t-1}) + "
+                  r"\operatorname{mean}(h_{t-1} \odot x_t) \odot b)", 'sizes = { x = "H" }\n'),
+    "layer_norm": _spec(r"h_t = a \odot \operatorname{LN}(W x_t + U h_{t-1}) + \operatorname{LN}(h_{t-1})"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(VECTOR_ROWS))
+def test_vector_wide_functions_match_sympy_diff_of_unrolled_loss(name):
+    d = bptt.derive(spec.parse_spec(VECTOR_ROWS[name], source=f"{name}.toml"))
+    report = verify.compare(d, verify.Sizes(T=2, I=1, H=3), seed=5)
+    assert report.worst < TOLERANCE, f"{name}: worst {report.worst:.3e} at {report.worst_name}"
+    assert report.jacobian_worst < TOLERANCE, f"{name}: Jacobian off by {report.jacobian_worst:.3e}"
+
+
+def test_differences_agree_with_sympy_diff_and_catch_a_wrong_term():
+    """The central-difference witness gives sympy.diff's numbers (the LSTM, 30 digits), and sees a
+    dropped term of the LN-LSTM's mean (the 1/4 mean(dm_r) that reaches every block of W_h h)."""
+    d = bptt.derive(spec.load("lstm"))
+    sizes = verify.Sizes(T=2, I=1, H=2)
+    assert verify.compare(d, sizes, seed=3, method="differences").worst < TOLERANCE
+    d = bptt.derive(spec.load("ln_lstm"))
+    dr = d.adjoint("r_f")
+    dropped = [t for t in dr.own if t.has(verify.ir.Mean)]
+    assert dropped
+    dr.own = [t for t in dr.own if t is not dropped[0]]
+    assert verify.compare(d, verify.Sizes(T=1, I=1, H=3), seed=3, method="differences").worst > 1e-3
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SPEC_ROWS))
 def test_spec_functions_match_sympy_diff_of_unrolled_loss(name):

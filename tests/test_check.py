@@ -29,6 +29,8 @@ MUT1_DX = (r"\delta x_t = W_{xz}^\top \delta z_{z,t} + W_{xr}^\top \delta z_{r,t
            r"+ \delta z_{h,1,t} \odot (1 - \tanh^2(x_t))")
 
 #: (target, formula, verdict, a phrase the report must contain)
+LN_DR = (r"\delta r_{f,t} = \frac{1}{4} \operatorname{mean}(\delta m_{r,t}) + \frac{1}{2} (r_{f,t} - m_{r,t}) \odot "
+         r"\operatorname{mean}(\delta z_{s,r,t}) + \delta z_{f,t} \odot a_{1f} / s_{r,t}")
 TABLE = [
     # LSTM adjoints
     ("lstm", r"dc_t = dh_t*o_t*(1 - tanh(c_t)**2) + dc_next*f_next", "correct", "symbolically"),
@@ -144,6 +146,11 @@ TABLE = [
     ("lstmp", LSTMP_DR, "correct", "symbolically"),
     ("lstmp", LSTMP_DR.replace(r" + W_{cr}^\top \delta z_{c,1,t+1}", ""), "wrong",
      "missing term: W_{cr}^T dz_{c,1,t+1}"),
+    # the mean over the units (LN-LSTM): its own adjoint, mean(dm) reaches every block of the stack
+    ("ln_lstm", LN_DR, "correct", "symbolically"),
+    ("ln_lstm", LN_DR.replace(r"\operatorname{mean}(\delta m_{r,t})", r"\delta m_{r,t}"), "wrong", "counterexample"),
+    ("ln_lstm", LN_DR.replace(r"\operatorname{mean}(\delta z_{s,r,t})", r"\delta z_{s,r,t}"), "wrong",
+     "counterexample"),
     # I = H (sizes = { x = "H" }): tanh(x_t) is added to an H-vector
     ("mut1", MUT1_DX, "correct", "symbolically"),
     ("mut1", MUT1_DX.replace(r" \odot (1 - \tanh^2(x_t))", ""), "wrong", "I=3, H=3"),

@@ -294,7 +294,9 @@ EXTREME_LIMITS = {
     "minlstm": "f_t / (f_t + i_t) is 0 / 0 when both sigmoids underflow",
 }
 #: a cell's preconditions on its initial states: the sLSTM divides by its normaliser n, which
-#: must start positive (n_0 = 0 and a closed input gate give c_1 / n_1 = 0 / 0)
+#: must start positive (n_0 = 0 and a closed input gate give c_1 / n_1 = 0 / 0); the LN-LSTM
+#: normalises W_h h_{t-1}, which is the zero vector at h_0 = 0 (LN without an epsilon, as the paper
+#: prints it: 0 / 0), so h starts at 1 (W_h 1 is not a constant vector)
 POSITIVE_STATES = {"slstm": ("n",)}
 
 
@@ -323,8 +325,9 @@ def test_float32_stays_float32_and_extreme_inputs_stay_finite(name):
     # float32 agrees with float64 on ordinary inputs
     x = rng.standard_normal((10, 4, I))
     p64 = {n: a.astype(np.float64) for n, a in params.items()}
-    y32, _, _ = k.forward(x.astype(np.float32), None, params)
-    y64, _, _ = k.forward(x, None, p64)
+    start = {s: np.ones((4, width[k.STATE_DIMS[s]])) for s in POSITIVE_STATES.get(name, ())} or None
+    y32, _, _ = k.forward(x.astype(np.float32), start, params)
+    y64, _, _ = k.forward(x, start, p64)
     assert np.allclose(y32, y64, atol=1e-5)
 
 

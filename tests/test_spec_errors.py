@@ -67,6 +67,13 @@ CASES = [
     ("undefined function, no near name", spec_with("c_t = c_{t-1}\nh_t = \\foo(c_t)\n"), 7, 7,
      "functions: \\exp, \\log, \\sqrt, \\abs, \\max, \\min"),
     ("max with one argument", spec_with("c_t = c_{t-1}\nh_t = \\max(c_t)\n"), 7, 7, "\\max takes 2 arguments"),
+    # the vector-wide functions: a vector's units, never a number
+    ("mean of a constant", spec_with("c_t = c_{t-1}\nh_t = \\operatorname{mean}(\\pi) \\odot c_t\n"), 7, 27,
+     "\\operatorname{mean} reads every unit of a vector; here its argument is a number"),
+    ("mean of a number", spec_with("c_t = c_{t-1}\nh_t = c_t + \\operatorname{mean}(2)\n"), 7, 33,
+     "its argument is a number"),
+    ("LN with two arguments", spec_with("c_t = c_{t-1}\nh_t = \\operatorname{LN}(c_t, h_{t-1})\n"), 7, 7,
+     "\\operatorname{LN} takes one argument"),
     ("exp with two arguments", spec_with("c_t = c_{t-1}\nh_t = \\exp(c_t, h_{t-1})\n"), 7, 7,
      "\\exp takes one argument"),
     ("function without argument", spec_with("c_t = c_{t-1}\nh_t = \\exp c_t\n"), 7, 7, "\\exp is a function"),

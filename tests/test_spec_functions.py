@@ -37,6 +37,12 @@ h_t = g_t \odot h_{t-1} + (1 - g_t) \odot \tanh(V x_t)""", 'gates = ["g"]\n'),
                       "constants = { beta = 0.25, k = -2 }\n"),
     "input_is_hidden": spec(r"h_t = \tanh(U h_{t-1} + \tanh(x_t) + A x_t) \odot x_t + h_{t-1}",
                             'sizes = { x = "H" }\n'),
+    # the vector-wide functions: the mean over the units inside an activation and added to a vector,
+    # a layer normalisation of a product with gain and bias, and of a state
+    "mean": spec(r"""r_t = U h_{t-1}
+h_t = \tanh(A x_t + r_t - \operatorname{mean}(r_t)) + \operatorname{mean}(h_{t-1} \odot b)"""),
+    "layer_norm": spec(r"""u_t = A x_t + U h_{t-1}
+h_t = \tanh(a \odot \operatorname{LN}(u_t) + b) + 0.5 \operatorname{LN}(h_{t-1})"""),
     "two_states": spec(r"""m_t = \max(A x_t + \log(\sigma(U h_{t-1})) + m_{t-1}, V x_t)
 h_t = \exp(m_{t-1} - m_t) \odot h_{t-1} + \tanh(C x_t)""", states='["h", "m"]'),
 }
@@ -150,6 +156,15 @@ def test_a_domain_left_in_the_self_check_is_a_located_error(tmp_path, equation, 
     err = info.value
     assert words in err.message and "NaN" in err.message, str(err)
     assert str(err).startswith(f"{path}:6:1: error: ") and "\n" not in str(err)
+
+
+def test_layer_norm_of_a_product_asks_for_the_product_named(tmp_path):
+    """LN(A x_t + U h_{t-1}) reads its argument three times (u - mean(u), and in the variance): the
+    kernels take one gradient per matrix product, so the generator asks for u_t named (located)."""
+    path = tmp_path / "ln_product.toml"
+    path.write_text(spec(r"h_t = \tanh(\operatorname{LN}(A x_t + U h_{t-1}))", name="ln_product"))
+    with pytest.raises(derive.DeriveError, match=r"ln_product.toml:6:1: .*name the product as a vector of its own"):
+        derive.kernel(str(path))
 
 
 def test_a_kernel_with_the_input_of_hidden_size_refuses_another_size(specs):

@@ -1,6 +1,7 @@
 """The functions a formula may call: the activations (``\\sigma``, ``\\tanh``, ``relu``, ...) and
-a few elementwise ones (``exp``, ``log``, ``\\mathbb{1}[u > 0]``, the step ``\\operatorname{H}``) and the
-two-argument ``\\max(a, b)``, ``\\min(a, b)``, by every spelling."""
+a few elementwise ones (``exp``, ``log``, ``\\mathbb{1}[u > 0]``, the step ``\\operatorname{H}``), the
+two-argument ``\\max(a, b)``, ``\\min(a, b)``, and the vector-wide ``\\operatorname{mean}`` and
+``\\operatorname{LN}``, by every spelling."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import sympy as sp
 
 from derive import activations as acts
 from derive.errors import DeriveError
-from derive.symbolic import functions
+from derive.symbolic import functions, ir
 from derive.syntax.formulas import Call, Num
 
 #: elementwise functions a formula may call, beside the activations: name -> (NumPy, SymPy)
@@ -29,8 +30,28 @@ FUNCTIONS = {
 #: whose derivatives are the spec's (torch.maximum's split of the gradient at a tie)
 BINARY = {"max": (np.maximum, functions.maximum), "min": (np.minimum, functions.minimum)}
 
-#: spellings whose name is not their lower-case letters: H is the Heaviside step, as the pages print it
-SPELLED = {r"\operatorname{H}": "heaviside", r"\mathrm{H}": "heaviside", "H": "heaviside"}
+
+def _mean(u):
+    """The mean over the units broadcast: of a vector, its mean in every unit; of a matrix (a Jacobian
+    chain's (1/n) 1 1^T M, as the pages print it), the mean of each column in every row."""
+    u = np.asarray(u, dtype=float)
+    if u.ndim == 0:
+        return u
+    return np.broadcast_to(u.mean(axis=0, keepdims=True) if u.ndim == 2 else u.mean(), u.shape).copy()
+
+
+def _layer_norm(u):
+    centred = np.asarray(u, dtype=float) - _mean(u)
+    return centred / np.sqrt(_mean(centred ** 2))
+
+
+#: functions over every unit of a vector (symbolic/functions.py): name -> (NumPy, SymPy)
+VECTOR_WIDE = {"mean": (_mean, ir.Mean), "layernorm": (_layer_norm, functions.layer_norm)}
+
+#: spellings whose name is not their lower-case letters: H is the Heaviside step, as the pages print it;
+#: LN is layer normalisation (\ln is the logarithm)
+SPELLED = {r"\operatorname{H}": "heaviside", r"\mathrm{H}": "heaviside", "H": "heaviside",
+           r"\operatorname{LN}": "layernorm", r"\mathrm{LN}": "layernorm", "LN": "layernorm"}
 
 
 def func_name(func: str) -> str:
@@ -56,7 +77,7 @@ def activation(name: str):
 
 def is_function(name: str) -> bool:
     fn = func_name(name)
-    return fn in FUNCTIONS or fn in BINARY or fn == "diag" or activation(fn) is not None
+    return fn in FUNCTIONS or fn in BINARY or fn in VECTOR_WIDE or fn == "diag" or activation(fn) is not None
 
 
 def single(c: Call):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from derive.checker.functions import BINARY, FUNCTIONS, activation, func_name, pair, power, single
+from derive.checker.functions import BINARY, FUNCTIONS, VECTOR_WIDE, activation, func_name, pair, power, single
 from derive.checker.lets import with_lets
 from derive.checker.names import Names, RefKind
 from derive.checker.visitor import Visitor
@@ -159,7 +159,8 @@ class Evaluator(Visitor):
 
     def visit_Call(self, c: Call) -> V:
         name = func_name(c.func)
-        if c.bare and name not in FUNCTIONS and name not in BINARY and activation(name) is None and name != "diag":
+        if c.bare and name not in FUNCTIONS and name not in BINARY and name not in VECTOR_WIDE \
+                and activation(name) is None and name != "diag":
             # o(1 - o) written without an operator: a product
             return product(self.visit_Name(Name(c.func, c.pos)), self(single(c)), c.pos)
         if name in BINARY:
@@ -169,9 +170,21 @@ class Evaluator(Visitor):
             if arg.kind not in (Shape.VECTOR, Shape.SCALAR) or c.prime:
                 _fail("diag takes a vector (or a number: diag(2) is 2 times the identity)", c.pos)
             return V(Shape.MATRIX, np.diag(arg.val)) if arg.kind == Shape.VECTOR else V(Shape.IDENTITY, arg.val)
+        if name in VECTOR_WIDE:
+            return self.vector_wide(c, name, arg)
         if arg.kind not in (Shape.SCALAR, Shape.VECTOR):
             _fail(f"{c.func} applies elementwise to a vector, not a {describe(arg)}", c.pos)
         out = elementwise(name, c, arg.val)
+        k = power(c)
+        return V(arg.kind, out ** k if k != 1 else out)
+
+    def vector_wide(self, c: Call, name: str, arg: V) -> V:
+        """``\\operatorname{mean}`` of a vector (its mean in every unit) or of a matrix (each column's mean
+        in every row: the factor (1/n) 1 1^T of a Jacobian chain); ``\\operatorname{LN}`` of a vector."""
+        kinds = (Shape.VECTOR, Shape.MATRIX) if name == "mean" else (Shape.VECTOR,)
+        if arg.kind not in kinds or c.prime:
+            _fail(f"{c.func} takes a vector{' or a matrix' if name == 'mean' else ''}, not a {describe(arg)}", c.pos)
+        out = VECTOR_WIDE[name][0](arg.val)
         k = power(c)
         return V(arg.kind, out ** k if k != 1 else out)
 

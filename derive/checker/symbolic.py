@@ -6,7 +6,7 @@ from __future__ import annotations
 import sympy as sp
 
 from derive.checker.deadline import within
-from derive.checker.functions import BINARY, FUNCTIONS, activation, func_name, power
+from derive.checker.functions import BINARY, FUNCTIONS, VECTOR_WIDE, activation, func_name, power
 from derive.checker.lets import with_lets
 from derive.checker.names import Names, RefKind
 from derive.checker.runs import reach
@@ -62,6 +62,8 @@ class ToIr(Visitor):
             out = sp.diff(cls(u), u).xreplace({u: arg}) if node.prime else cls(arg)
         elif name in FUNCTIONS and not node.prime:
             out = FUNCTIONS[name][1](arg)
+        elif name in VECTOR_WIDE and not node.prime:
+            out = VECTOR_WIDE[name][1](arg)
         else:
             raise NotSymbolic
         return out ** power(node)

@@ -8,7 +8,9 @@
     np.add(c_t, _h0, out=c_t)
 
 Leaves are looked up in ``names`` (an IR symbol, a saved ``tanh(c_t)``, a ``MatVec`` or
-``MatVecT`` atom -> the code name of its buffer); intermediate results go to scratch
+``MatVecT`` atom -> the code name of its buffer). The one vector-wide operation, ``mean(u)``, is
+its argument computed into the output buffer, then its mean over the last axis (the units) broadcast
+back into it: ``np.copyto(out, out.mean(axis=-1, keepdims=True))``. Intermediate results go to scratch
 buffers taken from a pool per dimension and given back after use, so a kernel allocates
 nothing inside its time loop. Numbers are Python floats, which keep float32 arrays float32.
 """
@@ -152,6 +154,8 @@ class Emitter:
             a = self._value(e.args[0], None)
             self.lines.append(f"np.greater({a}, 0.0, out={dest})")
             self.pool.give(a)
+        elif isinstance(e, ir.Mean):
+            self._mean(e, dest)
         elif isinstance(e, acts.Activation):
             self._activation(e, dest)
         elif isinstance(e, acts.Prime):
@@ -237,6 +241,12 @@ class Emitter:
             self.lines.append(f"{ufunc}({v}, out={dest})")
         else:
             self.lines.append(f"np.power({v}, {number(exp)}, out={dest})")
+
+    def _mean(self, e, dest):
+        """mean(u): u into ``dest`` (or read where it is), then its mean over the units broadcast."""
+        leaf = self._leaf(e.args[0])
+        v = leaf if leaf is not None else self._value(e.args[0], dest)
+        self.lines.append(f"np.copyto({dest}, {v}.mean(axis=-1, keepdims=True))  # mean over the units")
 
     def _activation(self, e, dest):
         name = type(e).__name__

@@ -131,6 +131,7 @@ def vector_gradients(p: Plan) -> list[str]:
     evaluated over every step at once."""
     cell, d, all_names = p.cell, p.d, p.all_t_names
     L = []
+    pools: dict[str, Pool] = {}  # one scratch pool per size, shared by the parameters: each name bound once
     for pg in d.params:
         if pg.param.key in p.in_loop or pg.param.is_matrix:
             continue
@@ -152,9 +153,11 @@ def vector_gradients(p: Plan) -> list[str]:
         names = {**{prm.symbol: code_name(prm.symbol) for prm in cell.params.values()}, **all_names}
         big = "_big"
         L.append(f"{big} = np.empty((steps, {p.w.B}, {pg.param.shape[0]}), dtype)")
-        pool = Pool("big")
-        L += Emitter(names, pool).emit(expr, big)
-        for n in pool.names:
-            L.insert(len(L) - 1, f"{n} = np.empty_like({big})")
+        size = str(pg.param.shape[0])
+        pool = pools.setdefault(size, Pool("big" if not pools else f"big_{len(pools)}_"))
+        known = set(pool.names)
+        lines = Emitter(names, pool).emit(expr, big)
+        L += [f"{n} = np.empty_like({big})" for n in pool.names if n not in known]  # scratch, before its first use
+        L += lines
         L.append(f"grads[{key!r}] = {big}.sum(axis=(0, 1))")
     return L

@@ -142,6 +142,9 @@ def _compiled(expr, fail=_outside):
     if isinstance(expr, ir.MatVec):
         W, a = expr.args[0], _compiled(expr.args[1], fail)
         return lambda env: a(env) @ env[W].T
+    if isinstance(expr, ir.Mean):  # per sample over the units; broadcast where the result is used
+        a = _compiled(expr.args[0], fail)
+        return lambda env: np.mean(np.asarray(a(env), dtype=float), axis=-1, keepdims=True)
     if isinstance(expr, (sp.Add, sp.Mul)):
         parts = [_compiled(a, fail) for a in expr.args]
         if isinstance(expr, sp.Add):

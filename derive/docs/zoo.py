@@ -6,7 +6,9 @@ state of the cell (an LSTM's h and c: 2H numbers), for a few t: how much of the 
 state reaches step t, the quantity behind vanishing and exploding gradients. Row i of the
 Jacobian is the generated ``backward`` seeded with the unit vector e_i at s_t, so one batch
 holds one copy of the input sequence per state unit. The parameters are the kernel's
-``init_params`` (PyTorch's uniform initialisation), x_t ~ N(0, 1), s_0 = 0.
+``init_params`` (PyTorch's uniform initialisation), x_t ~ N(0, 1), s_0 = 0. A cell that is not
+defined at s_0 = 0 gets None (the LN-LSTM: W_h h_0 is the zero vector there, and layer
+normalisation without an epsilon, as the paper prints it, divides 0 by 0).
 """
 
 from __future__ import annotations
@@ -36,15 +38,17 @@ def state_jacobian_norms(name: str, steps=STEPS) -> list[float]:
     s0 = {s: np.zeros((n, d)) for s, d in dims.items()}
     out = []
     for t in steps:
-        _, _, cache = k.forward(x[:t], s0, params)
+        with np.errstate(all="ignore"):  # a cell undefined at s_0 = 0 (LN of the zero vector) gives None
+            _, _, cache = k.forward(x[:t], s0, params)
         seeds, row = {}, 0
         for s, d in dims.items():  # e_i over the stacked state, one row each
             seeds[s] = np.zeros((n, d))
             seeds[s][row:row + d] = np.eye(d)
             row += d
-        grads = k.backward(np.zeros((t, n, size[k.OUTPUT_DIM])), seeds, cache, params)
+        with np.errstate(all="ignore"):
+            grads = k.backward(np.zeros((t, n, size[k.OUTPUT_DIM])), seeds, cache, params)
         jac_t = np.concatenate([grads[s] for s in dims], axis=1)  # rows: e_i; columns: s_0
-        out.append(float(f"{np.linalg.norm(jac_t, 2):.3g}"))
+        out.append(float(f"{np.linalg.norm(jac_t, 2):.3g}") if np.all(np.isfinite(jac_t)) else None)
     return out
 
 

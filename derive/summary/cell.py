@@ -11,6 +11,7 @@ import sympy as sp
 from derive.symbolic import counts, ir
 from derive.symbolic import printing as pr
 from derive.symbolic.bptt import Derivation
+from derive.syntax.formulas import MAX_CHARS
 
 
 def _both(text: str, latex: str) -> dict:
@@ -116,7 +117,10 @@ def collect(d: Derivation) -> dict:
                          rf"\frac{{\partial {pr.symbol_latex(s_out)}}}{{\partial {pr.symbol_latex(s_in)}}}"),
             "rhs": _both(" + ".join(pr.chain_text(c) for c in chains) or "0",
                          " + ".join(pr.chain_latex(c) for c in chains) or "0"),
+            "chains": len(chains), "limit": MAX_CHARS,
         })
+        # a block longer than a formula derive check reads (a dense Jacobian through a normalisation)
+        data["jacobian"][-1]["long"] = len(data["jacobian"][-1]["rhs"]["latex"]) > MAX_CHARS
     for conv in counts.CONVENTIONS:
         poly = sp.factor(counts.layer_count(cell, conv))
         data["counts"].append({"convention": conv, "bias": counts.bias_style(cell, conv),

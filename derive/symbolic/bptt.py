@@ -114,6 +114,8 @@ def derive(cell: Cell) -> Derivation:
                 contrib.setdefault(dep, []).append((idx, local))
             elif kind == Dep.PARAMETER:
                 grads[ir.ref(dep).key].append((local, None))
+            elif kind == Dep.MEAN:  # mean(a): self-adjoint, mean(g) reaches a
+                propagate(dep.args[0], ir.Mean(local), idx)
             else:  # matvec: W a
                 W, arg = dep.args
                 grads[ir.ref(W).key].append((local, arg))
@@ -147,7 +149,8 @@ def derive(cell: Cell) -> Derivation:
 
 # ------------------------------------------------------------------ Jacobians
 # A Jacobian block is a list of chains; a chain is a tuple of factors read left to right,
-# each (Factor.DIAG, e) for diag(e) or (Factor.MAT, W) for the matrix W; () is the identity.
+# each (Factor.DIAG, e) for diag(e), (Factor.MAT, W) for the matrix W or (Factor.MEAN, None) for the
+# mean's (1/n) 1 1^T; () is the identity.
 
 
 def _normal(chain: tuple) -> tuple:
@@ -186,6 +189,8 @@ def state_jacobian(cell: Cell, forward: dict) -> dict:
                 continue
             if kind == Dep.VECTOR:
                 inner, prefix = J.get(dep, {}), ((Factor.DIAG, d),)
+            elif kind == Dep.MEAN:
+                inner, prefix = jac(dep.args[0]), ((Factor.DIAG, d), (Factor.MEAN, None))
             else:
                 W, arg = dep.args
                 inner, prefix = jac(arg), ((Factor.DIAG, d), (Factor.MAT, W))

@@ -101,6 +101,9 @@ class Calls:
             kind = Shape.VECTOR if Shape.VECTOR in (a.kind, b.kind) else Shape.SCALAR
             return Val(fn.build(a.expr, b.expr) ** node.exponent, kind, dim)
         (v,) = vals
+        if fn is not None and fn.vector_wide and v.kind != Shape.VECTOR:
+            raise DeriveError(f"{node.func} reads every unit of a vector; here its argument is a number "
+                              f"(write it of a vector such as {node.func}(c_t))", node.args[0].pos)
         head = act if act is not None else fn.build
         if head is sp.exp:  # kept whole: SymPy would split exp(log f + a) into f exp(a), which overflows where
             # f underflows (the sLSTM's f-hat); whole, its argument becomes the pre-activation (a product's

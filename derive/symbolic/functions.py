@@ -1,4 +1,4 @@
-"""The elementwise functions of the spec language that are not catalogue activations.
+"""The functions of the spec language that are not catalogue activations.
 
 ``\\exp``, ``\\log`` (``\\ln``), ``\\sqrt``, ``\\abs`` (also ``|x|``) and the two-argument
 ``\\max`` and ``\\min``. The one-argument ones are SymPy's own ``exp``, ``log``, ``sqrt``
@@ -9,6 +9,13 @@ three-way maximum, whose derivative at a tie is not PyTorch's): the derivative o
 ``max(a, b)`` is ``H(a - b)`` for ``a`` and ``H(b - a)`` for ``b``, with the Heaviside
 step ``H(0) = 1/2``, which is what ``torch.maximum`` and ``torch.minimum`` return at a
 tie (the gradient split evenly).
+
+Two are vector-wide: ``\\operatorname{mean}(u)`` is, for each sample, the mean of ``u`` over its
+units broadcast to every unit (``ir.Mean``: the one vector-wide atom of the IR, whose Jacobian
+``(1/n) 1 1^T`` is dense), and ``\\operatorname{LN}(u)`` is layer normalisation without gain and
+bias, sugar for ``(u - mean(u)) / sqrt(mean((u - mean(u))^2))`` (the population variance and no
+epsilon, as Ba, Kiros & Hinton (2016) print it); a spec writes the gain and bias elementwise,
+``a \\odot \\operatorname{LN}(u) + b``. Both take a vector, never a number.
 
 Domains: ``\\log`` needs a positive argument and ``\\sqrt`` a non-negative one; elsewhere
 the kernel gives NaN as NumPy and PyTorch do, and the kernel self-check refuses a cell
@@ -21,6 +28,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 import sympy as sp
+
+from derive.symbolic import ir
 
 
 class _Extreme(sp.Function):
@@ -75,6 +84,14 @@ class SpecFunction:
     build: Callable
     summary: str
     domain: str = ""  # "positive", "non-negative" or "" (every real number)
+    vector_wide: bool = False  # reads every unit of its argument (mean, LN): the argument must be a vector
+
+
+def layer_norm(u):
+    """``LN(u) = (u - mean(u)) / sqrt(mean((u - mean(u))^2))``: over the units, population variance,
+    no epsilon (Ba, Kiros & Hinton 2016); gain and bias are the spec's, elementwise."""
+    centred = u - ir.Mean(u)
+    return centred / sp.sqrt(ir.Mean(centred ** 2))
 
 
 FUNCTIONS = (
@@ -85,6 +102,14 @@ FUNCTIONS = (
                  "absolute value, also written between bars; derivative sign x (0 at 0, as torch.abs)"),
     SpecFunction((r"\max",), 2, maximum, "max(a, b); the gradient at a tie is split 1/2, 1/2 (torch.maximum)"),
     SpecFunction((r"\min",), 2, minimum, "min(a, b); the gradient at a tie is split 1/2, 1/2 (torch.minimum)"),
+    SpecFunction((r"\operatorname{mean}",), 1, ir.Mean,
+                 "per sample, the mean of a vector over its units, broadcast to every unit (a vector of the "
+                 "argument's size); its Jacobian (1/n) 1 1^T is dense and it is its own adjoint",
+                 "a vector", vector_wide=True),
+    SpecFunction((r"\operatorname{LN}",), 1, layer_norm,
+                 "layer normalisation over the units, (u - mean(u)) / sqrt(mean((u - mean(u))^2)): population "
+                 "variance, no epsilon (Ba et al. 2016); write the gain and bias elementwise, a \\odot LN(u) + b",
+                 "a vector that is not constant", vector_wide=True),
 )
 
 #: constants a spec may write without declaring them

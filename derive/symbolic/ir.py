@@ -4,7 +4,9 @@ Every vector quantity of a cell (``f_t``, ``h_{t-1}``, ``b_f``) is a real SymPy 
 whose value is "the element", so elementwise algebra (``+``, the Hadamard product,
 activations) is ordinary commutative SymPy algebra. The only non-elementwise operation
 is the matrix-vector product, kept as the opaque atoms ``MatVec(W, a)`` (``W a``) and
-``MatVecT(W, g)`` (``W^T g``).
+``MatVecT(W, g)`` (``W^T g``). One operation is vector-wide: ``Mean(a)``, for each sample the
+mean of ``a`` over its units, broadcast back to every unit (linear and self-adjoint, so the
+adjoint of ``Mean(a)`` reaching ``a`` is ``Mean`` of the incoming adjoint).
 
 A symbol's name encodes what it is, so printing needs no registry:
 ``"W|xf|"`` is the parameter ``W_{xf}``; ``"h||-1"`` is ``h_{t-1}``; ``"z|f|0"`` is
@@ -80,12 +82,28 @@ class MatVecT(sp.Function):
     nargs = 2
 
 
-def split_linear(expr: sp.Expr):
-    """Replace each ``MatVec`` atom by a placeholder symbol.
+class Mean(sp.Function):
+    """``mean(a)``: per sample, the mean of ``a`` over its units, broadcast to every unit (so it
+    has ``a``'s size). Linear: a number comes out (``mean(2 a) = 2 mean(a)``, ``mean(c) = c``)."""
 
-    Returns ``(elementwise_expr, {placeholder: MatVec atom})``; differentiating the
+    nargs = 1
+
+    @classmethod
+    def eval(cls, a):
+        if a.is_number:
+            return a
+        coeff, rest = a.as_coeff_Mul()
+        if coeff != 1:
+            return coeff * cls(rest)
+        return None
+
+
+def split_linear(expr: sp.Expr):
+    """Replace each ``MatVec`` and ``Mean`` atom (the outermost ones) by a placeholder symbol.
+
+    Returns ``(elementwise_expr, {placeholder: atom})``; differentiating the
     elementwise expression by ordinary SymPy rules is then exact.
     """
-    atoms = sorted(expr.atoms(MatVec), key=sp.default_sort_key)
+    atoms = sorted(expr.atoms(MatVec, Mean), key=sp.default_sort_key)
     holders = {sp.Symbol(f"__m{k}", real=True): atom for k, atom in enumerate(atoms)}
     return expr.xreplace({atom: h for h, atom in holders.items()}), holders

@@ -131,7 +131,7 @@ class _Mixin:
 
     def _arg(self, e):
         s = self._print(e)
-        simple = isinstance(e, sp.Symbol) or isinstance(e, (acts.Activation, ir.MatVec, ir.MatVecT))
+        simple = isinstance(e, sp.Symbol) or isinstance(e, (acts.Activation, ir.MatVec, ir.MatVecT, ir.Mean))
         return s if simple else f"{self.lparen}{s}{self.rparen}"
 
 
@@ -148,6 +148,11 @@ class IRLatexPrinter(_Mixin, LatexPrinter):
     def _print_MatVecT(self, expr):
         return rf"{self._print(expr.args[0])}^\top {self._arg(expr.args[1])}"
 
+    def _print_Mean(self, expr, exp=None):
+        """The mean over the units, broadcast: ``\\operatorname{mean}\\left(u\\right)``."""
+        body = rf"\operatorname{{mean}}\left({self._print(expr.args[0])}\right)"
+        return body if exp is None else f"{body}^{{{exp}}}"
+
     def _print_Heaviside(self, expr, exp=None):
         """The step of max/min's derivative, H(0) = 1/2."""
         body = rf"\operatorname{{H}}\left({self._print(expr.args[0])}\right)"
@@ -157,6 +162,8 @@ class IRLatexPrinter(_Mixin, LatexPrinter):
         base, exp = expr.args
         if isinstance(base, (acts.Activation, acts.step)) and exp.is_Integer and exp > 0:
             return base._latex(self, exp=self._print(exp))
+        if isinstance(base, ir.Mean) and exp.is_Integer and exp > 0:
+            return self._print_Mean(base, exp=self._print(exp))
         if ir.is_ir(base) and exp.is_Integer and exp > 0:
             return f"{self._print(base)}^{{{exp}}}"
         return super()._print_Pow(expr)
@@ -174,6 +181,9 @@ class IRTextPrinter(_Mixin, StrPrinter):
 
     def _print_MatVecT(self, expr):
         return f"{self._print(expr.args[0])}^T {self._arg(expr.args[1])}"
+
+    def _print_Mean(self, expr):
+        return f"mean({self._print(expr.args[0])})"
 
     def _print_Heaviside(self, expr):
         """The step of max/min's derivative, H(0) = 1/2."""
@@ -221,13 +231,26 @@ def terms_text(terms, origin: int | None = None) -> str:
 
 
 def chain_latex(chain) -> str:
+    """A Jacobian chain, read left to right; the mean's (1/n) 1 1^T applies to the rest of the
+    chain as ``\\operatorname{mean}(M)``: the mean of each column of M over its rows, broadcast."""
     if not chain:
         return "I"
-    return " ".join(rf"\operatorname{{diag}}\left({latex(v)}\right)" if k == Factor.DIAG else latex(v)
-                    for k, v in chain)
+    parts = []
+    for k, (kind, v) in enumerate(chain):
+        if kind == Factor.MEAN:
+            parts.append(rf"\operatorname{{mean}}\left({chain_latex(chain[k + 1:])}\right)")
+            break
+        parts.append(rf"\operatorname{{diag}}\left({latex(v)}\right)" if kind == Factor.DIAG else latex(v))
+    return " ".join(parts)
 
 
 def chain_text(chain) -> str:
     if not chain:
         return "I"
-    return " ".join(f"diag({text(v)})" if k == Factor.DIAG else text(v) for k, v in chain)
+    parts = []
+    for k, (kind, v) in enumerate(chain):
+        if kind == Factor.MEAN:
+            parts.append(f"mean({chain_text(chain[k + 1:])})")
+            break
+        parts.append(f"diag({text(v)})" if kind == Factor.DIAG else text(v))
+    return " ".join(parts)

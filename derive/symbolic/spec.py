@@ -56,7 +56,7 @@ def builtin_names() -> list[str]:
     """The built-in cells, in the order the docs list them."""
     order = ["rnn_tanh", "rnn_relu", "indrnn", "clockwork", "lstm", "lstm_peephole", "lstm_cifg", "lstm_proj", "lstmp",
              *(f"greff_{v}" for v in ("v", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr")),
-             "slstm", "janet", "gru", "gru_cho", "gru1", "gru2", "gru3", "mgu", "mut1", "mut2", "mut3", "ugrnn",
+             "slstm", "ln_lstm", "janet", "gru", "gru_cho", "gru1", "gru2", "gru3", "mgu", "mut1", "mut2", "mut3", "ugrnn",
              "minlstm", "mingru", "sru", "sru_proj",
              *(f"qrnn_{p}_w{k}" for p in ("f", "fo", "ifo") for k in (1, 2)), "plusrnn"]
     found = sorted(p.name[:-5] for p in resources.files("derive.cells").iterdir() if p.name.endswith(".toml"))

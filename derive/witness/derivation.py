@@ -1,7 +1,8 @@
 """Independent witnesses for a derivation.
 
 * ``evaluate`` gives the IR its forward meaning on arrays of SymPy numbers or
-  expressions (``MatVec`` is ``@``, everything else elementwise).
+  expressions (``MatVec`` is ``@``, ``Mean`` is (1/n) times the sum of the n entries, repeated
+  n times; everything else elementwise).
 * ``brute_force`` unrolls a cell for T steps on explicit scalar symbols, builds the loss
   ``L = sum_t w_t . y_t + sum_s v_s . s_T`` and differentiates it with ``sympy.diff``:
   no adjoint, no rule of ``rules.py``, no carry is involved.
@@ -9,6 +10,12 @@
 
 ``compare`` runs both at one random high-precision point and reports the largest
 relative difference per quantity.
+
+A cell whose unrolled loss is too large for ``sympy.diff`` (the LN-LSTM's normalisations over
+every unit: about 3 10^4 operations for one step, each derivative seconds) is compared with
+``method="differences"`` instead: central differences of the same unrolled forward evaluated at
+80 digits with a step of 10^-30 (truncation and rounding both below 10^-45), again no rule of
+``rules.py``, no adjoint and no carry.
 """
 
 from __future__ import annotations
@@ -41,6 +48,12 @@ def evaluate(expr, env: dict):
         return env[expr.args[0]].dot(evaluate(expr.args[1], env))
     if isinstance(expr, ir.MatVecT):
         return env[expr.args[0]].T.dot(evaluate(expr.args[1], env))
+    if isinstance(expr, ir.Mean):  # the sum of the unit scalars over n, broadcast: no rule of derive's
+        value = evaluate(expr.args[0], env)
+        if not isinstance(value, np.ndarray):
+            return value
+        total = _fold(lambda a, b: a + b, list(value.flat))
+        return np.array([total / len(value)] * len(value), dtype=object)
     if isinstance(expr, sp.Add):
         return _fold(lambda a, b: a + b, [evaluate(a, env) for a in expr.args])
     if isinstance(expr, sp.Mul):
@@ -267,14 +280,57 @@ def jacobian_value(chains, env, size_out, size_in):
     for chain in chains:
         m = np.eye(size_in, dtype=object) * sp.Integer(1) if not chain else None
         for kind, val in chain:
+            width = size_out if m is None else m.shape[1]
             if kind == Factor.DIAG:  # a vector, or a scalar over the current row size (H inside W_hr diag(.) W)
-                width = size_out if m is None else m.shape[1]
                 f = np.diag(evaluate(val, env) * np.ones(width, dtype=object))
+            elif kind == Factor.MEAN:  # (1/n) 1 1^T
+                f = np.full((width, width), sp.Rational(1, width), dtype=object)
             else:
                 f = env[val]
             m = f if m is None else m.dot(f)
         total = total + m
     return total
+
+
+#: the precision and step of ``method="differences"``: (L(p + h) - L(p - h)) / 2h at 80 digits
+FD_DIGITS, FD_STEP = 80, sp.Rational(1, 10**30)
+
+
+def differences(cell: Cell, sizes: Sizes, w, v, point: dict):
+    """``{symbol: dL/dsymbol}`` and ``{(out key, in key): d s_1 / d s_0}`` by central differences of the
+    unrolled forward (``forward``, the mean summed over its units) at ``FD_DIGITS`` digits."""
+    sizes = sizes.for_cell(cell)
+    params, xs, s0 = symbols_for(cell, sizes)
+    at = {k: sp.Float(val, FD_DIGITS) for k, val in point.items()}
+
+    def values(shift: dict):
+        def num(arr):
+            return np.frompyfunc(lambda e: at[e] + shift.get(e, 0), 1, 1)(arr)
+        return {k: num(a) for k, a in params.items()}, [num(x) for x in xs], {s: num(a) for s, a in s0.items()}
+
+    def loss(shift: dict):
+        p, x, s = values(shift)
+        steps = forward(cell, p, x, s)
+        total = sum((w[t - 1] * steps[t][cell.output]).sum() for t in range(1, len(xs) + 1))
+        return total + sum((v[st] * steps[-1][st]).sum() for st in cell.states)
+
+    wrt = [e for arr in [*params.values(), *xs, *s0.values()] for e in arr.flat]
+    grads = {e: (loss({e: FD_STEP}) - loss({e: -FD_STEP})) / (2 * FD_STEP) for e in wrt}
+
+    def first_step(shift: dict):
+        p, x, s = values(shift)
+        return forward(cell, p, x[:1], s)[1]
+
+    jac = {}
+    for s_in in cell.states:
+        columns = []
+        for e in s0[s_in].flat:
+            up, down = first_step({e: FD_STEP}), first_step({e: -FD_STEP})
+            columns.append({s_out: (up[s_out] - down[s_out]) / (2 * FD_STEP) for s_out in cell.states})
+        for s_out in cell.states:
+            jac[ir.ref(s_out).key, ir.ref(s_in).key] = np.array([[c[s_out][i] for c in columns]
+                                                                 for i in range(len(columns[0][s_out]))])
+    return grads, jac
 
 
 def random_point(symbols, rng: random.Random, digits: int = 30):
@@ -332,14 +388,22 @@ def _rel(a, b) -> float:
     return float(abs(a - b) / max(1, abs(b)))
 
 
-def compare(d: Derivation, sizes: Sizes = Sizes(), seed: int = 0, digits: int = 30) -> Report:
-    """Derived formulas against ``sympy.diff`` of the unrolled loss at one random point."""
+def compare(d: Derivation, sizes: Sizes = Sizes(), seed: int = 0, digits: int = 30,
+            method: str = "diff") -> Report:
+    """Derived formulas against ``sympy.diff`` of the unrolled loss at one random point
+    (``method="differences"``: against central differences of it at 80 digits, see ``differences``)."""
     cell = d.cell
     rng = random.Random(seed)
     w, v = loss_weights(cell, sizes, rng)
-    exact, (params, xs, s0), steps = brute_force(cell, sizes, w, v)
+    if method == "diff":
+        exact, (params, xs, s0), steps = brute_force(cell, sizes, w, v)
+    else:
+        params, xs, s0 = symbols_for(cell, sizes)
+        exact = {e: None for arr in [*params.values(), *xs, *s0.values()] for e in arr.flat}
     point = random_point(sorted(exact, key=sp.default_sort_key), rng, digits)
     at_point = Numeric(point, digits)
+    if method != "diff":
+        exact, fd_jacobian = differences(cell, sizes, w, v, point)
 
     def num(arr):
         return np.frompyfunc(at_point, 1, 1)(arr)
@@ -356,7 +420,7 @@ def compare(d: Derivation, sizes: Sizes = Sizes(), seed: int = 0, digits: int = 
         derived.update(zip(arr.flat, ds0[s].flat))
     worst, worst_name = 0.0, ""
     for sym, expr in exact.items():
-        err = _rel(derived[sym], at_point(expr))
+        err = _rel(derived[sym], at_point(expr) if method == "diff" else expr)
         if err >= worst:
             worst, worst_name = err, sym.name
 
@@ -372,7 +436,8 @@ def compare(d: Derivation, sizes: Sizes = Sizes(), seed: int = 0, digits: int = 
     for (out_key, in_key), chains in d.jacobian.items():
         s_out = next(s for s in cell.states if ir.ref(s).key == out_key)
         s_in = next(s for s in cell.states if ir.ref(s).key == in_key)
-        brute = np.array([[at_point(sp.diff(o, i)) for i in s0[s_in].flat] for o in steps[1][s_out].flat])
+        brute = np.array([[at_point(sp.diff(o, i)) for i in s0[s_in].flat] for o in steps[1][s_out].flat]) \
+            if method == "diff" else fd_jacobian[out_key, in_key]
         mine = jacobian_value(chains, env, brute.shape[0], brute.shape[1])
         for a, b in zip(mine.flat, brute.flat):
             jworst = max(jworst, _rel(a, b))
