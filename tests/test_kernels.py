@@ -294,9 +294,8 @@ EXTREME_LIMITS = {
     "minlstm": "f_t / (f_t + i_t) is 0 / 0 when both sigmoids underflow",
 }
 #: a cell's preconditions on its initial states: the sLSTM divides by its normaliser n, which
-#: must start positive (n_0 = 0 and a closed input gate give c_1 / n_1 = 0 / 0); the LN-LSTM
-#: normalises W_h h_{t-1}, which is the zero vector at h_0 = 0 (LN without an epsilon, as the paper
-#: prints it: 0 / 0), so h starts at 1 (W_h 1 is not a constant vector)
+#: must start positive (n_0 = 0 and a closed input gate give c_1 / n_1 = 0 / 0). (The LN-LSTM needs
+#: none: its spec adds epsilon to each variance, so W_h h_0 = 0 at h_0 = 0 normalises to 0, not 0 / 0)
 POSITIVE_STATES = {"slstm": ("n",)}
 
 

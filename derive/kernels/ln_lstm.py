@@ -16,10 +16,10 @@ The step, as derived (page: cells/ln_lstm.md; z_(v,t) are the pre-activations):
     z_{u,g,t} = W_{xg} x_t
     u_{g,t} = z_{u,g,t}
     m_{r,t} = 1/4 mean(r_{f,t}) + 1/4 mean(r_{g,t}) + 1/4 mean(r_{i,t}) + 1/4 mean(r_{o,t})
-    z_{s,r,t} = 1/4 mean((r_{f,t} - m_{r,t})^2) + 1/4 mean((r_{g,t} - m_{r,t})^2) + 1/4 mean((r_{i,t} - m_{r,t})^2) + 1/4 mean((r_{o,t} - m_{r,t})^2)
+    z_{s,r,t} = 1/100000 + 1/4 mean((r_{f,t} - m_{r,t})^2) + 1/4 mean((r_{g,t} - m_{r,t})^2) + 1/4 mean((r_{i,t} - m_{r,t})^2) + 1/4 mean((r_{o,t} - m_{r,t})^2)
     s_{r,t} = sqrt(z_{s,r,t})
     m_{u,t} = 1/4 mean(u_{f,t}) + 1/4 mean(u_{g,t}) + 1/4 mean(u_{i,t}) + 1/4 mean(u_{o,t})
-    z_{s,u,t} = 1/4 mean((u_{f,t} - m_{u,t})^2) + 1/4 mean((u_{g,t} - m_{u,t})^2) + 1/4 mean((u_{i,t} - m_{u,t})^2) + 1/4 mean((u_{o,t} - m_{u,t})^2)
+    z_{s,u,t} = 1/100000 + 1/4 mean((u_{f,t} - m_{u,t})^2) + 1/4 mean((u_{g,t} - m_{u,t})^2) + 1/4 mean((u_{i,t} - m_{u,t})^2) + 1/4 mean((u_{o,t} - m_{u,t})^2)
     s_{u,t} = sqrt(z_{s,u,t})
     z_{f,t} = a_{1f} ⊙ 1/s_{r,t} ⊙ (r_{f,t} - m_{r,t}) + a_{2f} ⊙ 1/s_{u,t} ⊙ (u_{f,t} - m_{u,t}) + b_{1f} + b_{2f} + b_f
     f_t = sigma(z_{f,t})
@@ -30,7 +30,7 @@ The step, as derived (page: cells/ln_lstm.md; z_(v,t) are the pre-activations):
     z_{g,t} = a_{1g} ⊙ 1/s_{r,t} ⊙ (r_{g,t} - m_{r,t}) + a_{2g} ⊙ 1/s_{u,t} ⊙ (u_{g,t} - m_{u,t}) + b_{1g} + b_{2g} + b_g
     g_t = tanh(z_{g,t})
     c_t = f_t ⊙ c_{t-1} + g_t ⊙ i_t
-    n_t = (c_t - mean(c_t)) ⊙ 1/sqrt(mean((c_t - mean(c_t))^2))
+    n_t = (c_t - mean(c_t)) ⊙ 1/sqrt(1/100000 + mean((c_t - mean(c_t))^2))
     z_{h,1,t} = a_3 ⊙ n_t + b_3
     h_t = o_t ⊙ tanh(z_{h,1,t})
 
@@ -175,6 +175,7 @@ def _forward(x, states0, params):
     k_fio = slice(B * 2*H, B * 5*H)
     _h0 = np.empty((B, H), dtype)  # scratch
     _h1 = np.empty((B, H), dtype)  # scratch
+    _h2 = np.empty((B, H), dtype)  # scratch
     # views of every step (a step takes one index of each) and of the reused buffers
     z_s_r_all = z[:, :, s_s_r]
     z_s_u_all = z[:, :, s_s_u]
@@ -263,11 +264,12 @@ def _forward(x, states0, params):
         np.copyto(_h1, r_o_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(0.25, _h1, out=_h0)
         np.add(m_r_t, _h0, out=m_r_t)
-        # z_{s,r,t} = 1/4 mean((r_{f,t} - m_{r,t})^2) + 1/4 mean((r_{g,t} - m_{r,t})^2) + 1/4 mean((r_{i,t} - m_{r,t})^2) + 1/4 mean((r_{o,t} - m_{r,t})^2)
-        np.subtract(r_f_t, m_r_t, out=_h0)
-        np.square(_h0, out=_h0)
-        np.copyto(_h0, _h0.mean(axis=-1, keepdims=True))  # mean over the units
-        np.multiply(0.25, _h0, out=z_s_r_t)
+        # z_{s,r,t} = 1/100000 + 1/4 mean((r_{f,t} - m_{r,t})^2) + 1/4 mean((r_{g,t} - m_{r,t})^2) + 1/4 mean((r_{i,t} - m_{r,t})^2) + 1/4 mean((r_{o,t} - m_{r,t})^2)
+        np.subtract(r_f_t, m_r_t, out=_h1)
+        np.square(_h1, out=_h1)
+        np.copyto(_h1, _h1.mean(axis=-1, keepdims=True))  # mean over the units
+        np.multiply(0.25, _h1, out=_h0)
+        np.add(1e-05, _h0, out=z_s_r_t)
         np.subtract(r_g_t, m_r_t, out=_h1)
         np.square(_h1, out=_h1)
         np.copyto(_h1, _h1.mean(axis=-1, keepdims=True))  # mean over the units
@@ -295,11 +297,12 @@ def _forward(x, states0, params):
         np.copyto(_h1, u_o_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(0.25, _h1, out=_h0)
         np.add(m_u_t, _h0, out=m_u_t)
-        # z_{s,u,t} = 1/4 mean((u_{f,t} - m_{u,t})^2) + 1/4 mean((u_{g,t} - m_{u,t})^2) + 1/4 mean((u_{i,t} - m_{u,t})^2) + 1/4 mean((u_{o,t} - m_{u,t})^2)
-        np.subtract(u_f_t, m_u_t, out=_h0)
-        np.square(_h0, out=_h0)
-        np.copyto(_h0, _h0.mean(axis=-1, keepdims=True))  # mean over the units
-        np.multiply(0.25, _h0, out=z_s_u_t)
+        # z_{s,u,t} = 1/100000 + 1/4 mean((u_{f,t} - m_{u,t})^2) + 1/4 mean((u_{g,t} - m_{u,t})^2) + 1/4 mean((u_{i,t} - m_{u,t})^2) + 1/4 mean((u_{o,t} - m_{u,t})^2)
+        np.subtract(u_f_t, m_u_t, out=_h1)
+        np.square(_h1, out=_h1)
+        np.copyto(_h1, _h1.mean(axis=-1, keepdims=True))  # mean over the units
+        np.multiply(0.25, _h1, out=_h0)
+        np.add(1e-05, _h0, out=z_s_u_t)
         np.subtract(u_g_t, m_u_t, out=_h1)
         np.square(_h1, out=_h1)
         np.copyto(_h1, _h1.mean(axis=-1, keepdims=True))  # mean over the units
@@ -371,13 +374,14 @@ def _forward(x, states0, params):
         np.multiply(c_prev, f_t, out=c_t)
         np.multiply(g_t, i_t, out=_h0)
         np.add(c_t, _h0, out=c_t)
-        # n_t = (c_t - mean(c_t)) ⊙ 1/sqrt(mean((c_t - mean(c_t))^2))
+        # n_t = (c_t - mean(c_t)) ⊙ 1/sqrt(1/100000 + mean((c_t - mean(c_t))^2))
         np.copyto(_h0, c_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.subtract(c_t, _h0, out=n_t)
-        np.copyto(_h1, c_t.mean(axis=-1, keepdims=True))  # mean over the units
-        np.subtract(c_t, _h1, out=_h0)
-        np.square(_h0, out=_h0)
-        np.copyto(_h0, _h0.mean(axis=-1, keepdims=True))  # mean over the units
+        np.copyto(_h2, c_t.mean(axis=-1, keepdims=True))  # mean over the units
+        np.subtract(c_t, _h2, out=_h1)
+        np.square(_h1, out=_h1)
+        np.copyto(_h1, _h1.mean(axis=-1, keepdims=True))  # mean over the units
+        np.add(1e-05, _h1, out=_h0)
         np.power(_h0, -0.5, out=_h0)
         np.multiply(n_t, _h0, out=n_t)
         # z_{h,1,t} = a_3 ⊙ n_t + b_3
@@ -514,6 +518,7 @@ def _backward(dy, dstates_T, cache, params, truncate):
     _h2 = np.empty((B, H), dtype)  # scratch
     _h3 = np.empty((B, H), dtype)  # scratch
     _h4 = np.empty((B, H), dtype)  # scratch
+    _h5 = np.empty((B, H), dtype)  # scratch
     # views of every step (a step takes one index of each) and of the reused buffers
     z_s_r_all = z[:, :, s_s_r]
     z_s_u_all = z[:, :, s_s_u]
@@ -597,11 +602,12 @@ def _backward(dy, dstates_T, cache, params, truncate):
         np.multiply(dz_h_1_t, _h0, out=dz_h_1_t)
         # dn_t = dz_{h,1,t} ⊙ a_3
         np.multiply(a_3, dz_h_1_t, out=dn_t)
-        # dc_t = -mean(dn_t ⊙ 1/sqrt(mean((c_t - mean(c_t))^2))) + -1/2 mean((2 mean(c_t) - 2 c_t) ⊙ mean(dn_t ⊙ (c_t - mean(c_t)) ⊙ mean((c_t - mean(c_t))^2)**(-3/2))) + -1/2 (2 c_t - 2 mean(c_t)) ⊙ mean(dn_t ⊙ (c_t - mean(c_t)) ⊙ mean((c_t - mean(c_t))^2)**(-3/2)) + dn_t ⊙ 1/sqrt(mean((c_t - mean(c_t))^2)) + dc_{t+1} ⊙ f_{t+1}
-        np.copyto(_h2, c_t.mean(axis=-1, keepdims=True))  # mean over the units
-        np.subtract(c_t, _h2, out=_h1)
-        np.square(_h1, out=_h1)
-        np.copyto(_h1, _h1.mean(axis=-1, keepdims=True))  # mean over the units
+        # dc_t = -mean(dn_t ⊙ 1/sqrt(1/100000 + mean((c_t - mean(c_t))^2))) + -1/2 mean((2 mean(c_t) - 2 c_t) ⊙ mean(dn_t ⊙ (c_t - mean(c_t)) ⊙ (1/100000 + mean((c_t - mean(c_t))^2))**(-3/2))) + -1/2 (2 c_t - 2 mean(c_t)) ⊙ mean(dn_t ⊙ (c_t - mean(c_t)) ⊙ (1/100000 + mean((c_t - mean(c_t))^2))**(-3/2)) + dn_t ⊙ 1/sqrt(1/100000 + mean((c_t - mean(c_t))^2)) + dc_{t+1} ⊙ f_{t+1}
+        np.copyto(_h3, c_t.mean(axis=-1, keepdims=True))  # mean over the units
+        np.subtract(c_t, _h3, out=_h2)
+        np.square(_h2, out=_h2)
+        np.copyto(_h2, _h2.mean(axis=-1, keepdims=True))  # mean over the units
+        np.add(1e-05, _h2, out=_h1)
         np.power(_h1, -0.5, out=_h1)
         np.multiply(dn_t, _h1, out=_h0)
         np.add(dc_carry, _h0, out=dc_t)
@@ -613,19 +619,21 @@ def _backward(dy, dstates_T, cache, params, truncate):
         np.copyto(_h3, c_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.subtract(c_t, _h3, out=_h2)
         np.multiply(dn_t, _h2, out=_h1)
-        np.copyto(_h3, c_t.mean(axis=-1, keepdims=True))  # mean over the units
-        np.subtract(c_t, _h3, out=_h2)
-        np.square(_h2, out=_h2)
-        np.copyto(_h2, _h2.mean(axis=-1, keepdims=True))  # mean over the units
+        np.copyto(_h4, c_t.mean(axis=-1, keepdims=True))  # mean over the units
+        np.subtract(c_t, _h4, out=_h3)
+        np.square(_h3, out=_h3)
+        np.copyto(_h3, _h3.mean(axis=-1, keepdims=True))  # mean over the units
+        np.add(1e-05, _h3, out=_h2)
         np.power(_h2, -1.5, out=_h2)
         np.multiply(_h1, _h2, out=_h1)
         np.copyto(_h1, _h1.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(_h0, _h1, out=_h0)
         np.subtract(dc_t, _h0, out=dc_t)
-        np.copyto(_h2, c_t.mean(axis=-1, keepdims=True))  # mean over the units
-        np.subtract(c_t, _h2, out=_h1)
-        np.square(_h1, out=_h1)
-        np.copyto(_h1, _h1.mean(axis=-1, keepdims=True))  # mean over the units
+        np.copyto(_h3, c_t.mean(axis=-1, keepdims=True))  # mean over the units
+        np.subtract(c_t, _h3, out=_h2)
+        np.square(_h2, out=_h2)
+        np.copyto(_h2, _h2.mean(axis=-1, keepdims=True))  # mean over the units
+        np.add(1e-05, _h2, out=_h1)
         np.power(_h1, -0.5, out=_h1)
         np.multiply(dn_t, _h1, out=_h0)
         np.copyto(_h0, _h0.mean(axis=-1, keepdims=True))  # mean over the units
@@ -637,10 +645,11 @@ def _backward(dy, dstates_T, cache, params, truncate):
         np.copyto(_h4, c_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.subtract(c_t, _h4, out=_h3)
         np.multiply(dn_t, _h3, out=_h2)
-        np.copyto(_h4, c_t.mean(axis=-1, keepdims=True))  # mean over the units
-        np.subtract(c_t, _h4, out=_h3)
-        np.square(_h3, out=_h3)
-        np.copyto(_h3, _h3.mean(axis=-1, keepdims=True))  # mean over the units
+        np.copyto(_h5, c_t.mean(axis=-1, keepdims=True))  # mean over the units
+        np.subtract(c_t, _h5, out=_h4)
+        np.square(_h4, out=_h4)
+        np.copyto(_h4, _h4.mean(axis=-1, keepdims=True))  # mean over the units
+        np.add(1e-05, _h4, out=_h3)
         np.power(_h3, -1.5, out=_h3)
         np.multiply(_h2, _h3, out=_h2)
         np.copyto(_h2, _h2.mean(axis=-1, keepdims=True))  # mean over the units
