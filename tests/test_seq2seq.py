@@ -239,3 +239,22 @@ def test_the_cli_shows_and_counts_an_encoder_decoder():
     import json
     data = json.loads(r.stdout)
     assert data["total"] == sum(derive.model("seq2seq_luong").count(6, convention="pytorch").values())
+
+
+def test_the_benchs_pytorch_peer_computes_the_same_loss():
+    """derive bench times the encoder-decoder against bench.models.torch_seq2seq_loss: it must be the
+    same function (else the ratio compares different work)."""
+    from derive.bench.models import torch_seq2seq_loss
+    for name in ("seq2seq_bahdanau", "seq2seq_luong"):
+        m = derive.model(name)
+        s = m.spec
+        H = 5
+        enc = MODULES[s.encoder.cell.name](s.embed, H, s.encoder.layers, bidirectional=s.encoder.bidirectional).double()
+        dec = MODULES[s.decoder.name](m.sizes(H)["dec_in"], H).double()
+        p = m.init_params(H, seed=2)
+        p["encoder"], p["decoder"] = m.encoder.from_torch(enc), m.dec.from_torch(dec)
+        rng = np.random.default_rng(3)
+        src, tgt = rng.integers(0, 12, (4, 2)), rng.integers(0, 12, (3, 2))
+        P = {k: torch.tensor(v) for k, v in p.items() if isinstance(v, np.ndarray)}
+        theirs = torch_seq2seq_loss(torch, m, P, enc, dec, torch.tensor(src), torch.tensor(tgt)).item()
+        assert abs(theirs - m.loss_and_grads(src, tgt, p)[0]) < 1e-12

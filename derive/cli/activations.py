@@ -14,6 +14,8 @@ from derive.bench.activations import bench
 from derive.runtime.activations import activation
 from derive.textout import interval_text, short, table
 from derive.bench import cells as cellbench
+from derive.bench import models as modelbench
+from derive.symbolic import model as model_spec
 from derive.errors import DeriveError
 from derive.witness.activations import BOUND, ulp_table
 
@@ -92,8 +94,9 @@ def add_commands(sub) -> None:
     s.add_argument("--no-torch", action="store_true", help="skip the PyTorch column")
     s.set_defaults(run=lambda a: verify(_known(a.names), not a.no_torch))
 
-    s = sub.add_parser("bench", help="time cell kernels against torch.nn, or the activation kernels")
-    s.add_argument("what", nargs="+", help="cell names or .toml specs, or 'activations' [NAMES]")
+    s = sub.add_parser("bench", help="time cell kernels or models against PyTorch, or the activation kernels")
+    s.add_argument("what", nargs="+", help="cell names or .toml specs, model names or model specs, or "
+                                          "'activations' [NAMES]")
     s.add_argument("--size", type=positive_int, default=10**6, help="activations: elements per array (default 10^6)")
     s.add_argument("--repeat", type=positive_int, default=None, help="timed runs, best kept (default 7; cells 3)")
     s.add_argument("--threads", type=positive_int, default=None,
@@ -118,6 +121,10 @@ def _bench(a) -> int:
     if a.what[0] == "activations":
         return bench(_known(a.what[1:]), a.size, a.repeat or 7, a.threads or 1)
 
+    if all(model_spec.is_model(n) for n in a.what):
+        if a.shape:
+            raise DeriveError("--shape is for cells; a model's bench has its own sizes (derive.bench.models)")
+        return modelbench.bench(a.what, a.repeat or 3, a.threads)
     sizes = cellbench.SIZES if not a.shape else [cellbench.parse_shape(v) for v in a.shape]
     return cellbench.bench(cellbench.known(a.what), a.repeat or 3, a.threads, sizes)
 

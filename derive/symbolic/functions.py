@@ -108,7 +108,9 @@ FUNCTIONS = (
                  "a vector", vector_wide=True),
     SpecFunction((r"\operatorname{LN}",), 1, layer_norm,
                  "layer normalisation over the units, (u - mean(u)) / sqrt(mean((u - mean(u))^2)): population "
-                 "variance, no epsilon (Ba et al. 2016); write the gain and bias elementwise, a \\odot LN(u) + b",
+                 "variance and no epsilon, as Ba et al. (2016) print it (write the formula out with + epsilon under "
+                 "the root, as the built-in ln_lstm does, for a cell that must be defined at a constant vector); "
+                 "gain and bias are elementwise: a ⊙ LN(u) + b",
                  "a vector that is not constant", vector_wide=True),
 )
 
