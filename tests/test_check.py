@@ -86,6 +86,15 @@ TABLE = [
     ("rnn_tanh", r"dh_t = dy_t + W_{hh}^T dz_{h,t+1}", "correct", ""),
     ("rnn_tanh", r"dh_t = dy_t + W_{hh} dz_{h,t+1}", "wrong", ""),
     ("rnn_relu", r"dz_{h,t} = dh_t \odot \operatorname{relu}'(z_{h,t})", "correct", ""),
+    # the verdict policy: a formula right for another CELL is wrong (exit 1), the report names the cell
+    ("lstm_peephole", r"dc_t = dh_t \odot o_t \odot (1 - \tanh^2(c_t)) + dc_{t+1} \odot f_{t+1}", "wrong",
+     "this is the formula for lstm (LSTM)"),
+    ("lstm_peephole", r"\frac{\partial c_t}{\partial c_{t-1}} = \operatorname{diag}(f_t)", "wrong",
+     "this is the formula for lstm (LSTM)"),
+    ("lstm_cifg", r"dz_{i,t} = dc_t \odot g_t \odot i_t \odot (1 - i_t)", "wrong", "this is the formula for lstm (LSTM)"),
+    ("lstm_cifg", r"dz_{i,t} = dc_t \odot (g_t - c_{t-1}) \odot i_t \odot (1 - i_t)", "correct", "symbolically"),
+    ("lstm", r"dz_{f,t} = dc_t \odot c_{t-1} \odot f_t (1 - f_t) + dz_{i,t}", "wrong", "counterexample"),
+    ("rnn_relu", r"dz_{h,t} = dh_t \odot (1 - h_t^2)", "wrong", "this is the formula for rnn_tanh"),
     # peephole: the cell state feeds the gates
     ("lstm_peephole", r"dc_t = dh_t o_t (1 - \tanh^2(c_t)) + dz_{o,t} p_o + dc_{t+1} f_{t+1} "
                       r"+ p_i dz_{i,t+1} + p_f dz_{f,t+1}", "correct", ""),
@@ -99,7 +108,10 @@ TABLE = [
     ("tanh", r"f'(x) = 1 - \tanh(x)", "wrong", ""),
     ("softplus", r"f'(x) = \sigma(x)", "correct", ""),
     ("gelu", r"f'(x) = \Phi(x) + x e^{-x^2/2}/\sqrt{2\pi}", "correct", ""),
-    ("gelu", r"f(x) = 0.5 x (1 + \tanh(\sqrt{2/\pi} (x + 0.044715 x^3)))", "equivalent", "gelu_tanh"),
+    # the tanh approximation is another function (PyTorch approximate='tanh'), not a convention
+    ("gelu", r"f(x) = 0.5 x (1 + \tanh(\sqrt{2/\pi} (x + 0.044715 x^3)))", "wrong",
+     "this is the formula for gelu_tanh"),
+    ("gelu_tanh", r"f(x) = 0.5 x (1 + \tanh(\sqrt{2/\pi} (x + 0.044715 x^3)))", "correct", ""),
     ("silu", r"f'(x) = \sigma(x) (1 + x (1 - \sigma(x)))", "correct", ""),
     ("silu", r"f'(x) = \sigma(x) (1 - x \sigma(x))", "wrong", ""),
     ("elu", r"f'(x) = \min(f(x) + \alpha, 1)", "correct", ""),
@@ -122,7 +134,7 @@ TABLE = [
     # gradient is compared on its free entries (the page writes M (.) sum_t ...)
     ("clockwork", r"dh_t = dy_t + W_H^T dz_{\tilde{h},t+1} + dh_{t+1} \odot (1 - m_{t+1})", "correct", "symbolically"),
     ("clockwork", r"dh_t = dy_t + W_H^T dz_{\tilde{h},t+1} + dh_{t+1}", "wrong",
-     "the term dh_{t+1} should be dh_{t+1} ⊙ (1 - m_{t+1})"),
+     "missing factor: 1 - m_{t+1} in the term dh_{t+1}"),
     ("clockwork", r"dW_H = \sum_t dz_{\tilde{h},t} h_{t-1}^\top", "correct", "on its free entries"),
     ("clockwork", r"dW_H = \sum_t dz_{\tilde{h},t} h_t^\top", "wrong", "counterexample"),
     ("clockwork", r"\frac{\partial h_t}{\partial h_{t-1}} = diag(1 - m_t) + diag(m_t \odot (1 - \tilde{h}_t^2)) W_H",
@@ -249,7 +261,7 @@ def test_let_and_aliases():
     ("dc_t = dh_t + nope_t", "unknown symbol nope_t; known: vectors"),
     ("dc_t = W_{xf} + dh_t", "cannot add"),
     ("dc_t", "needs '='"),
-    ("dc_{t-1} = dh_t", "at step t"),
+    ("dc_{t-2} = dh_t", "at step t, t-1 or t+1"),  # a left side at t-1 is read one step later (TABLE)
     ("x" * 3000 + " = 1", "limit"),
     ("dc_t = \\foo(c_t)", "unknown function"),
 ])

@@ -19,7 +19,8 @@ evaluated in float64 from those values. A vector claim is also compared symbolic
 at which the two sides differ, and, when one term explains the difference, its name.
 
 This module is the entry point: it tells a cell from an activation and tries a wrong cell
-claim on the cell's relatives (``FAMILY``). The claim kinds are ``cell.py`` (with ``counts.py``
+claim under the cell's conventions (``CONVENTIONS``: "equivalent") and on its relatives
+(``RELATIVES``: still "wrong", the report says whose formula it is). The claim kinds are ``cell.py`` (with ``counts.py``
 and ``hints.py``) and ``activation.py``; ``derive/checker/__init__.py`` lists the rest.
 """
 
@@ -28,25 +29,36 @@ from __future__ import annotations
 from derive import activations as acts
 from derive.checker.activation import check_activation
 from derive.checker.cell import check_cell
+from derive.checker.lets import read_lets
 from derive.checker.result import Result, Verdict
 from derive.errors import DeriveError
 from derive.symbolic import spec
 
-#: cells whose formulas differ by a convention: a claim wrong for one may be right for another
-#: (names of the one cell -> names of the other where they differ)
+#: The verdict policy. "equivalent" is kept for the same function under a storage or counting
+#: convention: the GRU's reset placement (PyTorch/cuDNN/Keras reset_after=True against Cho et al.'s
+#: reset before the matmul: one layer, a framework switch) here, the bias storage and the
+#: Keras/single/no-bias counts in ``counts.py``. A claim right for another CELL (the plain LSTM's
+#: dc_t checked against the peephole LSTM) is ``wrong``; its report names the cell it is right for.
 _GRU_TO_CHO = {"n": "h_tilde", "z_n": "z_h_tilde", "W_xn": "W_xh", "W_hn": "W_hh", "b_n": "b_h"}
-FAMILY = {
+CONVENTIONS = {
     "gru": {"gru_cho": _GRU_TO_CHO}, "gru_cho": {"gru": {v: k for k, v in _GRU_TO_CHO.items()}},
-    "lstm": {"lstm_peephole": {}, "lstm_cifg": {}}, "lstm_peephole": {"lstm": {}}, "lstm_cifg": {"lstm": {}},
-    "rnn_tanh": {"rnn_relu": {}}, "rnn_relu": {"rnn_tanh": {}},
+}
+#: other cells a wrong claim is tried on, only to say whose formula it is (the verdict stays wrong)
+RELATIVES = {
+    "lstm": ("lstm_peephole", "lstm_cifg"), "lstm_peephole": ("lstm",), "lstm_cifg": ("lstm",),
+    "rnn_tanh": ("rnn_relu",), "rnn_relu": ("rnn_tanh",),
 }
 
 
-def check(target: str, formula: str, *, let=()) -> Result:
+def check(target: str, formula: str, *, let=(), override=()) -> Result:
     """Check ``formula`` against the derivation of ``target`` (a cell name or spec path, or an
-    activation name). Raises DeriveError for input that cannot be read."""
+    activation name). ``let``: ``NAME = EXPR`` texts defining new names; ``override``: the same for
+    names the cell already has (``dh_t = 0``), which a --let may not replace. Raises DeriveError
+    for input that cannot be read."""
+    if isinstance(let, str) or isinstance(override, str):
+        raise DeriveError("let= and override= take a list of 'NAME = EXPR' texts")
     try:
-        return _check(target, formula, list(let))
+        return _check(target, formula, read_lets(list(let), list(override)))
     except RecursionError:  # sums are balanced and products flat; this is a last guard
         raise DeriveError("the formula nests too deeply to check; split it with --let") from None
 
@@ -61,15 +73,23 @@ def _check(target: str, formula: str, lets: list) -> Result:
                               f"activations: {', '.join(acts.elementwise())}") from None
         return check_activation(target, formula, lets)
     result = check_cell(target, formula, lets)
-    if result.verdict == Verdict.WRONG and not target.endswith(".toml"):
-        for other, renames in FAMILY.get(target, {}).items():
-            try:
-                alt = check_cell(other, formula, lets, renames)
-            except DeriveError:
-                continue
-            if alt.verdict == Verdict.CORRECT:
-                title = spec.load(other).title
-                result.verdict = Verdict.EQUIVALENT
-                result.convention = f"it is right for {other} ({title}), not for {target}"
-                break
+    if result.verdict != Verdict.WRONG or target.endswith(".toml"):
+        return result
+    for other, renames in CONVENTIONS.get(target, {}).items():
+        if _right_for(other, formula, lets, renames):
+            result.verdict = Verdict.EQUIVALENT
+            result.convention = f"it is right for {other} ({spec.load(other).title}), not for {target}"
+            return result
+    for other in RELATIVES.get(target, ()):
+        if _right_for(other, formula, lets, None):
+            result.other = (f"this is the formula for {other} ({spec.load(other).title}); "
+                            f"{target} is another cell, not a convention")
+            break
     return result
+
+
+def _right_for(other: str, formula: str, lets: list, renames) -> bool:
+    try:
+        return check_cell(other, formula, lets, renames).verdict == Verdict.CORRECT
+    except DeriveError:  # a name the other cell does not have
+        return False

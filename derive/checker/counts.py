@@ -63,13 +63,15 @@ class Poly(Visitor):
 
     def visit_Call(self, node):
         if node.bare and not node.prime and len(node.args) == 1 and node.power == 1:
-            return self.visit(Name(node.func, node.pos)) * self.visit(node.args[0])  # H(I + H): a product
+            return self.visit(Name(node.func, node.pos)) * self.visit(node.args[0])  # H(I + H), HI(...): a product
         return self.generic(node)
 
     def visit_Num(self, node):
         return sp.Rational(node.value)
 
     def visit_Name(self, node):
+        if len(node.text) > 1 and set(node.text) <= {"I", "H", "P"} and node.text not in self.names.lets:
+            return sp.Mul(*(self.visit(Name(ch, node.pos)) for ch in node.text))  # 4HI, IH: sizes side by side
         ref = self.names.resolve(node)
         if ref.kind == RefKind.LET:
             return self.let_values[node.text] if node.text in self.let_values else self.visit(ref.value)

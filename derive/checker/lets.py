@@ -9,15 +9,33 @@ from derive.errors import DeriveError, Pos
 from derive.syntax.formulas import Name, parse_let
 
 
-def read_lets(texts) -> dict:
-    """``--let NAME=EXPR`` definitions: name -> expression (AST).
+class Lets(dict):
+    """--let definitions, name -> expression (AST); ``texts`` their --let texts, ``overrides`` the
+    names given with --override, which may replace a name of the cell (``dh_t``)."""
+
+    texts: dict
+    overrides: frozenset
+
+    def where(self, name: str) -> str:
+        flag = "--override" if name in self.overrides else "--let"
+        return f"{flag} {self.texts.get(name, name)!r}"
+
+
+def read_lets(texts, overrides=()) -> Lets:
+    """``--let NAME=EXPR`` definitions (and ``--override NAME=EXPR`` ones): name -> expression (AST).
 
     A name that is a function (``tanh``), defined twice, or defined in terms of itself
-    (``a = a + 1``, or through other lets) is an error located in its --let.
+    (``a = a + 1``, or through other lets) is an error located in its --let. A --let that names
+    one of the cell's own names is refused by ``Names`` (only --override may replace one).
     """
-    lets, texts_of = {}, {}
-    for text in texts:
-        where = f"--let {text!r}"
+    if isinstance(texts, Lets):
+        return texts
+    lets, texts_of = Lets(), {}
+    lets.overrides = frozenset()
+    items = [(t, False) for t in texts] + [(t, True) for t in overrides]
+    over = set()
+    for text, is_override in items:
+        where = f"{'--override' if is_override else '--let'} {text!r}"
         try:
             name, expr = parse_let(text)
         except DeriveError as e:
@@ -27,6 +45,9 @@ def read_lets(texts) -> dict:
         if name in lets:
             raise DeriveError(f"{name} is defined twice (also by --let {texts_of[name]!r})", Pos(1, 1), where)
         lets[name], texts_of[name] = expr, text
+        if is_override:
+            over.add(name)
+    lets.texts, lets.overrides = texts_of, frozenset(over)
     for name in lets:
         _let_order(lets, Name(name, Pos(1, 1)), texts_of)
     return lets
@@ -61,6 +82,8 @@ def _let_order(lets: dict, node, texts: dict | None = None) -> list[str]:
             cycle = path[path.index(ref.text):] + [ref.text]
             how = f" ({' -> '.join(cycle)})" if len(cycle) > 2 else ""
             where = f"--let {texts[owner]!r}" if texts and owner in texts else None
+            if where and isinstance(lets, Lets) and owner in lets.overrides:
+                where = "--override" + where[5:]
             raise DeriveError(f"{ref.text} is defined in terms of itself{how}", ref.pos, where)
         state[ref.text] = "active"
         path.append(ref.text)

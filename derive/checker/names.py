@@ -11,14 +11,18 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from derive.errors import DeriveError
+from derive.errors import DeriveError, Pos
 from derive.symbolic import bptt, ir, printing
 from derive.symbolic.cell import H, I, P
 from derive.syntax.equations import _TIME
+from derive.checker.visitor import Op, is_op
 from derive.syntax.formulas import Name
 
 #: constants a formula may write without the spec declaring them (e^{u} as the pages print exp(u))
 BUILTIN_CONSTANTS = {"e": sp.E, "pi": sp.pi}
+
+#: the loss, as sources name it (\\mathcal{L} and \\ell are read as L); after the cell's own names
+LOSS_NAMES = ("L", "E", "J", "Loss", "loss")
 
 #: other spellings of a cell's vectors: colah's C_t and \tilde{C}_t, the GRU candidate \tilde{h}_t
 VECTOR_ALIASES = {"C": "c", "c_tilde": "g", "C_tilde": "g", "h_tilde": "n", "h_hat": "n"}
@@ -61,6 +65,11 @@ def split_name(text: str):
 class RefKind(enum.StrEnum):
     """What a name means."""
 
+    def describe(self) -> str:
+        return {"vec": "a vector", "adj": "an adjoint", "param": "a parameter", "dparam": "a parameter's gradient",
+                "dim": "a size", "loss": "the loss", "one": "the ones vector", "let": "a --let name",
+                "dy": "the loss's gradient of the output", "const": "a constant"}[self.value]
+
     VEC = "vec"  # a vector at a step: the symbol
     ADJ = "adj"  # its adjoint (dc_t): the vector's symbol
     PARAM = "param"  # a parameter: the Param
@@ -82,8 +91,9 @@ class Ref:
 class Names:
     """A cell's vocabulary: the page's names, aliases (PyTorch, the seeds, colah) and --let."""
 
-    def __init__(self, cell, lets: dict, renames: dict | None = None, dy=None):
+    def __init__(self, cell, lets: dict, renames: dict | None = None, dy=None, shift: int = 0):
         self.cell = cell
+        self.shift = shift  # added to every time index: a claim stated at t-1 is read at t
         self.lets = lets
         self.renames = renames or {}
         self.param_alias = _param_aliases(cell)
@@ -91,6 +101,23 @@ class Names:
         syms += [cell.clock.mask] if cell.clock is not None else []  # m_t, the clock's update mask
         self.parts = {ir.ref(s).key: (ir.ref(s).base, ir.ref(s).sub) for s in syms}
         self._dy = dy
+        for name in lets:
+            self._refuse_own(name)
+
+    def _refuse_own(self, name: str) -> None:
+        """A --let may not silently replace one of the cell's own names (dh_t, W_{xf}, H): only
+        an --override does."""
+        if name in getattr(self.lets, "overrides", ()):
+            return
+        try:
+            ref = self.own(Name(name, Pos(1, 1)))
+        except DeriveError:
+            return
+        where = self.lets.where(name) if hasattr(self.lets, "where") else f"--let {name}"
+        text = getattr(self.lets, "texts", {}).get(name, f"{name} = ...")
+        raise DeriveError(f"{name} is already a name of {self.cell.name} ({ref.kind.describe()}); a --let "
+                          f"defines a new name. To replace it on purpose, give --override {text!r}",
+                          Pos(1, 1), where)
 
     @property
     def dy(self):
@@ -114,7 +141,38 @@ class Names:
     def resolve(self, n: Name) -> Ref:
         if n.text in self.lets:
             return Ref(RefKind.LET, self.lets[n.text])
+        return self.own(n)
+
+    def shifted(self, shift: int) -> "Names":
+        """The same vocabulary with every time index moved by ``shift`` (``dc_{t-1} = ...`` read at t)."""
+        out = Names(self.cell, {}, self.renames, self._dy, shift)
+        out.lets, out.param_alias = self.lets, self.param_alias
+        return out
+
+    def loss_gradient(self, node):
+        """The adjoint symbol that ``\\frac{\\partial L}{\\partial h_t}`` (or ``dL/dh_t``) names on a right
+        side; None when ``node`` is no such quotient."""
+        if not is_op(node, Op.DIV):
+            return None
+        top, bottom = (differential(a) for a in node.args)
+        if top is None or bottom is None or self.resolve(top).kind != RefKind.LOSS:
+            return None
+        ref = self.resolve(bottom) if bottom.text in self.lets else None
+        if ref is not None and ref.kind == RefKind.LET and isinstance(ref.value, Name):
+            bottom = ref.value
+        try:
+            return self.adjoint_of(bottom)  # dh_t, or dy_t for the loss's own gradient of the output
+        except DeriveError:
+            raise DeriveError(r"on the right side, \frac{\partial L}{\partial v} is the gradient of a vector v at a "
+                              "step", bottom.pos) from None
+
+    def own(self, n: Name) -> Ref:
+        """What ``n`` names in the cell itself, --let names aside."""
         head, sub, time = split_name(n.text)
+        if time is not None:
+            time += self.shift
+        if time is None and sub and head in ("prev", "next", "dprev", "dnext"):
+            return self._code_name(n, head, sub)
         ref = self._plain(head, sub, time)
         if ref is None and len(head) > 1 and head.startswith("d"):
             inner = self._plain(head[1:], sub, time)
@@ -126,6 +184,25 @@ class Names:
         if ref is None:
             raise DeriveError(f"unknown symbol {n.text}; known: {self.known()}", n.pos)
         return ref
+
+    def _code_name(self, n: Name, head: str, sub: str) -> Ref:
+        """Names of CS231n-style step code: ``prev_h`` is h_{t-1} in every source; ``next_h`` and the
+        gradients ``dnext_c``, ``dprev_c`` mean different things in different courses' code."""
+        if head == "prev":
+            ref = self._plain(sub, "", -1 + self.shift)
+            if ref is not None:
+                return ref
+        if head in ("next", "dnext", "dprev") and self._plain(sub, "", 0) is not None:
+            meaning = {"next": f"CS231n's step code means {sub}_t by next_{sub} (this step's output); "
+                               f"plain text here reads {sub}_next as {sub}_{{t+1}}",
+                       "dnext": f"CS231n's step code means the gradient reaching {sub}_t from the later steps by "
+                                f"dnext_{sub}; d{sub}_next here is d{sub}_{{t+1}}",
+                       "dprev": f"CS231n's step code means the part of d{sub}_{{t-1}} that step t passes back by "
+                                f"dprev_{sub}"}[head]
+            raise DeriveError(f"{n.text} is ambiguous: {meaning}. Write the step: {sub}_t, {sub}_{{t+1}}, "
+                              f"d{sub}_{{t+1}}, d{sub}_{{t-1}} (a left side at t-1 may be the carry), or define it "
+                              f"with --let", n.pos)
+        raise DeriveError(f"unknown symbol {n.text}; known: {self.known()}", n.pos)
 
     def adjoint_of(self, n: Name):
         """\\delta NAME: the adjoint symbol (dy_t for the loss's own gradient of the output)."""
@@ -173,13 +250,22 @@ class Names:
             return Ref(RefKind.PARAM, c.params[self.param_alias[key]])
         if key in ("I", "H", "P"):
             return Ref(RefKind.DIM, {"I": I, "H": H, "P": P}[key])
-        if key == "L":
+        if key in LOSS_NAMES:
             return Ref(RefKind.LOSS)
         if key in ("mathbf{1}", "mathbb{1}"):
             return Ref(RefKind.ONE)
         if key in BUILTIN_CONSTANTS:
             return Ref(RefKind.CONST, BUILTIN_CONSTANTS[key])
         return None
+
+
+def differential(node):
+    """The name X of ``\\partial X`` or of plain ``dX`` (in ``dL/dW_xf``); None otherwise."""
+    if is_op(node, Op.PARTIAL) and isinstance(node.args[0], Name):
+        return node.args[0]
+    if isinstance(node, Name) and node.text.startswith("d") and len(node.text) > 1:
+        return Name(node.text[1:], node.pos)
+    return None
 
 
 def _param_aliases(cell) -> dict:

@@ -33,7 +33,8 @@ class Shape(enum.StrEnum):
 #: the shapes that are lists of arrays
 PARTS = (Shape.BLOCKS, Shape.STACK, Shape.ROWSTACK, Shape.BLOCKCOL)
 FLIP = {Shape.VECTOR: Shape.ROW, Shape.ROW: Shape.VECTOR, Shape.MATRIX: Shape.MATRIX, Shape.SCALAR: Shape.SCALAR,
-        Shape.STACK: Shape.ROWSTACK, Shape.BLOCKS: Shape.BLOCKCOL, Shape.IDENTITY: Shape.IDENTITY}
+        Shape.STACK: Shape.ROWSTACK, Shape.BLOCKS: Shape.BLOCKCOL, Shape.IDENTITY: Shape.IDENTITY,
+        Shape.ROWSTACK: Shape.STACK, Shape.BLOCKCOL: Shape.BLOCKS}
 
 
 @dataclass
@@ -65,7 +66,7 @@ class Evaluator(Visitor):
             raise DeriveError(f"{printing.symbol_text(sym)} is not known at this step (a step's formulas read "
                               f"the vectors at t-1, t and t+1 and their adjoints)", pos)
         v = np.asarray(np.asarray(self.env[sym], dtype=object).astype(float))
-        self.used[printing.symbol_text(sym)] = v
+        self.used[printing.symbol_text(ir.shift(sym, -self.names.shift) if self.names.shift else sym)] = v
         return v
 
     def visit_Num(self, node) -> V:
@@ -107,12 +108,15 @@ class Evaluator(Visitor):
 
     def visit_neg(self, node):
         a = self(node.args[0])
-        return V(a.kind, -a.val if a.kind not in (Shape.BLOCKS, Shape.STACK) else [-x for x in a.val])
+        return V(a.kind, -a.val if a.kind not in PARTS else [-x for x in a.val])
 
     def visit_sum(self, node):
         return self(node.args[0])
 
     def visit_div(self, node):
+        adjoint = self.names.loss_gradient(node)  # \frac{\partial L}{\partial h_t} on the right side: dh_t
+        if adjoint is not None:
+            return V(Shape.VECTOR, self.value(adjoint, node.pos))
         a, b = self(node.args[0]), self(node.args[1])
         if b.kind not in (Shape.SCALAR, Shape.VECTOR) or (
                 b.kind == Shape.VECTOR and a.kind not in (Shape.VECTOR, Shape.SCALAR)):
@@ -129,7 +133,7 @@ class Evaluator(Visitor):
 
     def visit_transpose(self, node):
         a = self(node.args[0])
-        if a.kind in (Shape.STACK, Shape.BLOCKS):
+        if a.kind in PARTS:
             return V(FLIP[a.kind], [np.transpose(x) for x in a.val])
         return V(FLIP[a.kind], a.val.T if a.kind == Shape.MATRIX else a.val)
 
@@ -215,8 +219,11 @@ def elementwise(name: str, c: Call, x):
 def describe(v: V) -> str:
     if v.kind == Shape.MATRIX:
         return "{} x {} matrix".format(*np.shape(v.val))
+    if v.kind in PARTS:
+        sizes = " + ".join(str(np.shape(x)[0]) if np.ndim(x) else "1" for x in v.val)
+        return {Shape.STACK: f"concatenated vector ({sizes} entries)", Shape.ROWSTACK: "transposed concatenated vector",
+                Shape.BLOCKS: f"row of matrices ({sizes} rows)", Shape.BLOCKCOL: "column of matrices"}[v.kind]
     return {Shape.SCALAR: "number", Shape.VECTOR: f"vector of {np.size(v.val)}", Shape.ROW: "transposed vector",
-            Shape.STACK: "concatenated vector", Shape.BLOCKS: "row of matrices",
             Shape.IDENTITY: "multiple of the identity"}.get(v.kind, v.kind)
 
 

@@ -22,8 +22,9 @@ HEADS = {Verdict.CORRECT: "correct", Verdict.EQUIVALENT: "equivalent under a con
 class Result:
     """The verdict on one formula.
 
-    ``verdict``: "correct", "equivalent" (right under another convention, named in
-    ``convention``) or "wrong" (then ``counterexample`` maps every symbol to its value
+    ``verdict``: "correct", "equivalent" (the same function under a storage or counting
+    convention, named in ``convention``) or "wrong" (``other`` may name the cell it is right
+    for; then ``counterexample`` maps every symbol to its value
     and ``left``/``right`` are the derivation's and the claim's values there).
     """
 
@@ -33,6 +34,7 @@ class Result:
     how: str
     formula: str = ""
     convention: str = ""
+    other: str = ""  # for a wrong claim: the other cell or activation it is right for
     hint: str = ""
     where: str = ""
     counterexample: dict = field(default_factory=dict)
@@ -47,6 +49,8 @@ class Result:
         lines = [f"{HEADS[self.verdict]}: {self.quantity} ({self.how})"]
         if self.convention:
             lines.append(f"  {self.convention}")
+        if self.other:
+            lines.append(f"  {self.other}")
         lines.append(f"  the derivation: {self.derived}")
         if self.hint:
             lines.append(f"  {self.hint}")

@@ -99,6 +99,9 @@ class ToIr(Visitor):
         return -self.visit(node.args[0])
 
     def visit_div(self, node):
+        adjoint = self.names.loss_gradient(node)
+        if adjoint is not None:
+            return adjoint
         return self.visit(node.args[0]) / self.visit(node.args[1])
 
     def visit_pow(self, node):

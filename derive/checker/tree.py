@@ -18,7 +18,9 @@ class Text(Visitor):
     def visit_Call(self, node, wrap=False):
         args = ", ".join(self.visit(a) for a in node.args)
         p = "'" if node.prime else ""
-        return f"{node.func}{p}({args})"
+        power = node.power if isinstance(node.power, int) else self.visit(node.power, True)
+        k = "" if power in (1, "1") else f"^{power}"
+        return f"{node.func}{k}{p}({args})"
 
     def visit_add(self, node, wrap=False):
         s = f"{self.visit(node.args[0])} + {self.visit(node.args[1])}"
@@ -29,7 +31,11 @@ class Text(Visitor):
         return f"({s})" if wrap else s
 
     def visit_mul(self, node, wrap=False):
-        return " ".join(self.visit(x, True) for x in node.args)
+        s = " ".join(self.visit(x, "product") for x in node.args)
+        return f"({s})" if wrap == "product" else s
+
+    def visit_transpose(self, node, wrap=False):
+        return f"{self.visit(node.args[0], 'product')}^T"
 
     def visit_div(self, node, wrap=False):
         return f"{self.visit(node.args[0], True)} / {self.visit(node.args[1], True)}"
@@ -39,9 +45,6 @@ class Text(Visitor):
 
     def visit_pow(self, node, wrap=False):
         return f"{self.visit(node.args[0], True)}^{self.visit(node.args[1], True)}"
-
-    def visit_transpose(self, node, wrap=False):
-        return f"{self.visit(node.args[0], True)}^T"
 
     def visit_delta(self, node, wrap=False):
         return f"delta {self.visit(node.args[0])}"

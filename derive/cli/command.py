@@ -13,7 +13,6 @@ import sys
 
 import sympy as sp
 
-from derive import fileio
 from derive.version import __version__
 from derive.cli import activations as actcli
 from derive.symbolic import bptt, counts, functions, spec
@@ -27,6 +26,7 @@ from derive.summary import seq2seq as seq2seq_summary
 from derive.textout import table
 from derive.checker.claims import check
 from derive.runtime.model import model
+from derive.checker.files import read_formulas
 from derive.cli.build import add_build_command, add_kernels_command
 
 
@@ -218,15 +218,13 @@ def _cmd_check(args) -> int:
 
     items = [(f, None, 0) for f in args.formula]
     if args.file is not None:
-        text = fileio.read_text(args.file, fileio.FORMULA_FILE_LIMIT)
-        items += [(line, args.file, n) for n, line in enumerate(text.splitlines(), 1)
-                  if line.strip() and not line.lstrip().startswith("#")]
+        items += [(line, args.file, n) for n, line in read_formulas(args.file)]
     if not items:
         raise DeriveError("give a formula, or --file with one formula per line")
     status, out = 0, []
     for formula, source, line in items:
         try:
-            r = check(args.target, formula, let=args.let)
+            r = check(args.target, formula, let=args.let, override=args.override)
         except DeriveError as e:
             if source is None:
                 raise
@@ -305,7 +303,10 @@ def _build_parser() -> argparse.ArgumentParser:
                                               "'dc_t = dh_t*o_t*(1 - tanh(c_t)**2) + dc_next*f_next'")
     s.add_argument("--file", metavar="FILE", help="formulas one per line (# starts a comment)")
     s.add_argument("--let", action="append", default=[], metavar="NAME=EXPR",
-                   help="a name the formulas use, e.g. --let 'W_f = [W_{hf}, W_{xf}]' (repeatable)")
+                   help="a name the formulas use, e.g. --let 'W_f = [W_{hf}, W_{xf}]' (repeatable); "
+                        "a name the cell already has is refused")
+    s.add_argument("--override", action="append", default=[], metavar="NAME=EXPR",
+                   help="replace a name the cell already has, e.g. --override 'dh_t = dy_t' (repeatable)")
     s.add_argument("--json", action="store_true", help="machine-readable verdicts")
     s.set_defaults(run=_cmd_check)
 

@@ -15,6 +15,7 @@ juxtaposition, ``\\cdot``, ``*``, ``@`` and ``\\odot`` all parse as products.
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from lark import Lark, v_args
@@ -23,6 +24,7 @@ from lark.visitors import Transformer_NonRecursive
 
 from derive.errors import DeriveError, Pos
 from derive.syntax.equations import balanced
+from derive.syntax.notation import UNICODE, Source, advice, rewrite
 
 MAX_CHARS = 2000  # a formula longer than this is refused before parsing
 
@@ -34,13 +36,13 @@ start: expr "=" expr
      | expr "-" term              -> sub
 ?term: unary
      | term PRODUCT unary         -> mul
-     | term "/" unary             -> div
+     | term "/" unary             -> idiv
 ?unary: juxt
       | "-" unary                 -> neg
       | "+" unary
       | SUM unary                 -> sum
 ?juxt: power
-     | juxt power                 -> mul
+     | juxt power                 -> jmul
 ?power: postfix
       | postfix POWER exponent    -> pow
       | postfix POWER TRANSPOSE   -> transpose
@@ -63,9 +65,13 @@ start: expr "=" expr
      | callee POWER exponent "\\left(" args "\\right)" -> powcall
      | callee POWER exponent "{" args "}"       -> powcall
      | "\\frac" "{" expr "}" "{" expr "}"       -> div
-     | INDICATOR expr ">" NUMBER _close         -> indicator
+     | INDICATOR expr CMP NUMBER _close         -> indicator
      | "\\partial" atom                         -> partial
      | "\\delta" atom                           -> delta
+     | CASES case_row (ROWSEP case_row)* ROWSEP? "]" -> cases
+case_row: expr ";" condition
+condition: expr CMP expr          -> compare
+         | OTHERWISE              -> otherwise
 callee: FUNC
       | FUNC PRIME                -> prime
       | BFUNC PRIME               -> bareprime
@@ -74,12 +80,16 @@ args: expr ("," expr)*
 exponent: INT | NAME -> name | "{" expr "}" | "(" expr ")"
 
 INDICATOR.4: /\\mathbb\{1\}\s*(\\left)?\[/
+CASES.4: "\\cases["
+OTHERWISE.4: "\\otherwise"
+ROWSEP: "\\\\"
+CMP.3: /\\(geq?|leq?|geqslant|leqslant)(?![A-Za-z])|>=|<=|<|>/
 _close: "\\right]" | "]"
 PRODUCT: "\\odot" | "\\circ" | "\\otimes" | "\\cdot" | "\\times" | "*" | "@"
 POWER.2: "^" | "**"
 TRANSPOSE.3: "\\top" | "\\intercal" | "T"
 PRIME: "'" | "^\\prime" | "^{\\prime}"
-SUM.2: /\\sum(_(\{[^{}]*\}|[A-Za-z]))?(\^(\{[^{}]*\}|[A-Za-z0-9]))?/ | /sum_t(?![A-Za-z0-9_])/
+SUM.2: /\\sum(\\limits)?(\s*_\s*(\{[^{}]*\}|[A-Za-z]))?(\s*\^\s*(\{[^{}]*\}|\\?[A-Za-z0-9]+))?/ | /sum_t(?![A-Za-z0-9_])/
 BFUNC.3: /[A-Za-z][A-Za-z0-9]*(?=\s*(\(|'|\*\*\s*\d+\s*\(|\^\s*\{?\d+\}?\s*\())/
 FUNC.2: /\\(operatorname|mathrm|text|mathit)\{[A-Za-z]([A-Za-z0-9]|\\?_)*\}/
       | /\\(?!(odot|circ|otimes|cdot|times|left|right|frac|partial|delta|sum|top|intercal|prime|tilde|hat|bar|mathbf|mathbb|GREEK)(?![A-Za-z]))[A-Za-z]+/
@@ -97,20 +107,14 @@ GREEK = ("alpha|beta|gamma|lambda|pi|theta|epsilon|kappa|mu|tau|eta|rho|omega|ze
 GRAMMAR = GRAMMAR.replace("GREEK", GREEK)
 _parser = Lark(GRAMMAR, parser="lalr", propagate_positions=True, maybe_placeholders=False)
 
-#: Unicode a person pastes from a paper or a blog, as the grammar spells it
-UNICODE = {
-    "⊙": r" \odot ", "∘": r" \circ ", "·": r" \cdot ", "×": r" \times ", "σ": r"\sigma ", "δ": r"\delta ",
-    "∂": r"\partial ", "∑": r"\sum_t ", "Σ": r"\sum_t ", "ᵀ": r"^\top", "′": "'", "−": "-", "²": "^2",
-    "₁": "_1", "₀": "_0", "ₜ": "_t", "⊤": r"\top ",
-}
-
 _SPELLING = {
     "NAME": "a name such as x_t, W_{xf} or dh_t", "NUMBER": "a number", "INT": "an integer",
     "FUNC": r"a function such as \sigma", "PRODUCT": r"a product (\odot, *, \cdot)", "EQUAL": "'='",
     "PLUS": "'+'", "MINUS": "'-'", "LPAR": "'('", "RPAR": "')'", "LBRACE": "'{'", "RBRACE": "'}'",
     "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "POWER": "'^'", "SLASH": "'/'", "SUM": r"\sum_t",
     "TRANSPOSE": r"\top", "PRIME": "'", "$END": "the end of the formula", "BFUNC": "a function such as tanh",
-    "DOT": "'.'", "SEMICOLON": "';'",
+    "DOT": "'.'", "SEMICOLON": "';' (between a case's value and its condition)", "CMP": "a comparison (>, \\geq)",
+    "ROWSEP": "\\\\ (the next case)", "OTHERWISE": "\\text{otherwise}", "CASES": "\\begin{cases}",
 }
 
 
@@ -131,11 +135,14 @@ class Num:
 
 @dataclass(frozen=True)
 class Node:
-    """``kind`` is add, sub, mul, div, neg, pow, transpose, sum, concat, partial, delta."""
+    """``kind`` is add, sub, mul, div, neg, pow, transpose, sum, concat, partial, delta. A sum with
+    bounds, ``\\sum_{t=1}^{T}``, keeps them: ``bounds`` = (first, last - T) as numbers, the last
+    step counted from T (``\\sum_{t=0}^{T-1}`` is (0, -1)); None for ``\\sum_t``."""
 
     kind: str
     args: tuple
     pos: Pos
+    bounds: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -157,8 +164,14 @@ class Formula:
     text: str
 
 
+#: the claim being parsed (``notation.Source``): positions are mapped back to the text as typed
+_SOURCE: ContextVar = ContextVar("formula_source", default=None)
+
+
 def _pos(meta) -> Pos:
-    return Pos(getattr(meta, "line", 1), getattr(meta, "column", 1))
+    line, column = getattr(meta, "line", 1), getattr(meta, "column", 1)
+    src = _SOURCE.get()
+    return src.pos(line, column) if src is not None else Pos(line, column)
 
 
 class _Sum:
@@ -199,7 +212,47 @@ class _ToAst(Transformer_NonRecursive):
             return Node(kind, _exprs(children), _pos(meta))
         return make
 
-    div, sum = _node("div"), _node("sum")
+    div = _node("div")
+
+    def __init__(self):
+        super().__init__()
+        self._juxt: set = set()  # ids of the products written by juxtaposition (8 H^2)
+
+    def sum(self, meta, children):
+        token, arg = children[0], _done(children[-1])
+        return Node("sum", (arg,), _pos(meta), _bounds(str(token), _pos(token)))
+
+    def idiv(self, meta, children):
+        """``a / b``: a denominator written as a juxtaposition (``5/8 H^2``) is ambiguous."""
+        num, den = _exprs(children)
+        if id(den) in self._juxt:
+            raise DeriveError(r"a / b c is ambiguous (is it (a/b) c or a/(b c)?): write \frac{a}{b} c, (a/b) c "
+                              r"or a/(b c), e.g. \frac{5}{8} H^2", _pos(meta))
+        return Node("div", (num, den), _pos(meta))
+
+    def jmul(self, meta, children):
+        out = self.mul(meta, children)
+        self._juxt.add(id(out))
+        return out
+
+    def cases(self, meta, children):
+        """``\\begin{cases} v & cond \\\\ ... \\end{cases}``: a call of ``cases`` on value, condition, ..."""
+        rows = [c for c in children if isinstance(c, tuple)]
+        args = tuple(x for row in rows for x in row)
+        return Call("cases", args, _pos(children[0]))
+
+    def case_row(self, meta, children):
+        value, cond = children
+        return (_done(value), cond)
+
+    def compare(self, meta, children):
+        left, op, right = children
+        name = {">": "gt", "<": "lt", ">=": "ge", "<=": "le"}.get(str(op)) or \
+            {"ge": "ge", "geq": "ge", "geqslant": "ge", "le": "le", "leq": "le", "leqslant": "le"}[str(op)[1:]]
+        return Call(name, (_done(left), _done(right)), _pos(op))
+
+    def otherwise(self, meta, children):
+        return Call("otherwise", (), _pos(children[0]))
     concat, partial, delta, transpose = _node("concat"), _node("partial"), _node("delta"), _node("transpose")
 
     def _link(sign):
@@ -253,9 +306,9 @@ class _ToAst(Transformer_NonRecursive):
 
     def indicator(self, meta, children):
         """``\\mathbb{1}[u > 0]``, ReLU's derivative (0 at 0), as the pages print it."""
-        start, arg, number = children
+        start, arg, op, number = children
         arg = _done(arg)
-        if float(number) != 0:
+        if float(number) != 0 or str(op) != ">":
             raise DeriveError("an indicator compares with 0: \\mathbb{1}[u > 0]", _pos(number))
         return Call("step", (arg,), _pos(start))
 
@@ -263,6 +316,31 @@ class _ToAst(Transformer_NonRecursive):
         (how, func, pos), _, power, args = children
         return Call(func, args, pos, prime=how in ("prime", "bareprime"), power=power,
                     bare=how in ("bare", "bareprime"))
+
+
+_BOUNDS = re.compile(r"\\sum(?:\\limits)?\s*(?:_\s*(?:\{\s*([A-Za-z])\s*(?:=\s*(-?\d+)\s*)?\}|([A-Za-z])))?"
+                     r"\s*(?:\^\s*(?:\{\s*(\\?[A-Za-z]+)\s*(?:([+-])\s*(\d+))?\s*\}|(\\?[A-Za-z]+)))?\s*$")
+
+
+def _bounds(text: str, pos: Pos):
+    """``\\sum_t`` -> None; ``\\sum_{t=1}^{T}`` -> (1, 0); ``\\sum_{t=0}^{T-1}`` -> (0, -1). The index must
+    be t (the summand's time); the last step is T (or n, N, \\tau) plus or minus a number."""
+    if text.startswith("sum_t"):
+        return None
+    m = _BOUNDS.match(text)
+    if m is None:
+        raise DeriveError(r"write a sum over the steps as \sum_t or \sum_{t=1}^{T}", pos)
+    var = m[1] or m[3]
+    if var is not None and var != "t":
+        raise DeriveError(rf"sum over t, the summand's time index (\sum_{{t=1}}^{{T}}), not {var}", pos)
+    if m[2] is None and m[4] is None and m[7] is None:
+        return None
+    first = int(m[2]) if m[2] is not None else 1
+    last = m[4] or m[7]
+    if last is not None and last.lstrip("\\") not in ("T", "n", "N", "tau", "L"):
+        raise DeriveError(rf"the last step of a sum is T (or T-1 ...), not {last}", pos)
+    shift = 0 if m[5] is None else int(m[6]) * (1 if m[5] == "+" else -1)
+    return (first, shift)
 
 
 def _is_token(c) -> bool:
@@ -285,14 +363,9 @@ def _expected(tokens) -> str:
 
 
 def normalise(text: str) -> str:
-    """Unicode to the grammar's spelling; ``$...$`` and ``\\[ \\]`` delimiters dropped."""
-    for u, latex in UNICODE.items():
-        text = text.replace(u, latex)
-    text = text.strip()
-    for left, right in (("$$", "$$"), ("$", "$"), (r"\[", r"\]"), (r"\(", r"\)")):
-        if text.startswith(left) and text.endswith(right) and len(text) > len(left) + len(right):
-            text = text[len(left):-len(right)].strip()
-    return text
+    """The literature's spellings as the grammar's (``notation.rewrite``): Unicode, ``$...$``,
+    superscript times, bold names, ``\\nabla``, bars, cases."""
+    return rewrite(text).text
 
 
 def parse_formula(text: str) -> Formula:
@@ -306,21 +379,30 @@ def parse_formula(text: str) -> Formula:
         line = text.count("\n", 0, bad.start()) + 1
         col = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
         raise DeriveError(f"unexpected character {bad.group()!r}", Pos(line, col))
-    source = normalise(text)
+    src = rewrite(text)
+    token = _SOURCE.set(src)
+    try:
+        return _parse(src)
+    finally:
+        _SOURCE.reset(token)
+
+
+def _parse(src: Source) -> Formula:
+    source, hint = src.text, advice(src.typed)
     if "=" not in source:
         raise DeriveError("a formula needs '=': write LEFT = RIGHT, e.g. dc_t = ...", Pos(1, 1))
     try:
         tree = _parser.parse(source)
     except UnexpectedCharacters as e:
         raise DeriveError(f"unexpected character {source[e.pos_in_stream]!r}; expected "
-                          f"{_expected(e.allowed)}", Pos(e.line, e.column)) from None
+                          f"{_expected(e.allowed)}{hint}", src.pos(e.line, e.column)) from None
     except UnexpectedEOF as e:
-        raise DeriveError(f"the formula ends too early; expected {_expected(e.expected)}",
-                          Pos(1, len(source) + 1)) from None
+        raise DeriveError(f"the formula ends too early; expected {_expected(e.expected)}{hint}",
+                          src.typed_pos(len(source))) from None
     except UnexpectedToken as e:
-        what = "the end of the formula" if e.token.type == "$END" else repr(str(e.token))
-        raise DeriveError(f"unexpected {what}; expected {_expected(e.expected)}",
-                          Pos(e.line if e.line > 0 else 1, e.column if e.column > 0 else len(source) + 1)) from None
+        what = "end of the formula" if e.token.type == "$END" else repr(str(e.token))
+        where = src.pos(e.line, e.column) if e.line > 0 and e.column > 0 else src.typed_pos(len(source))
+        raise DeriveError(f"unexpected {what}; expected {_expected(e.expected)}{hint}", where) from None
     except UnexpectedInput as e:  # pragma: no cover - the three above are all Lark raises
         raise DeriveError(f"cannot read the formula: {e}", Pos(1, 1)) from None
     except RecursionError:
