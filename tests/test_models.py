@@ -86,16 +86,21 @@ def test_stacks_match_torch_nn(spec, make):
         a.size for prm in p.values() for a in prm.values())
 
 
-def _torch_stack(layers, rev_layers, x, residual, merge):
+def _torch_stack(layers, rev_layers, x, residual, merge, projections=None):
     """Reference: each layer a single-layer torch.nn module per direction; directions side by side or
-    added; y_l = f_l(x_l) + x_l where the sizes match (residual)."""
+    added; y_l = f_l(x_l) + x_l where the sizes match (residual), + W_r x_l (a Linear without bias, in
+    ``projections``) where they do not."""
     inp = x
-    for fwd, bwd in zip(layers, rev_layers):
+    for layer, (fwd, bwd) in enumerate(zip(layers, rev_layers)):
         outs = [fwd(inp)[0]]
         if bwd is not None:
             outs.append(bwd(inp.flip(0))[0].flip(0))
         out = outs[0] if len(outs) == 1 else (torch.cat(outs, -1) if merge == "concat" else outs[0] + outs[1])
-        inp = out + inp if residual and out.shape == inp.shape else out
+        if residual and out.shape == inp.shape:
+            out = out + inp
+        elif projections and layer in projections:
+            out = out + projections[layer](inp)
+        inp = out
     return inp
 
 
@@ -138,7 +143,7 @@ def test_residual_and_summed_stacks_match_torch_compositions(spec, I, H):
             for name, prm in mod.named_parameters():
                 assert _rel(exported[name], prm.grad) < TOL, (layer, rev, name)
     if s.residual:  # the identity is there: without it the stack computes something else
-        assert cache["residual"][-1] is True
+        assert cache["residual"][-1] == "identity"
 
 
 def test_a_residual_bidirectional_stack_matches_finite_differences():
@@ -264,3 +269,40 @@ def test_the_depth_measurement_shows_what_the_page_says():
     from derive.docs import models as pages
     plain, residual = pages.layer1_gradient("lstm", 16, False), pages.layer1_gradient("lstm", 16, True)
     assert plain < 1e-6 and 0.5 < residual < 2
+
+
+@pytest.mark.parametrize("spec,I,H", [
+    ({"cell": "lstm", "layers": 3, "residual": "project"}, 3, 5),  # layer 0: 3 -> 5, projected; then identities
+    ({"cell": "gru", "layers": 2, "bidirectional": True, "residual": "project"}, 4, 3),  # 4 -> 6 projected
+])
+def test_a_projected_residual_matches_torch(spec, I, H):
+    """residual = "project": y_l = f_l(x_l) + W_r x_l where a layer's input has another size (a torch Linear
+    without bias), identities elsewhere; the count adds W_r's entries."""
+    torch.manual_seed(2)
+    m = derive.model(spec)
+    s = m.spec
+    kind = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[s.cell.name]
+    sizes = m.layer_inputs(I, H)
+    fwd = [kind(n, H).double() for n in sizes]
+    bwd = [kind(n, H).double() if s.bidirectional else None for n in sizes]
+    D = 2 if s.bidirectional else 1
+    lin = {layer: torch.nn.Linear(i, o, bias=False).double() for layer, (o, i) in s.projected(I, H).items()}
+    assert list(lin) == [0]
+    p = {(layer, False): m.k.from_torch(fwd[layer]) for layer in range(s.layers)}
+    p.update({(layer, True): m.k.from_torch(bwd[layer]) for layer in range(s.layers) if s.bidirectional})
+    p.update({("residual", layer): {"W_r": mod.weight.detach().numpy().copy()} for layer, mod in lin.items()})
+    x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
+    y = _torch_stack(fwd, bwd, x, True, s.merge, lin)
+    w = torch.randn_like(y)
+    (w * y).sum().backward()
+    ours, _, cache = m.forward(x.detach().numpy(), None, p)
+    g = m.backward(w.numpy(), None, cache, p)
+    assert cache["residual"] == ["project"] + ["identity"] * (s.layers - 1)
+    assert _rel(ours, y.detach()) < TOL and _rel(g["x"], x.grad) < TOL
+    assert _rel(g[("residual", 0)]["W_r"], lin[0].weight.grad) < TOL
+    single = sum(a.size for prm in m.init_params(I, H).values() for a in prm.values())
+    assert m.count(I, H, convention="single") == single == sum(
+        a.size for key, prm in p.items() for a in prm.values())
+    assert ("residual", 0) in m.init_params(I, H) and m.init_params(I, H)[("residual", 0)]["W_r"].shape == (D * H, I)
+    with pytest.raises(derive.DeriveError, match="its residual needs"):
+        m.forward(x.detach().numpy(), None, {k: v for k, v in p.items() if k[0] != "residual"})

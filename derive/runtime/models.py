@@ -50,9 +50,13 @@ class Model:
     def init_params(self, input_size, hidden_size, *, proj_size=None, seed=0, dtype=np.float64) -> dict:
         """Every layer and direction's parameters, as the cell kernel draws them (seeds seed, seed + 1, ...)."""
         sizes = self.layer_inputs(_api.positive_int(input_size, "input_size"), hidden_size, proj_size)
-        return {(layer, rev): self.k.init_params(sizes[layer], hidden_size, proj_size=proj_size,
-                                                 seed=seed + n, dtype=dtype)
-                for n, (layer, rev) in enumerate(self.keys())}
+        params = {(layer, rev): self.k.init_params(sizes[layer], hidden_size, proj_size=proj_size,
+                                                   seed=seed + n, dtype=dtype)
+                  for n, (layer, rev) in enumerate(self.keys())}
+        rng = np.random.default_rng(seed + len(params))
+        for layer, (o, i) in self.spec.projected(input_size, hidden_size, proj_size).items():
+            params[("residual", layer)] = {"W_r": rng.uniform(-1 / np.sqrt(i), 1 / np.sqrt(i), (o, i)).astype(dtype)}
+        return params
 
     def count(self, input_size: int, hidden: int, *, proj: int | None = None, convention: str | None = None) -> int:
         """Parameters of every layer and direction under a convention (pytorch: double biases, as torch.nn)."""
@@ -60,7 +64,12 @@ class Model:
 
     # ------------------------------------------------------------ forward and backward
     def _params(self, params) -> dict:
-        return _api.check_keys(params, self.keys(), f"{self.name} params")
+        extra = [("residual", layer) for layer in range(self.spec.layers)] if self.spec.residual == "project" else []
+        given = _api.check_keys(params, self.keys() + extra, f"{self.name} params", required=False)
+        missing = [k for k in self.keys() if k not in given]
+        if missing:
+            raise DeriveError(f"{self.name} params: missing {missing[0]!r} (a dict per (layer, reverse))")
+        return given
 
     def forward(self, x, states0, params):
         """y (T, B, out) of the top layer, the final states {(layer, reverse): states}, and a cache."""
@@ -70,7 +79,7 @@ class Model:
         inp = _api.float_array(x, "x")
         if inp.ndim != 3:
             raise DeriveError(f"x has shape {inp.shape}; expected (T, B, I), time-major")
-        caches, final, residual = {}, {}, []
+        caches, final, residual, projected = {}, {}, [], {}
         for layer in range(self.spec.layers):
             outs = []
             for rev in self.spec.directions:
@@ -80,10 +89,21 @@ class Model:
                 outs.append(y[::-1] if rev else y)
                 caches[(layer, rev)], final[(layer, rev)] = cache, sT
             out = self._merge(outs)
-            adds = self.spec.residual and out.shape == inp.shape
-            residual.append(adds)
-            inp = out + inp if adds else out
-        return inp, final, {"caches": caches, "residual": residual, "widths": [o.shape[-1] for o in outs]}
+            kind = None
+            if self.spec.residual and out.shape == inp.shape:
+                kind, out = "identity", out + inp
+            elif self.spec.residual == "project":
+                W = params.get(("residual", layer), {}).get("W_r")
+                if W is None or np.shape(W) != (out.shape[-1], inp.shape[-1]):
+                    raise DeriveError(f"{self.name} params: layer {layer} reads {inp.shape[-1]} features and gives "
+                                      f"{out.shape[-1]}: its residual needs ('residual', {layer}): {{'W_r': "
+                                      f"({out.shape[-1]}, {inp.shape[-1]})}} (init_params makes it)")
+                kind, out = "project", out + inp @ np.asarray(W, dtype=inp.dtype).T
+                projected[layer] = inp
+            residual.append(kind)
+            inp = out
+        return inp, final, {"caches": caches, "residual": residual, "widths": [o.shape[-1] for o in outs],
+                            "projected": projected}
 
     def _merge(self, outs: list) -> np.ndarray:
         if len(outs) == 1:
@@ -112,8 +132,16 @@ class Model:
                 grads[(layer, rev)] = g
                 dxs.append(g["x"][::-1] if rev else g["x"])
             d_in = dxs[0] + dxs[1] if len(dxs) > 1 else np.array(dxs[0])
-            if cache["residual"][layer] and d_out is not None:
+            if cache["residual"][layer] == "identity" and d_out is not None:
                 d_in = d_in + d_out  # y_l = f_l(x_l) + x_l: the identity passes d(y_l) to x_l
+            elif cache["residual"][layer] == "project":  # y_l = f_l(x_l) + W_r x_l
+                x_l = cache["projected"][layer]
+                W = params[("residual", layer)]["W_r"]
+                if d_out is None:
+                    grads[("residual", layer)] = {"W_r": np.zeros_like(W)}
+                else:
+                    d_in = d_in + d_out @ W
+                    grads[("residual", layer)] = {"W_r": np.einsum("tbo,tbi->oi", d_out, x_l)}
             d_out = d_in
         grads["x"] = d_out
         return grads

@@ -50,7 +50,12 @@ def collect(m: ModelSpec) -> dict:
     forward.append(_eq("y^(l)_t", merged[0], "y^{(l)}_t", merged[1],
                        {"concat": "the two directions side by side", "sum": "the two directions added"}[m.merge]
                        if two else "the layer's output"))
-    if m.residual:
+    if m.residual == "project":
+        forward.append(_eq("x^(l+1)_t", "y^(l)_t + x^(l)_t, or y^(l)_t + W_r^(l) x^(l)_t where the sizes differ",
+                           "x^{(l+1)}_t", r"y^{(l)}_t + x^{(l)}_t 	ext{, or } y^{(l)}_t + W_r^{(l)} x^{(l)}_t",
+                           f"residual: an identity where the layer's input has its output's size, a learned "
+                           f"projection W_r (no bias) where it has not (the first layer, unless {residual_first})"))
+    elif m.residual:
         forward.append(_eq("x^(l+1)_t", "y^(l)_t + x^(l)_t", "x^{(l+1)}_t", "y^{(l)}_t + x^{(l)}_t",
                            f"residual: every layer above the first (and the first when {residual_first})"))
     else:
@@ -88,7 +93,8 @@ def collect(m: ModelSpec) -> dict:
     if m.residual:
         backward.append(_eq("dx^(l)_t", total + " + dx^(l+1)_t", r"\delta x^{(l)}_t", total_latex +
                             r" + \delta x^{(l+1)}_t", "the residual's identity passes the gradient from above "
-                            "straight down"))
+                            "straight down" + ("; where W_r projects, W_r^T dx^(l+1)_t instead, and "
+                                               "dW_r = sum_t dx^(l+1)_t x^(l)_t^T" if m.residual == "project" else "")))
     else:
         backward.append(_eq("dx^(l)_t", total, r"\delta x^{(l)}_t", total_latex, "what layer l-1 receives"))
     jac = _eq("dx^(l+1)_t/dx^(l)_t", "dy^(l)_t/dx^(l)_t" + (" + I" if m.residual else ""),
@@ -103,6 +109,8 @@ def collect(m: ModelSpec) -> dict:
         upper = counts.layer_count(cell, conv, inputs=D * (H if not counts.projects(cell) else sp.Symbol("P")))
         dirs = 2 if two else 1
         total_poly = sp.expand(dirs * first + (m.layers - 1) * dirs * upper)
+        if m.residual == "project":  # W_r of the first layer, D H x I (I != D H)
+            total_poly = sp.expand(total_poly + D * (H if not counts.projects(cell) else sp.Symbol("P")) * I)
         conventions.append({"convention": conv, "formula": {"text": sp.sstr(sp.factor(total_poly)),
                                                              "latex": sp.latex(sp.factor(total_poly))}})
     return {"name": m.name, "title": m.title, "source": m.source, "summary": m.meta.get("summary", ""),

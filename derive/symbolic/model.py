@@ -8,7 +8,8 @@ the same keys::
     layers = 3
     bidirectional = false
     merge = "concat"         # the two directions' outputs side by side, or "sum"
-    residual = true          # y_l += x_l wherever a layer's input has its output's size
+    residual = true          # y_l += x_l wherever a layer's input has its output's size;
+                             # "project": and y_l += W_r x_l (learned, no bias) where it has not
 
 Layer 0 reads the input (I features); layer l > 0 reads layer l-1's output: D H features with
 ``merge = "concat"`` (D = 2 directions), H with ``"sum"`` (P with a projecting cell). The
@@ -16,9 +17,9 @@ reverse direction runs on the time-reversed sequence, as ``torch.nn.LSTM`` does.
 connection adds a layer's input to its output where the two have one size (an identity, no
 weights): every layer above the first, and the first when I equals its output's size.
 
-Not yet: a learned projection for a residual between sizes that differ, and the encoder-decoder
-keys (``encoder``, ``decoder``, ``attention``, ``embedding``, ``bridge``): a spec that uses
-them gets a located error naming the limit.
+With ``residual = "project"`` a layer whose input has another size adds a learned projection of
+it, y_l = f_l(x_l) + W_r^{(l)} x_l (an out x in matrix, no bias; GNMT's and He et al.'s option
+for a shortcut across sizes). Encoder-decoder specs are ``symbolic.seq2seq``'s.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ KEYS = {
     "layers": (int, "a positive integer"),
     "bidirectional": (bool, "true or false"),
     "merge": (str, '"concat" or "sum"'),
-    "residual": (bool, "true or false"),
+    "residual": ((bool, str), 'true, false or "project"'),
 }
 MERGES = ("concat", "sum")
 #: keys of an encoder-decoder spec (``symbolic.seq2seq``)
@@ -62,7 +63,7 @@ class ModelSpec:
     layers: int = 1
     bidirectional: bool = False
     merge: str = "concat"
-    residual: bool = False
+    residual: bool | str = False  # True: identities; "project": and learned projections between sizes
     title: str = ""
     meta: dict = field(default_factory=dict)
     source: str = ""
@@ -82,6 +83,14 @@ class ModelSpec:
         D = len(self.directions) if self.merge == "concat" else 1
         return [inputs] + [D * out] * (self.layers - 1)
 
+    def projected(self, inputs, hidden, proj=None) -> dict:
+        """{layer: (out, in)} of the learned residual projections W_r (``residual = "project"``: where a layer's
+        input has another size than its output)."""
+        if self.residual != "project":
+            return {}
+        out = (proj if counts.projects(self.cell) else hidden) * (len(self.directions) if self.merge == "concat" else 1)
+        return {layer: (out, n) for layer, n in enumerate(self.layer_inputs(inputs, hidden, proj)) if n != out}
+
     def count(self, input_size: int, hidden: int, *, proj: int | None = None, convention: str | None = None) -> int:
         """Parameters of every layer and direction under a framework's convention (``counts``); residual
         connections are identities and add none."""
@@ -89,7 +98,7 @@ class ModelSpec:
             raise DeriveError(f"{self.cell.name}: hidden {hidden} is not a multiple of the clock's modules")
         convention = convention or counts.default_convention(self.cell)
         values = {I: input_size, H: hidden, P: proj or 0}
-        total = 0
+        total = sum(o * i for o, i in self.projected(input_size, hidden, proj).values())
         for n in self.layer_inputs(input_size, hidden, proj):
             total += len(self.directions) * int(counts.layer_count(self.cell, convention, inputs=sp.Integer(n))
                                                 .subs(values))
@@ -180,6 +189,8 @@ def stack_from_dict(data: dict, *, text: str | None, source: str) -> ModelSpec:
     layers = data.get("layers", 1)
     if layers < 1:
         fail(f"layers must be {KEYS['layers'][1]}, not {layers}", "layers")
+    if data.get("residual", False) not in (True, False, "project"):
+        fail(f"residual must be {KEYS['residual'][1]}, not {data['residual']!r}", "residual")
     merge = data.get("merge", "concat")
     if merge not in MERGES:
         fail(f"merge must be {KEYS['merge'][1]}, not {merge!r}", "merge")
