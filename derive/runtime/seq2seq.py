@@ -141,7 +141,7 @@ class Seq2Seq:
         proj = p["_proj"]  # (B, S, H): a_s, or W_a a_s
         return np.einsum("bh,bsh->bs", s_now, proj), None
 
-    def step(self, p, ann_b, y_prev, states, cache=False):
+    def step(self, p, ann_b, y_prev, states):
         """One decoder step for a batch: (logits (B, V), new states, what backward needs)."""
         s = self.spec
         Y = p["E_tgt"][y_prev]
