@@ -148,6 +148,10 @@ def test_list_shows_every_spec_function_and_constant():
     assert all(c in section for c in functions.BUILTIN_CONSTANTS)
     data = json.loads(derive("list", "--json").stdout)
     assert [f["commands"] for f in data["functions"]] == [", ".join(f.commands) for f in functions.FUNCTIONS]
+    from derive.symbolic import model as model_spec
+    assert [m["name"] for m in data["models"]] == model_spec.builtin_names()
+    row = next(line for line in out.split("Models (")[1].splitlines() if line.strip().startswith("seq2seq_bahdanau"))
+    assert "Seq2seq with Bahdanau attention" in row and "gru encoder, gru decoder, bahdanau attention" in row
 
 
 def test_list_shows_activation_properties():

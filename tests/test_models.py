@@ -306,3 +306,10 @@ def test_a_projected_residual_matches_torch(spec, I, H):
     assert ("residual", 0) in m.init_params(I, H) and m.init_params(I, H)[("residual", 0)]["W_r"].shape == (D * H, I)
     with pytest.raises(derive.DeriveError, match="its residual needs"):
         m.forward(x.detach().numpy(), None, {k: v for k, v in p.items() if k[0] != "residual"})
+
+
+def test_check_on_a_model_says_what_to_check_instead():
+    """derive check reads a cell's formulas; on a model it names the cell to check (exit 2, one line)."""
+    r = _cli("check", "deep_residual_lstm", "dc_t = dh_t")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "deep_residual_lstm is a model" in r.stderr and "derive check lstm" in r.stderr

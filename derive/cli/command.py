@@ -45,15 +45,19 @@ def _cmd_list(args) -> int:
                       _poly(per_layer).replace("*", "")))
     spec_functions = [(", ".join(f.commands), str(f.arity), f.domain or "every real number", f.summary)
                       for f in functions.FUNCTIONS]
+    models = [_model_row(name) for name in model_spec.builtin_names()]
     if args.json:
         print(json.dumps({"cells": [dict(zip(("name", "title", "states", "gates", "params"), c)) for c in cells],
                           "activations": activation_summary.rows(),
                           "functions": [dict(zip(("commands", "arguments", "domain", "summary"), f))
                                         for f in spec_functions],
-                          "constants": sorted(functions.BUILTIN_CONSTANTS)}, indent=2))
+                          "constants": sorted(functions.BUILTIN_CONSTANTS),
+                          "models": [dict(zip(("name", "title", "kind"), m)) for m in models]}, indent=2))
         return 0
     print("Cells (derive show NAME; parameters per layer and direction, default convention):")
     table(("name", "title", "states", "gates", "parameters"), cells)
+    print("\nModels (derive show NAME; derive.model(NAME) in Python):")
+    table(("name", "title", "what"), models)
     print("\nActivations (derive show NAME; properties computed from each definition at PyTorch's defaults):")
     table([h for h, _ in actcli.LIST_COLUMNS], [[r[k] for _, k in actcli.LIST_COLUMNS] for r in activation_summary.rows()])
     print("\nFunctions a spec's equations may call, besides the activations (\\sigma, \\tanh, "
@@ -62,6 +66,16 @@ def _cmd_list(args) -> int:
     print(f"Constants: {', '.join(functions.BUILTIN_CONSTANTS)}, numbers (0.5, \\frac{{1}}{{2}}, \\sqrt{{3}}) and "
           f"the names a spec declares in constants = {{ beta = 0.25 }}.")
     return 0
+
+
+def _model_row(name: str) -> tuple:
+    m = seq2seq_spec.load_model(name)
+    if isinstance(m, seq2seq_spec.Seq2SeqSpec):
+        what = f"{m.encoder.cell.name} encoder, {m.decoder.name} decoder, {m.attention} attention"
+    else:
+        what = f"{m.layers} x {m.cell.name}" + (f", bidirectional ({m.merge})" if m.bidirectional else "") + \
+            (", residual" if m.residual else "")
+    return name, m.title, what
 
 
 def _cmd_show(args) -> int:
@@ -215,7 +229,13 @@ def _cmd_check(args) -> int:
     """0: every formula correct (or right under a named convention); 1: one is wrong; 2: unreadable."""
     from dataclasses import asdict
 
-
+    if model_spec.is_model(args.target) and not actcli.is_activation(args.target):
+        m = seq2seq_spec.load_model(args.target)
+        cells = sorted({m.encoder.cell.name, m.decoder.name} if isinstance(m, seq2seq_spec.Seq2SeqSpec)
+                       else {m.cell.name})
+        raise DeriveError(f"{m.name} is a model: derive check reads a cell's formulas (its layers are the cell"
+                          f"{'s' if len(cells) > 1 else ''} {', '.join(cells)}: derive check {cells[0]} '...'); "
+                          f"derive show {m.name} prints the model's equations across its layers")
     items = [(f, None, 0) for f in args.formula]
     if args.file is not None:
         items += [(line, args.file, n) for n, line in read_formulas(args.file)]
