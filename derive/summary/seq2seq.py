@@ -19,6 +19,30 @@ def _row(text: str, latex: str, note: str = "") -> dict:
             "op": {"text": op.strip(), "latex": r"\mathrel{+}=" if op == " += " else "="}}
 
 
+def _luong(general: bool) -> tuple:
+    """Luong's rows: the scores s_t^T W_a a_s ("general") or s_t^T a_s ("dot"), read after the decoder step."""
+    proj_t, proj_l = ("W_a a_s", "W_a a_s") if general else ("a_s", "a_s")
+    back_t, back_l = ("W_a^T s_t", r"W_a^\top s_t") if general else ("s_t", "s_t")
+    note = "multiplicative (general) scores" if general else "multiplicative (dot) scores: a_s and s_t have one size"
+    return (
+        [_row("s_t = cell(E y_{t-1}, s_{t-1})", r"s_t = \operatorname{cell}(E y_{t-1}, s_{t-1})"),
+         _row(f"e_{{t,s}} = s_t^T {proj_t}", rf"e_{{t,s}} = s_t^\top {proj_l}", note),
+         _row("alpha_{t,s} = softmax_s(e_{t,s})", r"\alpha_{t,s} = \operatorname{softmax}_s(e_{t,s})"),
+         _row("c_t = sum_s alpha_{t,s} a_s", r"c_t = \sum_s \alpha_{t,s} a_s"),
+         _row("h~_t = tanh(W_c [c_t; s_t])", r"\tilde{h}_t = \tanh(W_c [c_t; s_t])"),
+         _row("o_t = W_o h~_t + b_o", r"o_t = W_o \tilde{h}_t + b_o")],
+        [_row("d[c_t; s_t] = W_c^T (W_o^T do_t (.) (1 - h~_t^2))",
+              r"\delta [c_t; s_t] = W_c^\top \left(W_o^\top \delta o_t \odot (1 - \tilde{h}_t^2)\right)"),
+         _row("dalpha_{t,s} = a_s . dc_t", r"\delta \alpha_{t,s} = a_s^\top \delta c_t"),
+         _row("de_{t,s} = alpha_{t,s} (dalpha_{t,s} - sum_{s'} alpha_{t,s'} dalpha_{t,s'})",
+              r"\delta e_{t,s} = \alpha_{t,s} \left(\delta \alpha_{t,s} - \sum_{s'} \alpha_{t,s'} \delta \alpha_{t,s'}\right)",
+              "through the softmax"),
+         _row(f"ds_t += sum_s de_{{t,s}} {proj_t}", rf"\delta s_t \mathrel{{+}}= \sum_s \delta e_{{t,s}} {proj_l}",
+              "the scores read s_t: the decoder cell's dy_t"),
+         _row(f"da_s += alpha_{{t,s}} dc_t + {back_t} de_{{t,s}}",
+              rf"\delta a_s \mathrel{{+}}= \alpha_{{t,s}} \delta c_t + {back_l}\, \delta e_{{t,s}}")])
+
+
 #: attention -> (forward rows, backward rows)
 ATTENTION = {
     "bahdanau": (
@@ -42,36 +66,12 @@ ATTENTION = {
               r"\delta a_s \mathrel{+}= \alpha_{t,s} \delta c_t + U_a^\top \delta z_{t,s}"),
          _row("ds_{t-1} += W_a^T sum_s dz_{t,s}", r"\delta s_{t-1} \mathrel{+}= W_a^\top \sum_s \delta z_{t,s}",
               "the next step's attention sends a gradient back to the state it read")]),
-    "luong_general": (
-        [_row("s_t = cell(E y_{t-1}, s_{t-1})", r"s_t = \operatorname{cell}(E y_{t-1}, s_{t-1})"),
-         _row("e_{t,s} = s_t^T W_a a_s", r"e_{t,s} = s_t^\top W_a a_s", "multiplicative (general) scores"),
-         _row("alpha_{t,s} = softmax_s(e_{t,s})", r"\alpha_{t,s} = \operatorname{softmax}_s(e_{t,s})"),
-         _row("c_t = sum_s alpha_{t,s} a_s", r"c_t = \sum_s \alpha_{t,s} a_s"),
-         _row("h~_t = tanh(W_c [c_t; s_t])", r"\tilde{h}_t = \tanh(W_c [c_t; s_t])"),
-         _row("o_t = W_o h~_t + b_o", r"o_t = W_o \tilde{h}_t + b_o")],
-        [_row("d[c_t; s_t] = W_c^T (W_o^T do_t (.) (1 - h~_t^2))",
-              r"\delta [c_t; s_t] = W_c^\top \left(W_o^\top \delta o_t \odot (1 - \tilde{h}_t^2)\right)"),
-         _row("dalpha_{t,s} = a_s . dc_t", r"\delta \alpha_{t,s} = a_s^\top \delta c_t"),
-         _row("de_{t,s} = alpha_{t,s} (dalpha_{t,s} - sum_{s'} alpha_{t,s'} dalpha_{t,s'})",
-              r"\delta e_{t,s} = \alpha_{t,s} \left(\delta \alpha_{t,s} - \sum_{s'} \alpha_{t,s'} \delta \alpha_{t,s'}\right)",
-              "through the softmax"),
-         _row("ds_t += sum_s de_{t,s} W_a a_s", r"\delta s_t \mathrel{+}= \sum_s \delta e_{t,s} W_a a_s",
-              "the scores read s_t: the decoder cell's dy_t"),
-         _row("da_s += alpha_{t,s} dc_t + W_a^T s_t de_{t,s}",
-              r"\delta a_s \mathrel{+}= \alpha_{t,s} \delta c_t + W_a^\top s_t\, \delta e_{t,s}")]),
     "none": (
         [_row("s_t = cell(E y_{t-1}, s_{t-1})", r"s_t = \operatorname{cell}(E y_{t-1}, s_{t-1})"),
          _row("o_t = W_o s_t + b_o", r"o_t = W_o s_t + b_o")],
         [_row("ds_t = W_o^T do_t", r"\delta s_t = W_o^\top \delta o_t", "the decoder cell's dy_t")]),
 }
-ATTENTION["luong_dot"] = tuple([_row(f"{r['lhs']['text']} {r['op']['text']} " + r["rhs"]["text"].replace("W_a a_s", "a_s"),
-                                     f"{r['lhs']['latex']} {r['op']['latex']} " + r["rhs"]["latex"].replace("W_a a_s", "a_s"),
-                                     r["note"])
-                                for r in rows if "W_a^T" not in r["lhs"]["text"] + r["rhs"]["text"]]
-                               for rows in ATTENTION["luong_general"])
-ATTENTION["luong_dot"][0][1]["note"] = "multiplicative (dot) scores: a_s and s_t have one size"
-ATTENTION["luong_dot"][1].append(_row("da_s += alpha_{t,s} dc_t + s_t de_{t,s}",
-                                      r"\delta a_s \mathrel{+}= \alpha_{t,s} \delta c_t + s_t\, \delta e_{t,s}"))
+ATTENTION["luong_general"], ATTENTION["luong_dot"] = _luong(True), _luong(False)
 
 BRIDGE = {
     "learned": ([_row("s_0 = tanh(W_b u + b_b)", r"s_0 = \tanh(W_b u + b_b)",
