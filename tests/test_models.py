@@ -308,8 +308,9 @@ def test_a_projected_residual_matches_torch(spec, I, H):
         m.forward(x.detach().numpy(), None, {k: v for k, v in p.items() if k[0] != "residual"})
 
 
-def test_check_on_a_model_says_what_to_check_instead():
-    """derive check reads a cell's formulas; on a model it names the cell to check (exit 2, one line)."""
+def test_check_on_a_model_asks_for_the_layer():
+    """derive check on a stack reads claims about a layer (tests/test_check_model.py); a claim without a
+    layer superscript is refused in one located line (exit 2)."""
     r = _cli("check", "deep_residual_lstm", "dc_t = dh_t")
     assert r.returncode == 2 and r.stderr.count("\n") == 1
-    assert "deep_residual_lstm is a model" in r.stderr and "derive check lstm" in r.stderr
+    assert r.stderr.startswith("<input>:1:1: error: name the layer")

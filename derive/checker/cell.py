@@ -13,7 +13,7 @@ from derive.checker.lets import read_lets
 from derive.checker.names import Names, Ref, RefKind, differential
 from derive.checker.numeric import Shape, V, describe, evaluate
 from derive.checker.result import Result, Verdict
-from derive.checker.runs import as_float, close, mid_steps, runs, sizes
+from derive.checker.runs import as_float, close, mid_steps, runs, runs_of, sizes
 from derive.checker.symbolic import symbolic_equal
 from derive.checker.visitor import Op, Visitor, is_op, walk
 from derive.errors import DeriveError, Pos
@@ -82,15 +82,17 @@ def _as_gradient(ref: Ref, node):
     raise DeriveError("the gradient of what? name a vector at step t or a parameter", node.pos)
 
 
-def check_cell(name_or_path: str, formula: str, lets=(), renames=None) -> Result:
-    cell = spec.load(name_or_path)
+def check_cell(name_or_path: str, formula: str, lets=(), renames=None, cell=None) -> Result:
+    """``cell``: a cell built in memory (a model's layer) instead of loading ``name_or_path``."""
+    given = cell
+    cell = cell if cell is not None else spec.load(name_or_path)
     f = parse_formula(formula)
     lets = read_lets(lets)
     names = Names(cell, lets, renames)
     kind, *what = LeftSide(names).visit(f.lhs)
     if kind == ClaimKind.COUNT:
         return check_count(cell, names, f)
-    d, witness = runs(name_or_path)
+    d, witness = runs(name_or_path) if given is None else runs_of(given)
     # the derivation's own cell (a spec file is read anew by spec.load) and its dy_{loss,t}
     names = Names(d.cell, lets, renames, d.dy)
     kind, *what = LeftSide(names).visit(f.lhs)

@@ -30,9 +30,10 @@ from derive import activations as acts
 from derive.checker.activation import check_activation
 from derive.checker.cell import check_cell
 from derive.checker.lets import read_lets
+from derive.checker.model import check_model
 from derive.checker.result import Result, Verdict
 from derive.errors import DeriveError
-from derive.symbolic import spec
+from derive.symbolic import model, seq2seq, spec
 
 #: The verdict policy. "equivalent" is kept for the same function under a storage or counting
 #: convention: the GRU's reset placement (PyTorch/cuDNN/Keras reset_after=True against Cho et al.'s
@@ -64,6 +65,8 @@ def check(target: str, formula: str, *, let=(), override=()) -> Result:
 
 
 def _check(target: str, formula: str, lets: list) -> Result:
+    if model.is_model(target) and target not in acts.elementwise():
+        return _check_model(target, formula, lets)
     is_cell = target in spec.builtin_names() or target.endswith(".toml")
     if not is_cell:
         try:
@@ -86,6 +89,16 @@ def _check(target: str, formula: str, lets: list) -> Result:
                             f"{target} is another cell, not a convention")
             break
     return result
+
+
+def _check_model(target: str, formula: str, lets: list) -> Result:
+    m = seq2seq.load_model(target)
+    if isinstance(m, seq2seq.Seq2SeqSpec):
+        cells = sorted({m.encoder.cell.name, m.decoder.name})
+        raise DeriveError(f"{m.name} is an encoder-decoder: derive check reads a stack's layers and the cells "
+                          f"({', '.join(cells)}: derive check {cells[0]} '...'); derive show {m.name} prints its "
+                          f"attention, bridge and loss gradients")
+    return check_model(m, formula, lets)
 
 
 def _right_for(other: str, formula: str, lets: list, renames) -> bool:

@@ -33,6 +33,7 @@ class Result:
     derived: str
     how: str
     formula: str = ""
+    reading: str = ""  # how a model's claim was read as a claim on its cell (``checker.model``)
     convention: str = ""
     other: str = ""  # for a wrong claim: the other cell or activation it is right for
     hint: str = ""
@@ -47,6 +48,8 @@ class Result:
 
     def report(self) -> str:
         lines = [f"{HEADS[self.verdict]}: {self.quantity} ({self.how})"]
+        if self.reading:
+            lines.append(f"  read as: {self.reading}")
         if self.convention:
             lines.append(f"  {self.convention}")
         if self.other:

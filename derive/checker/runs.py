@@ -34,7 +34,11 @@ def sizes(cell) -> verify.Sizes:
 def runs(name_or_path: str):
     """The derivation and, per seed, (seed, the run's envs by step, gradients); the input's taps
     x_{t-k} are in each step's env, zero before the first step (``verify.run_derivation``)."""
-    cell = spec.load(name_or_path)
+    return runs_of(spec.load(name_or_path))
+
+
+def runs_of(cell):
+    """``runs`` of a cell built in memory (a model's layer, ``symbolic.layer``)."""
     d = bptt.derive(cell)
     n = sizes(cell)
     out = []

@@ -229,13 +229,6 @@ def _cmd_check(args) -> int:
     """0: every formula correct (or right under a named convention); 1: one is wrong; 2: unreadable."""
     from dataclasses import asdict
 
-    if model_spec.is_model(args.target) and not actcli.is_activation(args.target):
-        m = seq2seq_spec.load_model(args.target)
-        cells = sorted({m.encoder.cell.name, m.decoder.name} if isinstance(m, seq2seq_spec.Seq2SeqSpec)
-                       else {m.cell.name})
-        raise DeriveError(f"{m.name} is a model: derive check reads a cell's formulas (its layers are the cell"
-                          f"{'s' if len(cells) > 1 else ''} {', '.join(cells)}: derive check {cells[0]} '...'); "
-                          f"derive show {m.name} prints the model's equations across its layers")
     items = [(f, None, 0) for f in args.formula]
     if args.file is not None:
         items += [(line, args.file, n) for n, line in read_formulas(args.file)]

@@ -275,12 +275,15 @@ def _parameters(declared, text: str, source: str) -> set | None:
     return keys
 
 
-def parse_spec(text: str, source: str = "<spec>") -> Cell:
-    """Parse the text of a spec file into a checked ``Cell``."""
+def parse_spec(text: str, source: str = "<spec>", amend=None) -> Cell:
+    """Parse the text of a spec file into a checked ``Cell``. ``amend``: a function of the checked
+    keys returning them changed (a model's layer adds an equation and an output: ``symbolic.layer``)."""
     text = text.removeprefix("\ufeff").replace("\r\n", "\n")  # a UTF-8 BOM; Windows line ends
     data = _read_toml(text, source)
     _check_keys(data, text, source)
     _check_tables(data, text, source)
+    if amend is not None:
+        data = amend(dict(data))
     conventions = data.get("conventions", {})
     equations, written = _equations(data["equations"], text, source)
 
@@ -433,8 +436,15 @@ def _constants(constants: dict, text: str, source: str) -> dict:
 
 @lru_cache(maxsize=None)
 def _load_builtin(name: str) -> Cell:
-    path = resources.files("derive.cells") / f"{name}.toml"
-    return parse_spec(path.read_text(encoding="utf-8"), source=f"derive/cells/{name}.toml")
+    return parse_spec(*text_of(name))
+
+
+def text_of(name_or_path: str) -> tuple[str, str]:
+    """A cell spec's text and the source name its errors give (``derive/cells/lstm.toml`` or the path)."""
+    key = name_or_path.replace("-", "_").lower()
+    if key in builtin_names():
+        return (resources.files("derive.cells") / f"{key}.toml").read_text(encoding="utf-8"), f"derive/cells/{key}.toml"
+    return fileio.read_text(name_or_path, fileio.SPEC_LIMIT), str(Path(name_or_path))
 
 
 def load(name_or_path: str) -> Cell:
