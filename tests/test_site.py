@@ -364,3 +364,13 @@ def test_the_zoos_jacobian_norm_is_the_product_of_the_step_jacobians():
         expected.append(np.linalg.norm(J, 2))
     shown = zoo.state_jacobian_norms("rnn_tanh", steps=(1, 2, 3))
     assert shown == [float(f"{e:.3g}") for e in expected]
+
+
+def test_verification_figures_have_a_floor():
+    """A page's verification figure is a power-of-ten bound, never below its witness's floor, so the
+    page is the same bytes on machines whose BLAS rounds the last bits differently."""
+    from derive.docs.verification import FLOORS, bound
+    assert bound(3e-10, FLOORS["differences"]) == bound(9e-9, FLOORS["differences"]) == "< 1e-7"
+    assert bound(2e-7, FLOORS["differences"]) == "< 1e-6"
+    assert bound(4e-16, FLOORS["derivation"]) == bound(5e-14, FLOORS["derivation"]) == "< 1e-13"
+    assert bound(0.0) == "0 (exact)" and bound(3e-10) == "< 1e-9"

@@ -8,6 +8,7 @@ from importlib import resources
 
 import numpy as np
 
+from derive.checker.claims import check
 from derive.runtime.model import model
 from derive.summary import model as model_summary
 from derive.summary import seq2seq as seq2seq_summary
@@ -85,7 +86,37 @@ def model_data(name: str) -> dict:
                        "single": spec.count(EXAMPLE["I"], EXAMPLE["H"], convention="single"),
                        "torch": spec.count(EXAMPLE["I"], EXAMPLE["H"], convention="pytorch"),
                        "inputs": spec.layer_inputs(EXAMPLE["I"], EXAMPLE["H"])}
+    data["checks"] = checks(name)
     return data
+
+
+#: claims a model page checks at build time, in the model's notation (``checker.model``): a right one and,
+#: where it teaches something, the slip people make (the checker's verdict and hint are printed as given)
+CHECKS = {
+    "deep_residual_lstm": [
+        r"\delta x^{(l)}_t = W_{xi}^{(l)T} \delta z^{(l)}_{i,t} + W_{xf}^{(l)T} \delta z^{(l)}_{f,t} + "
+        r"W_{xg}^{(l)T} \delta z^{(l)}_{g,t} + W_{xo}^{(l)T} \delta z^{(l)}_{o,t} + \delta x^{(l+1)}_t",
+        r"\delta x^{(l)}_t = W_{xi}^{(l)T} \delta z^{(l)}_{i,t} + W_{xf}^{(l)T} \delta z^{(l)}_{f,t} + "
+        r"W_{xg}^{(l)T} \delta z^{(l)}_{g,t} + W_{xo}^{(l)T} \delta z^{(l)}_{o,t}",
+    ],
+    "deep_bigru": [
+        r"\delta \overleftarrow{h}^{(l)}_t = \delta \overleftarrow{y}^{(l)}_t + W_{hr}^{(l)T} "
+        r"\delta \overleftarrow{z}^{(l)}_{r,t-1} + W_{hz}^{(l)T} \delta \overleftarrow{z}^{(l)}_{z,t-1} + "
+        r"W_{hn}^{(l)T} (\delta \overleftarrow{z}^{(l)}_{n,t-1} \odot \overleftarrow{r}^{(l)}_{t-1}) + "
+        r"\delta \overleftarrow{h}^{(l)}_{t-1} \odot \overleftarrow{z}^{(l)}_{t-1}",
+    ],
+}
+
+
+def checks(name: str) -> list[dict]:
+    """The page's example claims with the verdict, the reading and the hint ``derive check`` gives."""
+    out = []
+    for claim in CHECKS.get(name, []):
+        r = check(name, claim)
+        reading = r.reading[:r.reading.rindex(": ")]  # without the claim as the cell reads it
+        out.append({"claim": claim, "verdict": str(r.verdict), "reading": reading, "derived": r.derived,
+                    "hint": r.hint})
+    return out
 
 
 def spec_text(name: str) -> str:

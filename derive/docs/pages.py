@@ -25,7 +25,7 @@ import jinja2
 import numpy as np
 
 from derive import activations as acts
-from derive.symbolic import bptt, counts, functions, spec
+from derive.symbolic import bptt, counts, functions, ir, spec
 from derive.symbolic.cell import H, I, P
 from derive.runtime.kernels import kernel
 from derive.summary.cell import collect as collect_cell
@@ -34,6 +34,9 @@ from derive.docs.paper import paper_section
 from derive.docs import zoo
 from derive.docs import models as model_pages
 from derive.symbolic import model as model_spec
+from derive.symbolic.layer import Shortcut, layer_cell
+from derive.summary import model as model_summary
+from derive.summary import seq2seq as seq2seq_summary
 from derive.symbolic import seq2seq as seq2seq_spec
 from derive.summary import activation as activation_summary
 from derive.checker.claims import check
@@ -206,7 +209,27 @@ h_t = \\tanh(W_{xh} x_t + W_{hh} h_{t-1} + b_h) + h_{t-1}
 
 def _residual_context() -> dict:
     d = collect_cell(bptt.derive(spec.parse_spec(RESIDUAL_SPEC, "rnn_residual.toml")))
-    return {"residual": {"spec": RESIDUAL_SPEC, "jacobian": d["jacobian"][0], "adjoints": d["adjoints"]}}
+    return {"residual": {"spec": RESIDUAL_SPEC, "jacobian": d["jacobian"][0], "adjoints": d["adjoints"]},
+            "stack": _stack_layer("deep_residual_lstm"), "depth": _depth_table(), "depths": model_pages.DEPTHS,
+            "depth_setup": {"H": model_pages.HIDDEN, "T": model_pages.STEPS}}
+
+
+def _stack_layer(name: str) -> dict:
+    """A residual layer of a built-in stack as the layer above sees it (``symbolic.layer``): the cell's
+    input gradient and output adjoint, derived with u_t = h_t + x_t, and the example claims of its page."""
+    m = model_spec.load(name)
+    cell, u = layer_cell(m.cell_ref, m.cell, Shortcut.IDENTITY)
+    d = collect_cell(bptt.derive(cell))
+    return {"model": m.name, "cell": m.cell.name, "u": u, "input_gradient": d["input_gradient"],
+            "output": next(a for a in d["adjoints"] if a["lhs"]["text"] == f"d{ir.ref(m.cell.output).key}_t"),
+            "checks": model_pages.checks(name)}
+
+
+def _bidirectional_context() -> dict:
+    stack = model_summary.collect(model_spec.load("deep_bigru"))
+    att = seq2seq_summary.collect(seq2seq_spec.load_model("seq2seq_bahdanau"))
+    return {"stack": stack, "checks": model_pages.checks("deep_bigru"), "attention": att,
+            "seq2seq": [n for n in model_spec.builtin_names() if model_pages.is_seq2seq(n)]}
 
 
 def _compare_cells_context() -> dict:
@@ -267,7 +290,7 @@ CONCEPTS = [
          _gates_context),
     Page("Concepts", "concepts/relu_rnn.md", "ReLU in recurrences", "concepts/relu_rnn.md.j2", _relu_context),
     Page("Concepts", "concepts/bidirectional_deep.md", "Bidirectional, deep and seq2seq RNNs",
-         "concepts/bidirectional_deep.md.j2", dict),
+         "concepts/bidirectional_deep.md.j2", _bidirectional_context),
     Page("Concepts", "concepts/residual.md", "Residual connections", "concepts/residual.md.j2", _residual_context),
     Page("Concepts", "concepts/compare_cells.md", "Comparison of cells", "concepts/compare_cells.md.j2",
          _compare_cells_context),

@@ -29,10 +29,19 @@ TORCH = {
 }
 
 
-def bound(err: float) -> str:
-    """``< 1e-k``, the smallest power of ten above ``err``."""
-    if err == 0:
+#: the smallest bound each witness prints: its measurement varies below it from machine to machine
+#: (central differences at eps = 1e-6 carry ~1e-10..1e-8 of rounding and truncation; float64 against
+#: 30 digits or against PyTorch ~1e-16..1e-14, with the BLAS's summation order), and a page must be
+#: the same bytes wherever it is built
+FLOORS = {"differences": 1e-7, "derivation": 1e-13, "pytorch": 1e-13}
+
+
+def bound(err: float, floor: float = 0.0) -> str:
+    """``< 1e-k``, the smallest power of ten above ``err`` and at least ``floor``."""
+    if err == 0 and floor == 0:
         return "0 (exact)"
+    if err < floor:
+        return f"< 1e{round(math.log10(floor))}"
     return f"< 1e{math.floor(math.log10(err)) + 1}"
 
 
@@ -146,13 +155,13 @@ def figures(name: str, d) -> list[dict]:
     k = verified_kernel(d, f"derive/cells/{name}.toml")[1]  # the kernel as generated now, not the committed file
     rows = [{"witness": "finite differences (float64, central, eps = 1e-6)",
              "what": "inner product with a random direction, per argument: x, initial states, every parameter",
-             "measured": bound(finite_differences(k))},
+             "measured": bound(finite_differences(k), FLOORS["differences"])},
             {"witness": "this page's formulas at 30 digits (SymPy)",
              "what": "outputs, input, initial-state and parameter gradients (T = 3, B = 1)",
-             "measured": bound(derivation(k, d))}]
+             "measured": bound(derivation(k, d), FLOORS["derivation"])}]
     torch_err = pytorch(k, name)
     if name in TORCH:
         rows.append({"witness": "PyTorch autograd (float64)",
                      "what": "y, final states, every gradient through `from_torch` / `to_torch`",
-                     "measured": bound(torch_err) if torch_err is not None else "not measured (torch not installed)"})
+                     "measured": bound(torch_err, FLOORS["pytorch"]) if torch_err is not None else "not measured (torch not installed)"})
     return rows
