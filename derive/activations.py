@@ -189,7 +189,7 @@ class celu(Activation):
     latex = r"\operatorname{CELU}"
     text = "celu"
     commands = _ops("CELU", "celu")
-    summary = "continuously differentiable ELU: max(0, x) + min(0, alpha (e^{x/alpha} - 1))"
+    summary = "continuously differentiable ELU: max(0, x) + min(0, alpha (exp(x/alpha) - 1))"
     # PyTorch: "alpha cannot be 0" (x/alpha)
     params = (Param("alpha", 1.0, r"\alpha", "PyTorch 1.0; keras.activations.celu 1.0",
                     domain=sp.S.Reals - sp.FiniteSet(0)),)
@@ -207,11 +207,12 @@ class maxout(Activation):
     summary = "max_j z_j over k affine pieces z_j = W_j x + b_j; the gradient goes to the arg max"
     kind = Kind.PIECES
     params = (Param("k", 2, r"k", "number of pieces; Goodfellow et al. used 2 to 5", domain=sp.S.Naturals),)
-    names = "no torch.nn.functional form (x.view(..., n, k).max(-1)); Keras 2 had MaxoutDense"
+    names = ("no torch.nn.functional form (x.view(..., n, k).max(-1)); Keras 1 had a MaxoutDense layer, "
+             "moved to keras/legacy in Keras 2.0 and later removed")
     display = r"\max_{j=1}^{k} z_j,\qquad z_j = W_j x + b_j"
     notes = ("The kernel takes the k pieces along the last axis, grouped by k consecutive entries "
              "(shape (..., n k) -> (..., n)); the gradient is routed to the first arg max. "
-             "ReLU is the special case k = 2 with z_1 = 0 (seed 000).")
+             "ReLU is the special case k = 2 with z_1 = 0 (Goodfellow et al. 2013, Maxout Networks, arXiv:1302.4389).")
 
     @staticmethod
     def definition(*z, k=None):
@@ -227,7 +228,8 @@ class glu(Activation):
     names = "torch.nn.functional.glu (dim=-1), keras.activations.glu"
     display = r"(W_1 x + b_1) \otimes \sigma(W_2 x + b_2)"
     notes = ("The kernel splits the last axis into halves a | b as torch.nn.functional.glu does; "
-             "f' returns (d/da, d/db) in the same layout. With a = b = x it is SiLU (seed 000).")
+             "f' returns (d/da, d/db) in the same layout. With a = b = x it is SiLU. GLU is the gate of Dauphin et al. "
+             "(2017), Language Modeling with Gated Convolutional Networks, arXiv:1612.08083.")
 
     @staticmethod
     def definition(a, b):
@@ -270,7 +272,7 @@ class su(Activation):
     latex = r"\operatorname{su}"
     text = "su"
     commands = _ops("su")
-    summary = "Su Jianlin's max(x, x e^{-|x|}) from seed 000: x for x >= 0, x e^x below"
+    summary = "Su Jianlin's max(x, x exp(-|x|)): x for x >= 0, x exp(x) below"
     display = r"\max\left(x,\; x e^{-|x|}\right)"
     names = "kexue.fm/archives/4647; in no framework"
 
@@ -329,7 +331,7 @@ class hardtanh(Activation):
     latex = r"\operatorname{HardTanh}"
     text = "hardtanh"
     commands = _ops("HardTanh", "hardtanh")
-    summary = "clip(x, -1, 1) (seed 001); derivative 1 strictly inside, 0 at and beyond the kinks"
+    summary = "clip(x, -1, 1); derivative 1 strictly inside, 0 at and beyond the kinks"
     params = (Param("min_val", -1.0, r"m", "PyTorch -1", positive=False),
               Param("max_val", 1.0, r"M", "PyTorch 1", positive=False))
     relations = (params[0].symbol <= params[1].symbol,)  # PyTorch: min_val cannot be greater than max_val
@@ -345,12 +347,16 @@ class softsign(Activation):
     latex = r"\operatorname{softsign}"
     text = "softsign"
     commands = _ops("softsign")
-    summary = "x / (1 + |x|) (seed 001): tanh-shaped with polynomial tails"
+    summary = "x / (1 + |x|): tanh-shaped with polynomial tails"
     names = "torch.nn.functional.softsign, keras.activations.softsign"
 
     @staticmethod
     def definition(x):
         return sp.Piecewise((x / (1 - x), x < 0), (x / (1 + x), True))
+
+    @staticmethod
+    def closed_form(x):
+        return x / (1 + sp.Abs(x))
 
 
 @register
@@ -358,18 +364,19 @@ class softplus(Activation):
     latex = r"\operatorname{softplus}"
     text = "softplus"
     commands = _ops("softplus")
-    summary = "log(1 + e^{beta x})/beta, linear above threshold/beta as in PyTorch"
+    summary = "log(1 + exp(beta x))/beta, a smooth ReLU (PyTorch returns x above beta x = threshold)"
     # beta != 0: the formula divides by it (PyTorch returns inf for beta = 0; negative beta is fine)
     params = (Param("beta", 1.0, r"\beta", "PyTorch 1; Keras has no beta", domain=sp.S.Reals - sp.FiniteSet(0)),
               Param("threshold", 20.0, r"\tau", "PyTorch 20; Keras has no threshold (exact form)"))
     names = "torch.nn.functional.softplus, keras.activations.softplus"
-    notes = ("PyTorch switches to the identity when beta x > threshold; at the switch the two forms "
-             "differ by log1p(e^{-threshold})/beta (2.1e-9 for the defaults), which is why the "
-             "properties below report a jump.")
 
     @staticmethod
-    def definition(x, beta, threshold):
+    def definition(x, beta, threshold):  # what PyTorch computes (and the kernels match)
         return sp.Piecewise((sp.log(1 + sp.exp(beta * x)) / beta, beta * x <= threshold), (x, True))
+
+    @staticmethod
+    def mathematical(x, beta, threshold):  # the function itself: increasing and smooth
+        return sp.log(1 + sp.exp(beta * x)) / beta
 
 
 @register

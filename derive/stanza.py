@@ -110,6 +110,13 @@ class Activation(sp.Function):
         raise NotImplementedError
 
     derivative = None  # optional staticmethod (x, y, **params) -> f'(x) in terms of y = f(x)
+    #: optional staticmethod (x, **params): the mathematical function, when ``definition`` is a
+    #: framework's implementation of it with a shortcut (PyTorch's softplus returns x above its
+    #: threshold). Properties are computed from this one; the shortcut is reported apart.
+    mathematical = None
+    #: optional staticmethod (x): the definition written without cases, for pages (softsign's
+    #: x / (1 + |x|)); checked against the definition when a page is made
+    closed_form = None
 
     # parameter handling ----------------------------------------------------
     @classmethod
@@ -142,6 +149,21 @@ class Activation(sp.Function):
     def expr(cls, x=_x, overrides: dict | None = None):
         """The definition at the given (default: PyTorch's) parameter values, exactly."""
         return cls.definition(x, **cls.exact_params(overrides))
+
+    @classmethod
+    def math_expr(cls, x=_x, overrides: dict | None = None):
+        """The mathematical function at the given parameter values: ``mathematical`` when the
+        stanza has one, else the definition itself."""
+        if cls.mathematical is None:
+            return cls.expr(x, overrides)
+        return cls.mathematical(x, **cls.exact_params(overrides))
+
+    @classmethod
+    def symbolic_math(cls, x=_x):
+        """``math_expr`` with the parameters as symbols."""
+        if cls.mathematical is None:
+            return cls.symbolic(x)
+        return cls.mathematical(x, **cls.symbolic_params())
 
     @classmethod
     def symbolic(cls, x=_x):
@@ -237,7 +259,7 @@ class step(sp.Function):
         return sp.Integer(0)
 
     def _latex(self, printer, exp=None):
-        body = rf"\mathbb{{1}}\left[{printer._print(self.args[0])} > 0\right]"
+        body = rf"\mathbf{{1}}\left[{printer._print(self.args[0])} > 0\right]"
         return body if exp is None else rf"{body}^{{{exp}}}"
 
     def _sympystr(self, printer):

@@ -21,7 +21,8 @@ x = sp.Symbol("x", real=True)
 oo = sp.oo
 I = sp.Interval
 
-#: name -> range, smoothness, monotonic, saturation (left, right), zero-centred, minimum (value, at) or None
+#: name -> range, smoothness, monotonic, saturation (left, right), sign-preserving (f(0) = 0, sign f = sign x),
+#: minimum (value, at) or None; all of the mathematical function (softplus without PyTorch's threshold)
 ROWS = {
     "sigmoid": (I.open(0, 1), "C^inf", "increasing", ("soft", "soft"), False, None),
     "tanh": (I.open(-1, 1), "C^inf", "increasing", ("soft", "soft"), True, None),
@@ -43,8 +44,8 @@ ROWS = {
     "mish": (I(-0.30884, oo), "C^inf", "no", ("soft", "none"), True, (-0.30884, -1.19239)),
     "hardtanh": (I(-1, 1), "C^0", "non-decreasing", ("hard", "hard"), True, (-1, None)),
     "softsign": (I.open(-1, 1), "C^1", "increasing", ("soft", "soft"), True, None),
-    # PyTorch's threshold switch at beta x = 20 makes a 2e-9 downward jump
-    "softplus": (I.open(0, oo), "discontinuous", "no", ("soft", "none"), False, None),
+    # log(1 + e^x) itself; PyTorch's threshold switch (a 2e-9 downward jump at x = 20) is reported apart
+    "softplus": (I.open(0, oo), "C^inf", "increasing", ("soft", "none"), False, None),
     "hardsigmoid": (I(0, 1), "C^0", "non-decreasing", ("hard", "hard"), False, (0, None)),
     "hardsigmoid_keras2": (I(0, 1), "C^0", "non-decreasing", ("hard", "hard"), False, (0, None)),
     "logsigmoid": (I.open(-oo, 0), "C^inf", "increasing", ("none", "soft"), False, None),
@@ -75,7 +76,7 @@ def test_properties_agree_with_the_literature(name):
     assert p.smoothness == smooth
     assert p.monotonic.split(" ")[0] == mono
     assert p.saturation == sat
-    assert p.zero_centred is zc
+    assert p.sign_preserving is zc
     assert p.gate_ok is (name in GATE_OK)
     if minimum is None:
         assert p.minimum is None
@@ -100,6 +101,54 @@ def test_seed_claims_about_saturation_and_offset():
     # ELU with alpha != 1 loses C^1; CELU keeps it for every alpha
     assert analyse("elu", alpha=2.0).smoothness == "C^0"
     assert analyse("celu", alpha=2.0).smoothness == "C^1"
+
+
+#: zero-centred in the sense of the mean output under N(0, 1) inputs: exactly these
+ZERO_MEAN = {"tanh", "identity", "selu", "hardtanh", "softsign"}
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_zero_centred_means_a_zero_mean_output(name):
+    """E7: "zero-centred" is E f(z) = 0 for z ~ N(0, 1), checked here against an independent
+    Monte-Carlo-free estimate (NumPy's trapezoid rule on a fine grid of the PyTorch kernel)."""
+    from derive.kernels import activations as kernels
+
+    z = np.linspace(-12, 12, 240001)
+    density = np.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+    mean = np.trapezoid(getattr(kernels, name)(z) * density, z)
+    p = analyse(name)
+    assert p.gaussian_mean == pytest.approx(mean, abs=1e-6)
+    assert p.zero_centred is (name in ZERO_MEAN)
+    assert p.zero_centred is bool(abs(mean) < 1e-6)
+
+
+def test_leaky_relu_preserves_the_sign_but_is_not_zero_centred():
+    """The review's example: Leaky ReLU's mean output is almost ReLU's."""
+    leaky, relu = analyse("leaky_relu"), analyse("relu")
+    assert leaky.sign_preserving and not leaky.zero_centred
+    assert abs(leaky.gaussian_mean - relu.gaussian_mean) < 0.01
+
+
+def test_softplus_properties_are_the_functions_and_the_threshold_is_reported_apart():
+    """E5: log(1 + e^x) is increasing and smooth; PyTorch's switch to x above x = 20 is a
+    shortcut of 2.1e-9, measured from the implementation, not a property of the function."""
+    p = analyse("softplus")
+    assert p.monotonic == "increasing" and p.smoothness == "C^inf" and not p.kinks
+    ((point, order, jump),) = p.shortcut
+    assert point == 20 and order == 0
+    assert float(jump) == pytest.approx(-math.log1p(math.exp(-20)), rel=1e-12)
+    assert "down by 2.1e-09 at x = 20" in p.shortcut_text()
+    # logsigmoid(x) = -softplus(-x): the two must agree on every shape property
+    ls = analyse("logsigmoid")
+    assert (ls.monotonic, ls.smoothness) == (p.monotonic, p.smoothness)
+    # a threshold moved changes the shortcut, never the function's properties
+    q = analyse("softplus", threshold=5.0)
+    assert q.monotonic == "increasing" and q.smoothness == "C^inf"
+    assert float(q.shortcut[0][2]) == pytest.approx(-math.log1p(math.exp(-5)), rel=1e-12)
+
+
+def test_an_activation_without_a_shortcut_reports_none():
+    assert all(not analyse(n).shortcut for n in ELEMENTWISE if n != "softplus")
 
 
 def test_vector_activations_reduce_as_the_seeds_say():

@@ -190,7 +190,7 @@ def test_kernels_check_and_refusal(tmp_path):
 
 def test_show_an_activation_as_latex_and_json():
     latex = derive("show", "leaky_relu", "--latex").stdout
-    assert r"a x & \text{for}\: x \leq 0" in latex and "f'(x)" in latex
+    assert r"a x & \text{if } x \leq 0" in latex and "f'(x)" in latex  # x on the left of its condition
     data = json.loads(derive("show", "gelu", "--json").stdout)
     assert data["properties"]["smoothness"] == "C^inf" and "def gelu_d" in data["code"]
     assert data["parameters"] == [] and data["definition"]["text"].startswith("x*(erf(")

@@ -35,7 +35,10 @@ def show(name: str) -> str:
         lines.append(f"  parameter {prm.name} = {prm.default!r}{' (learned)' if prm.learned else ''}: {prm.doc}")
     if cls.kind == "elementwise":
         lines.append("\nDefinition (parameters as symbols)")
-        lines.append(f"  f(x) = {sp.sstr(cls.symbolic())}")
+        lines.append(f"  f(x) = {sp.sstr(cls.symbolic_math())}")
+        if cls.mathematical is not None:
+            lines.append(f"  as the framework computes it: f(x) = {sp.sstr(cls.symbolic())}")
+            lines.append(f"    ({p.shortcut_text()}; the properties below are the function's)")
         lines.append("Derivative (at the defaults)")
         lines.append(f"  f'(x) = {sp.sstr(sp.simplify(a.derivative))}")
         if cls.derivative is not None:
@@ -44,7 +47,8 @@ def show(name: str) -> str:
         lines.append("\nProperties (computed from the definition)")
         r = p.row()
         for key, label in (("range", "range"), ("limits", "f(-oo), f(+oo)"), ("f(0)", "f(0)"), ("f'(0)", "f'(0)"),
-                           ("monotonic", "monotonic"), ("bounded", "bounded"), ("zero_centred", "zero-centred"),
+                           ("monotonic", "monotonic"), ("bounded", "bounded"),
+                           ("zero_centred", "zero-centred (E f(z) = 0)"), ("sign_preserving", "sign f(x) = sign x"),
                            ("smoothness", "smoothness"), ("minimum", "minimum"),
                            ("saturation", "saturation (left / right)"), ("mean_N01", "E f(z), z ~ N(0,1)"),
                            ("dead_mass_N01", "P(f'(z) = 0), z ~ N(0,1)")):

@@ -127,7 +127,7 @@ def _render(data: dict, form: str) -> str:
             lines.append(data["summary"])
         lines.append(f"input {data['input']['text']}, states "
                      + ", ".join(s["text"] for s in data["states"]) + f", output {data['output']['text']}"
-                     + (f", gates {', '.join(data['gates'])}" if data["gates"] else ""))
+                     + (f", gates {data['gates_shown']['text']}" if data["gates"] else ""))
     section("Forward step", data["forward"], "z_{v,t}: pre-activations derive introduced" if not latex else None)
     if not latex:
         lines.append("\nParameters")

@@ -76,12 +76,28 @@ def cell_data(name: str) -> dict:
                        for c in counts.CONVENTIONS]
     data["example_sizes"] = ("I = H = 20" if d.cell.input_size is not None else "I = 10, H = 20") + \
         (", P = 10" if counts.projects(d.cell) else "")
+    data["stack"] = _stack_command(name, d.cell)
     data["paper"] = paper_section(name, d)
     data["verification"] = verification.figures(name, d)
     data["kernel_path"] = f"derive/kernels/{name}.py"
     data["torch"] = d.cell.conventions.get("pytorch", {})
     data["keras"] = d.cell.conventions.get("keras", {})
     return data
+
+
+def _stack_command(name: str, cell) -> dict:
+    """The ``derive params`` command of the page's worked stack (2 layers, bidirectional where the
+    cell allows it), and what the page must say about it. A cell whose input has the hidden size
+    cannot be stacked bidirectionally (the layer above would read 2H features); derive counts a
+    projected stack in PyTorch's layout only. tests/test_guides.py runs the command."""
+    same = cell.input_size is not None
+    args = ["--input", str(EXAMPLE[H] if same else EXAMPLE[I]), "--hidden", str(EXAMPLE[H])]
+    pytorch_only = counts.projects(cell) and counts.default_convention(cell) != "pytorch"
+    if counts.projects(cell):
+        args += ["--proj", str(EXAMPLE[P])] + (["--convention", "pytorch"] if pytorch_only else [])
+    args += ["--layers", "2"] + ([] if same else ["--bidirectional"])
+    return {"command": " ".join(["derive params", name, *args]), "bidirectional": not same,
+            "pytorch_only": pytorch_only}
 
 
 def kernel_source(name: str) -> str:
@@ -172,7 +188,20 @@ def _gradients_context() -> dict:
     lstm = cell_data("lstm")
     return {"rnn": cell_data("rnn_tanh"), "lstm": lstm, "gru": cell_data("gru"),
             "lstm_cc": next(j for j in lstm["jacobian"] if j["lhs"]["text"].startswith("dc_t/dc_")),
-            "norms": {c: _norms(c) for c in plots.GRADIENT_CELLS}}
+            "norms": {c: _norms(c) for c in plots.GRADIENT_CELLS}, "spectra": _spectra(),
+            "limits": plots.uniform_init_limits(), "hidden": plots.HIDDEN, "non_normal": plots.non_normal_example()}
+
+
+@lru_cache(maxsize=None)
+def _spectra(scale: float = 1.0) -> dict:
+    """cell -> sigma_1 and rho of its recurrent matrices at the measurements' initialisation,
+    with the smallest and largest over them (the pages' "sigma_1 about ...")."""
+    out = {}
+    for c in plots.GRADIENT_CELLS:
+        rows = plots.recurrent_spectra(c, scale=scale)
+        out[c] = {"rows": rows, "sigma_min": min(r["sigma_1"] for r in rows), "sigma_max": max(r["sigma_1"] for r in rows),
+                  "rho_min": min(r["rho"] for r in rows), "rho_max": max(r["rho"] for r in rows)}
+    return out
 
 
 def _clipping_context() -> dict:
@@ -187,13 +216,16 @@ def _truncated_context() -> dict:
 
 def _gates_context() -> dict:
     gate_ok = [a for a in activation_rows() if a["gate_ok"] == "yes"]
-    return {"gate_ok": gate_ok, "lstm": cell_data("lstm"),
+    return {"gate_ok": gate_ok, "lstm": cell_data("lstm"), "lstm_100": _norms("lstm")[-1], "rnn_100": _norms("rnn_tanh")[-1],
             "forget": {"b_f = 0": _norms("lstm")[-1], "b_f = 1": _norms("lstm", forget_bias=1.0)[-1]}}
 
 
 def _relu_context() -> dict:
     return {"relu": cell_data("rnn_relu"), "tanh": cell_data("rnn_tanh"),
-            "scaled": {c: _norms(c, scale=3.0)[-1] for c in ("rnn_tanh", "rnn_relu")}}
+            "scaled": {c: _norms(c, scale=3.0)[-1] for c in ("rnn_tanh", "rnn_relu")},
+            "unscaled": {c: _norms(c)[-1] for c in ("rnn_tanh", "rnn_relu")},
+            "spectra": _spectra()["rnn_relu"]["rows"][0], "spectra3": _spectra(3.0)["rnn_relu"]["rows"][0],
+            "non_normal": plots.non_normal_example()}
 
 
 RESIDUAL_SPEC = """name = "rnn_residual"
@@ -237,7 +269,7 @@ def _compare_cells_context() -> dict:
 
 
 def _compare_activations_context() -> dict:
-    return {"activations": activation_rows()}
+    return {"activations": activation_rows(), "by": {a["name"]: a for a in activation_rows()}}
 
 
 def _check_context() -> dict:
@@ -337,7 +369,7 @@ def plot_table() -> list[Plot]:
         {"LSTM, b_f = 0": np.array(_norms("lstm")), "LSTM, b_f = 1": np.array(_norms("lstm", forget_bias=1.0))},
         "LSTM: the forget-gate bias")))
     out.append(Plot("plots/relu_scaled.svg", lambda: plots.gradient_norm_plot(
-        {f"{c}, weights x 3": np.array(_norms(c, scale=3.0)) for c in ("rnn_tanh", "rnn_relu")},
+        {f"{c}, every parameter x 3": np.array(_norms(c, scale=3.0)) for c in ("rnn_tanh", "rnn_relu")},
         "Larger weights: ReLU explodes, tanh saturates")))
     out.append(Plot("plots/singular_values.svg", plots.singular_value_plot))
     out.append(Plot("plots/depth_residual.svg", lambda: plots.depth_plot(
@@ -369,10 +401,20 @@ def _yaml(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def tex_number(v: float, digits: int = 2) -> str:
+    """A float for inline math, ``digits`` significant digits: 0.94, 1.7 \\times 10^{-7}."""
+    text = f"{v:.{digits}g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        return rf"{mantissa} \times 10^{{{int(exponent)}}}"
+    return text
+
+
 def environment(templates: Path) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)), undefined=jinja2.StrictUndefined,
                              autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["sci"] = lambda v: f"{v:.2e}"
+    env.filters["tex"] = tex_number
     return env
 
 

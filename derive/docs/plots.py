@@ -111,12 +111,48 @@ def state_gradient_norms(cell: str, *, steps: int = STEPS, hidden: int = HIDDEN,
     return out
 
 
+def recurrent_spectra(cell: str, *, hidden: int = HIDDEN, seed: int = SEED, scale: float = 1.0) -> list[dict]:
+    """The largest singular value and the spectral radius of each recurrent matrix W_h* of
+    ``cell`` at the initialisation ``state_gradient_norms`` uses (PyTorch's uniform init, the
+    same seed), one dict per matrix: name, sigma_1, rho."""
+    params = kernel(cell).init_params(INPUT, hidden, seed=seed)
+    out = []
+    for name, w in params.items():
+        if name.startswith("W_h") and w.shape == (hidden, hidden):
+            w = scale * w
+            out.append({"name": name, "sigma_1": float(np.linalg.norm(w, 2)),
+                        "rho": float(np.max(np.abs(np.linalg.eigvals(w))))})
+    return out
+
+
+def uniform_init_limits(hidden: int = HIDDEN) -> dict:
+    """What random-matrix theory predicts for an H x H matrix with i.i.d. entries U(-a, a),
+    a = 1/sqrt(H) (variance a^2/3): sigma_1 -> 2 sqrt(H var) (the edge of the Marchenko-Pastur
+    law), rho -> sqrt(H var) (the circular law)."""
+    var = (1 / hidden) / 3
+    return {"sigma_1": 2 * np.sqrt(hidden * var), "rho": np.sqrt(hidden * var)}
+
+
+#: a non-normal matrix: its singular values say "grows", its eigenvalues "decays"
+NON_NORMAL = ((0.5, 3.0), (0.0, 0.5))
+
+
+def non_normal_example(steps=(1, 5, 10, 30, 60)) -> dict:
+    """sigma_1, rho and ||W^t||_2 of ``NON_NORMAL``: transient growth, then geometric decay."""
+    w = np.array(NON_NORMAL)
+    latex = r"\begin{pmatrix} " + r" \\ ".join(" & ".join(f"{v:g}" for v in row) for row in NON_NORMAL) + \
+        r" \end{pmatrix}"
+    return {"W": NON_NORMAL, "latex": latex, "sigma_1": float(np.linalg.norm(w, 2)),
+            "rho": float(np.max(np.abs(np.linalg.eigvals(w)))),
+            "powers": [(t, float(np.linalg.norm(np.linalg.matrix_power(w, t), 2))) for t in steps]}
+
+
 def gradient_norm_plot(series: dict[str, np.ndarray], title: str) -> str:
     plt, fig = _figure()
     ax = fig.add_subplot()
     for label, norms in series.items():
         ax.semilogy(np.arange(1, len(norms) + 1), _round(np.maximum(norms, 1e-300)), label=label)
-    ax.set_xlabel("t (steps back)")
+    ax.set_xlabel("t")
     ax.set_ylabel(r"$\|\partial h_t / \partial h_0\|_2$")
     ax.set_title(title)
     ax.legend(loc="lower left", frameon=False)
@@ -140,7 +176,7 @@ def depth_plot(depths, series: dict, title: str) -> str:
 
 
 def singular_value_plot(sigmas=(0.9, 1.0, 1.1), size: int = 32, steps: int = STEPS, seed: int = SEED) -> str:
-    """Seed 003's SVD argument for a linear recurrence h_t = W h_{t-1}: ||W^t||_2 = sigma_max^t
+    """The lecture notes' SVD argument for a linear recurrence h_t = W h_{t-1}: ||W^t||_2 = sigma_max^t
     when W = U diag(sigma) V^T with orthogonal U = V; W is rescaled so its largest singular
     value is each sigma in turn."""
     rng = np.random.default_rng(seed)
@@ -157,6 +193,6 @@ def singular_value_plot(sigmas=(0.9, 1.0, 1.1), size: int = 32, steps: int = STE
         ax.semilogy(np.arange(1, steps + 1), _round(norms), label=rf"$\sigma_{{max}} = {s}$")
     ax.set_xlabel("t")
     ax.set_ylabel(r"$\|W_{hh}^t\|_2$")
-    ax.set_title("Linear recurrence: the largest singular value decides")
+    ax.set_title("Symmetric W: the largest singular value decides")
     ax.legend(loc="lower left", frameon=False)
     return _svg(plt, fig)

@@ -243,7 +243,7 @@ def selu_d(x, alpha=1.6732632423543772, scale=1.0507009873554805):
     return _cast(y, dtype)
 
 
-# --- celu: continuously differentiable ELU: max(0, x) + min(0, alpha (e^{x/alpha} - 1))
+# --- celu: continuously differentiable ELU: max(0, x) + min(0, alpha (exp(x/alpha) - 1))
 # stable by: expm1; piece clipped to its interval
 def celu(x, alpha=1.0):
     """f(x) = Piecewise((alpha*(exp(x/alpha) - 1), x <= 0), (x, True))"""
@@ -349,7 +349,7 @@ def silu_d(x):
     return _cast(y, dtype)
 
 
-# --- su: Su Jianlin's max(x, x e^{-|x|}) from seed 000: x for x >= 0, x e^x below
+# --- su: Su Jianlin's max(x, x exp(-|x|)): x for x >= 0, x exp(x) below
 # stable by: piece clipped to its interval
 def su(x):
     """f(x) = Piecewise((x*exp(x), x < 0), (x, True))"""
@@ -434,7 +434,7 @@ def mish_d(x):
     return _cast(y, dtype)
 
 
-# --- hardtanh: clip(x, -1, 1) (seed 001); derivative 1 strictly inside, 0 at and beyond the kinks
+# --- hardtanh: clip(x, -1, 1); derivative 1 strictly inside, 0 at and beyond the kinks
 def hardtanh(x, min_val=-1.0, max_val=1.0):
     """f(x) = Piecewise((min_val, min_val >= x), (x, max_val > x), (max_val, True))"""
     x, dtype = _float(x)
@@ -451,7 +451,7 @@ def hardtanh_d(x, min_val=-1.0, max_val=1.0):
     return _cast(y, dtype)
 
 
-# --- softsign: x / (1 + |x|) (seed 001): tanh-shaped with polynomial tails
+# --- softsign: x / (1 + |x|): tanh-shaped with polynomial tails
 # stable by: piece clipped to its interval
 def softsign(x):
     """f(x) = Piecewise((x/(1 - x), x < 0), (x/(x + 1), True))"""
@@ -472,7 +472,7 @@ def softsign_d(x):
     return _cast(y, dtype)
 
 
-# --- softplus: log(1 + e^{beta x})/beta, linear above threshold/beta as in PyTorch
+# --- softplus: log(1 + exp(beta x))/beta, a smooth ReLU (PyTorch returns x above beta x = threshold)
 # stable by: logaddexp softplus
 def softplus(x, beta=1.0, threshold=20.0):
     """f(x) = Piecewise((log(exp(beta*x) + 1)/beta, threshold >= beta*x), (x, True))"""

@@ -6,6 +6,8 @@ format what it returns (collect, then render).
 
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 
 from derive.symbolic import counts, ir
@@ -46,6 +48,63 @@ def _dims(shape) -> str:
     return " x ".join(str(d) for d in shape)
 
 
+def _gates(cell) -> dict:
+    """The gates as a page lists them. A gate computed from another gate, with no parameters of
+    its own (CIFG's f_t = 1 - i_t), is shown beside that gate, not as a gate of its own:
+    "i (f_t = 1 - i_t), o"."""
+    by_key = {ir.ref(a.target).key: a for a in cell.assignments}
+    own = {a.target for a in cell.assignments if a.aux} | {p.symbol for p in cell.params.values()}
+    derived = {g: by_key[g] for g in cell.gates if g in by_key and not by_key[g].rhs.free_symbols & own}
+    text, latex = [], []
+    for g in cell.gates:
+        if g in derived:
+            continue
+        tied = [a for a in derived.values() if by_key[g].target in a.rhs.free_symbols]
+        text.append(g + "".join(f" ({pr.symbol_text(a.target)} = {pr.text(a.rhs)})" for a in tied))
+        latex.append(f"${g}$" + "".join(f" (${pr.symbol_latex(a.target)} = {pr.latex(a.rhs)}$)" for a in tied))
+    return {"text": ", ".join(text), "md": ", ".join(latex)}
+
+
+#: reference text -> link: arXiv identifiers, DOIs, GitHub repositories, PyTorch modules
+_LINKS = (
+    (re.compile(r"arXiv:(\d{4}\.\d{4,5})"), r"[arXiv:\1](https://arxiv.org/abs/\1)"),
+    (re.compile(r"doi:(10\.\d{4,9}/[^\s,;]+)"), r"[doi:\1](https://doi.org/\1)"),
+    (re.compile(r"^([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+) "), r"[\1](https://github.com/\1) "),
+    (re.compile(r"PyTorch (torch\.nn\.(?:RNN|LSTM|GRU))\b"),
+     r"PyTorch [\1](https://pytorch.org/docs/stable/generated/\1.html)"),
+)
+
+
+def reference_md(text: str) -> str:
+    """A reference as Markdown, its identifiers linked (arXiv, DOI, GitHub, PyTorch docs)."""
+    for pattern, link in _LINKS:
+        text = pattern.sub(link, text)
+    return text
+
+
+def _count_label(cell, convention: str) -> str:
+    """A row of the counts table: the framework where it has this cell, else the layout's name
+    (a count in PyTorch's layout for a cell PyTorch has no module for is hypothetical)."""
+    if convention == "pytorch":
+        return "PyTorch" if cell.conventions.get("pytorch", {}).get("module") else \
+            "double-bias convention (hypothetical: PyTorch has no module)"
+    if convention == "keras":
+        return "Keras" if cell.conventions.get("keras", {}).get("layer") else \
+            "single-bias convention (Keras has no layer)"
+    return "single-bias convention (one bias per gate)"
+
+
+def _dy(d: Derivation, out_text: str, out_latex: str) -> dict:
+    """What the loss sends directly into the output at step t. Not dL/d(output)_t, the total
+    derivative, which is the state's own adjoint and adds what comes back from step t+1."""
+    dy_t, dy_l = pr.symbol_text(d.dy), pr.symbol_latex(d.dy)
+    adj_t, adj_l = pr.symbol_text(ir.adjoint(d.cell.output)), pr.symbol_latex(ir.adjoint(d.cell.output))
+    return _both(f"{dy_t}: the gradient the loss sends directly into the output {out_text} at step t "
+                 f"(only the direct part; {adj_t} adds what comes back from step t+1)",
+                 rf"${dy_l}$ is the gradient the loss sends directly into the output ${out_latex}$ at step $t$ "
+                 rf"(only the direct part: ${adj_l}$ adds what comes back from step $t+1$)")
+
+
 def collect(d: Derivation) -> dict:
     """Everything ``derive show`` prints, as a JSON-ready dict."""
     cell = d.cell
@@ -55,11 +114,14 @@ def collect(d: Derivation) -> dict:
         "title": cell.title,
         "source": cell.source,
         "summary": cell.meta.get("summary", ""),
+        "notes": cell.meta.get("notes", "").strip(),
         "references": cell.meta.get("references", []),
+        "references_md": [reference_md(r) for r in cell.meta.get("references", [])],
         "input": _lhs(cell.input),
         "states": [_lhs(s) for s in cell.states],
         "output": _lhs(cell.output),
         "gates": cell.gates,
+        "gates_shown": _gates(cell),
         "conventions": {k: v for k, v in cell.conventions.items() if v},
         "equations": cell.equations,
         "forward": [{"lhs": _lhs(a.target), "rhs": _both(pr.text(a.rhs), pr.latex(a.rhs)),
@@ -67,8 +129,7 @@ def collect(d: Derivation) -> dict:
         "shapes": [{"name": _both(pr.symbol_text(p.symbol), pr.symbol_latex(p.symbol)),
                     "shape": _dims(p.shape) + (", block-upper-triangular" if cell.clock and p.key in cell.clock.masked
                                                else "")} for p in cell.params.values()],
-        "dy": _both(f"{pr.symbol_text(d.dy)} = dL/d{out_text}",
-                    rf"{pr.symbol_latex(d.dy)} = \partial L / \partial {out_latex}"),
+        "dy": _dy(d, out_text, out_latex),
         "adjoints": [{"lhs": _lhs(ir.adjoint(a.target)),
                       "rhs": _both(pr.terms_text(a.terms), pr.terms_latex(a.terms))}
                      for a in d.adjoints],
@@ -123,7 +184,8 @@ def collect(d: Derivation) -> dict:
         data["jacobian"][-1]["long"] = len(data["jacobian"][-1]["rhs"]["latex"]) > MAX_CHARS
     for conv in counts.CONVENTIONS:
         poly = sp.factor(counts.layer_count(cell, conv))
-        data["counts"].append({"convention": conv, "bias": counts.bias_style(cell, conv),
+        data["counts"].append({"convention": conv, "label": _count_label(cell, conv),
+                               "bias": counts.bias_style(cell, conv),
                                "formula": _both(sp.sstr(poly), sp.latex(poly))})
     return data
 

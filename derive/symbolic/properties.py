@@ -6,10 +6,18 @@ root finder at 50 digits (and made exact when a simple closed form satisfies the
 derivative exactly), smoothness from one-sided limits of f, f', f'', ... at each kink of a
 piecewise definition.
 
+Properties are those of the mathematical function (``Activation.math_expr``). Where a
+framework computes it with a shortcut (PyTorch's softplus returns x above its threshold), the
+shortcut's own kinks are measured apart (``Properties.shortcut``) and never change the function's
+monotonicity or smoothness.
+
 Definitions used (stated on the pages too):
 
-* zero-centred: f(0) = 0 and f(x) has the sign of x (negative inputs give negative
-  outputs), so outputs are not all of one sign (the seeds' "offset" of ReLU);
+* zero-centred: the mean output is zero, E f(z) = 0 for z ~ N(0, 1) (to ``ZERO_MEAN_TOL``),
+  the sense of "sigmoid outputs are not zero-centred" and of the lecture notes' bias shift
+  (偏移现象) of ReLU;
+* sign-preserving: f(0) = 0 and f(x) has the sign of x (negative inputs give negative
+  outputs). Weaker: Leaky ReLU preserves the sign but its mean output is almost ReLU's;
 * saturation on a side: ``hard`` when f is constant beyond some point (f' = 0 exactly),
   ``soft`` when f' -> 0 but never reaches it, ``none`` otherwise;
 * hard-saturated mass: P(f'(z) = 0) for z ~ N(0, 1), the seeds' "half of the
@@ -33,6 +41,8 @@ x = sp.Symbol("x", real=True)
 DPS = 50
 SCAN = 60  # critical points and sign changes are looked for in [-SCAN, SCAN]
 MAX_ORDER = 4  # smoothness is checked up to this derivative at each kink
+#: |E f(z)| below this is a zero mean (SELU's float constants leave 2e-17; the next smallest is 0.16)
+ZERO_MEAN_TOL = 1e-9
 
 
 @dataclass
@@ -56,7 +66,9 @@ class Properties:
     slope_at_0: tuple = (None, None)  # left and right derivative at 0
     monotonic: str = ""
     bounded: str = ""
-    zero_centred: bool | None = None
+    zero_centred: bool | None = None  # zero mean output under N(0, 1)
+    sign_preserving: bool | None = None  # f(0) = 0 and sign f(x) = sign x
+    shortcut: list = field(default_factory=list)  # (point, order, jump): the implementation's own kinks
     smoothness: str = ""
     kinks: list = field(default_factory=list)  # (point, first order that jumps, jump size)
     minimum: tuple | None = None  # (value, where) when the infimum is attained
@@ -76,13 +88,24 @@ class Properties:
             "name": self.name, "range": s(self.range), "limits": f"{s(lo)}, {s(hi)}",
             "f(0)": s(self.value_at_0), "f'(0)": _slopes(self.slope_at_0),
             "monotonic": self.monotonic, "bounded": self.bounded,
-            "zero_centred": _yes(self.zero_centred), "smoothness": self.smoothness,
+            "zero_centred": _yes(self.zero_centred), "sign_preserving": _yes(self.sign_preserving),
+            "smoothness": self.smoothness, "shortcut": self.shortcut_text(),
             "minimum": "" if self.minimum is None else f"{short(self.minimum[0])} at {_where(self.minimum[1])}",
             "saturation": f"{self.saturation[0]} / {self.saturation[1]}",
             "mean_N01": "" if self.gaussian_mean is None else f"{self.gaussian_mean:.4f}",
             "dead_mass_N01": "" if self.saturated_mass is None else f"{self.saturated_mass:.4f}",
             "gate_ok": self.gate_ok,
         }
+
+
+    def shortcut_text(self) -> str:
+        """The implementation's departures from the function, e.g. "jump of 2.1e-09 at x = 20"."""
+        out = []
+        for point, order, jump in self.shortcut:
+            what = "f" if order == 0 else f"f^({order})"
+            way = "down" if jump < 0 else "up"
+            out.append(f"{what} jumps {way} by {abs(float(jump)):.2g} at x = {short(point)}")
+        return "; ".join(out)
 
 
 def _yes(v):
@@ -282,9 +305,11 @@ def _analyse(name: str, overrides: tuple) -> Properties:
     cls = acts.get(name)
     if cls.kind != "elementwise":
         return _analyse_vector(cls)
-    f = cls.expr(x, dict(overrides))
+    f = cls.math_expr(x, dict(overrides))
     ps = pieces(f)
     kinks = _kinks(ps)
+    shortcut = [] if cls.mathematical is None else \
+        [k for k in _kinks(pieces(cls.expr(x, dict(overrides)))) if k[1] is not None and k not in kinks]
     crit = {id(p): critical_points(p) for p in ps}
     ranges, attained = [], []
     for p in ps:
@@ -299,7 +324,7 @@ def _analyse(name: str, overrides: tuple) -> Properties:
     f0 = _value(at0.expr, 0)
     neg_left, pos_left = _sign_scan(lambda p: p.expr, _restrict(ps, sp.Interval.open(-sp.oo, 0)))
     neg_right, pos_right = _sign_scan(lambda p: p.expr, _restrict(ps, sp.Interval.open(0, sp.oo)))
-    zero_centred = f0 == 0 and neg_left and not pos_left and pos_right and not neg_right
+    sign_preserving = f0 == 0 and neg_left and not pos_left and pos_right and not neg_right
     mins = [w for v, w in attained if v.is_finite and lo.is_finite and sp.simplify(v - lo) == 0]
     minimum = (lo, sp.Union(*mins)) if mins else None
     mean, dead = _gaussian(ps)
@@ -312,7 +337,8 @@ def _analyse(name: str, overrides: tuple) -> Properties:
         monotonic=_monotonic(ps, kinks),
         bounded={(True, True): "yes", (True, False): "below", (False, True): "above",
                  (False, False): "no"}[(lo.is_finite, hi.is_finite)],
-        zero_centred=bool(zero_centred), smoothness=_smoothness(kinks), kinks=kinks,
+        zero_centred=abs(mean) < ZERO_MEAN_TOL, sign_preserving=bool(sign_preserving),
+        smoothness=_smoothness(kinks), kinks=kinks, shortcut=shortcut,
         minimum=minimum, critical=[(c, p.expr.subs(x, c)) for p in ps for c in crit[id(p)]],
         slope_limits=slopes,
         saturation=(_saturation(ps[0], slopes[0]), _saturation(ps[-1], slopes[1])),

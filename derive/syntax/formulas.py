@@ -79,7 +79,7 @@ callee: FUNC
 args: expr ("," expr)*
 exponent: INT | NAME -> name | "{" expr "}" | "(" expr ")"
 
-INDICATOR.4: /\\mathbb\{1\}\s*(\\left)?\[/
+INDICATOR.4: /\\math(bb|bf)\{1\}\s*(\\left)?\[/
 CASES.4: "\\cases["
 OTHERWISE.4: "\\otherwise"
 ROWSEP: "\\\\"
@@ -305,7 +305,7 @@ class _ToAst(Transformer_NonRecursive):
         return Call(func, args, pos, prime=how in ("prime", "bareprime"), bare=how in ("bare", "bareprime"))
 
     def indicator(self, meta, children):
-        """``\\mathbb{1}[u > 0]``, ReLU's derivative (0 at 0), as the pages print it."""
+        """``\\mathbf{1}[u > 0]`` (or ``\\mathbb{1}``), ReLU's derivative (0 at 0), as the pages print it."""
         start, arg, op, number = children
         arg = _done(arg)
         if float(number) != 0 or str(op) != ">":
