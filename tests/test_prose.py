@@ -71,9 +71,7 @@ def test_no_raw_sympy_in_prose_or_tables(path):
         assert m is None, f"{path.name}: {what}: ...{text[max(0, m.start() - 60):m.end() + 40]}..."
     for tex, _ in formulas:
         assert not BARE_FUNCTION.search(tex), f"{path.name}: ${tex}$"
-        # the model pages are another piece of work's (their one-hot vector); every other page
-        if not path.is_relative_to(SITE / "models"):
-            assert r"\mathbb{1}" not in tex, f"{path.name}: KaTeX draws \\mathbb{{1}} as a plain 1: ${tex}$"
+        assert r"\mathbb{1}" not in tex, f"{path.name}: KaTeX draws \\mathbb{{1}} as a plain 1: ${tex}$"
 
 
 def test_the_raw_sympy_check_catches_what_the_review_saw():

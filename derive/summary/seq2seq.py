@@ -94,7 +94,7 @@ def collect(m: Seq2SeqSpec) -> dict:
                _row("p_t = softmax(o_t)", r"p_t = \operatorname{softmax}(o_t)"),
                _row("L = -(1/TB) sum_{t,b} log p_t[y_t]", r"L = -\frac{1}{TB} \sum_{t,b} \log p_t[y_t]",
                     "teacher forcing: the decoder reads the true y_{t-1}")]
-    backward = [_row("do_t = (p_t - onehot(y_t)) / (T B)", r"\delta o_t = \frac{p_t - \mathbb{1}_{y_t}}{T B}",
+    backward = [_row("do_t = (p_t - onehot(y_t)) / (T B)", r"\delta o_t = \frac{p_t - \mathbf{1}_{y_t}}{T B}",
                      "the loss gradient through the softmax"),
                 *bwd_att,
                 _row("(ds_{t-1}, dx_t) = the decoder cell's BPTT step", r"(\delta s_{t-1}, \delta x_t) = "
