@@ -41,6 +41,7 @@ def reference(spec, enc, dec, P, src, tgt, bos):
     prev = torch.cat([torch.full((1, B), bos, dtype=tgt.dtype), tgt[:-1]])
     a_b = ann.transpose(0, 1)  # (B, S, A)
     logits = []
+    fed = torch.zeros(B, dec.hidden_size, dtype=s.dtype)  # Luong's input feeding: h~_0 = 0
     for t in range(T):
         Y = P["E_tgt"][prev[t]]
         if spec.attention == "bahdanau":  # e = v . tanh(W_a s_{t-1} + U_a a_s)
@@ -48,6 +49,8 @@ def reference(spec, enc, dec, P, src, tgt, bos):
             alpha = torch.softmax(e, dim=-1)
             c = (alpha[:, :, None] * a_b).sum(1)
             x = torch.cat([Y, c], dim=-1)
+        elif spec.input_feeding:  # s_t = cell([E y_{t-1}; h~_{t-1}], s_{t-1})
+            x = torch.cat([Y, fed], dim=-1)
         else:
             x = Y
         out, st = dec(x[None], (s[None], c_state[None]) if lstm else s[None])
@@ -61,7 +64,8 @@ def reference(spec, enc, dec, P, src, tgt, bos):
             proj = a_b @ P["W_a"].T if spec.attention == "luong_general" else a_b
             alpha = torch.softmax((proj * s[:, None, :]).sum(-1), dim=-1)
             c = (alpha[:, :, None] * a_b).sum(1)
-            o = torch.tanh(torch.cat([c, s], dim=-1) @ P["W_c"].T) @ P["W_o"].T + P["b_o"]
+            fed = torch.tanh(torch.cat([c, s], dim=-1) @ P["W_c"].T)  # h~_t
+            o = fed @ P["W_o"].T + P["b_o"]
         else:
             o = s @ P["W_o"].T + P["b_o"]
         logits.append(o)
@@ -78,10 +82,16 @@ ROWS = [
      "bridge": "learned", "embedding": {"source": 6, "target": 5, "dim": 3}},
     {"encoder": {"cell": "gru", "layers": 2}, "decoder": {"cell": "lstm"}, "attention": "bahdanau",
      "bridge": "learned", "embedding": {"target": 5, "dim": 3}},  # vector inputs, a GRU into an LSTM
+    # Luong's input feeding (section 3.3): the decoder reads [E y_{t-1}; h~_{t-1}]
+    {"encoder": {"cell": "lstm", "layers": 2}, "decoder": {"cell": "lstm", "input_feeding": True},
+     "attention": "luong_general", "bridge": "direct", "embedding": {"source": 6, "target": 5, "dim": 3}},
+    {"encoder": {"cell": "gru"}, "decoder": {"cell": "gru", "input_feeding": True}, "attention": "luong_dot",
+     "bridge": "learned", "embedding": {"target": 5, "dim": 3}},
 ]
 
 
-@pytest.mark.parametrize("row", ROWS, ids=[r if isinstance(r, str) else f"{r['attention']}-{r['bridge']}" for r in ROWS])
+@pytest.mark.parametrize("row", ROWS, ids=[r if isinstance(r, str) else f"{r['attention']}-{r['bridge']}"
+                                   + ("-feeding" if r["decoder"].get("input_feeding") else "") for r in ROWS])
 def test_teacher_forced_loss_and_every_gradient_match_pytorch(row):
     m = derive.model(row)
     s = m.spec
@@ -147,11 +157,19 @@ def _exhaustive(m, src, p, max_len, bos, eos, alpha):
     return best
 
 
+SEARCHED = {
+    "bahdanau": {"encoder": {"cell": "gru"}, "decoder": {"cell": "gru"}, "attention": "bahdanau", "bridge": "learned",
+                 "embedding": {"source": 4, "target": 4, "dim": 3}},
+    # the attentional vector h~_t is carried in each hypothesis's state
+    "luong-feeding": {"encoder": {"cell": "gru"}, "decoder": {"cell": "gru", "input_feeding": True},
+                      "attention": "luong_general", "bridge": "learned", "embedding": {"source": 4, "target": 4, "dim": 3}},
+}
+
+
+@pytest.mark.parametrize("model", SEARCHED)
 @pytest.mark.parametrize("alpha", [0.0, 0.6])
-def test_beam_search_finds_what_exhaustive_search_finds(alpha):
-    spec = {"encoder": {"cell": "gru"}, "decoder": {"cell": "gru"}, "attention": "bahdanau", "bridge": "learned",
-            "embedding": {"source": 4, "target": 4, "dim": 3}}
-    m = derive.model(spec)
+def test_beam_search_finds_what_exhaustive_search_finds(alpha, model):
+    m = derive.model(SEARCHED[model])
     greedy_lost = 0
     for seed in range(4):
         p = m.init_params(3, seed=seed)
@@ -194,6 +212,10 @@ BAD = [
      "embedding target must be a positive integer"),
     ({"encoder": {"cell": "gru"}, "decoder": {"cell": "lstm_proj"}, "embedding": {"target": 3, "dim": 2}},
      "must output one of its states, every state of the hidden size H"),
+    ({"encoder": {"cell": "gru"}, "decoder": {"cell": "gru", "input_feeding": True}, "attention": "bahdanau",
+      "embedding": {"target": 3, "dim": 2}}, "input_feeding feeds Luong's attentional vector"),
+    ({"encoder": {"cell": "gru"}, "decoder": {"cell": "gru", "input_feeding": 1}, "attention": "luong_general",
+      "embedding": {"target": 3, "dim": 2}}, "decoder input_feeding must be true or false"),
 ]
 
 

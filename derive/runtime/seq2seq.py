@@ -9,6 +9,8 @@ decoder state s_t (its cell's output state) and the target's embeddings E y_{t-1
   c_t = sum_s alpha_{t,s} a_s; s_t = cell([E y_{t-1}; c_t], s_{t-1}); o_t = W_o [s_t; c_t] + b_o;
 * Luong (multiplicative, 2015): s_t = cell(E y_{t-1}, s_{t-1}); e_{t,s} = s_t^T a_s ("luong_dot") or
   s_t^T W_a a_s ("luong_general"); alpha_t, c_t as above; h~_t = tanh(W_c [c_t; s_t]); o_t = W_o h~_t + b_o;
+  with input feeding (Luong's section 3.3) s_t = cell([E y_{t-1}; h~_{t-1}], s_{t-1}), h~_0 = 0, and
+  h~_t is carried to the next step beside the cell's states (the key ``FED``);
 * no attention: o_t = W_o s_t + b_o;
 * p_t = softmax(o_t); L = the mean over steps and sequences of -log p_t[y_t].
 
@@ -44,6 +46,10 @@ def softmax_backward(alpha: np.ndarray, dalpha: np.ndarray) -> np.ndarray:
     return alpha * (dalpha - (alpha * dalpha).sum(axis=-1, keepdims=True))
 
 
+#: the attentional vector h~_{t-1} carried beside the decoder cell's states (input feeding)
+FED = "h_att"
+
+
 class Seq2Seq:
     def __init__(self, spec: Seq2SeqSpec):
         self.spec = spec
@@ -62,7 +68,7 @@ class Seq2Seq:
         D = 2 if s.encoder.bidirectional and s.encoder.merge == "concat" else 1
         A = D * hidden  # an annotation
         U = len(s.encoder.directions) * hidden  # the encoder's final output states, side by side
-        dec_in = s.embed + (A if s.attention == "bahdanau" else 0)
+        dec_in = s.embed + (A if s.attention == "bahdanau" else 0) + (hidden if s.input_feeding else 0)
         K = {"bahdanau": hidden + A}.get(s.attention, hidden)  # what W_o reads
         src = s.embed if s.source_vocab else _api.positive_int(input_size, "input_size (the source is vectors)")
         return {"H": hidden, "A": A, "U": U, "dec_in": dec_in, "K": K, "src": src}
@@ -128,9 +134,13 @@ class Seq2Seq:
         return ann, u, s0, {"enc": cache, "ids": ids, "X": X}
 
     def _states0(self, s0):
+        """The decoder's states at t = 0 (and h~_0 = 0 with input feeding)."""
         dims = {"H": s0.shape[-1]}
-        return {k: (s0 if k == self.out else np.zeros((s0.shape[0], dims.get(d, s0.shape[-1])), s0.dtype))
-                for k, d in self.dec.STATE_DIMS.items()}
+        out = {k: (s0 if k == self.out else np.zeros((s0.shape[0], dims.get(d, s0.shape[-1])), s0.dtype))
+               for k, d in self.dec.STATE_DIMS.items()}
+        if self.spec.input_feeding:
+            out[FED] = np.zeros_like(s0)
+        return out
 
     def _scores(self, ann, p, s_prev=None, s_now=None):
         """Attention scores e (B, S) and what the backward needs."""
@@ -152,9 +162,11 @@ class Seq2Seq:
             c = np.einsum("bs,bsa->ba", alpha, ann_b)
             x = np.concatenate([Y, c], axis=-1)
             rec.update(pre=pre, alpha=alpha, c=c)
+        elif s.input_feeding:
+            x = np.concatenate([Y, states[FED]], axis=-1)
         else:
             x = Y
-        y, sT, kc = self.dec.forward(x[None], states, p["decoder"])
+        y, sT, kc = self.dec.forward(x[None], {k: states[k] for k in self.dec.STATES}, p["decoder"])
         st = y[0]
         rec.update(kc=kc, s=st)
         if s.attention == "bahdanau":
@@ -169,7 +181,10 @@ class Seq2Seq:
         else:
             K = st
         rec["K"] = K
-        return K @ p["W_o"].T + p["b_o"], dict(sT), rec
+        new = dict(sT)
+        if s.input_feeding:
+            new[FED] = K  # h~_t, read by the next step
+        return K @ p["W_o"].T + p["b_o"], new, rec
 
     def _prepare(self, p, ann):
         """Per-source projections every step reads: U_a a_s (Bahdanau), W_a a_s or a_s (Luong); (B, S, .)."""
@@ -216,13 +231,17 @@ class Seq2Seq:
             g["W_o"] += do.T @ rec["K"]
             g["b_o"] += do.sum(axis=0)
             dK = do @ p["W_o"]
+            if s.input_feeding:  # h~_t also fed step t+1: what that step's input gradient sent back
+                dK = dK + carry[FED]
             ds = self._output_backward(q, ann_b, rec, dK, g, d_ann)  # the gradient reaching s_t from above
-            gd = self.dec.backward(ds[None], carry, rec["kc"], p["decoder"])
+            gd = self.dec.backward(ds[None], {k: carry[k] for k in self.dec.STATES}, rec["kc"], p["decoder"])
             for k in g["decoder"]:
                 g["decoder"][k] += gd[k]
             carry = {k: gd[k] for k in self.dec.STATES}
             dx = gd["x"][0]
             np.add.at(g["E_tgt"], prev[t], dx[:, :s.embed])
+            if s.input_feeding:
+                carry[FED] = dx[:, s.embed:]
             if s.attention == "bahdanau":  # c_t fed the cell: its gradient goes through the attention of step t
                 carry[self.out] = carry[self.out] + self._bahdanau_backward(q, ann_b, rec, dx[:, s.embed:], g, d_ann)
         ds0 = carry[self.out]

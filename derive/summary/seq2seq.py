@@ -43,6 +43,19 @@ def _luong(general: bool) -> tuple:
               rf"\delta a_s \mathrel{{+}}= \alpha_{{t,s}} \delta c_t + {back_l}\, \delta e_{{t,s}}")])
 
 
+def _fed(forward: list, backward: list) -> tuple:
+    """Luong's input feeding: the decoder step reads h~_{t-1}, whose gradient comes back from step t's input."""
+    step = _row("s_t = cell([E y_{t-1}; h~_{t-1}], s_{t-1})",
+                r"s_t = \operatorname{cell}([E y_{t-1}; \tilde{h}_{t-1}], s_{t-1})",
+                "input feeding: the previous attentional vector (h~_0 = 0)")
+    fed = _row("dh~_t = W_o^T do_t + (the h~ columns of the cell's dx_{t+1})",
+               r"\delta \tilde{h}_t = W_o^\top \delta o_t + \delta x_{t+1}^{[\tilde{h}]}",
+               "h~_t reaches the loss twice: through o_t and through step t+1's input")
+    through = _row("d[c_t; s_t] = W_c^T (dh~_t (.) (1 - h~_t^2))",
+                   r"\delta [c_t; s_t] = W_c^\top \left(\delta \tilde{h}_t \odot (1 - \tilde{h}_t^2)\right)")
+    return [step, *forward[1:]], [fed, through, *backward[1:]]
+
+
 #: attention -> (forward rows, backward rows)
 ATTENTION = {
     "bahdanau": (
@@ -86,6 +99,8 @@ BRIDGE = {
 
 def collect(m: Seq2SeqSpec) -> dict:
     fwd_att, bwd_att = ATTENTION[m.attention]
+    if m.input_feeding:
+        fwd_att, bwd_att = _fed(fwd_att, bwd_att)
     fwd_bridge, bwd_bridge = BRIDGE[m.bridge]
     enc = m.encoder
     forward = [_row("a_s = encoder(x)_s", r"a_s = \operatorname{encoder}(x)_s",

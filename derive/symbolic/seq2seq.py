@@ -3,6 +3,7 @@
     name = "seq2seq_bahdanau"
     encoder = { cell = "gru", layers = 1, bidirectional = true }   # a stack (``symbolic.model``)
     decoder = { cell = "gru" }                                      # one layer
+    # decoder = { cell = "lstm", input_feeding = true }  Luong's input feeding: the decoder also reads h~_{t-1}
     attention = "bahdanau"      # "bahdanau", "luong_dot", "luong_general" or "none"
     bridge = "learned"          # the decoder's first state: "learned", "direct" or "zero"
     embedding = { source = 12, target = 12, dim = 8 }   # vocabulary sizes, embedding size
@@ -40,6 +41,7 @@ class Seq2SeqSpec:
     target_vocab: int
     embed: int
     source_vocab: int | None = None  # None: the source is vectors
+    input_feeding: bool = False  # Luong's: the decoder reads [E y_{t-1}; h~_{t-1}] (h~_0 = 0)
     title: str = ""
     meta: dict = field(default_factory=dict)
     source: str = ""
@@ -87,8 +89,15 @@ def from_dict(data: dict, *, text: str | None, source: str) -> Seq2SeqSpec:
             fail(f"embedding {key} must be a positive integer, not {emb[key]!r}", "embedding")
     enc = dict(data["encoder"])
     dec = dict(data["decoder"])
-    if set(dec) - {"cell"} or "cell" not in dec:
-        fail("decoder is { cell = NAME }: one layer of a cell (a deeper decoder is not built yet)", "decoder")
+    if set(dec) - {"cell", "input_feeding"} or "cell" not in dec:
+        fail("decoder is { cell = NAME } or { cell = NAME, input_feeding = true }: one layer of a cell (a deeper "
+             "decoder is not built yet)", "decoder")
+    feeding = dec.get("input_feeding", False)
+    if not isinstance(feeding, bool):
+        fail(f"decoder input_feeding must be true or false, not {feeding!r}", "decoder")
+    if feeding and not attention.startswith("luong"):
+        fail(f"input_feeding feeds Luong's attentional vector h~_{{t-1}} to the decoder; with attention = "
+             f"{attention!r} there is none (Bahdanau's decoder already reads its context c_t)", "decoder")
     try:
         encoder = stack_from_dict({"name": f"{data['name']}_encoder", **enc}, text=None, source=source)
         decoder = cell_spec.load(dec["cell"])
@@ -111,5 +120,5 @@ def from_dict(data: dict, *, text: str | None, source: str) -> Seq2SeqSpec:
                  else "bridge")
     return Seq2SeqSpec(name=data["name"], encoder=encoder, decoder=decoder, decoder_ref=dec["cell"],
                        attention=attention, bridge=bridge, target_vocab=emb["target"], embed=emb["dim"],
-                       source_vocab=emb.get("source"), title=data.get("title", data["name"]),
+                       source_vocab=emb.get("source"), input_feeding=feeding, title=data.get("title", data["name"]),
                        meta={k: data[k] for k in ("summary", "references", "notes") if k in data}, source=source)
