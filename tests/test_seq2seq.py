@@ -26,15 +26,21 @@ def _rel(a, b) -> float:
 
 
 def reference(spec, enc, dec, P, src, tgt, bos):
-    """The model's loss, from the equations, in PyTorch: enc a torch.nn stack, dec a one-layer torch.nn
-    module run one step at a time, P the other parameters (tensors)."""
+    """The model's loss, from the equations, in PyTorch: enc a torch.nn stack, dec a torch.nn stack of L
+    layers run one step at a time (s_t its top layer's h), P the other parameters (tensors)."""
     X = P["E_src"][src] if "E_src" in P else src
     ann, final = enc(X)  # (S, B, A)
     h_n = final[0] if isinstance(final, tuple) else final
     D = 2 if spec.encoder.bidirectional else 1
-    u = torch.cat([h_n[-D + k] for k in range(D)], dim=-1)  # the top layer's final h, directions side by side
-    s = {"learned": lambda: torch.tanh(u @ P["W_b"].T + P["b_b"]), "direct": lambda: u,
-         "zero": lambda: torch.zeros(u.shape[0], dec.hidden_size, dtype=u.dtype)}[spec.bridge]()
+    L, Le = dec.num_layers, spec.encoder.layers
+
+    def last(layer):  # encoder layer's final h, directions side by side
+        return torch.cat([h_n[layer * D + k] for k in range(D)], dim=-1)
+    u = last(Le - 1)
+    B = u.shape[0]
+    s = {"learned": lambda: torch.tanh(u @ P["W_b"].T + P["b_b"]).reshape(B, L, -1).transpose(0, 1),
+         "direct": lambda: torch.stack([last(Le - L + l) for l in range(L)]),  # layer l from the top
+         "zero": lambda: torch.zeros(L, B, dec.hidden_size, dtype=u.dtype)}[spec.bridge]()  # (L, B, H)
     c_state = torch.zeros_like(s)
     lstm = isinstance(dec, torch.nn.LSTM)
     T, B = tgt.shape
@@ -44,8 +50,8 @@ def reference(spec, enc, dec, P, src, tgt, bos):
     fed = torch.zeros(B, dec.hidden_size, dtype=s.dtype)  # Luong's input feeding: h~_0 = 0
     for t in range(T):
         Y = P["E_tgt"][prev[t]]
-        if spec.attention == "bahdanau":  # e = v . tanh(W_a s_{t-1} + U_a a_s)
-            e = torch.tanh((s @ P["W_a"].T)[:, None, :] + a_b @ P["U_a"].T) @ P["v_a"]
+        if spec.attention == "bahdanau":  # e = v . tanh(W_a s_{t-1} + U_a a_s), s_{t-1} the top layer's
+            e = torch.tanh((s[-1] @ P["W_a"].T)[:, None, :] + a_b @ P["U_a"].T) @ P["v_a"]
             alpha = torch.softmax(e, dim=-1)
             c = (alpha[:, :, None] * a_b).sum(1)
             x = torch.cat([Y, c], dim=-1)
@@ -53,21 +59,19 @@ def reference(spec, enc, dec, P, src, tgt, bos):
             x = torch.cat([Y, fed], dim=-1)
         else:
             x = Y
-        out, st = dec(x[None], (s[None], c_state[None]) if lstm else s[None])
-        if lstm:
-            s, c_state = st[0][0], st[1][0]
-        else:
-            s = st[0]
+        out, st = dec(x[None], (s, c_state) if lstm else s)
+        s, c_state = (st[0], st[1]) if lstm else (st, c_state)
+        top = s[-1]
         if spec.attention == "bahdanau":
-            o = torch.cat([s, c], dim=-1) @ P["W_o"].T + P["b_o"]
+            o = torch.cat([top, c], dim=-1) @ P["W_o"].T + P["b_o"]
         elif spec.attention.startswith("luong"):
             proj = a_b @ P["W_a"].T if spec.attention == "luong_general" else a_b
-            alpha = torch.softmax((proj * s[:, None, :]).sum(-1), dim=-1)
+            alpha = torch.softmax((proj * top[:, None, :]).sum(-1), dim=-1)
             c = (alpha[:, :, None] * a_b).sum(1)
-            fed = torch.tanh(torch.cat([c, s], dim=-1) @ P["W_c"].T)  # h~_t
+            fed = torch.tanh(torch.cat([c, top], dim=-1) @ P["W_c"].T)  # h~_t
             o = fed @ P["W_o"].T + P["b_o"]
         else:
-            o = s @ P["W_o"].T + P["b_o"]
+            o = top @ P["W_o"].T + P["b_o"]
         logits.append(o)
     return F.cross_entropy(torch.stack(logits).reshape(T * B, -1), tgt.reshape(-1))
 
@@ -87,11 +91,20 @@ ROWS = [
      "attention": "luong_general", "bridge": "direct", "embedding": {"source": 6, "target": 5, "dim": 3}},
     {"encoder": {"cell": "gru"}, "decoder": {"cell": "gru", "input_feeding": True}, "attention": "luong_dot",
      "bridge": "learned", "embedding": {"target": 5, "dim": 3}},
+    # decoders of more than one layer: s_t is the top layer's; each layer's first state from the bridge
+    {"encoder": {"cell": "lstm", "layers": 2}, "decoder": {"cell": "lstm", "layers": 2}, "attention": "bahdanau",
+     "bridge": "learned", "embedding": {"source": 6, "target": 5, "dim": 3}},
+    {"encoder": {"cell": "gru", "layers": 3},
+     "decoder": {"cell": "gru", "layers": 2, "input_feeding": True}, "attention": "luong_dot", "bridge": "direct",
+     "embedding": {"source": 6, "target": 5, "dim": 3}},
+    {"encoder": {"cell": "lstm"}, "decoder": {"cell": "lstm", "layers": 3}, "attention": "none", "bridge": "learned",
+     "embedding": {"source": 6, "target": 5, "dim": 3}},
 ]
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r if isinstance(r, str) else f"{r['attention']}-{r['bridge']}"
-                                   + ("-feeding" if r["decoder"].get("input_feeding") else "") for r in ROWS])
+                                   + ("-feeding" if r["decoder"].get("input_feeding") else "")
+                                   + (f"-{r['decoder']['layers']}layers" if "layers" in r["decoder"] else "") for r in ROWS])
 def test_teacher_forced_loss_and_every_gradient_match_pytorch(row):
     m = derive.model(row)
     s = m.spec
@@ -101,10 +114,10 @@ def test_teacher_forced_loss_and_every_gradient_match_pytorch(row):
     enc = MODULES[s.encoder.cell.name](s.embed if s.source_vocab else I, H, s.encoder.layers,
                                        bidirectional=s.encoder.bidirectional).double()
     n = m.sizes(H, I)
-    dec = MODULES[s.decoder.name](n["dec_in"], H).double()
+    dec = MODULES[s.decoder.name](n["dec_in"], H, s.decoder_stack.layers).double()
     p = m.init_params(H, input_size=I, seed=3)
     p["encoder"] = m.encoder.from_torch(enc)
-    p["decoder"] = m.dec.from_torch(dec)
+    p["decoder"] = m.decoder.from_torch(dec)
     rng = np.random.default_rng(4)
     src = rng.integers(0, s.source_vocab, (S, B)) if s.source_vocab else rng.standard_normal((S, B, I))
     tgt = rng.integers(0, s.target_vocab, (T, B))
@@ -120,7 +133,7 @@ def test_teacher_forced_loss_and_every_gradient_match_pytorch(row):
     for name, prm in enc.named_parameters():
         assert _rel(m.encoder.to_torch(g["encoder"])[name], prm.grad) < TOL, name
     for name, prm in dec.named_parameters():
-        assert _rel(m.dec.to_torch(g["decoder"], gradients=True)[name], prm.grad) < TOL, name
+        assert _rel(m.decoder.to_torch(g["decoder"])[name], prm.grad) < TOL, name
     if not s.source_vocab:
         assert _rel(g["x"], x.grad) < TOL
     assert D in (1, 2)
@@ -163,6 +176,9 @@ SEARCHED = {
     # the attentional vector h~_t is carried in each hypothesis's state
     "luong-feeding": {"encoder": {"cell": "gru"}, "decoder": {"cell": "gru", "input_feeding": True},
                       "attention": "luong_general", "bridge": "learned", "embedding": {"source": 4, "target": 4, "dim": 3}},
+    # two decoder layers: every layer's states are carried per hypothesis
+    "deep-decoder": {"encoder": {"cell": "gru"}, "decoder": {"cell": "lstm", "layers": 2}, "attention": "bahdanau",
+                     "bridge": "learned", "embedding": {"source": 4, "target": 4, "dim": 3}},
 }
 
 
@@ -202,8 +218,12 @@ def test_greedy_takes_the_most_likely_token_each_step():
 
 
 BAD = [
-    ({"encoder": {"cell": "gru"}, "decoder": {"cell": "gru", "layers": 2}, "embedding": {"target": 3, "dim": 2}},
-     "decoder is { cell = NAME }"),
+    ({"encoder": {"cell": "gru"}, "decoder": {"cell": "gru", "bidirectional": True},
+      "embedding": {"target": 3, "dim": 2}}, "decoder is { cell = NAME }"),
+    ({"encoder": {"cell": "gru"}, "decoder": {"cell": "gru", "layers": 2}, "bridge": "direct",
+      "embedding": {"target": 3, "dim": 2}}, "the decoder has 2 layers, the encoder 1"),
+    ({"encoder": {"cell": "gru"}, "decoder": {"cell": "gru", "layers": 0}, "embedding": {"target": 3, "dim": 2}},
+     "layers"),
     ({"encoder": {"cell": "gru", "bidirectional": True}, "decoder": {"cell": "gru"}, "attention": "luong_dot",
       "embedding": {"target": 3, "dim": 2}}, "needs the encoder's output and the decoder's state to have one size"),
     ({"encoder": {"cell": "gru"}, "decoder": {"cell": "gru"}, "attention": "cosine", "embedding": {"target": 3, "dim": 2}},
@@ -249,6 +269,18 @@ def test_the_count_is_the_reference_models_parameters():
     assert sum(parts.values()) == parts["encoder"] + parts["decoder"] + extra
 
 
+def test_a_deep_decoders_count_is_the_reference_models():
+    """A 2-layer LSTM decoder fed [E y; c]: its torch.nn.LSTM(num_layers=2), and the learned bridge's W_b
+    and b_b, one map per decoder layer (2H x U and 2H)."""
+    spec = {"encoder": {"cell": "gru", "bidirectional": True}, "decoder": {"cell": "lstm", "layers": 2},
+            "attention": "bahdanau", "bridge": "learned", "embedding": {"source": 7, "target": 9, "dim": 4}}
+    m = derive.model(spec)
+    H = 5
+    parts = m.count(H, convention="pytorch")
+    assert parts["decoder"] == sum(q.numel() for q in torch.nn.LSTM(4 + 2 * H, H, 2).parameters())
+    assert parts["W_b"] == 2 * H * 2 * H and parts["b_b"] == 2 * H
+
+
 def test_the_cli_shows_and_counts_an_encoder_decoder():
     import subprocess
     import sys
@@ -274,7 +306,7 @@ def test_the_benchs_pytorch_peer_computes_the_same_loss():
         enc = MODULES[s.encoder.cell.name](s.embed, H, s.encoder.layers, bidirectional=s.encoder.bidirectional).double()
         dec = MODULES[s.decoder.name](m.sizes(H)["dec_in"], H).double()
         p = m.init_params(H, seed=2)
-        p["encoder"], p["decoder"] = m.encoder.from_torch(enc), m.dec.from_torch(dec)
+        p["encoder"], p["decoder"] = m.encoder.from_torch(enc), m.decoder.from_torch(dec)
         rng = np.random.default_rng(3)
         src, tgt = rng.integers(0, 12, (4, 2)), rng.integers(0, 12, (3, 2))
         P = {k: torch.tensor(v) for k, v in p.items() if isinstance(v, np.ndarray)}

@@ -117,7 +117,7 @@ def _seq2seq_row(m, torch, size, repeat):
     enc = cls[s.encoder.cell.name](s.embed, H, s.encoder.layers, bidirectional=s.encoder.bidirectional).double()
     dec = cls[s.decoder.name](m.sizes(H)["dec_in"], H).double()
     p = m.init_params(H, seed=0)
-    p["encoder"], p["decoder"] = m.encoder.from_torch(enc), m.dec.from_torch(dec)
+    p["encoder"], p["decoder"] = m.encoder.from_torch(enc), m.decoder.from_torch(dec)
     rng = np.random.default_rng(0)
     src = rng.integers(0, s.source_vocab, (S, B))
     tgt = rng.integers(0, s.target_vocab, (S, B))

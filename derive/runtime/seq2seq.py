@@ -3,8 +3,12 @@
 With the encoder's annotations a_s (its top layer's output at source step s, S of them), the
 decoder state s_t (its cell's output state) and the target's embeddings E y_{t-1} (y_0 = bos):
 
-* bridge: s_0 = tanh(W_b u + b_b) ("learned"), u ("direct") or 0 ("zero"), u the encoder's final
-  output states of its top layer, the directions side by side; the decoder's other states start at 0;
+* the decoder: one cell or a stack of L layers (``decoder = { cell, layers = L }``); s_t is its top
+  layer's output state; the context and the embedding feed its first layer;
+* bridge: the first state of each decoder layer l: s^{(l)}_0 = tanh(W_b^{(l)} u + b_b^{(l)}) ("learned", the
+  L maps stacked in W_b and b_b), u the encoder's final output states of its top layer, the directions side by
+  side; or the final output state of encoder layer l, counted from the top ("direct"); or 0 ("zero"); the
+  decoder's other states start at 0;
 * Bahdanau (additive, 2015): e_{t,s} = v^T tanh(W_a s_{t-1} + U_a a_s), alpha_t = softmax_s(e_t),
   c_t = sum_s alpha_{t,s} a_s; s_t = cell([E y_{t-1}; c_t], s_{t-1}); o_t = W_o [s_t; c_t] + b_o;
 * Luong (multiplicative, 2015): s_t = cell(E y_{t-1}, s_{t-1}); e_{t,s} = s_t^T a_s ("luong_dot") or
@@ -25,14 +29,12 @@ the encoder's final states; the encoder's through its stack (``runtime.models``)
 from __future__ import annotations
 
 import numpy as np
-import sympy as sp
 
 from derive import kernelapi as _api
 from derive.errors import DeriveError
 from derive.runtime.kernels import kernel
 from derive.runtime.models import Model
-from derive.symbolic import counts, ir
-from derive.symbolic.cell import H
+from derive.symbolic import ir
 from derive.symbolic.seq2seq import Seq2SeqSpec
 
 
@@ -56,7 +58,10 @@ class Seq2Seq:
         self.name = spec.name
         self.encoder = Model(spec.encoder)
         self.dec = kernel(spec.decoder_ref)
+        self.decoder = Model(spec.decoder_stack)
+        self.L = spec.decoder_stack.layers
         self.out = ir.ref(spec.decoder.output).key  # the decoder's state s_t
+        self.top = (self.L - 1, self.out)  # s_t's key in a step's states {(layer, state): array}
         self.enc_out = ir.ref(spec.encoder.cell.output).key
 
     def __repr__(self) -> str:
@@ -81,13 +86,13 @@ class Seq2Seq:
         def u(*shape, fan=H):
             return rng.uniform(-1 / np.sqrt(fan), 1 / np.sqrt(fan), shape).astype(dtype)
         p = {"encoder": self.encoder.init_params(n["src"], H, seed=seed + 1, dtype=dtype),
-             "decoder": self.dec.init_params(n["dec_in"], H, seed=seed + 2, dtype=dtype),
+             "decoder": self.decoder.init_params(n["dec_in"], H, seed=seed + 2, dtype=dtype),
              "E_tgt": rng.standard_normal((s.target_vocab, s.embed)).astype(dtype),
              "W_o": u(s.target_vocab, n["K"], fan=n["K"]), "b_o": u(s.target_vocab, fan=n["K"])}
         if s.source_vocab:
             p["E_src"] = rng.standard_normal((s.source_vocab, s.embed)).astype(dtype)
         if s.bridge == "learned":
-            p["W_b"], p["b_b"] = u(H, n["U"], fan=n["U"]), u(H, fan=n["U"])
+            p["W_b"], p["b_b"] = u(self.L * H, n["U"], fan=n["U"]), u(self.L * H, fan=n["U"])
         if s.attention == "bahdanau":
             p["W_a"], p["U_a"], p["v_a"] = u(H, H), u(H, A, fan=A), u(H)
         elif s.attention == "luong_general":
@@ -101,8 +106,7 @@ class Seq2Seq:
         cells' biases (pytorch: doubled where torch.nn stores two); the total is their sum."""
         n = self.sizes(_api.positive_int(hidden, "hidden"), input_size)
         parts = {"encoder": self.spec.encoder.count(n["src"], n["H"], convention=convention),
-                 "decoder": int(counts.layer_count(self.spec.decoder, convention, inputs=sp.Integer(n["dec_in"]))
-                                .subs(H, n["H"]))}
+                 "decoder": self.spec.decoder_stack.count(n["dec_in"], n["H"], convention=convention)}
         for k, v in self.init_params(hidden, input_size=input_size).items():
             if k not in parts:
                 parts[k] = int(v.size)
@@ -119,27 +123,34 @@ class Seq2Seq:
         return x, None
 
     def encode(self, src, p):
-        """(annotations (S, B, A), u (B, U), s_0 (B, H), the encoder's cache, bridge values)."""
+        """(annotations (S, B, A), u (B, U), s_0 (L, B, H): each decoder layer's first state, the encoder's
+        cache and what the bridge's backward reads)."""
         X, ids = self._source(src, p)
         ann, final, cache = self.encoder.forward(X, None, p["encoder"])
         top = self.spec.encoder.layers - 1
         u = np.concatenate([final[(top, rev)][self.enc_out] for rev in self.spec.encoder.directions], axis=-1)
         H = ann.shape[-1] // (2 if self.spec.encoder.bidirectional and self.spec.encoder.merge == "concat" else 1)
+        B, L = u.shape[0], self.L
         if self.spec.bridge == "learned":
-            s0 = np.tanh(u @ p["W_b"].T + p["b_b"])
-        elif self.spec.bridge == "direct":
-            s0 = u.copy()
+            s0 = np.tanh(u @ p["W_b"].T + p["b_b"]).reshape(B, L, -1).transpose(1, 0, 2)
+        elif self.spec.bridge == "direct":  # decoder layer l from encoder layer l, both counted from the top
+            s0 = np.stack([np.concatenate([final[(layer, rev)][self.enc_out] for rev in self.spec.encoder.directions],
+                                          axis=-1) for layer in self._bridged()])
         else:
-            s0 = np.zeros((u.shape[0], H), u.dtype)
-        return ann, u, s0, {"enc": cache, "ids": ids, "X": X}
+            s0 = np.zeros((L, B, H), u.dtype)
+        return ann, u, np.ascontiguousarray(s0), {"enc": cache, "ids": ids, "X": X}
+
+    def _bridged(self) -> range:
+        """The encoder layers a direct bridge reads, one per decoder layer (the top L)."""
+        top = self.spec.encoder.layers
+        return range(top - self.L, top)
 
     def _states0(self, s0):
-        """The decoder's states at t = 0 (and h~_0 = 0 with input feeding)."""
-        dims = {"H": s0.shape[-1]}
-        out = {k: (s0 if k == self.out else np.zeros((s0.shape[0], dims.get(d, s0.shape[-1])), s0.dtype))
-               for k, d in self.dec.STATE_DIMS.items()}
+        """The decoder's states at t = 0, {(layer, state): (B, H)} (and h~_0 = 0 with input feeding)."""
+        out = {(layer, k): (s0[layer] if k == self.out else np.zeros_like(s0[layer]))
+               for layer in range(self.L) for k in self.dec.STATES}
         if self.spec.input_feeding:
-            out[FED] = np.zeros_like(s0)
+            out[FED] = np.zeros_like(s0[-1])
         return out
 
     def _scores(self, ann, p, s_prev=None, s_now=None):
@@ -157,7 +168,7 @@ class Seq2Seq:
         Y = p["E_tgt"][y_prev]
         rec = {"Y": Y, "states_in": states}
         if s.attention == "bahdanau":
-            e, pre = self._scores(ann_b, p, s_prev=states[self.out])
+            e, pre = self._scores(ann_b, p, s_prev=states[self.top])
             alpha = softmax(e)
             c = np.einsum("bs,bsa->ba", alpha, ann_b)
             x = np.concatenate([Y, c], axis=-1)
@@ -166,7 +177,7 @@ class Seq2Seq:
             x = np.concatenate([Y, states[FED]], axis=-1)
         else:
             x = Y
-        y, sT, kc = self.dec.forward(x[None], {k: states[k] for k in self.dec.STATES}, p["decoder"])
+        y, sT, kc = self.decoder.forward(x[None], self._nested(states), p["decoder"])
         st = y[0]
         rec.update(kc=kc, s=st)
         if s.attention == "bahdanau":
@@ -181,10 +192,17 @@ class Seq2Seq:
         else:
             K = st
         rec["K"] = K
-        new = dict(sT)
+        new = self._flat(sT)
         if s.input_feeding:
             new[FED] = K  # h~_t, read by the next step
         return K @ p["W_o"].T + p["b_o"], new, rec
+
+    def _nested(self, flat: dict) -> dict:
+        """{(layer, state): array} -> the stack's {(layer, False): {state: array}}."""
+        return {(layer, False): {k: flat[(layer, k)] for k in self.dec.STATES} for layer in range(self.L)}
+
+    def _flat(self, nested: dict) -> dict:
+        return {(layer, k): v for (layer, _), d in nested.items() for k, v in d.items() if k in self.dec.STATES}
 
     def _prepare(self, p, ann):
         """Per-source projections every step reads: U_a a_s (Bahdanau), W_a a_s or a_s (Luong); (B, S, .)."""
@@ -220,7 +238,7 @@ class Seq2Seq:
             recs.append(rec)
         n = max(T * B, 1)
         g = {k: np.zeros_like(v) for k, v in p.items() if isinstance(v, np.ndarray)}
-        g["decoder"] = {k: np.zeros_like(v) for k, v in p["decoder"].items()}
+        g["decoder"] = {key: {k: np.zeros_like(v) for k, v in prm.items()} for key, prm in p["decoder"].items()}
         d_ann = np.zeros_like(ann_b)
         carry = {k: np.zeros_like(v) for k, v in self._states0(s0).items()}
         for t in reversed(range(T)):
@@ -234,22 +252,19 @@ class Seq2Seq:
             if s.input_feeding:  # h~_t also fed step t+1: what that step's input gradient sent back
                 dK = dK + carry[FED]
             ds = self._output_backward(q, ann_b, rec, dK, g, d_ann)  # the gradient reaching s_t from above
-            gd = self.dec.backward(ds[None], {k: carry[k] for k in self.dec.STATES}, rec["kc"], p["decoder"])
-            for k in g["decoder"]:
-                g["decoder"][k] += gd[k]
-            carry = {k: gd[k] for k in self.dec.STATES}
+            gd = self.decoder.backward(ds[None], self._nested(carry), rec["kc"], p["decoder"])
+            for key, prm in g["decoder"].items():
+                for k in prm:
+                    prm[k] += gd[key][k]
+            carry = self._flat({key: gd[key] for key in self.decoder.keys()})
             dx = gd["x"][0]
             np.add.at(g["E_tgt"], prev[t], dx[:, :s.embed])
             if s.input_feeding:
                 carry[FED] = dx[:, s.embed:]
             if s.attention == "bahdanau":  # c_t fed the cell: its gradient goes through the attention of step t
-                carry[self.out] = carry[self.out] + self._bahdanau_backward(q, ann_b, rec, dx[:, s.embed:], g, d_ann)
-        ds0 = carry[self.out]
-        du = self._bridge_backward(p, u, s0, ds0, g)
-        top = s.encoder.layers - 1
-        H = ds0.shape[-1]
-        dT = {(top, rev): {self.enc_out: du[:, k * H:(k + 1) * H]} for k, rev in enumerate(s.encoder.directions)} \
-            if du is not None else None
+                carry[self.top] = carry[self.top] + self._bahdanau_backward(q, ann_b, rec, dx[:, s.embed:], g, d_ann)
+        ds0 = np.stack([carry[(layer, self.out)] for layer in range(self.L)])
+        dT = self._bridge_backward(p, u, s0, ds0, g)
         ge = self.encoder.backward(d_ann.transpose(1, 0, 2), dT, enc["enc"], p["encoder"])
         g["encoder"] = {k: v for k, v in ge.items() if k != "x"}
         if s.source_vocab:
@@ -292,7 +307,7 @@ class Seq2Seq:
         pre = rec["pre"]
         g["v_a"] += np.einsum("bs,bsn->n", de, pre)
         dz = de[:, :, None] * q["v_a"] * (1 - pre ** 2)  # (B, S, n)
-        s_prev = rec["states_in"][self.out]
+        s_prev = rec["states_in"][self.top]
         dz_sum = dz.sum(axis=1)
         g["W_a"] += dz_sum.T @ s_prev
         g["U_a"] += np.einsum("bsn,bsa->na", dz, ann_b)
@@ -300,12 +315,22 @@ class Seq2Seq:
         return dz_sum @ q["W_a"]
 
     def _bridge_backward(self, p, u, s0, ds0, g):
+        """The gradients of the encoder's final states the bridge read ({(layer, reverse): {state: array}}),
+        or None (a zero bridge); ds0 and s0 are (L, B, H)."""
+        enc = self.spec.encoder
+        H = ds0.shape[-1] // (len(enc.directions) if self.spec.bridge == "direct" else 1)
+
+        def split(d):  # the directions side by side -> each direction's part
+            return {rev: {self.enc_out: d[:, k * H:(k + 1) * H]} for k, rev in enumerate(enc.directions)}
         if self.spec.bridge == "learned":
-            dpre = ds0 * (1 - s0 ** 2)
+            B = u.shape[0]
+            dpre = (ds0 * (1 - s0 ** 2)).transpose(1, 0, 2).reshape(B, -1)  # the L layers side by side
             g["W_b"] += dpre.T @ u
             g["b_b"] += dpre.sum(axis=0)
-            return dpre @ p["W_b"]
-        return ds0 if self.spec.bridge == "direct" else None
+            return {(enc.layers - 1, rev): d for rev, d in split(dpre @ p["W_b"]).items()}
+        if self.spec.bridge == "direct":
+            return {(layer, rev): d for n, layer in enumerate(self._bridged()) for rev, d in split(ds0[n]).items()}
+        return None
 
 
 def _ids(a, vocab: int, what: str, ndim: int) -> np.ndarray:

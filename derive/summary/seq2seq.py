@@ -97,11 +97,32 @@ BRIDGE = {
 }
 
 
+def _deep(m: Seq2SeqSpec, fwd_bridge: list, bwd_bridge: list) -> tuple:
+    """A decoder of L > 1 layers: the bridge starts every layer; s_t is the top layer's state."""
+    L = m.decoder_stack.layers
+    fwd = {"learned": _row("s^(l)_0 = tanh(W_b^(l) u + b_b^(l))", r"s^{(l)}_0 = \tanh(W_b^{(l)} u + b_b^{(l)})",
+                           f"one map per decoder layer l = 1..{L} (W_b stacks them)"),
+           "direct": _row("s^(l)_0 = u^(l)", r"s^{(l)}_0 = u^{(l)}",
+                          f"decoder layer l from encoder layer l, both counted from the top ({L} of them)"),
+           "zero": _row("s^(l)_0 = 0", r"s^{(l)}_0 = 0")}[m.bridge]
+    bwd = {"learned": [_row("du = sum_l W_b^(l)T (ds^(l)_0 (.) (1 - s^(l)_0^2))",
+                            r"\delta u = \sum_l W_b^{(l)\top} \left(\delta s^{(l)}_0 \odot (1 - (s^{(l)}_0)^2)\right)",
+                            "into the encoder's final states")],
+           "direct": [_row("du^(l) = ds^(l)_0", r"\delta u^{(l)} = \delta s^{(l)}_0",
+                           "into each bridged encoder layer's final state")], "zero": []}[m.bridge]
+    stack = _row("s_t = s^(L)_t, s^(l)_t = cell(s^(l-1)_t, s^(l)_{t-1})",
+                 r"s_t = s^{(L)}_t,\; s^{(l)}_t = \operatorname{cell}(s^{(l-1)}_t, s^{(l)}_{t-1})",
+                 f"{L} decoder layers; the first reads the step's input, the attention the top layer's state")
+    return [fwd, stack], bwd
+
+
 def collect(m: Seq2SeqSpec) -> dict:
     fwd_att, bwd_att = ATTENTION[m.attention]
     if m.input_feeding:
         fwd_att, bwd_att = _fed(fwd_att, bwd_att)
     fwd_bridge, bwd_bridge = BRIDGE[m.bridge]
+    if m.decoder_stack is not None and m.decoder_stack.layers > 1:
+        fwd_bridge, bwd_bridge = _deep(m, fwd_bridge, bwd_bridge)
     enc = m.encoder
     forward = [_row("a_s = encoder(x)_s", r"a_s = \operatorname{encoder}(x)_s",
                     f"{enc.layers} layer(s) of {enc.cell.name}" + (", bidirectional" if enc.bidirectional else "")),

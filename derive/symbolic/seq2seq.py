@@ -2,7 +2,7 @@
 
     name = "seq2seq_bahdanau"
     encoder = { cell = "gru", layers = 1, bidirectional = true }   # a stack (``symbolic.model``)
-    decoder = { cell = "gru" }                                      # one layer
+    decoder = { cell = "gru" }                                      # one layer, or { cell, layers = 2 }
     # decoder = { cell = "lstm", input_feeding = true }  Luong's input feeding: the decoder also reads h~_{t-1}
     attention = "bahdanau"      # "bahdanau", "luong_dot", "luong_general" or "none"
     bridge = "learned"          # the decoder's first state: "learned", "direct" or "zero"
@@ -42,6 +42,7 @@ class Seq2SeqSpec:
     embed: int
     source_vocab: int | None = None  # None: the source is vectors
     input_feeding: bool = False  # Luong's: the decoder reads [E y_{t-1}; h~_{t-1}] (h~_0 = 0)
+    decoder_stack: ModelSpec | None = None  # the decoder's layers (unidirectional); s_t is its top layer's output
     title: str = ""
     meta: dict = field(default_factory=dict)
     source: str = ""
@@ -89,9 +90,9 @@ def from_dict(data: dict, *, text: str | None, source: str) -> Seq2SeqSpec:
             fail(f"embedding {key} must be a positive integer, not {emb[key]!r}", "embedding")
     enc = dict(data["encoder"])
     dec = dict(data["decoder"])
-    if set(dec) - {"cell", "input_feeding"} or "cell" not in dec:
-        fail("decoder is { cell = NAME } or { cell = NAME, input_feeding = true }: one layer of a cell (a deeper "
-             "decoder is not built yet)", "decoder")
+    if set(dec) - {"cell", "layers", "input_feeding"} or "cell" not in dec:
+        fail("decoder is { cell = NAME }, with layers = N and input_feeding = true optional (the decoder runs "
+             "forward in time: no bidirectional, merge or residual)", "decoder")
     feeding = dec.get("input_feeding", False)
     if not isinstance(feeding, bool):
         fail(f"decoder input_feeding must be true or false, not {feeding!r}", "decoder")
@@ -101,8 +102,10 @@ def from_dict(data: dict, *, text: str | None, source: str) -> Seq2SeqSpec:
     try:
         encoder = stack_from_dict({"name": f"{data['name']}_encoder", **enc}, text=None, source=source)
         decoder = cell_spec.load(dec["cell"])
+        stack = stack_from_dict({"name": f"{data['name']}_decoder", "cell": dec["cell"],
+                                 "layers": dec.get("layers", 1)}, text=None, source=source)
     except DeriveError as e:
-        fail(f"{e.message}", "encoder" if "decoder" not in e.message else "decoder")
+        fail(f"{e.message}", "encoder" if "decoder" not in e.message and "layers" not in e.message else "decoder")
     for what, cell, key in (("encoder", encoder.cell, "encoder"), ("decoder", decoder, "decoder")):
         states = {ir.ref(st).key: cell.dims[ir.ref(st).key] for st in cell.states}
         if ir.ref(cell.output).key not in states or any(str(d) != "H" for d in states.values()):
@@ -118,7 +121,10 @@ def from_dict(data: dict, *, text: str | None, source: str) -> Seq2SeqSpec:
                  f"encoder with merge = \"concat\" gives 2H; use merge = \"sum\" or another "
                  f"{'attention' if attention == 'luong_dot' else 'bridge'}", "attention" if attention == "luong_dot"
                  else "bridge")
-    return Seq2SeqSpec(name=data["name"], encoder=encoder, decoder=decoder, decoder_ref=dec["cell"],
+    if bridge == "direct" and stack.layers > encoder.layers:
+        fail(f"a direct bridge starts decoder layer l from encoder layer l (counted from the top): the decoder has "
+             f"{stack.layers} layers, the encoder {encoder.layers}", "bridge")
+    return Seq2SeqSpec(name=data["name"], encoder=encoder, decoder=decoder, decoder_ref=dec["cell"], decoder_stack=stack,
                        attention=attention, bridge=bridge, target_vocab=emb["target"], embed=emb["dim"],
                        source_vocab=emb.get("source"), input_feeding=feeding, title=data.get("title", data["name"]),
                        meta={k: data[k] for k in ("summary", "references", "notes") if k in data}, source=source)
