@@ -7,6 +7,7 @@
     2560
     >>> a = derive.activation("swish", beta=1.0)   # a.f(x), a.df(x), a.expr, a.properties
     >>> k = derive.kernel("lstm")             # generated NumPy forward/backward over a sequence
+    >>> k = derive.kernel("lstm", backend="auto")   # the compiled (numba) one for small steps, else NumPy
     >>> derive.check("lstm", "dc_t = dh_t*o_t*(1 - tanh(c_t)**2)").verdict   # a hand-derived formula
     'wrong'
 """

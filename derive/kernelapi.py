@@ -156,14 +156,17 @@ def read_only(a: np.ndarray) -> np.ndarray:
     return v
 
 
-def forward_results(y, states_T: dict, cache: dict, dims: dict) -> tuple:
-    """What ``forward`` returns: y and the final states read-only; the cache notes the dims."""
+def forward_results(y, states_T: dict, cache: dict, dims: dict, backend: str = "numpy") -> tuple:
+    """What ``forward`` returns: y and the final states read-only; the cache notes the dims (and
+    the backend, unless NumPy's, so that a cache never reaches another backend's backward)."""
     cache["dims"] = dims
+    if backend != "numpy":
+        cache["backend"] = backend
     return read_only(y), {s: read_only(v) for s, v in states_T.items()}, cache
 
 
 def backward_args(dy, dstates_T, cache, params, truncate, shapes: dict, state_dims: dict,
-                  output_dim: str) -> tuple:
+                  output_dim: str, backend: str = "numpy") -> tuple:
     """(dy, dstates_T, params, dims, steps) for ``backward``: checked, in the cache's dtype.
 
     ``steps`` is the number of time steps the gradient goes through (0 when T, B or
@@ -171,6 +174,10 @@ def backward_args(dy, dstates_T, cache, params, truncate, shapes: dict, state_di
     x = cache.get("x") if isinstance(cache, Mapping) else None
     if not isinstance(x, np.ndarray) or x.ndim != 3 or not isinstance(cache.get("dims"), dict):
         raise DeriveError("cache must be the third value this kernel's forward returned")
+    made = cache.get("backend", "numpy")
+    if made != backend:
+        raise DeriveError(f"cache must be the third value this kernel's forward returned (this one comes from the "
+                          f"{made} backend's forward; this is the {backend} backend's backward)")
     dtype = x.dtype
     T, B, _ = x.shape
     params, dims = checked_params(params, shapes, {"I": x.shape[2]})

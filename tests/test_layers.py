@@ -14,8 +14,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "derive"
 def _modules() -> dict[str, Path]:
     out = {}
     for path in PACKAGE.rglob("*.py"):
-        if path.parent.name == "kernels" and path.name != "__init__.py":
-            continue  # generated modules: they import numpy and derive's runtime helpers only
+        if "kernels" in path.relative_to(PACKAGE).parts[:-1] and path.name != "__init__.py":
+            continue  # generated modules (NumPy and compiled): they import numpy, numba and derive's runtime helpers only
         parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
         out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return out

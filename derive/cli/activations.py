@@ -14,6 +14,7 @@ from derive.bench.activations import bench
 from derive.runtime.activations import activation
 from derive.textout import interval_text, short, table
 from derive.bench import cells as cellbench
+from derive.bench import peers as peerbench
 from derive.bench import models as modelbench
 from derive.symbolic import model as model_spec
 from derive.errors import DeriveError
@@ -107,6 +108,9 @@ def add_commands(sub) -> None:
                    help="threads for torch and NumPy's BLAS (default: activations 1, cells every core)")
     s.add_argument("--shape", action="append", metavar="T,B,I,H",
                    help="cells: a size to time (repeatable; default the three of issue 4)")
+    s.add_argument("--peers", action="store_true",
+                   help="cells: derive's backends (numpy, compiled, auto) against JAX jit(grad(scan)), a PyTorch "
+                        "eager loop and torch.nn, with the ratio to the fastest")
     s.set_defaults(run=_bench)
 
 
@@ -130,6 +134,8 @@ def _bench(a) -> int:
             raise DeriveError("--shape is for cells; a model's bench has its own sizes (derive.bench.models)")
         return modelbench.bench(a.what, a.repeat or 3, a.threads)
     sizes = cellbench.SIZES if not a.shape else [cellbench.parse_shape(v) for v in a.shape]
+    if a.peers:
+        return peerbench.bench(cellbench.known(a.what), a.repeat or 5, a.threads, sizes)
     return cellbench.bench(cellbench.known(a.what), a.repeat or 3, a.threads, sizes)
 
 

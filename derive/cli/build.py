@@ -36,7 +36,7 @@ from derive.symbolic import bptt, spec
 from derive import fileio
 from derive.errors import DeriveError, Pos
 from derive import activations
-from derive.codegen import npcode, selfcheck
+from derive.codegen import compiledcheck, npcode, selfcheck
 from derive.codegen.selfcheck import module_from_source
 from derive.docs import pages as site
 from derive.docs.katex import split_math
@@ -63,12 +63,26 @@ def kernel_names(cells=None) -> list[str]:
     return ["activations", *spec.builtin_names()] if cells is None else list(cells)
 
 
+#: the compiled (numba) kernels' directory inside a kernel directory
+COMPILED = "compiled"
+
+
 def render_kernels(directory: Path, cells=None) -> dict[Path, str]:
-    """``{directory/<name>.py: text}`` of the generated kernel modules (``kernel_names``)."""
+    """``{directory/<name>.py: text}`` of the generated kernel modules (``kernel_names``), and
+    ``{directory/compiled/<name>.py: text}`` of each cell's compiled backend where the compiled
+    emitter can express the cell (``compiledcheck.CompiledLimit`` otherwise: that cell has none)."""
     out = {}
     for name in kernel_names(cells):
-        out[directory / f"{name}.py"] = npcode.render_module(npcode.stanzas()) if name == "activations" else \
-            selfcheck.verified_kernel(bptt.derive(spec.load(name)), f"derive/cells/{name}.toml")[0]
+        if name == "activations":
+            out[directory / f"{name}.py"] = npcode.render_module(npcode.stanzas())
+            continue
+        d = bptt.derive(spec.load(name))
+        label = f"derive/cells/{name}.toml"
+        out[directory / f"{name}.py"] = selfcheck.verified_kernel(d, label)[0]
+        try:
+            out[directory / COMPILED / f"{name}.py"] = compiledcheck.verified_compiled(d, label)
+        except compiledcheck.CompiledLimit:
+            pass
     return out
 
 
@@ -80,6 +94,8 @@ def use_fresh_kernels(kernels: dict[Path, str]) -> None:
     from derive import kernels as package
 
     for path, source in kernels.items():
+        if path.parent.name == COMPILED:  # the pages read the NumPy kernels only
+            continue
         fresh = module_from_source(source, path.stem, str(path))
         loaded = sys.modules.get(f"{package.__name__}.{path.stem}")
         if loaded is not None:
@@ -151,7 +167,8 @@ def generate(root: Path, committed_only: bool = False) -> tuple[dict[Path, str],
     tasks = [t for t in site_tasks(root) if t[3] or not committed_only]
     kernel_dir = root / "derive" / "kernels"
     if not committed_only:
-        refuse_foreign([path for _, path, _, _ in tasks] + [kernel_dir / f"{n}.py" for n in kernel_names()])
+        refuse_foreign([path for _, path, _, _ in tasks] + [kernel_dir / f"{n}.py" for n in kernel_names()]
+                       + [kernel_dir / COMPILED / f"{n}.py" for n in spec.builtin_names()])
     kernels = render_kernels(kernel_dir)
     use_fresh_kernels(kernels)
     progress = Progress(len(tasks) + len(kernels))

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import re
 
+from derive.codegen import compiled
 from derive.codegen.backward import backward_lines
+from derive.codegen import compiled_backward
+from derive.codegen.ewise import CodegenError
 from derive.codegen.forward import forward_lines
 from derive.codegen.layouts import gate_layout, layouts
 from derive.codegen.names import code_name
@@ -30,7 +33,7 @@ from derive.symbolic.printing import text as ir_text
 from derive.codegen.pytemplates import python_template
 
 __all__ = ["Block", "BlockKind", "Group", "GroupKind", "Plan", "context", "gate_layout", "layouts", "make_plan",
-           "render"]
+           "render", "render_compiled"]
 
 
 def context(d: Derivation, source: str) -> dict:
@@ -69,3 +72,22 @@ def context(d: Derivation, source: str) -> dict:
 
 def render(d: Derivation, source: str) -> str:
     return python_template("cell_kernel.py.j2").render(k=context(d, source))
+
+
+def compiled_context(plan: Plan) -> dict:
+    """What ``compiled_kernel.py.j2`` formats besides ``context``: the compiled backend's functions.
+    A construct the compiled emitter cannot express yet is a ``CodegenError`` naming it."""
+    reason = compiled.limits(plan)
+    if reason is not None:
+        raise CodegenError(f"the compiled backend cannot express {reason} yet")
+    c = compiled.Compiled(plan)
+    fwd_steps = c.forward_steps()
+    b = compiled_backward.Backward(c)
+    return {"forward": c.forward_wrapper(), "forward_steps": fwd_steps, "forward_args": c.forward_args(),
+            "backward": compiled_backward.wrapper(b), "backward_steps": b.steps_lines, "backward_args": b.args()}
+
+
+def render_compiled(d: Derivation, source: str) -> str:
+    """The compiled (numba) kernel module of ``d``: the NumPy kernel's API, every step compiled."""
+    k = context(d, source)
+    return python_template("compiled_kernel.py.j2").render(k=k, c=compiled_context(make_plan(d)))

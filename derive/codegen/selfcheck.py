@@ -53,11 +53,19 @@ MODULE_NAMES = {"NAME", "STATES", "INPUT_DIM", "STATE_DIMS", "OUTPUT_DIM", "PARA
 MODULE_FUNCTIONS = {"_sigmoid", "forward", "_forward", "backward", "_backward", "init_params", "from_torch", "to_torch",
                     "from_keras", "to_keras", "clip_by_value", "clip_by_global_norm"}
 MODULE_IMPORTS = {"numpy", "derive", "derive.kernels"}
+#: what the compiled backend's template adds (``compiled_kernel.py.j2``): its jit options, the step
+#: functions and scalar helpers, and the imports they need
+COMPILED_NAMES = {"JIT"}
+COMPILED_FUNCTIONS = {"_forward_steps", "_backward_steps", "_tanh", "_step", "_heaviside", "_sign"}
+COMPILED_IMPORTS = {"math", "numba"}
+#: the compiled step functions' loop indices, bound by every loop nest
+LOOP_INDICES = {"_t", "_b", "_j"}
 #: names a generated function may bind more than once: its arguments (normalised in the
 #: prologue), the after-loop weight-gradient slab and the vector-gradient scratch
 REBOUND = {"dW", "_big"}
 #: what the module binds for its functions: no generated function may bind one of these
-MODULE_BOUND = MODULE_NAMES | MODULE_FUNCTIONS | {"np", "_interop", "_api", "_workspace", "_act"}
+MODULE_BOUND = MODULE_NAMES | MODULE_FUNCTIONS | {"np", "_interop", "_api", "_workspace", "_act"} | \
+    COMPILED_NAMES | COMPILED_FUNCTIONS | COMPILED_IMPORTS
 #: the arguments the derived functions normalise in their prologue (every other one is never bound)
 NORMALISED = {"states0"}
 
@@ -245,9 +253,13 @@ def problem(cell: Cell, seed: int = 0):
 
 
 # ------------------------------------------------------------------- the audit
-def audit(source: str, cell: Cell) -> None:
+def audit(source: str, cell: Cell, compiled: bool = False) -> None:
     """Refuse generated source that is not the template's shape (module level) or whose
-    functions bind one name twice (a spec name colliding with a name of the kernel)."""
+    functions bind one name twice (a spec name colliding with a name of the kernel).
+    ``compiled``: the compiled backend's template, which adds ``COMPILED_*``."""
+    names = MODULE_NAMES | (COMPILED_NAMES if compiled else set())
+    functions = MODULE_FUNCTIONS | (COMPILED_FUNCTIONS if compiled else set())
+    imports = MODULE_IMPORTS | (COMPILED_IMPORTS if compiled else set())
     try:
         tree = ast.parse(source)
     except SyntaxError as e:
@@ -256,20 +268,22 @@ def audit(source: str, cell: Cell) -> None:
     for k, node in enumerate(tree.body):
         if k == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             continue
-        ok = (isinstance(node, ast.Import) and all(a.name in MODULE_IMPORTS for a in node.names)) or \
-            (isinstance(node, ast.ImportFrom) and node.module in MODULE_IMPORTS and node.level == 0) or \
+        ok = (isinstance(node, ast.Import) and all(a.name in imports for a in node.names)) or \
+            (isinstance(node, ast.ImportFrom) and node.module in imports and node.level == 0) or \
             (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
-             and node.targets[0].id in MODULE_NAMES) or \
-            (isinstance(node, ast.FunctionDef) and node.name in MODULE_FUNCTIONS)
+             and node.targets[0].id in names) or \
+            (isinstance(node, ast.FunctionDef) and node.name in functions)
         if not ok:
             raise DeriveError(f"derive generated an unexpected statement at line {node.lineno} of the kernel for "
                               f"{cell.name}; refusing to load it (a bug in derive, please report it)")
+    checked = {"forward", "_forward", "backward", "_backward"} | (
+        {"_forward_steps", "_backward_steps"} if compiled else set())
     for fn in tree.body:
-        if isinstance(fn, ast.FunctionDef) and fn.name in ("forward", "_forward", "backward", "_backward"):
-            _single_bindings(fn, cell)
+        if isinstance(fn, ast.FunctionDef) and fn.name in checked:
+            _single_bindings(fn, cell, LOOP_INDICES if fn.name.endswith("_steps") else frozenset())
 
 
-def _single_bindings(fn: ast.FunctionDef, cell: Cell) -> None:
+def _single_bindings(fn: ast.FunctionDef, cell: Cell, loops=frozenset()) -> None:
     """Every name bound once; no module name bound; the derived functions' arguments never
     rebound but the normalised ones (derive's own names yield to the spec's, ``names.Namer``,
     so a failure here is a bug in derive)."""
@@ -285,7 +299,7 @@ def _single_bindings(fn: ast.FunctionDef, cell: Cell) -> None:
             raise DeriveError(f"derive generated a kernel for cell {cell.name} that rebinds {what}, {node.id!r} "
                               f"(line {node.lineno} of {fn.name}()); a bug in derive, please report it",
                               None, cell.source or None)
-        if node.id in args | REBOUND:
+        if node.id in args | REBOUND | loops:
             continue
         if node.id in bound:
             raise DeriveError(

@@ -21,16 +21,43 @@ from derive import kernelapi as _api
 from derive.symbolic import spec
 from derive.errors import DeriveError
 from derive.codegen import selfcheck
+from derive.runtime import backends
 from derive.symbolic import bptt
 
 
-def kernel(name_or_path: str) -> types.ModuleType:
-    """The generated forward/backward module of a built-in cell or a spec file."""
+def kernel(name_or_path: str, backend: str = "numpy") -> types.ModuleType:
+    """The generated forward/backward module of a built-in cell or a spec file.
+
+    ``backend``: ``"numpy"`` (the NumPy module), ``"compiled"`` (numba: every step of the time loop
+    compiled; a DeriveError naming the construct for a cell it cannot express yet) or ``"auto"``
+    (per call, the compiled one for small steps and NumPy otherwise; ``runtime.backends``)."""
+    backend = backends.backend_name(backend)
     key = name_or_path.replace("-", "_").lower()
     if key in spec.builtin_names():
-        return importlib.import_module(f"derive.kernels.{key}")
+        numpy_module = None if backend == "compiled" else importlib.import_module(f"derive.kernels.{key}")
+        if backend == "numpy":
+            return numpy_module
+        derivation = lambda: bptt.derive(spec.load(key))  # noqa: E731 (only for the refusal's message)
+        if backend == "compiled":
+            return backends.compiled_builtin(key, derivation)
+        try:
+            compiled = backends.compiled_builtin(key, derivation)
+        except DeriveError:
+            compiled = None  # a construct the compiled emitter cannot express: NumPy runs it
+        return backends.AutoKernel(numpy_module, compiled)
 
-    return selfcheck.verified_kernel(bptt.derive(spec.load(name_or_path)), str(name_or_path))[1]
+    d = bptt.derive(spec.load(name_or_path))
+    label = str(name_or_path)
+    if backend == "compiled":
+        return backends.compiled_spec(d, label)
+    numpy_module = selfcheck.verified_kernel(d, label)[1]
+    if backend == "numpy":
+        return numpy_module
+    try:
+        compiled = backends.compiled_spec(d, label)
+    except DeriveError:
+        compiled = None
+    return backends.AutoKernel(numpy_module, compiled)
 
 
 class Stack:

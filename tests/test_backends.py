@@ -1,0 +1,169 @@
+"""The kernel backends (``derive.kernel(name, backend=...)``): what each gives, ``auto``'s choice and
+fallback, the compiled backend's refusals, a user spec on every backend, and the compiled module
+run as plain Python (``NUMBA_DISABLE_JIT=1``). The witnesses (finite differences, the 30-digit
+derivation, PyTorch) run on every backend in ``test_kernels.py``."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import derive
+from derive.cli.build import render_kernels
+from derive.runtime import backends
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _problem(k, T=5, B=2, I=3, H=4, seed=0):
+    rng = np.random.default_rng(seed)
+    p = k.init_params(I, H, seed=seed)
+    return p, rng.standard_normal((T, B, I)), rng.standard_normal((T, B, H))
+
+
+def _same(g1, g2):
+    assert sorted(g1) == sorted(g2)
+    for key in g1:
+        np.testing.assert_allclose(g1[key], g2[key], rtol=1e-12, atol=1e-12, err_msg=key)
+
+
+def test_the_backends_compute_the_same_gradients():
+    ks = {b: derive.kernel("gru", backend=b) for b in backends.BACKENDS}
+    p, x, dy = _problem(ks["numpy"])
+    results = {}
+    for b, k in ks.items():
+        y, sT, cache = k.forward(x, None, p)
+        results[b] = (y, k.backward(dy, {"h": np.ones((2, 4))}, cache, p, truncate=4))
+    for b in ("auto", "compiled"):
+        np.testing.assert_allclose(results[b][0], results["numpy"][0], rtol=1e-13, atol=1e-14)
+        _same(results[b][1], results["numpy"][1])
+
+
+def test_auto_picks_by_size_and_backward_follows_the_cache():
+    k = derive.kernel("lstm", backend="auto")
+    small, x, _ = _problem(k, B=1, H=8)
+    assert k.pick(x, small) is k.compiled
+    big = k.init_params(3, 128, dtype=np.float32)
+    x32 = np.zeros((2, 16, 3), np.float32)
+    assert k.pick(x32, big) is k.numpy  # float32, B x H = 2048 > AUTO_COMPILED_MAX
+    assert k.pick(x32.astype(np.float64), big) is k.compiled  # float64: compiled at every size
+    _, _, cache = k.forward(x, None, small)
+    assert cache["backend"] == "compiled"
+    _, _, cache = k.forward(x32, None, big)
+    assert "backend" not in cache  # the NumPy kernel's
+    g = k.backward(None, None, cache, big)
+    assert g["W_hi"].shape == (128, 128)
+    assert k.init_params is derive.kernels.lstm.init_params and k.STATES == ["h", "c"]
+
+
+def test_compiled_refuses_what_it_cannot_express_and_auto_falls_back():
+    for name, construct in [("ln_lstm", "mean"), ("clockwork", "clock"), ("qrnn_f_w2", "input tap")]:
+        with pytest.raises(derive.DeriveError, match=f"compiled kernel for cell {name} .*{construct}"):
+            derive.kernel(name, backend="compiled")
+        k = derive.kernel(name, backend="auto")
+        assert k.compiled is None and k.pick(np.zeros((3, 1, 4)), {}) is k.numpy
+    with pytest.raises(derive.DeriveError, match="unknown kernel backend 'fast'"):
+        derive.kernel("lstm", backend="fast")
+
+
+def test_a_cache_never_reaches_the_other_backends_backward():
+    kn, kc = derive.kernel("rnn_tanh"), derive.kernel("rnn_tanh", backend="compiled")
+    p, x, dy = _problem(kn)
+    with pytest.raises(derive.DeriveError, match="numpy backend's forward; this is the compiled"):
+        kc.backward(dy, None, kn.forward(x, None, p)[2], p)
+    with pytest.raises(derive.DeriveError, match="compiled backend's forward; this is the numpy"):
+        kn.backward(dy, None, kc.forward(x, None, p)[2], p)
+
+
+SPEC = r"""name = "peep"
+input = "x"
+states = ["h", "c"]
+output = "h"
+equations = '''
+f_t = \sigma(W_{xf} x_t + W_{hf} h_{t-1} + p_f \odot c_{t-1} + b_f)
+g_t = \tanh(W_{xg} x_t + W_{hg} h_{t-1})
+c_t = f_t \odot c_{t-1} + (1 - f_t) \odot g_t
+u_t = \operatorname{softsign}(c_t)
+h_t = u_t \odot \max(W_{hy} u_t, 0)
+'''
+"""
+
+
+def test_a_user_spec_gets_every_backend(tmp_path, monkeypatch):
+    monkeypatch.setenv("DERIVE_KERNEL_CACHE", str(tmp_path / "cache"))
+    spec = tmp_path / "peep.toml"
+    spec.write_text(SPEC)
+    ks = {b: derive.kernel(str(spec), backend=b) for b in backends.BACKENDS}
+    assert ks["auto"].compiled is ks["compiled"]
+    written = list((tmp_path / "cache").glob("derive_compiled_peep_*.py"))
+    assert len(written) == 1 and Path(ks["compiled"].__file__) == written[0]
+    p, x, dy = _problem(ks["numpy"])
+    ys, gs = {}, {}
+    for b, k in ks.items():
+        y, _, cache = k.forward(x, None, p)
+        ys[b], gs[b] = y, k.backward(dy, None, cache, p)
+    np.testing.assert_allclose(ys["compiled"], ys["numpy"], rtol=1e-13, atol=1e-14)
+    _same(gs["compiled"], gs["numpy"])
+    _same(gs["auto"], gs["numpy"])
+
+
+def test_the_compiled_modules_are_committed_and_byte_identical(tmp_path):
+    first = render_kernels(tmp_path, ["lstm", "gru_cho", "ln_lstm"])
+    again = render_kernels(tmp_path, ["lstm", "gru_cho", "ln_lstm"])
+    assert first == again
+    compiled = {p.name: t for p, t in first.items() if p.parent.name == "compiled"}
+    assert sorted(compiled) == ["gru_cho.py", "lstm.py"]  # ln_lstm: the compiled emitter refuses mean()
+    for name, text in compiled.items():
+        assert (ROOT / "derive" / "kernels" / "compiled" / name).read_text(encoding="utf-8") == text
+
+
+STEP_THROUGH = """
+import numpy as np, derive
+k = derive.kernel("lstm_peephole", backend="compiled")
+assert not hasattr(k._forward_steps, "py_func")  # plain Python: a debugger steps through it
+p = k.init_params(3, 4, seed=0)
+x = np.random.default_rng(0).standard_normal((4, 2, 3))
+y, s, cache = k.forward(x, None, p)
+g = k.backward(np.ones(y.shape), None, cache, p)
+n = derive.kernel("lstm_peephole")
+y2, _, c2 = n.forward(x, None, p)
+g2 = n.backward(np.ones(y.shape), None, c2, p)
+print(max(float(np.abs(g[key] - g2[key]).max()) for key in g2), float(np.abs(y - y2).max()))
+"""
+
+
+def test_numba_disable_jit_runs_the_same_functions_as_python():
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", STEP_THROUGH], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert max(float(v) for v in out.stdout.split()) < 1e-12
+
+
+def test_the_compiled_tanh_is_within_its_stated_ulp_of_mpmath():
+    """The compiled kernels' vectorizable tanh (``_tanh`` of compiled_kernel.py.j2) against the activation
+    witness (mpmath): worst 2.3 ULP in float64 (stated in the template and the README), float32 rounded once."""
+    from derive.kernels.compiled import lstm
+    from derive.witness import activations as witness
+
+    rng = np.random.default_rng(0)
+    for dtype, bound in ((np.float64, 2.5), (np.float32, 1.0)):
+        pts = np.concatenate([witness.grid(dtype, "tanh"), rng.uniform(-1, 1, 2000).astype(dtype),
+                              rng.uniform(-22, 22, 2000).astype(dtype), [np.nan]]).astype(dtype)
+        got = np.array([lstm._tanh(p) for p in pts]).astype(dtype)
+        err = witness.ulps(got, witness.reference("tanh", "f", pts), dtype)
+        assert np.nanmax(err) <= bound, (dtype, float(np.nanmax(err)), pts[np.nanargmax(err)])
+        assert np.isnan(got[-1])
+
+
+def test_bench_peers_prints_every_backend_and_peer():
+    pytest.importorskip("torch")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "derive", "bench", "--peers", "gru_cho", "mgu", "--shape", "6,2,3,4",
+                          "--repeat", "1", "--threads", "1"], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    header, *rows = [ln.split() for ln in out.stdout.splitlines() if ln.startswith("  ")]
+    assert "auto / peer" in " ".join(header) and "JAX" in header and "eager" in header
+    assert [r[0] for r in rows] == ["gru_cho", "gru_cho", "mgu", "mgu"]
