@@ -72,6 +72,23 @@ def gemm_run(shapes, dtype) -> tuple:
     return run, flops
 
 
+def torch_nn_time(k, torch, I, H, dtype, x, dy, repeat: int) -> float | None:
+    """Best time of torch.nn's module of the cell, forward and backward on (x, dy); None where torch.nn
+    has no such cell."""
+    m = _torch_module(k, torch, I, H, torch.float32 if dtype == np.float32 else torch.float64)
+    if m is None:
+        return None
+    xt = torch.from_numpy(x).requires_grad_(True)
+    dyt = torch.from_numpy(dy)
+
+    def run():
+        m.zero_grad(set_to_none=True)
+        xt.grad = None
+        y, _ = m(xt)
+        y.backward(dyt)
+    return best(run, repeat)
+
+
 def _torch_module(k, torch, I, H, dtype):
     lay = k.LAYOUTS.get("torch")
     if not lay:
@@ -122,18 +139,9 @@ def _row(k, name, torch, T, B, I, H, dtype, repeat):
     fns = {"derive": ours}
     t = {}
     if torch is not None:
-        tdtype = torch.float32 if dtype == np.float32 else torch.float64
-        m = _torch_module(k, torch, I, H, tdtype)
-        if m is not None:
-            xt = torch.from_numpy(x).requires_grad_(True)
-            dyt = torch.from_numpy(dy)
-
-            def theirs():
-                m.zero_grad(set_to_none=True)
-                xt.grad = None
-                y, _ = m(xt)
-                y.backward(dyt)
-            t["torch"] = best(theirs, repeat)
+        theirs = torch_nn_time(k, torch, I, H, dtype, x, dy, repeat)
+        if theirs is not None:
+            t["torch"] = theirs
     if name == "lstm":
         w = handfused.fuse(params, dtype)
         zeros = np.zeros((B, H), dtype)

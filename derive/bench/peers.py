@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 import sympy as sp
 
-from derive.bench.cells import SIZES, _dims, _projects, _torch_module
+from derive.bench.cells import SIZES, _dims, _projects, torch_nn_time
 from derive.bench.timing import best
 from derive.errors import DeriveError
 from derive.runtime import kernels as runtime
@@ -229,17 +229,9 @@ def _row(name, torch, has_jax, T, B, I, H, dtype, repeat):
         _agrees(name, label, dx, ref, dtype)
         peers[label] = best(run, repeat)
     if torch is not None:
-        m = _torch_module(kn, torch, I, H, torch.float32 if dtype == np.float32 else torch.float64)
-        if m is not None:
-            xt = torch.from_numpy(x).requires_grad_(True)
-            dyt = torch.from_numpy(dy)
-
-            def nn():
-                m.zero_grad(set_to_none=True)
-                xt.grad = None
-                y, _ = m(xt)
-                y.backward(dyt)
-            peers["torch.nn"] = best(nn, repeat)
+        nn = torch_nn_time(kn, torch, I, H, dtype, x, dy, repeat)
+        if nn is not None:
+            peers["torch.nn"] = nn
     t.update(peers)
     ms = lambda key: f"{t[key] * 1e3:.2f}" if key in t else "—"
     fastest = min(peers.values()) if peers else None
