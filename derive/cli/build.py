@@ -224,7 +224,9 @@ def _write_site_sources(root: Path) -> None:
     formulas = sum(len(split_math(text)[1]) for text in md)
     print(f"derived {len(spec.builtin_names())} cells and {len(_activation_names())} activations: "
           f"{len(md)} pages, {formulas} formulas, {len(rebuilt)} plots, {len(committed) - len(md) - 1} kernels; "
-          f"{len(changed)} of {len(committed) + len(rebuilt)} files changed ({time.perf_counter() - t0:.1f}s; "
+          f"{sum(p in committed for p in changed)} of {len(committed)} committed files changed, "
+          f"{sum(p in rebuilt for p in changed)} of {len(rebuilt)} plots (not committed) written "
+          f"({time.perf_counter() - t0:.1f}s; "
           "slowest: " + ", ".join(f"{label} {s:.1f}s" for label, s in generate.slowest) + ")")
 
 
