@@ -151,3 +151,11 @@ def test_cli_exit_codes_and_located_error():
     assert err.returncode == 2 and err.stdout == "" and "Traceback" not in err.stderr
     assert err.stderr.strip().splitlines() == [err.stderr.strip()]
     assert err.stderr.startswith("<input>:1:20: error: layer l+2")
+
+
+def test_a_projection_that_a_cell_parameter_shadows_is_refused(tmp_path):
+    """SRU has a W_r of its own: a residual projection W_r^(l) on an SRU stack could not be told apart."""
+    path = tmp_path / "sru_res.toml"
+    path.write_text('name = "sru_res"\ncell = "sru"\nlayers = 2\nresidual = "project"\n')
+    with pytest.raises(DeriveError, match=r"sru has a parameter W_r of its own.*\(the residual of layer 1\)$"):
+        check(str(path), r"\delta x^{(1)}_t = 0")

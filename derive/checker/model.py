@@ -65,7 +65,7 @@ def check_model(m: ModelSpec, formula: str, lets=()) -> Result:
     try:
         cell, u = layer_cell(m.cell_ref, m.cell, shortcut)
     except DeriveError as e:
-        raise DeriveError(f"{e.message} (the residual of layer {base})") from None
+        raise DeriveError(f"{e.message} (the residual of layer {_show(base)})") from None
     src.sub(_LAYERED, lambda mt: _rename(mt, base, m, cell, u, src))
     if reverse:  # the reverse direction's recurrences run from t+1: read as the cell's, times mirrored
         src.sub(_TIME, lambda mt: f"t{'-' if mt[1] == '+' else '+'}{mt[2]}")
