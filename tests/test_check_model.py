@@ -110,7 +110,7 @@ REFUSED = [
     ("deep_bigru", r"\delta x^{(l)}_t = \delta \overrightarrow{z}^{(l)}_{r,t}", "sums both directions", 1),
     ("deep_bigru", r"\delta \overrightarrow{h}^{(l)}_t = \delta x^{(l+1)}_t", "merge = concat", 37),
     ("deep_residual_lstm", r"\delta h^{(l)}_t = \delta q^{(l)}_t", "unknown symbol q_t", 20),
-    ("seq2seq_bahdanau", r"\delta h_t = 0", "an encoder-decoder", None),
+    ("seq2seq_bahdanau", r"\delta h^{(l)}_t = 0", "a claim is about one decoder step", 8),
     # the reverse direction written with the forward direction's times
     ("deep_bigru", rf"\delta \overleftarrow{{h}}^{{(2)}}_t = \delta \overleftarrow{{y}}^{{(2)}}_t + "
                    + GRU_BACK.replace("t-1", "t+1"), "its later step is t-1", None),

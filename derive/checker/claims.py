@@ -32,6 +32,7 @@ from derive.checker.cell import check_cell
 from derive.checker.lets import read_lets
 from derive.checker.model import check_model
 from derive.checker.result import Result, Verdict
+from derive.checker.seq2seq import check_seq2seq
 from derive.errors import DeriveError
 from derive.symbolic import model, seq2seq, spec
 
@@ -94,10 +95,7 @@ def _check(target: str, formula: str, lets: list) -> Result:
 def _check_model(target: str, formula: str, lets: list) -> Result:
     m = seq2seq.load_model(target)
     if isinstance(m, seq2seq.Seq2SeqSpec):
-        cells = sorted({m.encoder.cell.name, m.decoder.name})
-        raise DeriveError(f"{m.name} is an encoder-decoder: derive check reads a stack's layers and the cells "
-                          f"({', '.join(cells)}: derive check {cells[0]} '...'); derive show {m.name} prints its "
-                          f"attention, bridge and loss gradients")
+        return check_seq2seq(m, formula, lets)
     return check_model(m, formula, lets)
 
 

@@ -71,6 +71,7 @@ def seq2seq_data(name: str) -> dict:
     parts = m.count(EXAMPLE["H"], convention="single")
     data["example"] = {**EXAMPLE, "parts": parts, "total": sum(parts.values()),
                        "torch": sum(m.count(EXAMPLE["H"], convention="pytorch").values())}
+    data["checks"] = checks(name)
     return data
 
 
@@ -105,6 +106,17 @@ CHECKS = {
         r"W_{hn}^{(l)T} (\delta \overleftarrow{z}^{(l)}_{n,t-1} \odot \overleftarrow{r}^{(l)}_{t-1}) + "
         r"\delta \overleftarrow{h}^{(l)}_{t-1} \odot \overleftarrow{z}^{(l)}_{t-1}",
     ],
+    "seq2seq_bahdanau": [  # a decoder step (``checker.seq2seq``): the softmax's gradient, a slip, a path, the bridge
+        r"\delta e_{t,s} = \alpha_{t,s} \left(\delta \alpha_{t,s} - \sum_k \alpha_{t,k} \delta \alpha_{t,k}\right)",
+        r"\delta e_{t,s} = \alpha_{t,s} (1 - \alpha_{t,s}) \delta \alpha_{t,s}",
+        r"\delta s_{t-1} \mathrel{+}= W_a^\top \sum_s \delta z_{t,s}",
+        r"\delta u = W_b^\top \left(\delta s_0 \odot (1 - s_0^2)\right)",
+    ],
+    "seq2seq_luong": [
+        r"\delta o_t = \frac{p_t - \mathbf{1}_{y_t}}{T B}",
+        r"\delta [c_t; s_t] = W_c^\top \left(W_o^\top \delta o_t \odot (1 - \tilde{h}_t^2)\right)",
+        r"\delta s_t \mathrel{+}= \sum_s \delta e_{t,s} W_a a_s",
+    ],
 }
 
 
@@ -113,7 +125,8 @@ def checks(name: str) -> list[dict]:
     out = []
     for claim in CHECKS.get(name, []):
         r = check(name, claim)
-        reading = r.reading[:r.reading.rindex(": ")]  # without the claim as the cell reads it
+        stack = not is_seq2seq(name)
+        reading = r.reading[:r.reading.rindex(": ")] if stack else r.reading  # a stack's: without the claim on the cell
         out.append({"claim": claim, "verdict": str(r.verdict), "reading": reading, "derived": r.derived,
                     "hint": r.hint})
     return out

@@ -43,6 +43,7 @@ start: expr "=" expr
       | SUM unary                 -> sum
 ?juxt: power
      | juxt power                 -> jmul
+     | juxt SUM juxt              -> jsum
 ?power: postfix
       | postfix POWER exponent    -> pow
       | postfix POWER TRANSPOSE   -> transpose
@@ -143,6 +144,7 @@ class Node:
     args: tuple
     pos: Pos
     bounds: tuple | None = None
+    index: str = "t"  # a sum's index: t, or a source position (s, s', j) where a caller allows it
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,8 @@ class Formula:
 
 #: the claim being parsed (``notation.Source``): positions are mapped back to the text as typed
 _SOURCE: ContextVar = ContextVar("formula_source", default=None)
+#: the indices a sum may run over besides t (an encoder-decoder's source positions s, s', j)
+_INDICES: ContextVar = ContextVar("formula_sum_indices", default=())
 
 
 def _pos(meta) -> Pos:
@@ -220,7 +224,16 @@ class _ToAst(Transformer_NonRecursive):
 
     def sum(self, meta, children):
         token, arg = children[0], _done(children[-1])
+        index = _index(str(token), _pos(token))
+        if index != "t":
+            return Node("sum", (arg,), _pos(meta), None, index)
         return Node("sum", (arg,), _pos(meta), _bounds(str(token), _pos(token)))
+
+    def jsum(self, meta, children):
+        """``W^T \\sum_s x_s``: a factor times a sum, the sum taking the rest of the product."""
+        left, token, arg = children
+        summed = self.sum(meta, [token, arg])
+        return self.jmul(meta, [left, summed])
 
     def idiv(self, meta, children):
         """``a / b``: a denominator written as a juxtaposition (``5/8 H^2``) is ambiguous."""
@@ -322,6 +335,18 @@ _BOUNDS = re.compile(r"\\sum(?:\\limits)?\s*(?:_\s*(?:\{\s*([A-Za-z])\s*(?:=\s*(
                      r"\s*(?:\^\s*(?:\{\s*(\\?[A-Za-z]+)\s*(?:([+-])\s*(\d+))?\s*\}|(\\?[A-Za-z]+)))?\s*$")
 
 
+_OTHER_INDEX = re.compile(r"\\sum(?:\\limits)?\s*_\s*(?:\{\s*([A-Za-z]'?)\s*\}|([A-Za-z]))\s*$")
+
+
+def _index(text: str, pos: Pos) -> str:
+    """A sum's index: t, or one the caller allows (``parse_formula(..., sum_indices=)``), written without bounds."""
+    m = _OTHER_INDEX.match(text)
+    var = m and (m[1] or m[2])
+    if not var or var == "t" or var not in _INDICES.get():
+        return "t"
+    return var
+
+
 def _bounds(text: str, pos: Pos):
     """``\\sum_t`` -> None; ``\\sum_{t=1}^{T}`` -> (1, 0); ``\\sum_{t=0}^{T-1}`` -> (0, -1). The index must
     be t (the summand's time); the last step is T (or n, N, \\tau) plus or minus a number."""
@@ -368,8 +393,9 @@ def normalise(text: str) -> str:
     return rewrite(text).text
 
 
-def parse_formula(text: str) -> Formula:
-    """Parse ``LEFT = RIGHT``; errors say where (line, column) and what was expected."""
+def parse_formula(text: str, sum_indices: tuple = ()) -> Formula:
+    """Parse ``LEFT = RIGHT``; errors say where (line, column) and what was expected. A sum runs over
+    t (a cell's steps) or, where the caller names them in ``sum_indices``, over those indices."""
     if not isinstance(text, str):
         raise DeriveError("a formula must be text")
     if len(text) > MAX_CHARS:
@@ -380,11 +406,12 @@ def parse_formula(text: str) -> Formula:
         col = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
         raise DeriveError(f"unexpected character {bad.group()!r}", Pos(line, col))
     src = rewrite(text)
-    token = _SOURCE.set(src)
+    token, indices = _SOURCE.set(src), _INDICES.set(tuple(sum_indices))
     try:
         return _parse(src)
     finally:
         _SOURCE.reset(token)
+        _INDICES.reset(indices)
 
 
 def _parse(src: Source) -> Formula:
