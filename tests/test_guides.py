@@ -73,6 +73,8 @@ def _argv(cmd: str, tmp: Path) -> list[str]:
         a = PLACEHOLDERS.get(a, a)
         if a in ("gen/", "mykernels/"):
             a = str(tmp / "out")
+        elif a.endswith(".svg"):  # derive show CELL --diagram OUT.svg writes into the test's directory
+            a = str(tmp / a)
         elif a == "my_derivation.txt":
             (tmp / "formulas.txt").write_text("dc_t = dh_t*o_t*(1 - tanh(c_t)**2)\n", encoding="utf-8")
             a = str(tmp / "formulas.txt")

@@ -138,6 +138,8 @@ def test_every_page_renders_in_chromium(built, browser):
             assert state["broken"] == [], (rel, state["broken"])
             if rel.startswith("activations/"):
                 assert state["images"] == 1, rel
+            if rel.startswith("cells/") and rel != "cells/index.html":
+                assert page.evaluate(DIAGRAMS) == _diagrams_expected(rel), rel
         page.goto(f"{origin}/cells/lstm.html", wait_until="load")
         page.evaluate("document.fonts.ready")
         assert page.evaluate("document.fonts.check('16px KaTeX_Main')")
@@ -147,11 +149,62 @@ def test_every_page_renders_in_chromium(built, browser):
         page.screenshot(path=str(shot), full_page=False)
         assert shot.stat().st_size > 20_000
         print(f"\nscreenshot of the LSTM page: {shot}")
+        _screenshot_diagrams(page, origin, built)
     finally:
         context.close()
         server.shutdown()
     assert outside == [], outside
     assert failed == [], failed
+
+
+#: the diagrams an article shows (``site/diagrams``) that loaded: their file names, in page order
+DIAGRAMS = """() => [...document.querySelectorAll("article img")]
+    .filter(i => i.getAttribute("src").includes("diagrams/") && i.complete && i.naturalWidth > 0)
+    .map(i => i.getAttribute("src").split("/").pop())"""
+
+
+def _diagrams_expected(rel: str) -> list:
+    """A cell page's diagrams: the step, one frame per gate, the network unrolled."""
+    cell = derive.load(Path(rel).stem)
+    return [f"{cell.name}.svg", *(f"{cell.name}_gate_{g}.svg" for g in cell.gates), f"{cell.name}_unrolled.svg"]
+
+
+USER_CELL = r"""name = "user_gated"
+input = "x"
+states = ["h"]
+output = "h"
+gates = ["a"]
+equations = '''
+a_t = \sigma(W_a x_t + U_a h_{t-1} + b_a)
+\tilde{h}_t = \tanh(W_h x_t + U_h (a_t \odot h_{t-1}) + b_h)
+h_t = (1 - a_t) \odot h_{t-1} + a_t \odot \tilde{h}_t
+'''
+"""
+
+
+def _screenshot_diagrams(page, origin: str, built: Path) -> None:
+    """The LSTM's diagram as its page shows it, and a user's cell drawn by the code behind
+    ``derive show SPEC --diagram`` and served from the same origin (build/test-output/)."""
+    from derive.diagrams import cell_svg
+
+    page.goto(f"{origin}/cells/lstm.html", wait_until="load")
+    img = page.locator("article img[src$='diagrams/lstm.svg']")
+    img.scroll_into_view_if_needed()
+    img.screenshot(path=str(OUTPUT / "lstm-diagram.png"))
+    user = {"user-cell.svg": cell_svg(derive.parse_spec(USER_CELL, "user_gated.toml")),
+            "user-cell.html": '<!doctype html><body style="margin:8px"><img src="user-cell.svg" alt="user cell"></body>'}
+    for name, text in user.items():
+        (built / name).write_text(text, encoding="utf-8")
+    try:
+        page.goto(f"{origin}/user-cell.html", wait_until="load")
+        assert page.evaluate("document.querySelector('img').naturalWidth") > 0
+        page.locator("img").screenshot(path=str(OUTPUT / "user-cell-diagram.png"))
+    finally:
+        for name in user:  # the built site stays as the build left it
+            (built / name).unlink()
+    for name in ("lstm-diagram.png", "user-cell-diagram.png"):
+        assert (OUTPUT / name).stat().st_size > 10_000, name
+        print(f"screenshot: {OUTPUT / name}")
 
 
 # ------------------------------------------------------------------ reading the pages back

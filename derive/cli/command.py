@@ -28,6 +28,7 @@ from derive.checker.claims import check
 from derive.runtime.model import model
 from derive.checker.files import read_formulas
 from derive.cli.build import add_build_command, add_kernels_command
+from derive.cli.diagram import write_diagram
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,6 +80,11 @@ def _model_row(name: str) -> tuple:
 
 
 def _cmd_show(args) -> int:
+    if args.diagram is not None or args.gate is not None or args.unrolled:
+        if args.diagram is None:
+            raise DeriveError("--gate and --unrolled choose what --diagram OUT.svg draws; give --diagram")
+        print(write_diagram(args.cell, args.diagram, args.gate, args.unrolled))
+        return 0
     if actcli.is_activation(args.cell) and not args.cell.endswith(".toml"):
         if args.json:
             print(json.dumps(activation_summary.collect(args.cell), indent=2, ensure_ascii=False))
@@ -294,6 +300,10 @@ def _build_parser() -> argparse.ArgumentParser:
     fmt = s.add_mutually_exclusive_group()
     fmt.add_argument("--latex", action="store_true", help="LaTeX align* blocks")
     fmt.add_argument("--json", action="store_true", help="JSON with text and LaTeX of every formula")
+    fmt.add_argument("--diagram", metavar="OUT.svg", help="write the cell's dataflow diagram (SVG) instead")
+    s.add_argument("--gate", metavar="GATE", help="with --diagram: highlight this gate's path")
+    s.add_argument("--unrolled", action="store_true",
+                   help="with --diagram: the network unrolled for T = 3, a state's adjoint paths highlighted")
     s.set_defaults(run=_cmd_show)
 
     s = sub.add_parser("params", help="count a cell's parameters under a framework's convention")

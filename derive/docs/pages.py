@@ -4,8 +4,9 @@
 builder is a pure function of the derivations, kernels and measurements, and the Jinja2
 templates in ``templates/`` only format what it returns. ``nav.yml`` (inherited by the
 hand-written mkdocs.yml) is generated from the same table, so a new cell or activation
-appears in the navigation without an edit. Plots go to ``site/plots/`` (git-ignored,
-rebuilt by ``derive build``); Markdown pages and ``nav.yml`` are committed.
+appears in the navigation without an edit. Plots go to ``site/plots/`` and the cell diagrams to
+``site/diagrams/`` (git-ignored, rebuilt by ``derive build``); Markdown pages and ``nav.yml`` are
+committed.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from derive.symbolic import bptt, counts, functions, ir, spec
 from derive.symbolic.cell import H, I, P
 from derive.runtime.kernels import kernel
 from derive.summary.cell import collect as collect_cell
-from derive.docs import plots, verification
+from derive.docs import cell_diagrams, plots, verification
 from derive.docs.paper import paper_section
 from derive.docs import zoo
 from derive.docs import models as model_pages
@@ -82,6 +83,7 @@ def cell_data(name: str) -> dict:
     data["kernel_path"] = f"derive/kernels/{name}.py"
     data["torch"] = d.cell.conventions.get("pytorch", {})
     data["keras"] = d.cell.conventions.get("keras", {})
+    data["diagram"] = cell_diagrams.page_data(d.cell)
     return data
 
 
@@ -375,6 +377,8 @@ def plot_table() -> list[Plot]:
     out.append(Plot("plots/depth_residual.svg", lambda: plots.depth_plot(
         model_pages.DEPTHS, {f"{r['cell']}{', residual' if r['residual'] else ''}": r["norms"] for r in _depth_table()},
         f"Gradient reaching layer 1 (H = I = {model_pages.HIDDEN}, PyTorch's init)")))
+    for name in spec.builtin_names():  # the cell diagrams: rebuilt like the plots
+        out += [Plot(path, make) for path, make in cell_diagrams.files(spec.load(name))]
     return out
 
 
