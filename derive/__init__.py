@@ -3,6 +3,7 @@
     >>> import derive
     >>> cell = derive.load("lstm")            # or a path to your own .toml spec
     >>> d = derive.derive(cell)               # adjoints, parameter gradients, Jacobians
+    >>> s = derive.steps(d)                   # local derivatives, the chain rule adjoint by adjoint
     >>> derive.count(cell, input_size=10, hidden=20).total
     2560
     >>> a = derive.activation("swish", beta=1.0)   # a.f(x), a.df(x), a.expr, a.properties
@@ -18,6 +19,7 @@ from derive.runtime.activations import activation
 from derive.symbolic.cell import Cell
 from derive.checker.claims import check
 from derive.symbolic.counts import count
+from derive.symbolic.steps import steps
 from derive.errors import DeriveError
 from derive.runtime.kernels import Stack, kernel
 from derive.runtime.models import Model
@@ -28,4 +30,4 @@ from derive.summary.cell import collect
 from derive.version import __version__
 
 __all__ = ["ACTIVATIONS", "activation", "Cell", "check", "Derivation", "DeriveError", "builtin_names", "collect", "count",
-           "derive", "kernel", "load", "Model", "model", "Stack", "parse_spec", "__version__"]
+           "derive", "kernel", "load", "Model", "model", "Stack", "parse_spec", "steps", "__version__"]

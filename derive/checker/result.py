@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import html
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +46,13 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.verdict != Verdict.WRONG
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the verdict in colour over the report (``derive check``'s text)."""
+        colour = {Verdict.CORRECT: "#1a7f37", Verdict.EQUIVALENT: "#9a6700", Verdict.WRONG: "#cf222e"}[self.verdict]
+        return (f'<div class="derive-check"><strong style="color: {colour}" data-verdict="{self.verdict}">'
+                f"{html.escape(HEADS[self.verdict])}</strong>"
+                f"<pre>{html.escape(self.report())}</pre></div>")
 
     def report(self) -> str:
         lines = [f"{HEADS[self.verdict]}: {self.quantity} ({self.how})"]

@@ -85,6 +85,9 @@ def _cmd_show(args) -> int:
             raise DeriveError("--gate and --unrolled choose what --diagram OUT.svg draws; give --diagram")
         print(write_diagram(args.cell, args.diagram, args.gate, args.unrolled))
         return 0
+    if args.steps and (model_spec.is_model(args.cell) or
+                       actcli.is_activation(args.cell) and not args.cell.endswith(".toml")):
+        raise DeriveError(f"--steps shows a cell's derivation step by step; {args.cell} is not a cell")
     if actcli.is_activation(args.cell) and not args.cell.endswith(".toml"):
         if args.json:
             print(json.dumps(activation_summary.collect(args.cell), indent=2, ensure_ascii=False))
@@ -101,16 +104,43 @@ def _cmd_show(args) -> int:
     if args.json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
     elif args.latex:
-        print(_render(data, "latex"))
+        print(_render(data, "latex", steps=args.steps))
     else:
-        print(_render(data, "text"))
+        print(_render(data, "text", steps=args.steps))
     for w in data["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     return 0
 
 
-def _render(data: dict, form: str) -> str:
-    """``derive show`` as terminal text (``form="text"``) or LaTeX ``align*`` blocks."""
+def _render_steps(steps: dict, form: str) -> list[str]:
+    """``derive show --steps``: the local derivatives, then each adjoint as the chain rule's sum over the
+    equations that read it, each partial substituted, and the result (a line equal to the one before is left out)."""
+    latex = form == "latex"
+    partials_note = "a diagonal Jacobian is written diag(v); I is the identity"
+    rule_note = ("each adjoint: the sum over the equations that read it, each partial substituted, "
+                 "then the result the kernel uses")
+    if latex:
+        lines = [f"% Local derivatives ({partials_note})", r"\begin{align*}"]
+        lines += [rf"  {p['lhs']['latex']} &= {p['rhs']['latex']} \\" for p in steps["partials"]]
+        lines[-1] = lines[-1][:-3]
+        lines += [r"\end{align*}", f"% Chain rule ({rule_note})", r"\begin{align*}"]
+        for a in steps["adjoints"]:
+            lines += [rf"  {a['lhs']['latex']} &= {row} \\" if k == 0 else rf"  &= {row} \\"
+                      for k, row in enumerate(st["latex"] for st in a["stages"])]
+        lines[-1] = lines[-1][:-3]
+        return lines + [r"\end{align*}"]
+    lines = [f"\nLocal derivatives  ({partials_note})"]
+    lines += [f"  {p['lhs']['text']} = {p['rhs']['text']}" for p in steps["partials"]]
+    lines.append(f"\nChain rule  ({rule_note})")
+    for a in steps["adjoints"]:
+        lhs = a["lhs"]["text"]
+        lines += [f"  {lhs if k == 0 else ' ' * len(lhs)} = {row}" for k, row in enumerate(st["text"] for st in a["stages"])]
+    return lines
+
+
+def _render(data: dict, form: str, steps: bool = False) -> str:
+    """``derive show`` as terminal text (``form="text"``) or LaTeX ``align*`` blocks; ``steps``: with the
+    derivation step by step before the adjoints."""
     lines = []
     latex = form == "latex"
 
@@ -144,6 +174,8 @@ def _render(data: dict, form: str) -> str:
                          f"known (no gradient)")
             lines.extend(f"  {w['text']} is block-upper-triangular: used as {w['text']} (.) M, gradient M (.) sum_t ..."
                          for w in c["block_triangular"])
+    if steps:
+        lines.extend(_render_steps(data["steps"], form))
     section("Adjoints, last step to first", data["adjoints"],
             data["dy"][form] + "; terms at t+1 come from the next step and are 0 after the last")
     section("Input gradient", [data["input_gradient"]])
@@ -304,6 +336,8 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--gate", metavar="GATE", help="with --diagram: highlight this gate's path")
     s.add_argument("--unrolled", action="store_true",
                    help="with --diagram: the network unrolled for T = 3, a state's adjoint paths highlighted")
+    s.add_argument("--steps", action="store_true", help="a cell's derivation step by step: the local derivatives, "
+                                                        "then each adjoint by the chain rule, then simplified")
     s.set_defaults(run=_cmd_show)
 
     s = sub.add_parser("params", help="count a cell's parameters under a framework's convention")

@@ -32,7 +32,7 @@ from derive.runtime.kernels import kernel
 from derive.summary.cell import collect as collect_cell
 from derive.docs import cell_diagrams, plots, verification
 from derive.docs.paper import paper_section
-from derive.docs import zoo
+from derive.docs import flow, zoo
 from derive.docs import models as model_pages
 from derive.symbolic import model as model_spec
 from derive.symbolic.layer import Shortcut, layer_cell
@@ -84,6 +84,7 @@ def cell_data(name: str) -> dict:
     data["torch"] = d.cell.conventions.get("pytorch", {})
     data["keras"] = d.cell.conventions.get("keras", {})
     data["diagram"] = cell_diagrams.page_data(d.cell)
+    data["flow"] = flow.cell_summary(name)
     return data
 
 
@@ -191,7 +192,13 @@ def _gradients_context() -> dict:
     return {"rnn": cell_data("rnn_tanh"), "lstm": lstm, "gru": cell_data("gru"),
             "lstm_cc": next(j for j in lstm["jacobian"] if j["lhs"]["text"].startswith("dc_t/dc_")),
             "norms": {c: _norms(c) for c in plots.GRADIENT_CELLS}, "spectra": _spectra(),
-            "limits": plots.uniform_init_limits(), "hidden": plots.HIDDEN, "non_normal": plots.non_normal_example()}
+            "limits": plots.uniform_init_limits(), "hidden": plots.HIDDEN, "non_normal": plots.non_normal_example(),
+            "every_cell": _cells(), "remedies": _remedies()}
+
+
+@lru_cache(maxsize=1)
+def _remedies() -> dict:
+    return flow.remedies(spec.builtin_names())
 
 
 @lru_cache(maxsize=None)
@@ -208,18 +215,20 @@ def _spectra(scale: float = 1.0) -> dict:
 
 def _clipping_context() -> dict:
     k = kernel("lstm")
-    return {"clip_by_value": _source_of(k.clip_by_value), "clip_by_global_norm": _source_of(k.clip_by_global_norm)}
+    return {"clip_by_value": _source_of(k.clip_by_value), "clip_by_global_norm": _source_of(k.clip_by_global_norm),
+            "remedies": _remedies()}
 
 
 def _truncated_context() -> dict:
     k = kernel("lstm")
-    return {"doc": inspect.getdoc(k.backward), "rnn": cell_data("rnn_tanh")}
+    return {"doc": inspect.getdoc(k.backward), "rnn": cell_data("rnn_tanh"), "remedies": _remedies()}
 
 
 def _gates_context() -> dict:
     gate_ok = [a for a in activation_rows() if a["gate_ok"] == "yes"]
     return {"gate_ok": gate_ok, "lstm": cell_data("lstm"), "lstm_100": _norms("lstm")[-1], "rnn_100": _norms("rnn_tanh")[-1],
-            "forget": {"b_f = 0": _norms("lstm")[-1], "b_f = 1": _norms("lstm", forget_bias=1.0)[-1]}}
+            "forget": {"b_f = 0": _norms("lstm")[-1], "b_f = 1": _norms("lstm", forget_bias=1.0)[-1]},
+            "remedies": _remedies(), "cells": {c["name"]: c for c in _cells()}}
 
 
 def _relu_context() -> dict:
@@ -373,6 +382,7 @@ def plot_table() -> list[Plot]:
     out.append(Plot("plots/relu_scaled.svg", lambda: plots.gradient_norm_plot(
         {f"{c}, every parameter x 3": np.array(_norms(c, scale=3.0)) for c in ("rnn_tanh", "rnn_relu")},
         "Larger weights: ReLU explodes, tanh saturates")))
+    out.append(Plot("plots/gradient_flow.svg", lambda: flow.comparison_plot(spec.builtin_names())))
     out.append(Plot("plots/singular_values.svg", plots.singular_value_plot))
     out.append(Plot("plots/depth_residual.svg", lambda: plots.depth_plot(
         model_pages.DEPTHS, {f"{r['cell']}{', residual' if r['residual'] else ''}": r["norms"] for r in _depth_table()},

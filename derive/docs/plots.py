@@ -196,3 +196,27 @@ def singular_value_plot(sigmas=(0.9, 1.0, 1.1), size: int = 32, steps: int = STE
     ax.set_title("Symmetric W: the largest singular value decides")
     ax.legend(loc="lower left", frameon=False)
     return _svg(plt, fig)
+
+
+#: the colours of the families in ``flow_plot``
+FAMILY_COLOURS = ("#3949ab", "#e65100", "#2e7d32", "#8e24aa", "#616161")
+
+
+def flow_plot(points, series: dict, families: dict, title: str) -> str:
+    """``||d y_t / d s_0||_2`` at the measured t (``flow.py``), one thin line per cell, coloured by family
+    (``families``: cell -> family name, legend in first-seen order)."""
+    plt, fig = _figure()
+    ax = fig.add_subplot()
+    colours = {f: FAMILY_COLOURS[k % len(FAMILY_COLOURS)] for k, f in enumerate(dict.fromkeys(families.values()))}
+    seen = set()
+    for cell, norms in series.items():
+        family = families[cell]
+        norms = np.asarray(norms, dtype=float)  # an exact 0 (every unit switched off) ends the line
+        ax.semilogy(list(points), _round(np.where(norms > 0, norms, np.nan)), linewidth=1.0,
+                    alpha=0.8, color=colours[family], label=None if family in seen else family)
+        seen.add(family)
+    ax.set_xlabel("t")
+    ax.set_ylabel(r"$\|\partial y_t / \partial s_0\|_2$")
+    ax.set_title(title)
+    ax.legend(loc="lower left", frameon=False, fontsize="small")
+    return _svg(plt, fig)

@@ -10,8 +10,9 @@ import re
 
 import sympy as sp
 
-from derive.symbolic import counts, ir
+from derive.symbolic import counts, display, ir
 from derive.symbolic import printing as pr
+from derive.symbolic import steps as stepwise
 from derive.symbolic.bptt import Derivation
 from derive.syntax.formulas import MAX_CHARS
 
@@ -22,22 +23,6 @@ def _both(text: str, latex: str) -> dict:
 
 def _lhs(sym) -> dict:
     return _both(pr.symbol_text(sym), pr.symbol_latex(sym))
-
-
-def _transpose(arg, latex: bool) -> str:
-    s = pr.latex(arg) if latex else pr.text(arg)
-    if not isinstance(arg, sp.Symbol):
-        s = rf"\left({s}\right)" if latex else f"({s})"
-    return s + (r"^\top" if latex else "^T")
-
-
-def _grad_term(g, arg, latex: bool) -> str:
-    body = pr.latex(g) if latex else pr.text(g)
-    if arg is None:
-        return body
-    if isinstance(g, (sp.Mul, sp.Add)):
-        body = rf"\left({body}\right)" if latex else f"({body})"
-    return f"{body} {_transpose(arg, latex)}"
 
 
 #: the 0/1 pattern of a block-triangular matrix of a clock (``symbolic.clock``) in gradients
@@ -105,6 +90,25 @@ def _dy(d: Derivation, out_text: str, out_latex: str) -> dict:
                  rf"(only the direct part: ${adj_l}$ adds what comes back from step $t+1$)")
 
 
+def collect_steps(d: Derivation) -> dict:
+    """The derivation step by step (``symbolic.steps``): the local derivatives, then for each adjoint
+    the chain rule as a sum over the equations, each partial substituted, and the derivation's result."""
+    s = stepwise.steps(d)
+    partials = [{"equation": _lhs(p.equation), "argument": _lhs(p.argument), "elementwise": p.elementwise,
+                 "lhs": _both(pr.partial_text(p.equation, p.argument), pr.partial_latex(p.equation, p.argument)),
+                 "rhs": _both(pr.chains_text(p.chains), pr.chains_latex(p.chains))} for p in s.partials]
+    adjoints = []
+    for a in s.adjoints:
+        stages = [_both(t, l) for t, l in zip(display.stages(a, False), display.stages(a, True))]
+        adjoints.append({"lhs": _lhs(ir.adjoint(a.target)), "chain_rule": stages[0], "substituted": stages[1],
+                         "result": stages[2], "equations": len(a.terms),
+                         # the lines to print: a stage the same as the one before is left out
+                         "stages": display.distinct(stages)})
+    rows = [{"lhs": a["lhs"]["latex"] if k == 0 else "", "rhs": st["latex"]}
+            for a in adjoints for k, st in enumerate(a["stages"])]
+    return {"partials": partials, "adjoints": adjoints, "rows": rows, "taps": bool(d.taps)}
+
+
 def collect(d: Derivation) -> dict:
     """Everything ``derive show`` prints, as a JSON-ready dict."""
     cell = d.cell
@@ -148,6 +152,7 @@ def collect(d: Derivation) -> dict:
                 for k in cell.clock.masked],
             "text": cell.clock.describe(), "pattern": _both(MASK_TEXT, MASK_LATEX)},
         "doubled_biases": [pr.symbol_text(cell.params[k].symbol) for k in counts.doubled_biases(cell)],
+        "steps": collect_steps(d),
     }
     for key, carry in d.carries.items():  # d s_0 is the carry out of step 1
         s0 = ir.adjoint(carry.target)
@@ -158,8 +163,8 @@ def collect(d: Derivation) -> dict:
     for g in d.params:
         p = g.param
         name = _both(pr.symbol_text(p.symbol), pr.symbol_latex(p.symbol))
-        text = " + ".join(_grad_term(t, a, False) for t, a in g.terms) or "0"
-        latex = " + ".join(_grad_term(t, a, True) for t, a in g.terms) or "0"
+        text = " + ".join(pr.gradient_term(t, a, False) for t, a in g.terms) or "0"
+        latex = " + ".join(pr.gradient_term(t, a, True) for t, a in g.terms) or "0"
         rhs = _both(f"sum_t {text}" if len(g.terms) < 2 else f"sum_t [{text}]",
                     rf"\sum_t {latex}" if len(g.terms) < 2 else rf"\sum_t \left[{latex}\right]")
         masked = cell.clock is not None and p.key in cell.clock.masked

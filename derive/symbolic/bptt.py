@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from derive import activations as acts
-from derive.symbolic import ir
+from derive.symbolic import display, ir
 from derive.symbolic.cell import Cell, Param
 from derive.symbolic.rules import Dep, Factor, local_derivatives
 
@@ -72,6 +72,9 @@ class Derivation:
 
     def adjoint(self, key: str) -> Adjoint:
         return next(a for a in self.adjoints if ir.ref(a.target).key == key)
+
+    def _repr_latex_(self) -> str:  # Jupyter: forward step, adjoints, parameter gradients (``display.py``)
+        return display.derivation_latex(self)
 
 
 def forward_names(cell: Cell) -> dict:
@@ -153,7 +156,7 @@ def derive(cell: Cell) -> Derivation:
 # mean's (1/n) 1 1^T; () is the identity.
 
 
-def _normal(chain: tuple) -> tuple:
+def normal_chain(chain: tuple) -> tuple:
     out = []
     for kind, v in chain:
         if kind == Factor.DIAG and out and out[-1][0] == Factor.DIAG:
@@ -163,7 +166,7 @@ def _normal(chain: tuple) -> tuple:
     return tuple(f for f in out if not (f[0] == Factor.DIAG and f[1] == 1))
 
 
-def _collect(chains: list) -> list:
+def merge_chains(chains: list) -> list:
     """Merge chains that differ only in their leading diagonal: diag(a) M + diag(b) M."""
     groups: dict[tuple, list] = {}
     for chain in chains:
@@ -173,7 +176,7 @@ def _collect(chains: list) -> list:
     for tail, heads in groups.items():
         total = sp.Add(*heads)
         if total != 0:
-            out.append(_normal(((Factor.DIAG, total),) + tail))
+            out.append(normal_chain(((Factor.DIAG, total),) + tail))
     return out
 
 
@@ -195,8 +198,8 @@ def state_jacobian(cell: Cell, forward: dict) -> dict:
                 W, arg = dep.args
                 inner, prefix = jac(arg), ((Factor.DIAG, d), (Factor.MAT, W))
             for s, chains in inner.items():
-                out.setdefault(s, []).extend(_normal(prefix + c) for c in chains)
-        return {s: _collect(c) for s, c in out.items()}
+                out.setdefault(s, []).extend(normal_chain(prefix + c) for c in chains)
+        return {s: merge_chains(c) for s, c in out.items()}
 
     for a in cell.assignments:
         J[a.target] = jac(a.rhs)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from derive import activations as acts
-from derive.symbolic import functions, ir, printing
+from derive.symbolic import display, functions, ir, printing
 from derive.symbolic.calls import Calls, check_constants
 from derive.symbolic.clock import Clock
 from derive.symbolic.properties import is_gate_activation, value_range
@@ -95,6 +95,12 @@ class Cell:
     @property
     def state_keys(self) -> list[str]:
         return [ir.ref(s).key for s in self.states]
+
+    def _repr_latex_(self) -> str:  # Jupyter: the forward step (``display.py``)
+        return display.cell_latex(self)
+
+    def _repr_svg_(self) -> str | None:  # a diagram, when a layer above registered one
+        return display.cell_svg(self)
 
 
 class _Builder(Calls):

@@ -254,3 +254,63 @@ def chain_text(chain) -> str:
             break
         parts.append(f"diag({text(v)})" if kind == Factor.DIAG else text(v))
     return " ".join(parts)
+
+
+def gradient_term(g, arg, as_latex: bool) -> str:
+    """A parameter gradient's term: ``g`` for a vector, the outer product ``g a^T`` for a matrix."""
+    body = latex(g) if as_latex else text(g)
+    if arg is None:
+        return body
+    if isinstance(g, (sp.Mul, sp.Add)):
+        body = rf"\left({body}\right)" if as_latex else f"({body})"
+    a = latex(arg) if as_latex else text(arg)
+    if not isinstance(arg, sp.Symbol):
+        a = rf"\left({a}\right)" if as_latex else f"({a})"
+    return f"{body} {a}" + (r"^\top" if as_latex else "^T")
+
+
+# ------------------------------------------------------------------ step by step (``steps.py``)
+
+
+def partial_latex(equation, argument) -> str:
+    """``\\frac{\\partial f_t}{\\partial z_{f,t}}``."""
+    return rf"\frac{{\partial {symbol_latex(equation)}}}{{\partial {symbol_latex(argument)}}}"
+
+
+def partial_text(equation, argument) -> str:
+    return f"∂{symbol_text(equation)}/∂{symbol_text(argument)}"
+
+
+def chains_latex(chains) -> str:
+    """A Jacobian as a sum of chains: ``\\operatorname{diag}\\left(c_{t-1}\\right)``, ``W_{hf}``, ``I``."""
+    return " + ".join(chain_latex(c) for c in chains) or "0"
+
+
+def chains_text(chains) -> str:
+    return " + ".join(chain_text(c) for c in chains) or "0"
+
+
+def applied_latex(chain, g) -> str:
+    """``chain^T g`` written out, factor by factor: (diag(a) W)^T g = W^\\top diag(a) g, before the
+    diagonal products become elementwise ones."""
+    out = latex(g)
+    for kind, v in chain:
+        if kind == Factor.DIAG:
+            out = rf"\operatorname{{diag}}\left({latex(v)}\right) {out}"
+        elif kind == Factor.MAT:
+            out = rf"{latex(v)}^\top {out}"
+        else:
+            out = rf"\operatorname{{mean}}\left({out}\right)"
+    return out
+
+
+def applied_text(chain, g) -> str:
+    out = text(g)
+    for kind, v in chain:
+        if kind == Factor.DIAG:
+            out = f"diag({text(v)}) {out}"
+        elif kind == Factor.MAT:
+            out = f"{text(v)}^T {out}"
+        else:
+            out = f"mean({out})"
+    return out
