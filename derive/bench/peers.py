@@ -158,7 +158,29 @@ def _agrees(name, what, theirs, ours, dtype) -> None:
                           f"a bug in the bench")
 
 
-def bench(cells, repeat: int, threads: int | None, sizes=SIZES) -> int:
+#: the columns of a row, in the table's order (times in seconds; "first" the compiled backend's first call)
+LABELS = ("numpy", "compiled", "auto", "JAX", "torch eager", "torch.nn")
+PEERS = ("JAX", "torch eager", "torch.nn")
+
+
+def bench(cells, repeat: int, threads: int | None, sizes=SIZES, *, site: bool = False) -> int:
+    rows, setup = measure(cells, repeat, threads, sizes)
+    print(f"forward + backward (zero initial states, dL/dx and every parameter), best of {repeat}, {setup['threads']} "
+          f"thread(s) for NumPy's BLAS and torch; ms. auto / peer = derive (auto) over the fastest peer (JAX, torch "
+          f"eager, torch.nn; < 1: derive is faster). 1st call = the compiled backend's first call in this process "
+          f"(numba compiling, or loading its on-disk cache), s, not counted in its time")
+    if "jax" not in setup["versions"]:
+        print("JAX is not installed: its column is empty (pip install 'derive[bench]')")
+    header = ("cell", "T, B, I, H", "dtype", *LABELS, "auto / peer", "1st call")
+    table(header, [_cells(r) for r in rows])
+    if site:
+        from derive.bench import record
+        print(record.write(rows, setup, repeat))
+    return 0
+
+
+def measure(cells, repeat: int, threads: int | None, sizes=SIZES) -> tuple[list[dict], dict]:
+    """One dict per (cell, size, dtype): ``times`` (label -> seconds), ``first`` (s or None); and the set-up."""
     from threadpoolctl import threadpool_limits
 
     threads = threads or os.cpu_count() or 1
@@ -172,14 +194,6 @@ def bench(cells, repeat: int, threads: int | None, sizes=SIZES) -> int:
         has_jax = True
     except ImportError:
         has_jax = False
-    print(f"forward + backward (zero initial states, dL/dx and every parameter), best of {repeat}, {threads} "
-          f"thread(s) for NumPy's BLAS and torch; ms. auto / peer = derive (auto) over the fastest peer (JAX, torch "
-          f"eager, torch.nn; < 1: derive is faster). 1st call = the compiled backend's first call in this process "
-          f"(numba compiling, or loading its on-disk cache), s, not counted in its time")
-    if not has_jax:
-        print("JAX is not installed: its column is empty (pip install 'derive[bench]')")
-    header = ("cell", "T, B, I, H", "dtype", "numpy", "compiled", "auto", "JAX", "torch eager", "torch.nn",
-              "auto / peer", "1st call")
     rows = []
     with threadpool_limits(limits=threads), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
@@ -187,11 +201,35 @@ def bench(cells, repeat: int, threads: int | None, sizes=SIZES) -> int:
             for (T, B, I, H) in sizes:
                 for dtype in (np.float32, np.float64):
                     rows.append(_row(name, torch, has_jax, T, B, I, H, dtype, repeat))
-    table(header, rows)
-    return 0
+    return rows, {"threads": threads, "versions": _versions(torch, has_jax)}
 
 
-def _row(name, torch, has_jax, T, B, I, H, dtype, repeat):
+def _versions(torch, has_jax: bool) -> dict:
+    import numba
+    out = {"numpy": np.__version__, "numba": numba.__version__}
+    if torch is not None:
+        out["torch"] = torch.__version__
+    if has_jax:
+        import jax
+        out["jax"] = jax.__version__
+    return out
+
+
+def ratio(row: dict) -> float | None:
+    """derive's auto time over the fastest peer's."""
+    peers = [row["times"][k] for k in PEERS if k in row["times"]]
+    return row["times"]["auto"] / min(peers) if peers else None
+
+
+def _cells(row: dict) -> tuple:
+    t = row["times"]
+    ms = lambda key: f"{t[key] * 1e3:.2f}" if key in t else "—"
+    r = ratio(row)
+    return (row["cell"], ", ".join(map(str, row["size"])), row["dtype"], *(ms(k) for k in LABELS),
+            f"{r:.2f}" if r is not None else "—", f"{row['first']:.2f}" if row["first"] is not None else "—")
+
+
+def _row(name, torch, has_jax, T, B, I, H, dtype, repeat) -> dict:
     kn = runtime.kernel(name)
     try:
         kc = runtime.kernel(name, backend="compiled")
@@ -221,20 +259,14 @@ def _row(name, torch, has_jax, T, B, I, H, dtype, repeat):
         fns["compiled"] = ours(kc)
     ref = ours(kn)()["x"]
     t = {label: best(fn, repeat) for label, fn in fns.items()}  # each in a block of its own, as the peers
-    peers = {}
     for label, make, ok in (("JAX", jax_peer, has_jax), ("torch eager", torch_peer, torch is not None)):
         if not ok or not _evaluable(cell):
             continue  # a cell with a function the peers' evaluator lacks: the column stays empty
         run, dx = make(cell, params, x, dy, states0)
         _agrees(name, label, dx, ref, dtype)
-        peers[label] = best(run, repeat)
+        t[label] = best(run, repeat)
     if torch is not None:
         nn = torch_nn_time(kn, torch, I, H, dtype, x, dy, repeat)
         if nn is not None:
-            peers["torch.nn"] = nn
-    t.update(peers)
-    ms = lambda key: f"{t[key] * 1e3:.2f}" if key in t else "—"
-    fastest = min(peers.values()) if peers else None
-    return (name, f"{T}, {B}, {I}, {H}", np.dtype(dtype).name, ms("numpy"), ms("compiled"), ms("auto"), ms("JAX"),
-            ms("torch eager"), ms("torch.nn"), f"{t['auto'] / fastest:.2f}" if fastest else "—",
-            f"{first:.2f}" if first is not None else "—")
+            t["torch.nn"] = nn
+    return {"cell": name, "size": [T, B, I, H], "dtype": np.dtype(dtype).name, "times": t, "first": first}

@@ -111,6 +111,9 @@ def add_commands(sub) -> None:
     s.add_argument("--peers", action="store_true",
                    help="cells: derive's backends (numpy, compiled, auto) against JAX jit(grad(scan)), a PyTorch "
                         "eager loop and torch.nn, with the ratio to the fastest")
+    s.add_argument("--site", action="store_true",
+                   help="with --peers: also write the measurements to derive/docs/data/performance.json, which "
+                        "derive build renders on the site's Performance page")
     s.set_defaults(run=_bench)
 
 
@@ -126,6 +129,8 @@ def positive_int(text: str) -> int:
 
 
 def _bench(a) -> int:
+    if a.site and not a.peers:
+        raise DeriveError("--site records the peers' table of cells: use it with --peers")
     if a.what[0] == "activations":
         return bench(_known(a.what[1:]), a.size, a.repeat or 7, a.threads or 1)
 
@@ -135,7 +140,7 @@ def _bench(a) -> int:
         return modelbench.bench(a.what, a.repeat or 3, a.threads)
     sizes = cellbench.SIZES if not a.shape else [cellbench.parse_shape(v) for v in a.shape]
     if a.peers:
-        return peerbench.bench(cellbench.known(a.what), a.repeat or 5, a.threads, sizes)
+        return peerbench.bench(cellbench.known(a.what), a.repeat or 5, a.threads, sizes, site=a.site)
     return cellbench.bench(cellbench.known(a.what), a.repeat or 3, a.threads, sizes)
 
 

@@ -32,7 +32,7 @@ from derive.runtime.kernels import kernel
 from derive.summary.cell import collect as collect_cell
 from derive.docs import cell_diagrams, plots, verification
 from derive.docs.paper import paper_section
-from derive.docs import flow, zoo
+from derive.docs import flow, performance, zoo
 from derive.docs import models as model_pages
 from derive.symbolic import model as model_spec
 from derive.symbolic.layer import Shortcut, layer_cell
@@ -344,6 +344,7 @@ CONCEPTS = [
 GUIDES = [
     Page("Using derive", "guide/check.md", "Checking your own formulas", "guide/check.md.j2", _check_context),
     Page("Using derive", "guide/specs.md", "Writing your own cell spec", "guide/specs.md.j2", _specs_context),
+    Page("Using derive", "performance.md", "Performance", "performance.md.j2", performance.context),
 ]
 
 
@@ -384,6 +385,8 @@ def plot_table() -> list[Plot]:
         "Larger weights: ReLU explodes, tanh saturates")))
     out.append(Plot("plots/gradient_flow.svg", lambda: flow.comparison_plot(spec.builtin_names())))
     out.append(Plot("plots/singular_values.svg", plots.singular_value_plot))
+    if performance.context()["data"] is not None:
+        out.append(Plot("plots/performance.svg", lambda: plots.ratio_plot(performance.ratio_series())))
     out.append(Plot("plots/depth_residual.svg", lambda: plots.depth_plot(
         model_pages.DEPTHS, {f"{r['cell']}{', residual' if r['residual'] else ''}": r["norms"] for r in _depth_table()},
         f"Gradient reaching layer 1 (H = I = {model_pages.HIDDEN}, PyTorch's init)")))

@@ -220,3 +220,23 @@ def flow_plot(points, series: dict, families: dict, title: str) -> str:
     ax.set_title(title)
     ax.legend(loc="lower left", frameon=False, fontsize="small")
     return _svg(plt, fig)
+
+
+def ratio_plot(series: dict) -> str:
+    """derive's time over the fastest peer's, per case (below 1: derive is faster), one group of bars per cell."""
+    plt, fig = _figure()
+    fig.set_size_inches(SIZE[0], SIZE[1] + 1.2)
+    ax = fig.add_subplot()
+    ticks, labels, x = [], [], 0
+    for cell, cases in series.items():
+        xs = list(range(x, x + len(cases)))
+        ax.bar(xs, [float(f"{v:.3g}") for _, v in cases], label=cell)
+        ticks += xs
+        labels += [label for label, _ in cases]
+        x += len(cases) + 1
+    ax.set_xticks(ticks, labels, rotation=90, fontsize="x-small")
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_yscale("log")
+    ax.set_ylabel("derive / fastest peer")
+    ax.legend(loc="upper left", frameon=False, fontsize="small", ncol=4)
+    return _svg(plt, fig)
