@@ -28,6 +28,10 @@ from derive.symbolic.spec import builtin_names, load, parse_spec
 from derive.summary.cell import collect
 
 from derive.version import __version__
+from derive.diagrams.figures import notebook_svg as _notebook_svg
+from derive.symbolic import display as _display
+
+_display.SVG_HOOKS.append(_notebook_svg)  # a cell shows its diagram in a notebook
 
 __all__ = ["ACTIVATIONS", "activation", "Cell", "check", "Derivation", "DeriveError", "builtin_names", "collect", "count",
            "derive", "kernel", "load", "Model", "model", "Stack", "parse_spec", "steps", "__version__"]

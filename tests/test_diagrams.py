@@ -200,3 +200,13 @@ def test_bad_diagram_requests_exit_2_with_one_line(tmp_path, args, words):
     assert "Traceback" not in proc.stderr
     assert (tmp_path / "mine.svg").read_text(encoding="utf-8") == "<svg>my own drawing</svg>\n"
     assert not (tmp_path / "out.svg").exists()
+
+
+def test_cell_shows_its_diagram_in_a_notebook():
+    """``Cell._repr_svg_`` is the step's diagram (registered by ``derive/__init__``), the same SVG the page has."""
+    import derive
+    from derive.diagrams.figures import cell_svg
+
+    cell = derive.load("gru")
+    svg = cell._repr_svg_()
+    assert svg is not None and "<svg" in svg and svg == cell_svg(cell)

@@ -35,3 +35,11 @@ def gate_svg(cell, gate: str, mark: str = MARK) -> str:
 def unrolled_svg(cell, state=None, steps: int = STEPS, mark: str = MARK) -> str:
     graph = unrolled(cell, steps)
     return dot.render(dot.to_dot(graph, adjoint_edges(cell, graph, state)), mark)
+
+
+def notebook_svg(cell) -> str | None:
+    """``Cell._repr_svg_``: the step's diagram, or None (no SVG form) where Graphviz is not installed."""
+    try:
+        return cell_svg(cell)
+    except DeriveError:
+        return None
