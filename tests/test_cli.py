@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def derive(*args, cwd=ROOT):
-    env = dict(os.environ, PYTHONHASHSEED="random", DERIVE_CACHE_DIR=str(ROOT / "build" / "cache"))
+    env = dict(os.environ, PYTHONHASHSEED="random")
     return subprocess.run([sys.executable, "-m", "derive", *args], capture_output=True, text=True, cwd=cwd,
                           env=env)
 

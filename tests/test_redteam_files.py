@@ -42,7 +42,7 @@ def one_error_line(status: int, err: str) -> str:
 
 
 def derive_process(*args, cwd=ROOT, timeout=600, **kw) -> subprocess.CompletedProcess:
-    env = dict(os.environ, DERIVE_CACHE_DIR=str(ROOT / "build" / "cache"), PYTHONPATH=str(cwd))
+    env = dict(os.environ, PYTHONPATH=str(cwd))
     return subprocess.run([sys.executable, "-m", "derive", *args], cwd=cwd, env=env, text=True,
                           timeout=timeout, **{"capture_output": True, **kw})
 

@@ -40,7 +40,7 @@ CELLS = spec.builtin_names()
 
 
 def build(site_dir: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, DERIVE_CACHE_DIR=str(ROOT / "build" / "cache"))
+    env = dict(os.environ)
     return subprocess.run([sys.executable, "-m", "derive", "build", "--site-dir", str(site_dir)], cwd=ROOT,
                           capture_output=True, text=True, env=env)
 

@@ -2,8 +2,9 @@
 pages and plots (``derive.docs``), and build the MkDocs site.
 
 Generated Markdown and ``nav.yml`` are committed (a change of derivation shows in review);
-plots (``site/plots``), the HTML (``build/html``) and the measurement cache (``build/cache``)
-are not. Every generated file carries ``MARK`` on its first line; a file without it is never
+the slow measurements (``derive/docs/data/measured``, each stored with a digest of its sources)
+are committed too, so a fresh clone does not measure them again; plots (``site/plots``) and the
+HTML (``build/html``) are not. Every generated file carries ``MARK`` on its first line; a file without it is never
 overwritten (an empty one is: an interrupted older version may have left it). Each file is
 written to a temporary name and renamed over the old one (``fileio.write_atomic``), so an
 interrupted build leaves whole files. ``--check`` renders the committed files in memory,
@@ -45,7 +46,7 @@ from derive.docs.katex import split_math
 def site_tasks(root: Path) -> list[tuple[str, Path, Callable[[], str], bool]]:
     """``(label, path, make text, committed)`` for every generated file of the site: the
     pages and nav.yml (committed), the plots (rebuilt, git-ignored)."""
-    site.CACHE_DIR = Path(os.environ.get("DERIVE_CACHE_DIR") or root / "build" / "cache")
+    site.MEASURED_DIR = root / "derive" / "docs" / "data" / "measured"
     env = site.environment(root / "templates")
     all_pages = site.pages()
     tasks = [(p.path, root / "site" / p.path, lambda p=p: site.render_page(env, p), True) for p in all_pages]
@@ -191,6 +192,8 @@ def generate(root: Path, committed_only: bool = False) -> tuple[dict[Path, str],
     finally:
         progress.close()
     generate.slowest = sorted(seconds.items(), key=lambda kv: -kv[1])[:3]
+    committed.update(site.MEASURED)
+    generate.remeasured = dict(site.REMEASURED)
     return committed, rebuilt
 
 
@@ -223,11 +226,14 @@ def _write_site_sources(root: Path) -> None:
     md = [text for path, text in committed.items() if path.suffix == ".md"]
     formulas = sum(len(split_math(text)[1]) for text in md)
     print(f"derived {len(spec.builtin_names())} cells and {len(_activation_names())} activations: "
-          f"{len(md)} pages, {formulas} formulas, {len(rebuilt)} plots, {len(committed) - len(md) - 1} kernels; "
+          f"{len(md)} pages, {formulas} formulas, {len(rebuilt)} plots, {len(committed) - len(md) - len(site.MEASURED) - 1} kernels; "
           f"{sum(p in committed for p in changed)} of {len(committed)} committed files changed, "
           f"{sum(p in rebuilt for p in changed)} of {len(rebuilt)} plots (not committed) written "
           f"({time.perf_counter() - t0:.1f}s; "
           "slowest: " + ", ".join(f"{label} {s:.1f}s" for label, s in generate.slowest) + ")")
+    again = generate.remeasured
+    print(f"measurements: {len(site.MEASURED) - len(again)} of {len(site.MEASURED)} reused (derive/docs/data/measured)"
+          + ("; measured again: " + ", ".join(f"{k} ({why})" for k, why in sorted(again.items())) if again else ""))
 
 
 @contextmanager
