@@ -45,6 +45,15 @@ _GRU_TO_CHO = {"n": "h_tilde", "z_n": "z_h_tilde", "W_xn": "W_xh", "W_hn": "W_hh
 CONVENTIONS = {
     "gru": {"gru_cho": _GRU_TO_CHO}, "gru_cho": {"gru": {v: k for k, v in _GRU_TO_CHO.items()}},
 }
+#: notations of the literature that rename a cell's quantities: (who, the equation as the spec writes it, as they
+#: write it, what to say). Olah's GRU (and the lecture notes that copy its figure) writes z for the spec's 1 - z.
+_COLAH = ("Olah's notation (z for this page's 1 - z: h_t = (1 - z_t) h_{t-1} + z_t h~_t)",)
+NOTATIONS = {
+    "gru": [(r"h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}", r"h_t = (1 - z_t) \odot h_{t-1} + z_t \odot n_t",
+             *_COLAH)],
+    "gru_cho": [(r"h_t = (1 - z_t) \odot \tilde{h}_t + z_t \odot h_{t-1}",
+                 r"h_t = (1 - z_t) \odot h_{t-1} + z_t \odot \tilde{h}_t", *_COLAH)],
+}
 #: other cells a wrong claim is tried on, only to say whose formula it is (the verdict stays wrong)
 RELATIVES = {
     "lstm": ("lstm_peephole", "lstm_cifg"), "lstm_peephole": ("lstm",), "lstm_cifg": ("lstm",),
@@ -84,12 +93,33 @@ def _check(target: str, formula: str, lets: list) -> Result:
             result.verdict = Verdict.EQUIVALENT
             result.convention = f"it is right for {other} ({spec.load(other).title}), not for {target}"
             return result
+    for written, theirs, who in NOTATIONS.get(target, ()):
+        if _right_in(target, written, theirs, formula, lets):
+            result.verdict = Verdict.EQUIVALENT
+            result.convention = f"it is right in {who}; derive check {target} reads z_t as this page does"
+            result.hint = ""  # the "wrong sign" it would name is the notation's, not a slip
+            return result
     for other in RELATIVES.get(target, ()):
         if _right_for(other, formula, lets, None):
             result.other = (f"this is the formula for {other} ({spec.load(other).title}); "
                             f"{target} is another cell, not a convention")
             break
     return result
+
+
+def _right_in(target: str, written: str, theirs: str, formula: str, lets: list) -> bool:
+    """Whether the claim is right for ``target`` with its equation ``written`` replaced by ``theirs``."""
+    text, source = spec.text_of(target)
+    if written not in text:  # the spec and this table drifted apart: a bug, not the user's
+        raise AssertionError(f"{source} no longer has the equation {written}")
+
+    def amend(data):
+        return {**data, "equations": data["equations"].replace(written, theirs)}
+    cell = spec.parse_spec(text, source, amend=amend)
+    try:
+        return check_cell(target, formula, lets, cell=cell).verdict == Verdict.CORRECT
+    except DeriveError:
+        return False
 
 
 def _check_model(target: str, formula: str, lets: list) -> Result:
