@@ -234,3 +234,20 @@ def test_references_of_the_classic_cells_link_their_papers():
     for path in SITE.glob("cells/*.md"):  # an identifier printed is a link
         refs = section(path.read_text(encoding="utf-8"), "References") if "## References" in path.read_text() else ""
         assert not re.search(r"(?<!\[)arXiv:\d{4}\.\d{4,5}(?!\])", refs), path
+
+
+# ------------------------------------------------------------------ review 4.7: derivative plots at kinks
+
+@pytest.mark.parametrize("name", sorted(derive.ACTIVATIONS))
+def test_derivative_curves_break_exactly_where_the_derivative_jumps(name):
+    """A kinked activation's f' is drawn with a gap at each jump, and a C^1 one's without: the gaps the plot
+    makes agree with the smoothness the properties module finds from one-sided limits (C^0 or not)."""
+    import numpy as np
+    from derive.docs import plots
+    from derive.summary import activation
+
+    x, f, d, _, _ = plots.activation_curves(name)
+    gaps = int(np.isnan(plots.broken_at_jumps(x, plots._round(d))[1]).sum())
+    assert not np.isnan(plots.broken_at_jumps(x, plots._round(f))[1]).any()  # f itself is continuous
+    smooth = activation.collect(name)["properties"]["smoothness"]
+    assert (gaps > 0) == (smooth == "C^0"), (name, smooth, gaps)

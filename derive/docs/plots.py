@@ -70,14 +70,26 @@ def activation_plot(name: str) -> str:
     x, f, d, flabel, dlabel = activation_curves(name)
     plt, fig = _figure()
     ax = fig.add_subplot()
-    ax.plot(x, _round(f), label=flabel, color="#3949ab")
-    ax.plot(x, _round(d), label=dlabel, color="#e65100", linestyle="--")
+    ax.plot(*broken_at_jumps(x, _round(f)), label=flabel, color="#3949ab")
+    ax.plot(*broken_at_jumps(x, _round(d)), label=dlabel, color="#e65100", linestyle="--")
     ax.axhline(0, color="black", linewidth=0.6)
     ax.axvline(0, color="black", linewidth=0.6)
     ax.set_xlabel("x")
     ax.set_title(name)
     ax.legend(loc="upper left", frameon=False)
     return _svg(plt, fig)
+
+
+def broken_at_jumps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` with a gap (NaN) between neighbours where y jumps (a derivative at a kink: ReLU' at 0), so
+    the line is not drawn through every value in between. A jump: a step between neighbours above 5% of y's
+    range and 20 times the median step."""
+    step = np.abs(np.diff(y))
+    span = float(np.nanmax(y) - np.nanmin(y)) if y.size else 0.0
+    jumps = np.flatnonzero((step > 0.05 * span) & (step > 20 * max(float(np.median(step)), 1e-12)))
+    if span == 0 or jumps.size == 0:
+        return x, y
+    return np.insert(x, jumps + 1, np.nan), np.insert(y.astype(float), jumps + 1, np.nan)
 
 
 # ------------------------------------------------------------------ gradient norms
