@@ -1,17 +1,26 @@
-"""Witness 1: the derived BPTT formulas against sympy.diff of the unrolled loss.
+"""Witness 1: the derived BPTT formulas against the derivatives of the unrolled loss.
 
 One row per cell. A new built-in spec is tested by adding it (a missing row fails the
 coverage test below); T = 2 or 3 steps, small sizes, one random 30-digit point per row.
+
+The unrolled loss is a SymPy expression on scalar symbols; its derivatives are taken by the
+chain rule in reverse over its expression DAG, each node's local derivative by ``sympy.diff``
+(``verify.gradients``): the numbers ``sympy.diff`` of the whole loss gives (held against it below,
+``test_chain_rule_gives_sympy_diff_numbers``) in a second instead of minutes, and like it no
+adjoint formula, rule or carry of derive's is involved.
 """
 
+import random
+
 import pytest
+import sympy as sp
 
 from derive.symbolic import bptt, spec
 from derive.witness import derivation as verify
 
-#: cell -> sizes of the unrolled instance. The first wave runs T = 3 (LSTMs with I = 1 to keep
-#: sympy.diff quick); the cells from papers run T = 2 (a term carried from step 2 to step 1
-#: is still compared) with H = 2 (a transposed matrix differs from the right one), except
+#: cell -> sizes of the unrolled instance. The first wave runs T = 3 (LSTMs with I = 1, chosen
+#: when sympy.diff expanded the whole loss); the cells from papers run T = 2 (a term carried from
+#: step 2 to step 1 is still compared) with H = 2 (a transposed matrix differs from the right one), except
 #: the sLSTM and the Greff full-gate-recurrence LSTM, whose unrolled loss is large: H = 1
 def _small(P=None):
     return verify.Sizes(T=2, I=1, H=2, P=P)
@@ -41,12 +50,13 @@ ROWS = {
     **{f"qrnn_{p}_w{k}": verify.Sizes(T=3, I=1, H=2) for p in ("f", "fo", "ifo") for k in (1, 2)},
     "plusrnn": _small(),
     # the joint layer normalisations over all 4H units make the unrolled loss ~10^4 operations per
-    # step, too large for sympy.diff (minutes per derivative at T = 2): central differences at 80
-    # digits instead (``DIFFERENCES``); H = 3 so that LN(c_t) over H units is not a sign (as at H = 2)
+    # step, too large for sympy.diff (minutes per derivative at T = 2): the chain rule over its DAG
+    # (seconds), and central differences at 80 digits besides (``DIFFERENCES``); H = 3 so that
+    # LN(c_t) over H units is not a sign (as at H = 2)
     "ln_lstm": verify.Sizes(T=2, I=2, H=3),
 }
-#: rows compared with ``verify.compare(method="differences")``: the same unrolled forward, the mean
-#: summed over its units, differentiated by central differences at 80 digits (no rule of derive's)
+#: rows compared with ``verify.compare(method="differences")`` too: the same unrolled forward, the
+#: mean summed over its units, differentiated by central differences at 80 digits (no rule of derive's)
 DIFFERENCES = {"ln_lstm"}
 TOLERANCE = 1e-25  # 30-digit arithmetic; a wrong term gives an O(1) relative error
 
@@ -57,13 +67,14 @@ def test_every_builtin_cell_has_a_row():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ROWS))
-def test_derivation_matches_sympy_diff_of_unrolled_loss(name):
+def test_derivation_matches_derivatives_of_unrolled_loss(name):
     d = bptt.derive(spec.load(name))
-    report = verify.compare(d, ROWS[name], seed=7, method="differences" if name in DIFFERENCES else "diff")
     n_params = sum(1 for _ in d.cell.params)
-    assert report.quantities >= n_params
-    assert report.worst < TOLERANCE, f"{name}: worst {report.worst:.3e} at {report.worst_name}"
-    assert report.jacobian_worst < TOLERANCE, f"{name}: Jacobian off by {report.jacobian_worst:.3e}"
+    for method in ("chain", "differences") if name in DIFFERENCES else ("chain",):
+        report = verify.compare(d, ROWS[name], seed=7, method=method)
+        assert report.quantities >= n_params
+        assert report.worst < TOLERANCE, f"{name} ({method}): worst {report.worst:.3e} at {report.worst_name}"
+        assert report.jacobian_worst < TOLERANCE, f"{name} ({method}): Jacobian off by {report.jacobian_worst:.3e}"
 
 
 def _spec(equations: str, extra: str = "") -> str:
@@ -72,7 +83,7 @@ def _spec(equations: str, extra: str = "") -> str:
 
 
 #: the functions and constants of the spec language (issue 17), one small spec each: scalar
-#: sizes, T = 3, so sympy.diff of the unrolled loss stays quick
+#: sizes, T = 3
 SPEC_ROWS = {
     "exp": _spec(r"h_t = \tanh(\exp(W x_t + U h_{t-1} + b) - 1)"),
     "log": _spec(r"h_t = \log(\sigma(W x_t + U h_{t-1})) + \log(1 + h_{t-1}^2)"),
@@ -90,7 +101,7 @@ SPEC_ROWS = {
                              'sizes = { x = "H" }\n'),
 }
 #: the vector-wide functions (mean, LN): H = 3 units (at H = 1 the mean is the identity and LN is
-#: 0 / 0), T = 2, by sympy.diff
+#: 0 / 0), T = 2
 VECTOR_ROWS = {
     "mean": _spec(r"h_t = \tanh(W x_t + U h_{t-1} - \operatorname{mean}(U h_{t-1}) + "
                   r"\operatorname{mean}(h_{t-1} \odot x_t) \odot b)", 'sizes = { x = "H" }\n'),
@@ -100,7 +111,7 @@ VECTOR_ROWS = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(VECTOR_ROWS))
-def test_vector_wide_functions_match_sympy_diff_of_unrolled_loss(name):
+def test_vector_wide_functions_match_derivatives_of_unrolled_loss(name):
     d = bptt.derive(spec.parse_spec(VECTOR_ROWS[name], source=f"{name}.toml"))
     report = verify.compare(d, verify.Sizes(T=2, I=1, H=3), seed=5)
     assert report.worst < TOLERANCE, f"{name}: worst {report.worst:.3e} at {report.worst_name}"
@@ -123,11 +134,47 @@ def test_differences_agree_with_sympy_diff_and_catch_a_wrong_term():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SPEC_ROWS))
-def test_spec_functions_match_sympy_diff_of_unrolled_loss(name):
+def test_spec_functions_match_derivatives_of_unrolled_loss(name):
     d = bptt.derive(spec.parse_spec(SPEC_ROWS[name], source=f"{name}.toml"))
     report = verify.compare(d, verify.Sizes(T=3, I=1, H=1), seed=5)
     assert report.worst < TOLERANCE, f"{name}: worst {report.worst:.3e} at {report.worst_name}"
     assert report.jacobian_worst < TOLERANCE, f"{name}: Jacobian off by {report.jacobian_worst:.3e}"
+
+
+#: small instances whose whole unrolled loss sympy.diff expands in seconds, among them every kind of
+#: node the chain rule meets: sums, products, powers (square roots, quotients), activations (smooth,
+#: kinked: relu), exp, log, |.|, max and min, constants, the mean and LN over H units, a clock's mask
+CHAIN_ROWS = {
+    "rnn_relu": verify.Sizes(T=2, I=1, H=2),
+    "gru": verify.Sizes(T=2, I=1, H=1),
+    "clockwork": verify.Sizes(T=2, I=1, H=2),
+    **{n: verify.Sizes(T=2, I=1, H=1) for n in ("exp", "abs", "max_min", "sqrt", "log", "constants", "input_taps")},
+    **{n: verify.Sizes(T=1, I=1, H=3) for n in ("mean", "layer_norm")},
+}
+
+
+def _derivation(name):
+    text = SPEC_ROWS.get(name) or VECTOR_ROWS.get(name)
+    return bptt.derive(spec.parse_spec(text, source=f"{name}.toml") if text else spec.load(name))
+
+
+@pytest.mark.parametrize("name", sorted(CHAIN_ROWS))
+def test_chain_rule_gives_sympy_diff_numbers(name):
+    """The witness's chain rule over the unrolled loss's DAG against ``sympy.diff`` of the whole
+    loss, symbol by symbol at one 30-digit point; and the derivation compared by both."""
+    d, sizes = _derivation(name), CHAIN_ROWS[name]
+    rng = random.Random(11)
+    w, v = verify.loss_weights(d.cell, sizes, rng)
+    L, wrt, _, _ = verify.unrolled_loss(d.cell, sizes, w, v)
+    at = verify.Numeric(verify.random_point(wrt, rng))
+    chain = verify.gradients(L, wrt, at)
+    assert len(chain) == len(wrt) and any(chain.values())
+    for e in wrt:
+        expected = at(sp.diff(L, e))
+        assert verify._rel(chain[e], expected) < TOLERANCE, f"{name}: d/d{e} {chain[e]} by the chain rule, {expected}"
+    for method in ("chain", "sympy.diff"):
+        report = verify.compare(d, sizes, seed=5, method=method)
+        assert report.worst < TOLERANCE and report.jacobian_worst < TOLERANCE, (method, report)
 
 
 def test_witness_catches_a_wrong_term():
@@ -155,7 +202,7 @@ h_t = m_t \odot \tilde{h}_t + (1 - m_t) \odot h_{t-1}""") + \
 
 
 @pytest.mark.slow
-def test_a_clock_matches_sympy_diff_of_unrolled_loss():
+def test_a_clock_matches_derivatives_of_unrolled_loss():
     d = bptt.derive(spec.parse_spec(CLOCK_SPEC, source="clock.toml"))
     report = verify.compare(d, verify.Sizes(T=4, I=1, H=4), seed=5)
     # W: 4, W_hh: 12 free entries of 16, b: 4, x: 4, h_0: 4

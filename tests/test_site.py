@@ -58,6 +58,12 @@ def tree_digest(path: Path) -> dict:
             for p in sorted(path.rglob("*")) if p.is_file()}
 
 
+#: the build and browser tests share one built site (``built``): under ``-n 2`` one worker runs them
+#: (``conftest.py``: ``--dist loadgroup``), and start first
+SITE_GROUP = pytest.mark.xdist_group("site")
+
+
+@SITE_GROUP
 def test_two_builds_are_byte_identical(built, tmp_path):
     pages_before = tree_digest(SITE)
     proc = build(tmp_path / "again")
@@ -100,6 +106,7 @@ def browser():
         b.close()
 
 
+@SITE_GROUP
 def test_every_page_renders_in_chromium(built, browser):
     server = _serve(built)
     origin = f"http://127.0.0.1:{server.server_address[1]}"

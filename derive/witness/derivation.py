@@ -3,19 +3,21 @@
 * ``evaluate`` gives the IR its forward meaning on arrays of SymPy numbers or
   expressions (``MatVec`` is ``@``, ``Mean`` is (1/n) times the sum of the n entries, repeated
   n times; everything else elementwise).
-* ``brute_force`` unrolls a cell for T steps on explicit scalar symbols, builds the loss
-  ``L = sum_t w_t . y_t + sum_s v_s . s_T`` and differentiates it with ``sympy.diff``:
+* ``unrolled_loss`` unrolls a cell for T steps on explicit scalar symbols and builds the loss
+  ``L = sum_t w_t . y_t + sum_s v_s . s_T``; ``chain.gradients`` differentiates it at a point by
+  the chain rule over its expression DAG, each node's local derivative by ``sympy.diff``
+  (``brute_force``: ``sympy.diff`` of the whole loss, the same numbers, minutes for an LSTM):
   no adjoint, no rule of ``rules.py``, no carry is involved.
 * ``run_derivation`` evaluates the derived formulas as a reverse-time recurrence.
 
 ``compare`` runs both at one random high-precision point and reports the largest
 relative difference per quantity.
 
-A cell whose unrolled loss is too large for ``sympy.diff`` (the LN-LSTM's normalisations over
-every unit: about 3 10^4 operations for one step, each derivative seconds) is compared with
-``method="differences"`` instead: central differences of the same unrolled forward evaluated at
-80 digits with a step of 10^-30 (truncation and rounding both below 10^-45), again no rule of
-``rules.py``, no adjoint and no carry.
+``method="differences"`` compares with central differences of the same unrolled forward
+evaluated at 80 digits with a step of 10^-30 (truncation and rounding both below 10^-45), again
+no rule of ``rules.py``, no adjoint and no carry; the LN-LSTM, whose unrolled loss was too
+large for ``sympy.diff`` (its normalisations over every unit: about 3 10^4 operations for one
+step, each derivative seconds), is compared both ways.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from derive.symbolic import ir
 from derive.symbolic.bptt import Derivation
 from derive.symbolic.cell import H, Cell
 from derive.symbolic.rules import Factor
+from derive.witness.chain import Numeric, gradients
 
 
 def _apply(func, value):
@@ -205,15 +208,24 @@ def loss_weights(cell: Cell, sizes: Sizes, rng: random.Random):
     return w, v
 
 
-def brute_force(cell: Cell, sizes: Sizes, w, v):
-    """``{symbol: dL/dsymbol}`` by ``sympy.diff`` of the unrolled loss, and the symbols."""
+def unrolled_loss(cell: Cell, sizes: Sizes, w, v):
+    """The unrolled loss ``L = sum_t w_t . y_t + sum_s v_s . s_T`` on scalar symbols: ``L``, the
+    symbols it is differentiated by, ``(params, xs, s0)`` and the per-step values."""
     sizes = sizes.for_cell(cell)
     params, xs, s0 = symbols_for(cell, sizes)
     steps = forward(cell, params, xs, s0)
     L = sum((w[t - 1] * steps[t][cell.output]).sum() for t in range(1, sizes.T + 1))
     L += sum((v[s] * steps[-1][s]).sum() for s in cell.states)
     wrt = [e for arr in [*params.values(), *xs, *s0.values()] for e in arr.flat if isinstance(e, sp.Symbol)]
-    return {e: sp.diff(L, e) for e in wrt}, (params, xs, s0), steps
+    return L, wrt, (params, xs, s0), steps
+
+
+def brute_force(cell: Cell, sizes: Sizes, w, v):
+    """``{symbol: dL/dsymbol}`` by ``sympy.diff`` of the whole unrolled loss, and the symbols: the
+    expanded derivatives (minutes for an LSTM at T = 3). ``compare`` uses ``gradients`` instead,
+    which gives the same numbers; a test holds the two against each other."""
+    L, wrt, symbols, steps = unrolled_loss(cell, sizes, w, v)
+    return {e: sp.diff(L, e) for e in wrt}, symbols, steps
 
 
 def run_derivation(d: Derivation, params: dict, xs: list, s0: dict, w, v, record: list | None = None):
@@ -337,43 +349,6 @@ def random_point(symbols, rng: random.Random, digits: int = 30):
     return {s: sp.Float(rng.uniform(-1.5, 1.5), digits) for s in symbols}
 
 
-class Numeric:
-    """Evaluates SymPy expressions at a point, once per distinct sub-expression.
-
-    The derivatives of an unrolled loss share most of their sub-trees; a cache keyed by
-    sub-expression makes evaluating all of them linear in the distinct nodes.
-    """
-
-    def __init__(self, point: dict, digits: int = 30):
-        self.digits = digits
-        self.cache = {k: sp.Float(v, digits) for k, v in point.items()}
-
-    def __call__(self, expr):
-        hit = self.cache.get(expr)
-        if hit is not None:
-            return hit
-        if expr.is_number:  # numbers and constants such as pi
-            val = sp.Float(expr.evalf(self.digits), self.digits)
-        elif isinstance(expr, sp.Add):
-            val = sp.Add(*[self(a) for a in expr.args])
-        elif isinstance(expr, sp.Mul):
-            val = sp.Mul(*[self(a) for a in expr.args])
-        elif isinstance(expr, sp.Pow):
-            val = self(expr.base) ** self(expr.exp)
-        elif isinstance(expr, sp.Piecewise):  # a Function too: check it first
-            val = sp.Piecewise(*[(self(e), self(c)) for e, c in expr.args])
-        elif isinstance(expr, sp.Function):
-            val = expr.func(*[self(a) for a in expr.args])
-        elif isinstance(expr, sp.core.relational.Relational):
-            val = expr.func(*[self(a) for a in expr.args])
-        elif isinstance(expr, sp.logic.boolalg.BooleanAtom):
-            val = expr
-        else:
-            raise TypeError(f"cannot evaluate {expr!r}")
-        self.cache[expr] = val
-        return val
-
-
 @dataclass
 class Report:
     cell: str
@@ -388,22 +363,35 @@ def _rel(a, b) -> float:
     return float(abs(a - b) / max(1, abs(b)))
 
 
+#: how ``compare`` differentiates the unrolled loss
+METHODS = ("chain", "sympy.diff", "differences")
+
+
 def compare(d: Derivation, sizes: Sizes = Sizes(), seed: int = 0, digits: int = 30,
-            method: str = "diff") -> Report:
-    """Derived formulas against ``sympy.diff`` of the unrolled loss at one random point
-    (``method="differences"``: against central differences of it at 80 digits, see ``differences``)."""
+            method: str = "chain") -> Report:
+    """Derived formulas against the derivatives of the unrolled loss at one random point:
+    ``method="chain"``, the chain rule over the loss's expression DAG (``gradients``);
+    ``"sympy.diff"``, the loss expanded by ``sympy.diff`` per symbol (``brute_force``: the same
+    numbers, minutes for an LSTM); ``"differences"``, central differences of it at 80 digits
+    (``differences``). The state Jacobian at step 1 is compared the same way."""
+    if method not in METHODS:
+        raise ValueError(f"method {method!r}: one of {METHODS}")
     cell = d.cell
     rng = random.Random(seed)
     w, v = loss_weights(cell, sizes, rng)
-    if method == "diff":
-        exact, (params, xs, s0), steps = brute_force(cell, sizes, w, v)
-    else:
+    if method == "differences":
         params, xs, s0 = symbols_for(cell, sizes)
-        exact = {e: None for arr in [*params.values(), *xs, *s0.values()] for e in arr.flat}
-    point = random_point(sorted(exact, key=sp.default_sort_key), rng, digits)
+        wrt = [e for arr in [*params.values(), *xs, *s0.values()] for e in arr.flat]
+    else:
+        L, wrt, (params, xs, s0), steps = unrolled_loss(cell, sizes, w, v)
+    point = random_point(sorted(wrt, key=sp.default_sort_key), rng, digits)
     at_point = Numeric(point, digits)
-    if method != "diff":
+    if method == "differences":
         exact, fd_jacobian = differences(cell, sizes, w, v, point)
+    elif method == "chain":
+        exact = gradients(L, wrt, at_point)
+    else:
+        exact = {e: at_point(sp.diff(L, e)) for e in wrt}
 
     def num(arr):
         return np.frompyfunc(at_point, 1, 1)(arr)
@@ -419,12 +407,12 @@ def compare(d: Derivation, sizes: Sizes = Sizes(), seed: int = 0, digits: int = 
     for s, arr in s0.items():
         derived.update(zip(arr.flat, ds0[s].flat))
     worst, worst_name = 0.0, ""
-    for sym, expr in exact.items():
-        err = _rel(derived[sym], at_point(expr) if method == "diff" else expr)
+    for sym, value in exact.items():
+        err = _rel(derived[sym], value)
         if err >= worst:
             worst, worst_name = err, sym.name
 
-    # state Jacobian at step 1: brute force d s_1 / d s_0 by sympy.diff
+    # the state Jacobian at step 1, d s_1 / d s_0, differentiated as the loss is
     env = masked(cell, nparams)
     env[cell.input] = nxs[0]
     env.update(_taps(cell, nxs, 0))
@@ -432,13 +420,20 @@ def compare(d: Derivation, sizes: Sizes = Sizes(), seed: int = 0, digits: int = 
     env.update(nsteps[1])
     for s in cell.states:
         env[ir.at(s, -1)] = ns0[s]
+
+    def brute(o, ins):
+        if method == "chain":
+            row = gradients(o, ins, at_point)
+            return [row[i] for i in ins]
+        return [at_point(sp.diff(o, i)) for i in ins]
+
     jworst = 0.0
     for (out_key, in_key), chains in d.jacobian.items():
         s_out = next(s for s in cell.states if ir.ref(s).key == out_key)
         s_in = next(s for s in cell.states if ir.ref(s).key == in_key)
-        brute = np.array([[at_point(sp.diff(o, i)) for i in s0[s_in].flat] for o in steps[1][s_out].flat]) \
-            if method == "diff" else fd_jacobian[out_key, in_key]
-        mine = jacobian_value(chains, env, brute.shape[0], brute.shape[1])
-        for a, b in zip(mine.flat, brute.flat):
+        exact_j = fd_jacobian[out_key, in_key] if method == "differences" else \
+            np.array([brute(o, list(s0[s_in].flat)) for o in steps[1][s_out].flat])
+        mine = jacobian_value(chains, env, exact_j.shape[0], exact_j.shape[1])
+        for a, b in zip(mine.flat, exact_j.flat):
             jworst = max(jworst, _rel(a, b))
     return Report(cell.name, len(exact), worst, worst_name, jworst)
