@@ -32,7 +32,7 @@ from derive.runtime.kernels import kernel
 from derive.summary.cell import collect as collect_cell
 from derive.docs import cell_diagrams, plots, verification
 from derive.docs.paper import paper_section
-from derive.docs import exercises, flow, performance, zoo
+from derive.docs import exercises, flow, glossary, performance, zoo
 from derive.docs import models as model_pages
 from derive.symbolic import model as model_spec
 from derive.symbolic.layer import Shortcut, layer_cell
@@ -357,6 +357,7 @@ GUIDES = [
     Page("Using derive", "guide/check.md", "Checking your own formulas", "guide/check.md.j2", _check_context),
     Page("Using derive", "guide/specs.md", "Writing your own cell spec", "guide/specs.md.j2", _specs_context),
     Page("Using derive", "exercises.md", "Exercises", "exercises.md.j2", exercises.context),
+    Page("Using derive", "glossary.md", "Glossary 术语表", "glossary.md.j2", lambda: {"terms": glossary.TERMS}),
     Page("Using derive", "performance.md", "Performance", "performance.md.j2", performance.context),
 ]
 

@@ -1,0 +1,45 @@
+"""The glossary: the lecture notes' Chinese terms, the English the site uses, the symbol and the page
+that treats each. A row's page must exist (``tests/test_glossary.py``)."""
+
+from __future__ import annotations
+
+#: (中文, English, symbol on the pages or "", page)
+TERMS = [
+    ("循环神经网络", "recurrent neural network (RNN)", r"h_t = \tanh(W_{xh} x_t + W_{hh} h_{t-1} + b_h)", "cells/rnn_tanh.md"),
+    ("隐藏状态", "hidden state", "h_t", "concepts/rnn_bptt.md"),
+    ("反向传播", "backpropagation (through time: BPTT)", r"\delta h_t = \partial L / \partial h_t", "concepts/rnn_bptt.md"),
+    ("链式法则", "chain rule", "", "concepts/rnn_bptt.md"),
+    ("损失函数", "loss function", "L", "concepts/rnn_bptt.md"),
+    ("激活函数", "activation function", r"\sigma, \tanh, \operatorname{ReLU}", "concepts/compare_activations.md"),
+    ("饱和", "saturation", r"f'(x) \to 0", "concepts/compare_activations.md"),
+    ("神经元死亡", "dying ReLU (dead units)", r"P(f'(z) = 0)", "concepts/compare_activations.md"),
+    ("偏移现象", "bias shift (a non-zero mean output)", r"\mathbb{E} f(z)", "concepts/compare_activations.md"),
+    ("梯度消失", "vanishing gradient", r"\|\partial h_t / \partial h_0\| \to 0", "concepts/vanishing_exploding.md"),
+    ("梯度爆炸", "exploding gradient", r"\|\partial h_t / \partial h_0\| \to \infty", "concepts/vanishing_exploding.md"),
+    ("奇异值", "singular value", r"\sigma_1(W_{hh})", "concepts/vanishing_exploding.md"),
+    ("谱半径", "spectral radius", r"\rho(W_{hh})", "concepts/vanishing_exploding.md"),
+    ("雅可比矩阵", "Jacobian (the state Jacobian)", r"\partial h_t / \partial h_{t-1}", "concepts/vanishing_exploding.md"),
+    ("初始化", "initialisation", "", "concepts/gates.md"),
+    ("梯度裁剪", "gradient clipping", r"g \leftarrow g \cdot \min(1, \theta / \|g\|)", "concepts/clipping.md"),
+    ("截断", "truncation (truncated BPTT)", "", "concepts/truncated_bptt.md"),
+    ("长短期记忆", "long short-term memory (LSTM)", "", "cells/lstm.md"),
+    ("细胞状态", "cell state", "c_t", "cells/lstm.md"),
+    ("记忆单元", "memory cell", "c_t", "cells/lstm.md"),
+    ("门", "gate", r"\sigma(\cdot) \in (0, 1)", "concepts/gates.md"),
+    ("遗忘门", "forget gate", "f_t", "cells/lstm.md"),
+    ("输入门", "input gate", "i_t", "cells/lstm.md"),
+    ("输出门", "output gate", "o_t", "cells/lstm.md"),
+    ("窥视孔连接", "peephole connection", r"w_{cf} \odot c_{t-1}", "cells/lstm_peephole.md"),
+    ("耦合输入遗忘门", "coupled input-forget gate (CIFG)", "f_t = 1 - i_t", "cells/lstm_cifg.md"),
+    ("门控循环单元", "gated recurrent unit (GRU)", "", "cells/gru.md"),
+    ("重置门", "reset gate", "r_t", "cells/gru.md"),
+    ("更新门", "update gate", "z_t", "cells/gru.md"),
+    ("双向循环神经网络", "bidirectional RNN", r"\overrightarrow{h}_t, \overleftarrow{h}_t", "concepts/bidirectional_deep.md"),
+    ("深度循环神经网络", "deep (stacked) RNN", "h^{(l)}_t", "concepts/bidirectional_deep.md"),
+    ("残差连接", "residual connection", "y_t + x_t", "concepts/residual.md"),
+    ("编码器", "encoder", "a_s", "models/seq2seq_bahdanau.md"),
+    ("解码器", "decoder", "s_t", "models/seq2seq_bahdanau.md"),
+    ("注意力机制", "attention", r"\alpha_{t,s} = \operatorname{softmax}_s(e_{t,s})", "models/seq2seq_bahdanau.md"),
+    ("束搜索", "beam search", "", "models/seq2seq_luong.md"),
+    ("交叉熵", "cross-entropy", r"-\log p_t[y_t]", "models/seq2seq_luong.md"),
+]
