@@ -66,3 +66,10 @@ def test_committed_measurements_render_on_the_page():
 def test_site_needs_peers():
     out = subprocess.run([sys.executable, "-m", "derive", "bench", "lstm", "--site"], capture_output=True, text=True)
     assert out.returncode == 2 and "use it with --peers" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_readme_quotes_the_committed_table():
+    readme = open("README.md", encoding="utf-8").read()
+    assert performance.readme_table() in readme
+    d = record.load()
+    assert d["command"] in readme

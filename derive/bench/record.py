@@ -37,7 +37,8 @@ def _cpu() -> str:
 
 def data(rows: list[dict], setup: dict, repeat: int) -> dict:
     return {"generated": MARK, "command": "derive " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-            "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version()},
+            "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version(),
+                        "pinned to cores": len(os.sched_getaffinity(0))},
             "threads": setup["threads"], "repeat": repeat, "versions": setup["versions"],
             "rows": [{"cell": r["cell"], "size": r["size"], "dtype": r["dtype"],
                       "ms": {k: _sig(v * 1e3) for k, v in sorted(r["times"].items())},

@@ -44,3 +44,15 @@ def ratio_series() -> dict:
         if r["ratio"] is not None:
             out.setdefault(r["cell"], []).append((f"{r['size']} {r['dtype']}", r["ratio"]))
     return out
+
+
+def readme_table() -> str:
+    """The README's copy of the table (``tests/test_bench_record.py`` holds it equal to the data)."""
+    ctx = context()
+    head = "| cell | T, B, I, H | dtype | " + " | ".join(COLUMNS) + " | derive / peer |"
+    lines = [head, "| " + " | ".join(["---"] * (len(COLUMNS) + 4)) + " |"]
+    for r in ctx["rows"]:
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "—"
+        lines.append(f"| {r['cell']} | {r['size']} | {r['dtype']} | " + " | ".join(r["ms"][c] for c in COLUMNS)
+                     + f" | {ratio} |")
+    return "\n".join(lines)

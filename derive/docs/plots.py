@@ -261,6 +261,6 @@ def ratio_plot(series: dict) -> str:
     ax.set_xticks(ticks, labels, rotation=90, fontsize="x-small")
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_yscale("log")
-    ax.set_ylabel("derive / fastest peer")
-    ax.legend(loc="upper left", frameon=False, fontsize="small", ncol=4)
+    ax.set_ylabel("derive / fastest peer (below 1: derive is faster)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize="small")
     return _svg(plt, fig)
