@@ -251,3 +251,19 @@ def test_derivative_curves_break_exactly_where_the_derivative_jumps(name):
     assert not np.isnan(plots.broken_at_jumps(x, plots._round(f))[1]).any()  # f itself is continuous
     smooth = activation.collect(name)["properties"]["smoothness"]
     assert (gaps > 0) == (smooth == "C^0"), (name, smooth, gaps)
+
+
+# ------------------------------------------------------------------ review 4.10: the search index
+
+def test_search_index_reads_tex_not_katex_and_no_kernel_dumps():
+    """The index holds each formula's TeX once (not KaTeX's glyphs, MathML and TeX run together) and no
+    generated-kernel listing. Read from the last built site; the site test builds it."""
+    import json
+
+    index = ROOT / "build" / "html" / "search" / "search_index.json"
+    if not index.is_file():
+        pytest.skip("no built site (derive build)")
+    docs = json.loads(index.read_text(encoding="utf-8"))["docs"]
+    text = " ".join(d["text"] for d in docs if d["location"].startswith("cells/lstm.html"))
+    assert r"\delta c_t" in text and "hth_t" not in text and "katex" not in text
+    assert not any("def backward(" in d["text"] for d in docs)

@@ -128,10 +128,14 @@ def test_every_page_renders_in_chromium(built, browser):
             state = page.evaluate("""() => {
                 const article = document.querySelector("article");
                 const copy = article.cloneNode(true);
-                copy.querySelectorAll(".katex, pre, code").forEach(e => e.remove());
+                // each formula's TeX, hidden, is what the search index reads (derive.docs.katex.searchable)
+                const tex = [...article.querySelectorAll(".derive-tex")];
+                copy.querySelectorAll(".katex, .derive-tex, pre, code").forEach(e => e.remove());
                 const imgs = [...document.querySelectorAll("article img")];
                 return {
                     katex: article.querySelectorAll(".katex").length,
+                    tex: tex.length,
+                    shown_tex: tex.filter(e => !e.hidden || e.getClientRects().length > 0).length,
                     errors: article.querySelectorAll(".katex-error").length,
                     text: copy.textContent,
                     images: imgs.length,
@@ -139,6 +143,7 @@ def test_every_page_renders_in_chromium(built, browser):
                 };
             }""")
             assert state["katex"] == expected, (rel, state["katex"], expected)
+            assert state["tex"] == expected and state["shown_tex"] == 0, (rel, state["tex"], state["shown_tex"])
             assert state["errors"] == 0, rel
             raw = RAW_TEX.search(state["text"])
             assert raw is None, (rel, state["text"][max(0, raw.start() - 80):raw.end() + 80])

@@ -12,6 +12,8 @@ rendered HTML is put back into the page's HTML. Code blocks and inline code are 
 
 from __future__ import annotations
 
+from html import escape
+
 import json
 import re
 import shutil
@@ -47,6 +49,12 @@ def split_math(markdown: str) -> tuple[str, list[tuple[str, bool]]]:
         pos = code.end()
     out.append(_MATH.sub(cut, markdown[pos:]))
     return "".join(out), formulas
+
+
+def searchable(html: str, tex: str) -> str:
+    """KaTeX's HTML kept out of the search index (its glyphs, MathML and TeX would be indexed as one noise
+    word such as "hth_tht"), and the formula's TeX, hidden, indexed in its place."""
+    return f'<span data-search-exclude>{html}</span><span class="derive-tex" hidden>{escape(tex)}</span>'
 
 
 def katex_dir(root: Path) -> Path:
@@ -114,7 +122,7 @@ class KatexPlugin(BasePlugin):
                 kind = "display" if display else "inline"
                 raise PluginError(f"{page.file.src_uri}: KaTeX cannot render the {kind} formula "
                                   f"${tex}$: {r['error']}")
-        self.rendered[page.file.src_uri] = [r["html"] for r in results]
+        self.rendered[page.file.src_uri] = [searchable(r["html"], tex) for (tex, _), r in zip(formulas, results)]
         self.count += len(results)
         return text
 
