@@ -75,9 +75,9 @@ HINTS = [
     ("gru", r"dr_t = dz_{n,t} \odot W_{hn} h_{t-1} + b_{hn}", "(a bracket moved)"),
     ("gru", r"dz_{z,t} = dh_t \odot (h_{t-1} - n_t) \odot z_t", "missing factor: 1 - z_t"),
     ("lstm", r"dz_{f,t} = dc_t \odot c_t \odot f_t (1 - f_t)", "(c_t at another step)"),
-    ("gru", r"dn_t = dh_t \odot z_t", "did you mean dh_t (1 - z_t) ? (z_t and 1 - z_t swapped)"),
-    ("gru", r"dh_t = dy_t + W_{hr}^T dz_{r,t+1} + W_{hz}^T dz_{z,t+1} + W_{hn}^T (dz_{n,t+1} \odot r_{t+1}) "
-            r"+ dh_{t+1} \odot (1 - z_{t+1})", "(z_{t+1} and 1 - z_{t+1} swapped)"),
+    # (the GRU's z swapped throughout is Olah's notation: "equivalent", test_check.py; minGRU has no such notation)
+    ("mingru", r"d\tilde{h}_t = dh_t \odot (1 - z_t)", "did you mean dh_t z_t ? (z_t and 1 - z_t swapped)"),
+    ("mingru", r"dh_t = dy_t + dh_{t+1} \odot z_{t+1}", "(z_{t+1} and 1 - z_{t+1} swapped)"),
     ("rnn_tanh", r"\frac{\partial h_t}{\partial h_{t-1}} = W_{hh}^T \operatorname{diag}(1 - h_t^2)",
      "transposed: the block dh_t/dh_{t-1}"),
     ("rnn_tanh", r"\frac{\partial h_t}{\partial h_{t-1}} = \operatorname{diag}(1 - h_t^2) W_{hh}^T",

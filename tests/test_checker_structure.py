@@ -22,6 +22,7 @@ MAX_CLASS_LINES = 300
 WALKERS = {
     "LetRefs": "lets",  # the --let names a formula uses
     "Evaluator": "numeric",  # the right side in float64 at one step
+    "StepEvaluator": "seq2seq",  # an encoder-decoder claim's right side at the step's point, source indices bound
     "ToIr": "symbolic",  # the right side as a SymPy/IR expression
     "Poly": "counts",  # a parameter count as a polynomial in I, H, P
     "ActExpr": "activation",  # an activation claim as a SymPy expression in x

@@ -32,7 +32,7 @@ LAYERS = (
     ("derive.runtime",),                                              # kernel(), Stack, activation()
     ("derive.witness",),                                              # independent checks
     ("derive.checker",),                                              # derive check
-    ("derive.summary",),                                              # plain data for CLI and pages
+    ("derive.summary", "derive.diagrams"),                            # plain data and diagrams for CLI and pages
     ("derive.docs", "derive.bench"),                                  # pages, plots; benchmarks
     ("derive.cli",),                                                  # the command; writes files
     ("derive", "derive.__main__"),                                    # the public API

@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 import sympy as sp
 
+from derive.bench import record
 from derive.bench.cells import SIZES, _dims, _projects, torch_nn_time
 from derive.bench.timing import best
 from derive.errors import DeriveError
@@ -174,7 +175,6 @@ def bench(cells, repeat: int, threads: int | None, sizes=SIZES, *, site: bool = 
     header = ("cell", "T, B, I, H", "dtype", *LABELS, "auto / peer", "1st call")
     table(header, [_cells(r) for r in rows])
     if site:
-        from derive.bench import record
         print(record.write(rows, setup, repeat))
     return 0
 
