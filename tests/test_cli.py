@@ -75,10 +75,24 @@ def test_show_latex_and_json():
     assert {a["lhs"]["text"] for a in data["adjoints"]} >= {"dh_t", "dz_{n,t}", "dr_t"}
 
 
+#: ``derive show NAME --json`` for every built-in cell, in one process (the CLI's own entry point per cell)
+SHOW_ALL = ("import sys; from derive.cli.command import main\n"
+            "for name in sys.argv[1:]:\n"
+            "    print(f'=== {name}', flush=True)\n"
+            "    assert main(['show', name, '--json']) == 0, name\n")
+
+
 def test_derivations_are_deterministic_across_processes():
-    for name in builtin_names():
-        first, second = derive("show", name, "--json"), derive("show", name, "--json")
-        assert first.returncode == 0 and first.stdout == second.stdout, name
+    """Two processes with different hash seeds (PYTHONHASHSEED=random: set and dict orders differ) print
+    every cell's derivation byte for byte alike; cells in the opposite order in the second, so no cell's
+    output depends on what the process derived before it."""
+    names = builtin_names()
+    env = dict(os.environ, PYTHONHASHSEED="random")
+    runs = [subprocess.run([sys.executable, "-c", SHOW_ALL, *order], capture_output=True, text=True, cwd=ROOT,
+                           env=env) for order in (names, names[::-1])]
+    assert all(r.returncode == 0 for r in runs), [r.stderr[-2000:] for r in runs]
+    first, second = ({block.split("\n", 1)[0]: block for block in r.stdout.split("=== ")[1:]} for r in runs)
+    assert sorted(first) == sorted(names) and first == second
 
 
 def test_a_users_spec_works_like_a_builtin(tmp_path):
@@ -175,17 +189,19 @@ def test_bench_activations_runs_side_by_side():
 
 
 def test_kernels_check_and_refusal(tmp_path):
+    """The whole check once (every kernel module, the activations' included); then, per file and so for one
+    cell, the refusal of a foreign file, a missing module reported stale, and the module written."""
     assert derive("kernels", "--check").returncode == 0
-    target = tmp_path / "derive" / "kernels" / "activations.py"
+    target = tmp_path / "derive" / "kernels" / "rnn_tanh.py"
     target.parent.mkdir(parents=True)
     target.write_text("# my own kernels\n")
-    proc = derive("kernels", "--root", str(tmp_path))
+    proc = derive("kernels", "rnn_tanh", "--root", str(tmp_path))
     assert proc.returncode == 2 and "refusing to overwrite" in proc.stderr
     assert target.read_text() == "# my own kernels\n"
     target.unlink()
-    assert derive("kernels", "--check", "--root", str(tmp_path)).returncode == 1
-    assert derive("kernels", "--root", str(tmp_path)).returncode == 0
-    assert target.read_bytes() == (ROOT / "derive" / "kernels" / "activations.py").read_bytes()
+    assert derive("kernels", "rnn_tanh", "--check", "--root", str(tmp_path)).returncode == 1
+    assert derive("kernels", "rnn_tanh", "--root", str(tmp_path)).returncode == 0
+    assert target.read_bytes() == (ROOT / "derive" / "kernels" / "rnn_tanh.py").read_bytes()
 
 
 def test_show_an_activation_as_latex_and_json():
@@ -201,7 +217,7 @@ def test_kernels_check_names_a_stale_kernel_and_refuses_foreign_files(tmp_path):
 
     root = tmp_path / "repo"
     shutil.copytree(ROOT / "derive" / "kernels", root / "derive" / "kernels")
-    assert derive("kernels", "--check", "--root", str(root)).returncode == 0
+    assert derive("kernels", "gru", "--check", "--root", str(root)).returncode == 0  # (the whole check: above)
     target = root / "derive" / "kernels" / "gru.py"
     target.write_text(target.read_text().replace("np.tanh(", "np.sinh(", 1))
     proc = derive("kernels", "--check", "--root", str(root))
