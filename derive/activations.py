@@ -248,6 +248,7 @@ class swish(Activation):
     params = (Param("beta", 1.0, r"\beta", "1.0 everywhere; trainable in the Swish paper", learned=True,
                     domain=sp.Interval.open(0, sp.oo)),)
     names = "keras.activations.swish (beta = 1); torch has SiLU only"
+    notes = "Ramachandran, Zoph & Le (2017), Searching for Activation Functions, arXiv:1710.05941."
 
     @staticmethod
     def definition(x, beta):

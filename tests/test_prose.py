@@ -191,7 +191,7 @@ def test_one_cifg_parameterisation_across_pages():
 
 def test_history_and_training_on_the_bidirectional_page():
     page = read("concepts/bidirectional_deep.md")
-    assert "led to this design" not in page and "Sutskever, Vinyals & Le (2014)" in page
+    assert "led to this design" not in page and "Sutskever, Vinyals & Le ([2014](https://arxiv.org/abs/1409.3215))" in page
     assert "teacher forcing" in page
 
 

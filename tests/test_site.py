@@ -29,6 +29,7 @@ import derive
 from derive.symbolic import counts, ir, spec
 from derive.checker.names import Names
 from derive.checker.numeric import Evaluator
+from derive.docs import texlines
 from derive.docs.katex import Renderer, katex_dir, split_math
 from derive.syntax.formulas import parse_formula
 
@@ -241,10 +242,8 @@ def equations(text: str) -> list[str]:
         if not display:
             continue
         body = re.sub(r"\\(begin|end)\{aligned\}", "", tex)
-        for line in re.split(r"\\\\", body):
-            line = line.replace("&=", "=").strip()
-            if "=" in line:
-                out.append(line)
+        lines = [line.replace("&=", "=").strip() for line in re.split(r"\\\\", body)]
+        out += [line for line in texlines.joined(lines) if "=" in line]  # a long sum: one term per line
     return out
 
 

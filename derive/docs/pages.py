@@ -29,10 +29,10 @@ from derive import activations as acts
 from derive.symbolic import bptt, counts, functions, ir, spec
 from derive.symbolic.cell import H, I, P
 from derive.runtime.kernels import kernel
-from derive.summary.cell import collect as collect_cell
+from derive.summary.cell import collect as collect_cell, reference_md
 from derive.docs import cell_diagrams, plots, verification
 from derive.docs.paper import paper_section
-from derive.docs import exercises, flow, glossary, performance, zoo
+from derive.docs import exercises, flow, glossary, nonlinear, outputs, performance, texlines, worked, zoo
 from derive.docs import models as model_pages
 from derive.symbolic import model as model_spec
 from derive.symbolic.layer import Shortcut, layer_cell
@@ -196,7 +196,7 @@ def _source_of(func) -> str:
 
 
 def _bptt_context() -> dict:
-    return {"rnn": cell_data("rnn_tanh"), "lstm": cell_data("lstm")}
+    return {"rnn": cell_data("rnn_tanh"), "lstm": cell_data("lstm"), "worked": worked.context()}
 
 
 def _gradients_context() -> dict:
@@ -336,6 +336,8 @@ def _norms(cell: str, forget_bias: float | None = None, scale: float = 1.0) -> t
 CONCEPTS = [
     Page("Concepts", "concepts/rnn_bptt.md", "RNN basics and backpropagation through time", "concepts/rnn_bptt.md.j2",
          _bptt_context),
+    Page("Concepts", "concepts/outputs_states.md", "Outputs and states: sequence patterns, PyTorch and Keras",
+         "concepts/outputs_states.md.j2", outputs.context),
     Page("Concepts", "concepts/vanishing_exploding.md", "Vanishing and exploding gradients",
          "concepts/vanishing_exploding.md.j2", _gradients_context),
     Page("Concepts", "concepts/clipping.md", "Gradient clipping", "concepts/clipping.md.j2", _clipping_context),
@@ -349,6 +351,8 @@ CONCEPTS = [
     Page("Concepts", "concepts/residual.md", "Residual connections", "concepts/residual.md.j2", _residual_context),
     Page("Concepts", "concepts/compare_cells.md", "Comparison of cells", "concepts/compare_cells.md.j2",
          _compare_cells_context),
+    Page("Concepts", "concepts/nonlinearity.md", "Why nonlinear: linear collapse, maxout and GLU layers",
+         "concepts/nonlinearity.md.j2", nonlinear.context),
     Page("Concepts", "concepts/compare_activations.md", "Comparison of activations",
          "concepts/compare_activations.md.j2", _compare_activations_context),
 ]
@@ -446,6 +450,8 @@ def environment(templates: Path) -> jinja2.Environment:
                              autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["sci"] = lambda v: f"{v:.2e}"
     env.filters["tex"] = tex_number
+    env.filters["reference"] = reference_md
+    env.filters["lines"] = texlines.aligned_rhs
     return env
 
 

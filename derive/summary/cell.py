@@ -45,8 +45,8 @@ def _gates(cell) -> dict:
         if g in derived:
             continue
         tied = [a for a in derived.values() if by_key[g].target in a.rhs.free_symbols]
-        text.append(g + "".join(f" ({pr.symbol_text(a.target)} = {pr.text(a.rhs)})" for a in tied))
-        latex.append(f"${g}$" + "".join(f" (${pr.symbol_latex(a.target)} = {pr.latex(a.rhs)}$)" for a in tied))
+        text.append(pr.name_text(g) + "".join(f" ({pr.symbol_text(a.target)} = {pr.text(a.rhs)})" for a in tied))
+        latex.append(f"${pr.name_latex(g)}$" + "".join(f" (${pr.symbol_latex(a.target)} = {pr.latex(a.rhs)}$)" for a in tied))
     return {"text": ", ".join(text), "md": ", ".join(latex)}
 
 
@@ -57,6 +57,11 @@ _LINKS = (
     (re.compile(r"^([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+) "), r"[\1](https://github.com/\1) "),
     (re.compile(r"PyTorch (torch\.nn\.(?:RNN|LSTM|GRU))\b"),
      r"PyTorch [\1](https://pytorch.org/docs/stable/generated/\1.html)"),
+    (re.compile(r"Keras (GRU|LSTM)\b"), lambda m: f"Keras [{m[1]}](https://keras.io/api/layers/recurrent_layers/{m[1].lower()}/)"),
+    (re.compile(r"Keras SimpleRNN\b"), "Keras [SimpleRNN](https://keras.io/api/layers/recurrent_layers/simple_rnn/)"),
+    (re.compile(r"^tf\.compat\.v1\.nn\.rnn_cell\.(\w+)"),
+     r"[tf.compat.v1.nn.rnn_cell.\1](https://www.tensorflow.org/api_docs/python/tf/compat/v1/nn/rnn_cell/\1)"),
+    (re.compile(r"(?<![(<\[])(https://[^\s,;)]+)"), r"<\1>"),
 )
 
 

@@ -40,6 +40,16 @@ def _part_text(part: str) -> str:
     return part
 
 
+def name_latex(key: str) -> str:
+    """A quantity's name without its step, as LaTeX: ``i_hat`` -> ``\\hat{i}``, ``g_y`` -> ``g_y``."""
+    return _part_latex(key)
+
+
+def name_text(key: str) -> str:
+    """The same as text: ``i_hat`` -> ``i^``."""
+    return _part_text(key)
+
+
 def _compose(head: str, subs: list[str]) -> str:
     if not subs:
         return head

@@ -91,7 +91,7 @@ class Properties:
             "zero_centred": _yes(self.zero_centred), "sign_preserving": _yes(self.sign_preserving),
             "smoothness": self.smoothness, "shortcut": self.shortcut_text(),
             "minimum": "" if self.minimum is None else f"{short(self.minimum[0])} at {_where(self.minimum[1])}",
-            "saturation": f"{self.saturation[0]} / {self.saturation[1]}",
+            "saturation": f"{self.saturation[0]} / {self.saturation[1]}" if any(self.saturation) else "—",
             "mean_N01": "" if self.gaussian_mean is None else f"{self.gaussian_mean:.4f}",
             "dead_mass_N01": "" if self.saturated_mass is None else f"{self.saturated_mass:.4f}",
             "gate_ok": self.gate_ok,
