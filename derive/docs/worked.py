@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from derive.errors import DeriveError
+from derive.runtime.kernels import kernel
 
 #: the example: small round numbers a reader can follow by hand
 X = [[1.0, 0.0], [0.5, -1.0], [0.0, 1.0]]  # x_1, x_2, x_3
@@ -46,8 +47,6 @@ def _softmax(o: np.ndarray) -> np.ndarray:
 def compute() -> dict:
     """Every number of the example: the forward table, the backward table (t = T, ..., 1) and the
     gradients, after the three-way agreement (kernel, the page's formulas, central differences)."""
-    from derive.runtime.kernels import kernel
-
     cell, head = _arrays(CELL), _arrays(HEAD)
     x = np.array(X)[:, None, :]  # (T, B = 1, I)
     rnn = kernel("rnn_tanh")
