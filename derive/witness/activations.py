@@ -75,10 +75,36 @@ def grid(dtype, name: str) -> np.ndarray:
 
 @lru_cache(maxsize=None)
 def _references(name: str):
-    """(f, f', f'') of the plain definition at PyTorch's parameters: SymPy forms and mpmath callables."""
+    """(f, f', f'') of the plain definition at PyTorch's parameters: SymPy forms and mpmath callables
+    (each ``c + c erf(u)`` evaluated as ``c erfc(-u)``, the same number without the cancellation)."""
     f = acts.get(name).expr(x)
     forms = [f, sp.diff(f, x), sp.diff(f, x, 2)]
-    return forms, [sp.lambdify(x, e, "mpmath") for e in forms]
+    return forms, [sp.lambdify(x, _erfc_form(e), [{"erfc": _erfc}, "mpmath"]) for e in forms]
+
+
+def _erfc(z):
+    """mpmath's erfc, which converts its argument's square to a float: past z = 1e6 the value
+    (below e^-1e12) is returned as 0, which is what every float it is compared with rounds it to."""
+    return mpmath.mpf(0) if z > 10 ** 6 else mpmath.erfc(z)
+
+
+def _erfc_form(e: sp.Expr) -> sp.Expr:
+    """``c + c erf(u)`` -> ``c erfc(-u)`` wherever a sum holds both terms (1 + erf(x/sqrt 2) at x = -38
+    cancels 630 digits; erfc(38/sqrt 2) does not), left unevaluated so SymPy does not turn it back."""
+    def rewrite(add: sp.Add) -> sp.Expr:
+        for term in add.args:
+            c, factor = term.as_coeff_Mul()
+            if isinstance(factor, sp.erf) and c in add.args:
+                rest = sp.Add(*[a for a in add.args if a is not term and a != c])
+                return rest + c * sp.erfc(-factor.args[0], evaluate=False)
+        return add
+    return e.replace(lambda a: isinstance(a, sp.Add) and a.has(sp.erf), rewrite)
+
+
+def _gaussian(name: str) -> bool:
+    """An erf is left that may cancel: the precision rule's x^2 term is needed."""
+    forms, _ = _references(name)
+    return any(_erfc_form(e).has(sp.erf) for e in forms)
 
 
 def _true_value(fn, p: float, gaussian: bool = False):
@@ -121,7 +147,7 @@ def reference(name: str, which: str, points: np.ndarray) -> list:
         elif math.isinf(p):
             out.append(_limit(name, which, p))
         else:
-            out.append(_true_value(fns[k], float(p), forms[0].has(sp.erf)))
+            out.append(_true_value(fns[k], float(p), _gaussian(name)))
     return out
 
 
@@ -132,7 +158,7 @@ def condition(name: str, which: str, points: np.ndarray) -> np.ndarray:
     forms, fns = _references(name)
     k = 0 if which == "f" else 1
     out = np.zeros(len(points))
-    gaussian = forms[0].has(sp.erf)
+    gaussian = _gaussian(name)
     for i, p in enumerate(points.astype(np.float64)):
         if not math.isfinite(p) or p == 0:
             continue
