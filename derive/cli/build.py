@@ -20,6 +20,7 @@ by an earlier build). One build at a time per checkout: ``build/.lock`` (``flock
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import secrets
@@ -32,12 +33,14 @@ from pathlib import Path
 from typing import Callable
 
 import jinja2
+from threadpoolctl import threadpool_limits
 
 from derive.symbolic import bptt, spec
 from derive import fileio
 from derive.errors import DeriveError, Pos
 from derive import activations
-from derive.cli import buildcache
+from derive.cli import buildcache, split
+from derive.cli.progress import Progress
 from derive.codegen import compiledcheck, npcode, selfcheck
 from derive.codegen.selfcheck import module_from_source
 from derive.docs import pages as site
@@ -143,105 +146,91 @@ def stale(pages: dict[Path, str]) -> list[Path]:
     return [p for p, text in sorted(pages.items()) if fileio.read_bytes(p) != text.encode("utf-8")]
 
 
-class Progress:
-    """What the build is doing, per stage (kernels, pages, plots). On a terminal one line rewritten in place,
-    ``[pages 12/89] cells/lstm.md · about 21s left``, the estimate being what the remaining files took in
-    the last build (``build/derive-cache.json``), else the stage's mean so far; elsewhere (CI, a pipe) one
-    plain line as each stage ends, ``pages: 89 files in 25.3s``."""
-
-    def __init__(self, steps: list[tuple[str, str]], estimates: dict[str, float] | None = None,
-                 live=sys.stderr, plain=sys.stdout):
-        self.steps, self.estimates = steps, estimates or {}
-        self.live = live.isatty()
-        self.stream = live if self.live else plain
-        self.files: dict[str, int] = {}  # a stage made in one step (the kernels): how many files it wrote
-        self.done, self.stage, self.stage_start, self.count = 0, None, time.perf_counter(), 0
-        self.taken: dict[str, list[float]] = {}
-
-    def begin(self, index: int) -> None:
-        """Step ``index`` of ``steps`` starts."""
-        stage, label = self.steps[index]
-        if stage != self.stage:
-            self._end_stage()
-            self.stage, self.stage_start, self.count = stage, time.perf_counter(), 0
-        if self.live:
-            total = sum(s == stage for s, _ in self.steps)
-            left = self.left(index)
-            eta = f" · about {left:.0f}s left" if left is not None else ""
-            self.stream.write(f"\r\033[K[{stage} {self.count + 1}/{total}] {label}{eta}")
-            self.stream.flush()
-
-    def end(self, index: int, seconds: float) -> None:
-        self.count += 1
-        self.taken.setdefault(self.steps[index][0], []).append(seconds)
-
-    def left(self, index: int) -> float | None:
-        """Seconds the steps from ``index`` on are expected to take; None before anything is known."""
-        total, known = 0.0, bool(self.estimates)
-        for stage, label in self.steps[index:]:
-            if label in self.estimates:
-                total += self.estimates[label]
-            elif self.taken.get(stage):
-                total += sum(self.taken[stage]) / len(self.taken[stage])
-                known = True
-        return total if known else None
-
-    def _end_stage(self) -> None:
-        if self.stage is None:
-            return
-        took = time.perf_counter() - self.stage_start
-        if self.live:
-            self.stream.write("\r\033[K")
-        else:
-            self.stream.write(f"{self.stage}: {self.files.get(self.stage, self.count)} files in {took:.1f}s\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        self._end_stage()
-        self.stage = None
-
-
 def generate(root: Path, committed_only: bool = False,
              estimates: dict[str, float] | None = None) -> tuple[dict[Path, str], dict[Path, str]]:
     """``(committed files, rebuilt files)``: pages, nav.yml and kernels; plots. Unless
     ``committed_only`` (the --check mode, which writes nothing), first refuses if a target
-    exists without derive's header, before any work is done. ``generate.seconds`` is what each took."""
+    exists without derive's header, before any work is done. On two cores the activations are made
+    in a second process (``split``). ``generate.seconds`` is what each file took."""
     tasks = [t for t in site_tasks(root) if t[3] or not committed_only]
     kernel_dir = root / "derive" / "kernels"
     if not committed_only:
         refuse_foreign([path for _, path, _, _ in tasks] + [kernel_dir / f"{n}.py" for n in kernel_names()]
                        + [kernel_dir / COMPILED / f"{n}.py" for n in spec.builtin_names()])
-    steps = [("kernels", "derive/kernels")] + [("pages" if keep else "plots", label) for label, _, _, keep in tasks]
+    second = None
+    if split.available() and os.environ.get("DERIVE_JOBS") != "1":
+        theirs = [t for t in tasks if split.is_activation_task(t[0])]
+        tasks = [t for t in tasks if not split.is_activation_task(t[0])]
+        second = split.Second(lambda: _activations_first(kernel_dir), lambda: _made(theirs, None) + (
+            dict(site.MEASURED), dict(site.REMEASURED)))
+        second.start()
+    plots_first = [t for t in tasks if not t[3]] + [t for t in tasks if t[3]]  # plots read no activation
+    steps = [("kernels", "derive/kernels")] + [("pages" if keep else "plots", label) for label, _, _, keep in plots_first]
     progress = Progress(steps, estimates)
-    committed, rebuilt, seconds = {}, {}, {}
+    limits = threadpool_limits(1) if second is not None else contextlib.nullcontext()  # a core per process
     try:
+        limits.__enter__()
         progress.begin(0)
         t0 = time.perf_counter()
-        kernels = render_kernels(kernel_dir)
+        kernels = render_kernels(kernel_dir, None if second is None else spec.builtin_names())
         use_fresh_kernels(kernels)
-        committed.update(kernels)
-        progress.files["kernels"] = len(kernels)
-        seconds["derive/kernels"] = time.perf_counter() - t0
+        progress.files["kernels"] = len(kernels) + (second is not None)
+        committed, rebuilt, seconds = dict(kernels), {}, {"derive/kernels": time.perf_counter() - t0}
         progress.end(0, seconds["derive/kernels"])
-        for index, (label, path, make, keep) in enumerate(tasks, start=1):
-            progress.begin(index)
-            t0 = time.perf_counter()
-            try:
-                (committed if keep else rebuilt)[path] = make()
-            except DeriveError as e:
-                raise DeriveError(f"while generating {label}: {e}") from None
-            seconds[label] = time.perf_counter() - t0
-            progress.end(index, seconds[label])
-    except jinja2.TemplateError as e:
-        where = f"{getattr(e, 'filename', None) or 'templates'}:{getattr(e, 'lineno', None) or 1}"
-        raise DeriveError(f"{where}: template error: {e.message}") from None
+        plots = _made([t for t in plots_first if not t[3]], progress)
+        if second is not None:  # the pages may read the activation kernels and the activations' rows
+            activation_kernels, rows = second.first()
+            use_fresh_kernels(activation_kernels)
+            site.ROWS["rows"] = rows
+            committed.update(activation_kernels)
+        mine = _made([t for t in plots_first if t[3]], progress, start=1 + len(plots[1]))
+        mine[1].update(plots[1]), mine[2].update(plots[2])
+        if second is not None:
+            (c, r, s, measured, remeasured), waited = second.result()
+            committed.update(c), rebuilt.update(r), seconds.update(s)
+            site.MEASURED.update(measured), site.REMEASURED.update(remeasured)
+            progress.note(f"activations: {len(c) + len(r)} files in a second process "
+                          f"({sum(s.values()):.1f}s; {waited:.1f}s waited for)")
+        committed.update(mine[0]), rebuilt.update(mine[1]), seconds.update(mine[2])
     finally:
+        limits.__exit__(None, None, None)
         progress.close()
+        if second is not None:
+            second.stop()
     generate.seconds = seconds
     generate.slowest = sorted(seconds.items(), key=lambda kv: -kv[1])[:3]
     committed.update(site.MEASURED)
     generate.remeasured = dict(site.REMEASURED)
     return committed, rebuilt
+
+
+def _activations_first(kernel_dir: Path) -> tuple[dict[Path, str], list]:
+    """The second process's first answer: the activation kernel module (its own pages read it) and the
+    activations' summary rows (the first process's pages read them)."""
+    kernels = render_kernels(kernel_dir, ["activations"])
+    use_fresh_kernels(kernels)
+    return kernels, site.activation_rows()
+
+
+def _made(tasks, progress: Progress | None, start: int = 1) -> tuple[dict[Path, str], dict[Path, str], dict[str, float]]:
+    """Make each task's file: ``(committed, rebuilt, seconds)``; a failure names the file. ``start``: the
+    first task's index among the progress display's steps."""
+    committed, rebuilt, seconds = {}, {}, {}
+    for index, (label, path, make, keep) in enumerate(tasks, start=start):
+        if progress is not None:
+            progress.begin(index)
+        t0 = time.perf_counter()
+        try:
+            (committed if keep else rebuilt)[path] = make()
+        except DeriveError as e:
+            raise DeriveError(f"while generating {label}: {e}") from None
+        except jinja2.TemplateError as e:
+            where = f"{getattr(e, 'filename', None) or 'templates'}:{getattr(e, 'lineno', None) or 1}"
+            raise DeriveError(f"{where}: template error: {e.message}") from None
+        seconds[label] = time.perf_counter() - t0
+        if progress is not None:
+            progress.end(index, seconds[label])
+    return committed, rebuilt, seconds
 
 
 def _cmd_build(args) -> int:

@@ -19,7 +19,6 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-import derive
 from derive import fileio
 from derive.errors import DeriveError
 
@@ -54,7 +53,7 @@ def _tool_versions() -> str:
 
 def digest(root: Path) -> str:
     """SHA-256 over every input's path and bytes, in a fixed order, and the tools' versions."""
-    package = Path(derive.__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # the derive package this build runs
     h = hashlib.sha256(_tool_versions().encode())
     groups = (("package", package, _package_files(package)),
               ("templates", root / "templates", sorted(p for p in (root / "templates").rglob("*") if p.is_file())))

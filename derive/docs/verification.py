@@ -10,9 +10,11 @@ gives the same bytes. The test suite asserts the tolerances independently
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import sympy as sp
+from derive import interop, kernelapi
 from derive.codegen.selfcheck import verified_kernel
 from derive.symbolic import ir
 from derive.witness import derivation as verify
@@ -148,6 +150,13 @@ def pytorch(k, name: str) -> float | None:
 def _rel(a, b) -> float:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+
+
+def sources(name: str) -> list[Path]:
+    """What the figures depend on besides the kernel's text: the spec, the witnesses and the layouts."""
+    package = Path(__file__).resolve().parents[1]
+    return [package / "cells" / f"{name}.toml", Path(__file__).resolve(), Path(verify.__file__),
+            Path(interop.__file__), Path(kernelapi.__file__)]
 
 
 def figures(name: str, d) -> list[dict]:
