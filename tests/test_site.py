@@ -453,3 +453,32 @@ def test_verification_figures_have_a_floor():
     assert bound(2e-7, FLOORS["differences"]) == "< 1e-6"
     assert bound(4e-16, FLOORS["derivation"]) == bound(5e-14, FLOORS["derivation"]) == "< 1e-13"
     assert bound(0.0) == "0 (exact)" and bound(3e-10) == "< 1e-9"
+
+
+#: review 4.10 (search in Chinese): jieba segments the Chinese text at build time, so a word inside a longer
+#: term finds its page (裁剪 "clip" in 梯度裁剪 "gradient clipping")
+CHINESE_QUERIES = [("遗忘门", "glossary.html"), ("裁剪", "glossary.html"), ("偏移", "concepts/compare_activations.html")]
+
+
+@SITE_GROUP
+def test_search_finds_chinese_terms(built, browser):
+    import json
+
+    index = json.loads((built / "search" / "search_index.json").read_text(encoding="utf-8"))
+    glossary = " ".join(d["text"] for d in index["docs"] if d["location"].startswith("glossary"))
+    assert "梯度\u200b裁剪" in glossary  # segmented with zero-width spaces, which the separator splits on
+    server = _serve(built)
+    origin = f"http://127.0.0.1:{server.server_address[1]}"
+    context = browser.new_context()
+    try:
+        for query, expected in CHINESE_QUERIES:
+            page = context.new_page()
+            page.goto(f"{origin}/index.html", wait_until="load")
+            page.fill("input.md-search__input", query)
+            page.wait_for_selector(".md-search-result__item a", timeout=20000)
+            hrefs = page.eval_on_selector_all(".md-search-result__item a", "els => els.map(e => e.href)")
+            assert any(f"/{expected}" in h for h in hrefs), (query, hrefs[:5])
+            page.close()
+    finally:
+        context.close()
+        server.shutdown()
