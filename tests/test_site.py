@@ -55,12 +55,21 @@ def built(tmp_path_factory) -> Path:
     """One full build (``--force``: everything derived again, whatever the cache says), into a directory an
     earlier build left (MkDocs' output replaces it)."""
     BEFORE.update(tree_digest(SITE))
+    BEFORE.update(committed_digest())
     out = tmp_path_factory.mktemp("html")
     (out / "index.html").write_text("old site\n")
     (out / ".derive-site").write_text("")
     proc = build(out, "--force")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "deriving everything: --force" in proc.stdout and "old site" not in (out / "index.html").read_text()
+    return out
+
+
+def committed_digest() -> dict:
+    """The committed generated files outside site/: nav.yml, the kernels, the measurements."""
+    out = {"nav.yml": hashlib.sha256((ROOT / "nav.yml").read_bytes()).hexdigest()}
+    for sub in ("derive/kernels", "derive/docs/data/measured"):
+        out.update({f"{sub}/{k}": v for k, v in tree_digest(ROOT / sub).items() if "__pycache__" not in k})
     return out
 
 
@@ -76,12 +85,14 @@ SITE_GROUP = pytest.mark.xdist_group("site")
 
 @SITE_GROUP
 def test_two_builds_are_byte_identical(built, tmp_path):
-    """The full build wrote every page, plot and diagram with the bytes they had before it (CI builds the
+    """The full build wrote every page, plot, diagram, kernel and measurement with the bytes they had before it (CI builds the
     site before the tests, so each was made by another process); a second build, which finds nothing
     changed, gives the same HTML."""
     plots = [p for p in BEFORE if p.startswith(("plots/", "diagrams/"))]
     after = tree_digest(SITE)
     assert {p: BEFORE[p] for p in BEFORE if p.endswith(".md")} == {p: d for p, d in after.items() if p.endswith(".md")}
+    # every committed file as the full build made it: what `derive build --check` asserts, through the write path
+    assert {p: BEFORE[p] for p in committed_digest()} == committed_digest()
     assert {p: BEFORE[p] for p in plots} == {p: after[p] for p in plots}  # (none before a first build)
     proc = build(tmp_path / "again")
     assert proc.returncode == 0, proc.stderr
