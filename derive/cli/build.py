@@ -164,36 +164,36 @@ def generate(root: Path, committed_only: bool = False,
         second = split.Second(lambda: _activations_first(kernel_dir), lambda: _made(theirs, None) + (
             dict(site.MEASURED), dict(site.REMEASURED)))
         second.start()
-    plots_first = [t for t in tasks if not t[3]] + [t for t in tasks if t[3]]  # plots read no activation
-    steps = [("kernels", "derive/kernels")] + [("pages" if keep else "plots", label) for label, _, _, keep in plots_first]
+    plots = [t for t in tasks if not t[3]]  # they read no activation: made while the second process works
+    pages = [t for t in tasks if t[3]]
+    steps = [("kernels", "derive/kernels")] + [("plots", t[0]) for t in plots] + [("pages", t[0]) for t in pages]
     progress = Progress(steps, estimates)
     limits = threadpool_limits(1) if second is not None else contextlib.nullcontext()  # a core per process
+    committed, rebuilt, seconds = {}, {}, {}
     try:
-        limits.__enter__()
-        progress.begin(0)
-        t0 = time.perf_counter()
-        kernels = render_kernels(kernel_dir, None if second is None else spec.builtin_names())
-        use_fresh_kernels(kernels)
-        progress.files["kernels"] = len(kernels) + (second is not None)
-        committed, rebuilt, seconds = dict(kernels), {}, {"derive/kernels": time.perf_counter() - t0}
-        progress.end(0, seconds["derive/kernels"])
-        plots = _made([t for t in plots_first if not t[3]], progress)
-        if second is not None:  # the pages may read the activation kernels and the activations' rows
-            activation_kernels, rows = second.first()
-            use_fresh_kernels(activation_kernels)
-            site.ROWS["rows"] = rows
-            committed.update(activation_kernels)
-        mine = _made([t for t in plots_first if t[3]], progress, start=1 + len(plots[1]))
-        mine[1].update(plots[1]), mine[2].update(plots[2])
-        if second is not None:
-            (c, r, s, measured, remeasured), waited = second.result()
-            committed.update(c), rebuilt.update(r), seconds.update(s)
-            site.MEASURED.update(measured), site.REMEASURED.update(remeasured)
-            progress.note(f"activations: {len(c) + len(r)} files in a second process "
-                          f"({sum(s.values()):.1f}s; {waited:.1f}s waited for)")
-        committed.update(mine[0]), rebuilt.update(mine[1]), seconds.update(mine[2])
+        with limits:
+            progress.begin(0)
+            t0 = time.perf_counter()
+            kernels = render_kernels(kernel_dir, None if second is None else spec.builtin_names())
+            use_fresh_kernels(kernels)
+            progress.files["kernels"] = len(kernels) + (second is not None)
+            _collect((kernels, {}, {"derive/kernels": time.perf_counter() - t0}), committed, rebuilt, seconds)
+            progress.end(0, seconds["derive/kernels"])
+            _collect(_made(plots, progress), committed, rebuilt, seconds)
+            if second is not None:  # the pages may read the activation kernels and the activations' rows
+                activation_kernels, rows = second.first()
+                use_fresh_kernels(activation_kernels)
+                site.ROWS["rows"] = rows
+                committed.update(activation_kernels)
+            _collect(_made(pages, progress, start=1 + len(plots)), committed, rebuilt, seconds)
+            if second is not None:
+                (*theirs, measured, remeasured), waited = second.result()
+                _collect(theirs, committed, rebuilt, seconds)
+                site.MEASURED.update(measured)
+                site.REMEASURED.update(remeasured)
+                progress.note(f"activations: {len(theirs[0]) + len(theirs[1])} files in a second process "
+                              f"({sum(theirs[2].values()):.1f}s; {waited:.1f}s waited for)")
     finally:
-        limits.__exit__(None, None, None)
         progress.close()
         if second is not None:
             second.stop()
@@ -210,6 +210,13 @@ def _activations_first(kernel_dir: Path) -> tuple[dict[Path, str], list]:
     kernels = render_kernels(kernel_dir, ["activations"])
     use_fresh_kernels(kernels)
     return kernels, site.activation_rows()
+
+
+def _collect(made, committed: dict, rebuilt: dict, seconds: dict) -> None:
+    """Add one ``(committed, rebuilt, seconds)`` triple to the build's."""
+    committed.update(made[0])
+    rebuilt.update(made[1])
+    seconds.update(made[2])
 
 
 def _made(tasks, progress: Progress | None, start: int = 1) -> tuple[dict[Path, str], dict[Path, str], dict[str, float]]:

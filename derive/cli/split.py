@@ -24,8 +24,8 @@ from typing import Callable
 
 from derive.errors import DeriveError
 
-#: the tasks (by label) the second process makes: the activations' pages and plots and their comparison
 def is_activation_task(label: str) -> bool:
+    """A task (by label) the second process makes: the activations' pages and plots and their comparison."""
     return label.startswith(("activations/", "plots/activation_")) or label == "concepts/compare_activations.md"
 
 

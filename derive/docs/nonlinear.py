@@ -12,6 +12,7 @@ import numpy as np
 import sympy as sp
 
 from derive.errors import DeriveError
+from derive.runtime.activations import activation
 
 #: the layer sizes of the page's counts (as on every cell page: I = 10, n = 20)
 INPUTS, UNITS, PIECES = 10, 20, 2
@@ -85,7 +86,8 @@ def maxout_backward(dy, x, W, arg, k):
 
 
 def _sigmoid(v):
-    return 1.0 / (1.0 + np.exp(-v))
+    """The gate's sigmoid: the activation's generated kernel (looked up per call, so a build's fresh one)."""
+    return activation("sigmoid").f(v)
 
 
 def glu_forward(x, W, b, V, c):

@@ -104,6 +104,7 @@ def _stack_command(name: str, cell) -> dict:
             "pytorch_only": pytorch_only}
 
 
+@lru_cache(maxsize=None)
 def kernel_source(name: str) -> str:
     """The cell's generated module, rendered from the derivation the page shows."""
     return verified_kernel(_derivation(name), f"derive/cells/{name}.toml")[0]

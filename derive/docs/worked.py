@@ -13,6 +13,7 @@ import numpy as np
 
 from derive.errors import DeriveError
 from derive.runtime.kernels import kernel
+from derive.runtime.seq2seq import softmax
 
 #: the example: small round numbers a reader can follow by hand
 X = [[1.0, 0.0], [0.5, -1.0], [0.0, 1.0]]  # x_1, x_2, x_3
@@ -39,11 +40,6 @@ def loss(cell: dict, head: dict) -> float:
     return float(total)
 
 
-def _softmax(o: np.ndarray) -> np.ndarray:
-    e = np.exp(o - o.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def compute() -> dict:
     """Every number of the example: the forward table, the backward table (t = T, ..., 1) and the
     gradients, after the three-way agreement (kernel, the page's formulas, central differences)."""
@@ -53,7 +49,7 @@ def compute() -> dict:
     y, _, cache = rnn.forward(x, None, cell)
     h = np.array(y[:, 0, :])  # (T, H): y_t = h_t
     o = h @ head["W_o"].T + head["b_o"]
-    p = _softmax(o)
+    p = softmax(o)
     onehot = np.eye(CLASSES)[TARGETS]
     terms = -np.log(p[np.arange(STEPS), TARGETS])
     do = p - onehot  # dL/do_t

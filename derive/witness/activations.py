@@ -79,7 +79,8 @@ def _references(name: str):
     (each ``c + c erf(u)`` evaluated as ``c erfc(-u)``, the same number without the cancellation)."""
     f = acts.get(name).expr(x)
     forms = [f, sp.diff(f, x), sp.diff(f, x, 2)]
-    return forms, [sp.lambdify(x, _erfc_form(e), [{"erfc": _erfc}, "mpmath"]) for e in forms]
+    evaluated = [_erfc_form(e) for e in forms]
+    return forms, [sp.lambdify(x, e, [{"erfc": _erfc}, "mpmath"]) for e in evaluated]
 
 
 def _erfc(z):
@@ -101,8 +102,9 @@ def _erfc_form(e: sp.Expr) -> sp.Expr:
     return e.replace(lambda a: isinstance(a, sp.Add) and a.has(sp.erf), rewrite)
 
 
+@lru_cache(maxsize=None)
 def _gaussian(name: str) -> bool:
-    """An erf is left that may cancel: the precision rule's x^2 term is needed."""
+    """An erf is left that may cancel: the precision rule's x^2 term is needed (once per activation)."""
     forms, _ = _references(name)
     return any(_erfc_form(e).has(sp.erf) for e in forms)
 
