@@ -74,18 +74,18 @@ def test_show_lstm_prints_the_textbook_recurrences():
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "dc_t = dh_t ⊙ o_t ⊙ (1 - tanh²(c_t)) + dc_{t+1} ⊙ f_{t+1}" in out
-    assert "dz_{f,t} = df_t ⊙ f_t ⊙ (1 - f_t)" in out
-    assert "dL/dW_{xf} = sum_t dz_{f,t} x_t^T" in out
+    assert "da_{f,t} = df_t ⊙ f_t ⊙ (1 - f_t)" in out
+    assert "dL/dW_{xf} = sum_t da_{f,t} x_t^T" in out
     assert "dc_t/dc_{t-1} = diag(f_t)" in out
     assert "pytorch  (double bias): 4*H*(H + I + 2)" in out
 
 
 def test_show_latex_and_json():
     latex = derive("show", "gru", "--latex").stdout
-    assert r"\delta h_t &= \delta y_t + W_{hr}^\top \delta z_{r,t+1}" in latex
+    assert r"\delta h_t &= \delta y_t + W_{hr}^\top \delta a_{r,t+1}" in latex
     assert latex.count(r"\begin{align*}") == latex.count(r"\end{align*}") >= 5
     data = json.loads(derive("show", "gru", "--json").stdout)
-    assert {a["lhs"]["text"] for a in data["adjoints"]} >= {"dh_t", "dz_{n,t}", "dr_t"}
+    assert {a["lhs"]["text"] for a in data["adjoints"]} >= {"dh_t", "da_{n,t}", "dr_t"}
 
 
 #: ``derive show NAME --json`` for every built-in cell, in one process (the CLI's own entry point per cell)

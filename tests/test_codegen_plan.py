@@ -183,10 +183,10 @@ YIELDING_SPECS = {
     "a state y vs the output gradient dy_t": ("y_t = \\tanh(W_{xy} x_t + W_{yy} y_{t-1})", "dy_t", "_dy_t"),
     "a parameter W beside the fused matrix W_x": ("h_t = \\tanh(W x_t + W_{hh} h_{t-1})", "W", "W_x"),
     "a parameter T vs the number of steps": ("h_t = \\tanh(W_{xh} x_t + W_{hh} h_{t-1}) \\odot T", "T", "_T"),
-    "a parameter z vs the pre-activations": ("h_t = \\tanh(W_{xh} x_t + W_{hh} h_{t-1} + z)", "z", "_z"),
+    "a parameter a vs the pre-activations": ("h_t = \\tanh(W_{xh} x_t + W_{hh} h_{t-1} + a)", "a", "_a"),
     "a matrix B vs the batch size": ("h_t = \\tanh(B x_t + W_{hh} h_{t-1})", "B", "_B"),
     "a matrix H vs the hidden size": ("h_t = \\tanh(W_{xh} x_t + H h_{t-1})", "H", "_H"),
-    "a parameter s_{h} vs the slice of z_h": ("h_t = \\tanh(W_{xh} x_t + W_{hh} h_{t-1} + s_{h})", "s_h", "_s_h"),
+    "a parameter s_{h} vs the slice of a_h": ("h_t = \\tanh(W_{xh} x_t + W_{hh} h_{t-1} + s_{h})", "s_h", "_s_h"),
 }
 
 

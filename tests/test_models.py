@@ -230,7 +230,7 @@ def test_the_cli_shows_and_counts_a_model():
     assert r.returncode == 0, r.stderr
     assert "x^(l+1)_t = y^(l)_t + x^(l)_t" in r.stdout  # the residual, forward
     assert "dx^(l)_t = dx->^(l)_t + dx^(l+1)_t" in r.stdout  # and its identity in the backward pass
-    assert "W_{xi}^T dz_{i,t}" in r.stdout  # the cell's own input gradient, per layer
+    assert "W_{xi}^T da_{i,t}" in r.stdout  # the cell's own input gradient, per layer
     r = _cli("show", "deep_bigru")
     assert "dx^(l)_t = dx->^(l)_t + dx<-^(l)_t" in r.stdout and "states<-^(l)_(t+1)" in r.stdout
     r = _cli("params", "deep_bigru", "-I", "10", "-H", "20", "--convention", "pytorch")

@@ -42,22 +42,22 @@ def test_no_cell_fails(executed):
 
 def test_the_cell_shows_its_forward_step(executed):
     latex = shown(executed["load"], "text/latex")
-    assert r"z_{n,t} &= W_{xn} x_t + r_t \odot \left(W_{hn} h_{t-1} + b_{hn}\right) + b_n" in latex
+    assert r"a_{n,t} &= W_{xn} x_t + r_t \odot \left(W_{hn} h_{t-1} + b_{hn}\right) + b_n" in latex
     assert r"h_t &= z_t \odot h_{t-1} + n_t \odot \left(1 - z_t\right)" in latex
 
 
 def test_the_derivation_shows_the_grus_dh(executed):
     latex = shown(executed["derive"], "text/latex")
     dh = next(line for line in latex.splitlines() if line.startswith(r"\delta h_t &="))
-    for term in (r"\delta y_t", r"W_{hr}^\top \delta z_{r,t+1}", r"W_{hz}^\top \delta z_{z,t+1}",
-                 r"W_{hn}^\top \left(\delta z_{n,t+1} \odot r_{t+1}\right)", r"\delta h_{t+1} \odot z_{t+1}"):
+    for term in (r"\delta y_t", r"W_{hr}^\top \delta a_{r,t+1}", r"W_{hz}^\top \delta a_{z,t+1}",
+                 r"W_{hn}^\top \left(\delta a_{n,t+1} \odot r_{t+1}\right)", r"\delta h_{t+1} \odot z_{t+1}"):
         assert term in dh, (term, dh)
-    assert r"\frac{\partial L}{\partial W_{hn}} &= \sum_t \left(\delta z_{n,t} \odot r_t\right) h_{t-1}^\top" in latex
+    assert r"\frac{\partial L}{\partial W_{hn}} &= \sum_t \left(\delta a_{n,t} \odot r_t\right) h_{t-1}^\top" in latex
 
 
 def test_the_steps_show_the_local_derivatives_and_the_chain_rule(executed):
     latex = shown(executed["steps"], "text/latex")
-    assert r"\frac{\partial r_t}{\partial z_{r,t}} &= \operatorname{diag}\left(r_t \odot \left(1 - r_t\right)\right)" in latex
+    assert r"\frac{\partial r_t}{\partial a_{r,t}} &= \operatorname{diag}\left(r_t \odot \left(1 - r_t\right)\right)" in latex
     assert (r"\delta z_t &= \left(\frac{\partial h_t}{\partial z_t}\right)^\top \delta h_t \\" "\n"
             r" &= \operatorname{diag}\left(h_{t-1} - n_t\right) \delta h_t \\" "\n"
             r" &= \delta h_t \odot \left(h_{t-1} - n_t\right)") in latex

@@ -39,8 +39,10 @@ def row(case: str, text: str, words: str, needle: str, nth: int = 1, skip: int =
     return pytest.param(text, words, (line, column + skip), id=case)
 
 
-ZCOLL = spec("f_t = \\sigma(W_{xf} x_t + W_{hf} h_{t-1})\nz_{f,t} = \\tanh(h_{t-1})\nh_t = f_t \\odot z_{f,t}\n")
-ZPARAM = spec("f_t = \\sigma(W_{xf} x_t + W_{hf} h_{t-1})\nh_t = f_t \\odot z_f + h_{t-1}\n")
+# a spec that names a, z and u leaves derive no free letter for its pre-activations (a_{f,t}, else z_{f,t},
+# else u_{f,t}): its own a_{f,t} is then refused, never silently merged with the pre-activation
+ZCOLL = spec("f_t = \\sigma(W_{xf} x_t + W_{hf} h_{t-1} + z + u)\na_{f,t} = \\tanh(h_{t-1})\nh_t = f_t \\odot a_{f,t}\n")
+ZPARAM = spec("f_t = \\sigma(W_{xf} x_t + W_{hf} h_{t-1} + z + u)\nh_t = f_t \\odot a_f + h_{t-1}\n")
 TABLES_OK = spec(tail='[conventions]\nbias = "double"\nfused = ["h"]\n[pytorch]\nmodule = "RNN"\n'
                       'nonlinearity = "tanh"\n[keras]\nlayer = "SimpleRNN"\nfused = ["h"]\n')
 KERAS_X = spec(tail='[keras]\nlayer = "SimpleRNN"\nfused = ["h", "x"]\n')
@@ -57,9 +59,9 @@ BAD_NAMES = [("relative-path", '"../derive/kernels/lstm"'), ("absolute-path", '"
 #: (spec text, words the message must have, (line, column) it must be at)
 ERRORS = [
     # 7: a user name equal to derive's pre-activation name
-    row("F7-user-equation-named-z_f", ZCOLL, "z_{f,t} is the name derive gives the pre-activation of f_t",
-        "z_{f,t} ="),
-    row("F7-user-parameter-named-z_f", ZPARAM, "z_{f,t} is the name derive gives the pre-activation of f_t", "z_f"),
+    row("F7-user-equation-named-a_f", ZCOLL, "a_{f,t} is the name derive gives the pre-activation of f_t",
+        "a_{f,t} ="),
+    row("F7-user-parameter-named-a_f", ZPARAM, "a_{f,t} is the name derive gives the pre-activation of f_t", "a_f"),
     # 11: name must be a Python identifier, located at its key
     *[row(f"F11-name-{what}", named(value), "must be a Python identifier", "name") for what, value in BAD_NAMES],
     # 17: metadata that crashed kernel generation
@@ -156,12 +158,12 @@ def test_undefined_activation_lists_a_few_writable_spellings(func, close):
         parse_spec(spec(f"h_t = {spelling}(W x_t)\n"))
 
 
-@pytest.mark.parametrize("text,words", [pytest.param(ZCOLL, "z_{f,t} is the name derive gives", id="F7-cli-exit-2")])
+@pytest.mark.parametrize("text,words", [pytest.param(ZCOLL, "a_{f,t} is the name derive gives", id="F7-cli-exit-2")])
 def test_cli_refuses_with_one_located_line(tmp_path, text, words):
     path = tmp_path / "spec.toml"
     path.write_text(text)
     proc = subprocess.run([sys.executable, "-m", "derive", "show", str(path)], capture_output=True, text=True)
-    line, column = at(text, "z_{f,t} =")
+    line, column = at(text, "a_{f,t} =")
     assert proc.returncode == 2 and proc.stdout == ""
     [message] = proc.stderr.strip().splitlines()
     assert message.startswith(f"{path}:{line}:{column}: error: ") and words in message

@@ -45,7 +45,7 @@ def _point(cell, symbols, rng: random.Random) -> dict:
 
 
 def _outputs(forward: dict, env: dict) -> dict:
-    """The named outputs (f_t = sigma(z_{f,t})) at the point, for partials written with them."""
+    """The named outputs (f_t = sigma(a_{f,t})) at the point, for partials written with them."""
     return {name: evaluate(act, env) for act, name in forward.items() if act.free_symbols <= set(env)}
 
 
@@ -108,8 +108,8 @@ def test_an_adjoint_sums_over_the_equations_that_read_it(name):
 def test_gru_step_by_step_in_the_terminal(capsys):
     assert main(["show", "gru", "--steps"]) == 0
     out = capsys.readouterr().out
-    assert "∂r_t/∂z_{r,t} = diag(r_t ⊙ (1 - r_t))" in out  # sigma' written with the gate's output
-    assert "∂z_{n,t}/∂h_{t-1} = diag(r_t) W_{hn}" in out
+    assert "∂r_t/∂a_{r,t} = diag(r_t ⊙ (1 - r_t))" in out  # sigma' written with the gate's output
+    assert "∂a_{n,t}/∂h_{t-1} = diag(r_t) W_{hn}" in out
     stages = ["dz_t = (∂h_t/∂z_t)^T dh_t", "     = diag(h_{t-1} - n_t) dh_t", "     = dh_t ⊙ (h_{t-1} - n_t)"]
     assert "\n  ".join(stages) in out
     assert out.index("Chain rule") < out.index("Adjoints, last step to first")
@@ -118,9 +118,9 @@ def test_gru_step_by_step_in_the_terminal(capsys):
 def test_gru_step_by_step_in_latex(capsys):
     assert main(["show", "gru", "--steps", "--latex"]) == 0
     out = capsys.readouterr().out
-    assert r"\frac{\partial r_t}{\partial z_{r,t}} &= \operatorname{diag}\left(r_t \odot \left(1 - r_t\right)\right)" in out
-    assert r"W_{hn}^\top \operatorname{diag}\left(r_{t+1}\right) \delta z_{n,t+1}" in out  # before
-    assert r"W_{hn}^\top \left(\delta z_{n,t+1} \odot r_{t+1}\right)" in out  # after
+    assert r"\frac{\partial r_t}{\partial a_{r,t}} &= \operatorname{diag}\left(r_t \odot \left(1 - r_t\right)\right)" in out
+    assert r"W_{hn}^\top \operatorname{diag}\left(r_{t+1}\right) \delta a_{n,t+1}" in out  # before
+    assert r"W_{hn}^\top \left(\delta a_{n,t+1} \odot r_{t+1}\right)" in out  # after
 
 
 def test_steps_is_for_a_cell(capsys):

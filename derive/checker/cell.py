@@ -104,9 +104,19 @@ def check_cell(name_or_path: str, formula: str, lets=(), renames=None, cell=None
         result = check_adjoint(d, witness, names, f, *what, stated_at=time)
         if time and result.verdict != Verdict.EQUIVALENT:
             result.how += f"; stated at t{time:+d}"
-        return result
-    check = {ClaimKind.PARAM: check_param, ClaimKind.JACOBIAN: check_jacobian}[kind]
-    return check(d, witness, names, f, *what)
+    else:
+        check = {ClaimKind.PARAM: check_param, ClaimKind.JACOBIAN: check_jacobian}[kind]
+        result = check(d, witness, names, f, *what)
+    return _respelled(result, names)
+
+
+def _respelled(result: Result, names: Names) -> Result:
+    """The report in the claim's own letter for the pre-activations (its z_{f,t} for the page's a_{f,t})."""
+    for field in ("quantity", "derived", "how", "hint"):
+        setattr(result, field, names.respell(getattr(result, field)))
+    result.counterexample = {names.respell(k) if isinstance(k, str) else k: v
+                             for k, v in result.counterexample.items()}
+    return result
 
 
 def check_adjoint(d, witness, names, f, target, stated_at: int = 0) -> Result:

@@ -1,4 +1,4 @@
-"""A cell's vocabulary for a claim: the names the pages print (``z_{c,1,t}`` with its commas), their
+"""A cell's vocabulary for a claim: the names the pages print (``a_{c,1,t}`` with its commas), their
 aliases (PyTorch, the seeds, colah's C_t), the spec's named constants (``\\beta``), the loss's gradient
 of the output (``dy_t``, or ``dy_{loss,t}``) and the names a ``--let`` defines, each resolved to what
 it means."""
@@ -14,6 +14,7 @@ import sympy as sp
 from derive.errors import DeriveError, Pos
 from derive.symbolic import bptt, ir, printing
 from derive.symbolic.cell import H, I, P
+from derive.symbolic.preactivations import PREACTIVATION_PREFIXES
 from derive.syntax.equations import _TIME
 from derive.checker.visitor import Op, is_op
 from derive.syntax.formulas import Name
@@ -100,6 +101,7 @@ class Names:
         syms = [cell.input, *cell.states, *(a.target for a in cell.assignments)]
         syms += [cell.clock.mask] if cell.clock is not None else []  # m_t, the clock's update mask
         self.parts = {ir.ref(s).key: (ir.ref(s).base, ir.ref(s).sub) for s in syms}
+        self.spelled: set = set()  # the other letters the claim wrote the pre-activations with (z_{f,t})
         self._dy = dy
         for name in lets:
             self._refuse_own(name)
@@ -146,7 +148,7 @@ class Names:
     def shifted(self, shift: int) -> "Names":
         """The same vocabulary with every time index moved by ``shift`` (``dc_{t-1} = ...`` read at t)."""
         out = Names(self.cell, {}, self.renames, self._dy, shift)
-        out.lets, out.param_alias = self.lets, self.param_alias
+        out.lets, out.param_alias, out.spelled = self.lets, self.param_alias, self.spelled
         return out
 
     def loss_gradient(self, node):
@@ -233,11 +235,33 @@ class Names:
             out = self._key(f"{head}_{sub.replace(',', '')}", time)
         return out
 
+    def _preactivation(self, key: str) -> str:
+        """A pre-activation in another source's letter: z_{f,t} (Greff, Karpathy, and derive's pages before 2026-12) or
+        u_{f,t} for the page's a_{f,t}, when the cell has no vector of that name itself."""
+        c = self.cell
+        head, _, sub = key.partition("_")
+        if key in c.dims or not sub or head == c.preactivation or head not in PREACTIVATION_PREFIXES:
+            return key
+        own = f"{c.preactivation}_{sub}"
+        if own not in c.dims:
+            return key
+        self.spelled.add(head)
+        return own
+
+    def respell(self, text: str) -> str:
+        """A report's text with the pre-activations in the letter the claim wrote them with
+        (``dz_{o,t+1}`` for a claim in Greff's or Karpathy's z): one letter per claim."""
+        if len(self.spelled) != 1:
+            return text
+        letter = next(iter(self.spelled))
+        return re.sub(rf"(?<![A-Za-z\\])(d?){self.cell.preactivation}_\{{", rf"\g<1>{letter}_{{", text)
+
     def _key(self, key, time):
         c = self.cell
         key = self.renames.get(key, key)
         if time is not None:
             key = VECTOR_ALIASES.get(key, key) if key not in c.dims else key
+            key = self._preactivation(key)
             if key in c.dims:
                 base, s = self.parts[key]
                 return Ref(RefKind.VEC, ir.symbol(base, s, time))

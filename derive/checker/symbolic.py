@@ -134,7 +134,7 @@ def symbolic_equal(d, names: Names, rhs, derived, seconds: float = 2.0):
             break
         diff = nxt
     diff = diff.xreplace(outs)
-    # the pre-activations derive introduced (z_{c,1,t} = s_t - \beta), by their definitions: a claim
+    # the pre-activations derive introduced (a_{c,1,t} = s_t - \beta), by their definitions: a claim
     # may write either
     aux = {ir.shift(a.target, k): ir.shift(a.rhs, k) for a in d.cell.assignments if a.aux for k in steps}
     forms = (diff, diff.xreplace(aux)) if aux else (diff,)

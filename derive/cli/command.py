@@ -164,7 +164,7 @@ def _render(data: dict, form: str, steps: bool = False) -> str:
         lines.append(f"input {data['input']['text']}, states "
                      + ", ".join(s["text"] for s in data["states"]) + f", output {data['output']['text']}"
                      + (f", gates {data['gates_shown']['text']}" if data["gates"] else ""))
-    section("Forward step", data["forward"], "z_{v,t}: pre-activations derive introduced" if not latex else None)
+    section("Forward step", data["forward"], f"{data['preactivation']}_{{v,t}}: pre-activations derive introduced" if not latex else None)
     if not latex:
         lines.append("\nParameters")
         lines.extend(f"  {p['name']['text']}: {p['shape']}" for p in data["shapes"])

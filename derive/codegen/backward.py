@@ -44,9 +44,9 @@ class Backward:
         ND = str(p.blocks[-1].stop)
         L.append("")
         L.append(f"steps = {w.T} if truncate is None else max(0, min({w.T}, int(truncate)))")
-        L.append(f"{w.dz} = {workspace('dz', f'({w.T}, {w.B}, {ND})')}  # adjoints of the pre-activations (and "
+        L.append(f"{w.dz} = {workspace(str(Buffer.DZ), f'({w.T}, {w.B}, {ND})')}  # adjoints of the pre-activations (and "
                  "products), " + " | ".join(f"d{b.name}" for b in p.blocks))
-        L.append(f"{w.da} = np.empty({w.B} * {ND}, dtype)  # adjoints of the gate outputs, block-major as a step of a")
+        L.append(f"{w.da} = np.empty({w.B} * {ND}, dtype)  # adjoints of the activations' outputs, block-major as a step of {w.a}")
         L.append(f"{w.dy_zero} = np.zeros(({w.B}, {p.dim(cell.output)}), dtype)  # {w.dy_t} when dy is None")
         for s in cell.states:
             key = ir.ref(s).key
@@ -70,7 +70,7 @@ class Backward:
 
     def from_cache(self) -> list[str]:
         p, w = self.p, self.p.w
-        L = [f"{w.x}, {w.z}, {w.a} = cache['x'], cache['z'], cache['a']"]
+        L = [f"{w.x}, {w.z}, {w.a} = cache['x'], cache['{Buffer.Z}'], cache['{Buffer.A}']"]
         for n in [Namer.states(s) for s in self.cell.states] + sorted({n for n in p.saved.values() if n}):
             L.append(f"{n} = cache[{n!r}]")
         for g in p.groups:

@@ -51,8 +51,8 @@ class Forward:
         L.append("# fused weights: one matrix per GEMM argument, columns in the order of the blocks")
         L += fused_weights(p, forward=True)
         L.append("")
-        L.append(f"{w.z} = {workspace('z', f'({w.T}, {w.B}, {NZ})')}  # pre-activations, columns "
-                 + " | ".join(f"z_{b.name}" + ("/2" if b.halved else "") for b in zblocks))
+        L.append(f"{w.z} = {workspace(str(Buffer.Z), f'({w.T}, {w.B}, {NZ})')}  # pre-activations, columns "
+                 + " | ".join(f"{Buffer.Z}_{b.name}" + ("/2" if b.halved else "") for b in zblocks))
         if any(b.halved for b in p.blocks):
             L.append("# (z/2 where the weights and biases above are halved: sigma(z) = (1 + tanh(z/2)) / 2)")
         L += self.input_projection(NZ)
@@ -92,7 +92,7 @@ class Forward:
         for b in xblocks:
             if b.index not in shared and p.folded.get(b.z):
                 L.append(f"{w.z}[:, :, {p.namer.span([b])}] += {' + '.join(code_name(s) for s in p.folded[b.z])}"
-                         f"  # the bias of z_{b.name}")
+                         f"  # the bias of {Buffer.Z}_{b.name}")
         return L
 
     def tap_projections(self) -> list[str]:
@@ -123,7 +123,7 @@ class Forward:
         p, cell, L, w = self.p, self.cell, [], self.p.w
         TB = f"{w.T}, {w.B}"
         if p.gate_blocks:
-            L.append(f"{w.a} = {workspace('a', f'({w.T}, {w.B} * {NZ})')}  # gate outputs, block-major: each "
+            L.append(f"{w.a} = {workspace(str(Buffer.A), f'({w.T}, {w.B} * {NZ})')}  # the activations' outputs, block-major: each "
                      "gate's (B, dim) rows one after another, so every gate is contiguous")
         else:
             L.append(f"{w.a} = None")

@@ -53,6 +53,7 @@ def context(d: Derivation, source: str) -> dict:
     params = [(p.key, " x ".join(map(str, p.shape))) for p in cell.params.values()]
     return {
         "name": cell.name, "title": cell.title, "source": source, "equations": eqs,
+        "preactivation": cell.preactivation,
         "states": [(ir.ref(s).key, str(dim_of(cell, s))) for s in cell.states],
         "output": ir.ref(cell.output).key, "output_dim": str(dim_of(cell, cell.output)),
         "input_dim": str(cell.input_size or "I"), "params": params,

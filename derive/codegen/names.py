@@ -38,19 +38,20 @@ from derive.symbolic.printing import text as ir_text
 class Buffer(StrEnum):
     """The kernel's own sequence buffers, whose steps the views index."""
 
-    Z = "z"  # pre-activations (T, B, columns), batch-major
-    A = "a"  # gate outputs (T, B * columns), block-major
-    DZ = "dz"  # adjoints of z (and extra gradient blocks), as z
-    DA = "da"  # adjoints of the gate outputs of one step, as a step of a
+    Z = "a"  # pre-activations a_{v,t} (T, B, columns), batch-major (codegen calls them z)
+    A = "act"  # the activations' outputs (T, B * columns), block-major
+    DZ = "da"  # adjoints of the pre-activations (and extra gradient blocks), as a
+    DA = "dact"  # adjoints of the activations' outputs of one step, as a step of act
 
 
-#: derive's own fixed names that a spec name can take (a parameter ``T``, ``B`` or ``z``; ``dz_sum``
-#: the summed gradient of a parameter z; ``dy_t`` the adjoint of a state y), each as ``Namer.w``
-#: spells it; the sizes in shapes (``H``, ``P``, ``I``) yield in ``plan.in_code``, the rows
-#: ``z_row`` in ``Namer.row``. The others it binds (``steps``, ``grads``, ``dW`` ...) no spec
+#: derive's own fixed names that a spec name can take (a parameter ``T``, ``B`` or ``a``; ``da_sum``
+#: the summed gradient of a parameter a; ``dy_t`` the adjoint of a state y), each as ``Namer.w``
+#: spells it (``w.z`` is the buffer of pre-activations, named ``a`` in the code as on the pages);
+#: the sizes in shapes (``H``, ``P``, ``I``) yield in ``plan.in_code``, the rows ``a_row`` in ``Namer.row``. The others it binds (``steps``, ``grads``, ``dW`` ...) no spec
 #: name can spell (a parameter is a letter with a subscript). A spec whose input is not x cannot
 #: name a state or parameter x: ``backward`` returns the input's gradient as ``grads["x"]``.
-WORDS = ("x", "t", "T", "B", "I", "z", "a", "dz", "da", "dz_sum", "dy_t", "dy_zero")
+WORDS = {"x": "x", "t": "t", "T": "T", "B": "B", "I": "I", "z": str(Buffer.Z), "a": str(Buffer.A),
+         "dz": str(Buffer.DZ), "da": str(Buffer.DA), "dz_sum": f"{Buffer.DZ}_sum", "dy_t": "dy_t", "dy_zero": "dy_zero"}
 
 #: time offset -> the suffix of a code name
 TIME_SUFFIX = {0: "_t", -1: "_prev", 1: "_next"}
@@ -135,7 +136,7 @@ class Namer:
         matvecs = {m for a in cell.assignments for m in a.rhs.atoms(ir.MatVec)}
         self._group_forms = frozenset(n for m in matvecs for n, _ in self._forms(self.group(m.args[1]), m.args[1]))
         #: derive's fixed names as this kernel spells them: ``w.T``, ``w.x``, ``w.dy_t`` ...
-        words = {word: self.own(word) for word in WORDS}
+        words = {attr: self.own(word) for attr, word in WORDS.items()}
         words["dy_t"] = self.own("dy_t", DY if d is None else d.dy)  # the adjoint of an output named y is dy_t
         self.w = SimpleNamespace(**words)
 
@@ -280,11 +281,11 @@ class Namer:
 
     @staticmethod
     def z(block) -> str:
-        return f"z_{block.name}_t"
+        return f"{Buffer.Z}_{block.name}_t"
 
     def dz(self, block) -> str:
-        """``dz_i_t`` for a pre-activation, ``dhn_t`` for an extra gradient block (derive's own)."""
-        return f"dz_{block.name}_t" if block.z is not None else self.own(f"d{block.name}_t", view=True)
+        """``da_i_t`` for a pre-activation, ``dhn_t`` for an extra gradient block (derive's own)."""
+        return f"{Buffer.DZ}_{block.name}_t" if block.z is not None else self.own(f"d{block.name}_t", view=True)
 
     def buffer(self, base: Buffer) -> str:
         """The code name of a sequence buffer: ``z``, or ``_z`` beside a parameter z."""

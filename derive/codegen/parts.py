@@ -28,7 +28,7 @@ class GroupKind(StrEnum):
 class BlockKind(StrEnum):
     """What a column block of ``z`` / ``dz`` holds."""
 
-    PREACTIVATION = "preactivation"  # z_{v,t} (and its adjoint in dz)
+    PREACTIVATION = "preactivation"  # a_{v,t} (and its adjoint in da)
     GRADIENT = "gradient"  # only in dz: an extra weight gradient's g (dz_n (.) r_t for W_hn)
 
 

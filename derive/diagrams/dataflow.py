@@ -1,7 +1,7 @@
 """One step of a cell as a dataflow graph, built from the cell's assignments (SymPy).
 
 Vectors are nodes: the input x_t (and its taps), the states in (s_{t-1}) and out (s_t), the
-gates and the other intermediates the spec names; a pre-activation derive introduced (z_{f,t})
+gates and the other intermediates the spec names; a pre-activation derive introduced (a_{f,t})
 is drawn inside the operator that computes it, not as a node. Operators are nodes too: an
 affine map followed by its activation (``sigma(W x_t + U h_{t-1} + b)``) is one *layer* box
 labelled with the activation, the way cells are drawn; every other operation (a product, a

@@ -308,7 +308,7 @@ def _compare_activations_context() -> dict:
 def _check_context() -> dict:
     examples = [("lstm", r"\delta c_t = \delta h_t \odot o_t \odot (1 - \tanh^2(c_t)) + \delta c_{t+1} \odot f_{t+1}"),
                 ("lstm", r"\frac{\partial L}{\partial W_{hf}} = \sum_t (\delta f_t \odot f_t \odot (1 - f_t)) h_{t-1}^\top"),
-                ("gru", r"\delta r_t = h_{t-1} \odot (W_{hn}^\top \delta z_{n,t})"),
+                ("gru", r"\delta r_t = h_{t-1} \odot (W_{hn}^\top \delta a_{n,t})"),
                 ("lstm", "N = 4H(I + H + 2)")]
     out = []
     for target, formula in examples:

@@ -149,10 +149,10 @@ def _forward(x, states0, params):
     W_h = np.ascontiguousarray(np.concatenate([W_hf, W_hi, W_ho, W_hg]).T)  # (H, columns hf | hi | ho | hg)
     W_x = np.concatenate([W_xf, W_xi, W_xo, W_xg]).T  # (I, columns u_f | u_i | u_o | u_g)
     
-    z = WORKSPACE.empty('z', (T, B, 11*H), dtype)  # pre-activations, columns z_s_r | z_s_u | z_f | z_i | z_o | z_g | z_h_1 | z_u_f | z_u_i | z_u_o | z_u_g
+    a = WORKSPACE.empty('a', (T, B, 11*H), dtype)  # pre-activations, columns a_s_r | a_s_u | a_f | a_i | a_o | a_g | a_h_1 | a_u_f | a_u_i | a_u_o | a_u_g
     # input projection of every step in one GEMM
-    z.reshape(T * B, 11*H)[:, slice(7*H, 11*H)][...] = x.reshape(T * B, I) @ W_x
-    a = WORKSPACE.empty('a', (T, B * 11*H), dtype)  # gate outputs, block-major: each gate's (B, dim) rows one after another, so every gate is contiguous
+    a.reshape(T * B, 11*H)[:, slice(7*H, 11*H)][...] = x.reshape(T * B, I) @ W_x
+    act = WORKSPACE.empty('act', (T, B * 11*H), dtype)  # the activations' outputs, block-major: each gate's (B, dim) rows one after another, so every gate is contiguous
     c_all = WORKSPACE.empty('c_all', (T + 1, B, H), dtype)
     c_all[0] = states0['c']
     h_all = WORKSPACE.empty('h_all', (T + 1, B, H), dtype)
@@ -177,46 +177,46 @@ def _forward(x, states0, params):
     _h1 = np.empty((B, H), dtype)  # scratch
     _h2 = np.empty((B, H), dtype)  # scratch
     # views of every step (a step takes one index of each) and of the reused buffers
-    z_s_r_all = z[:, :, s_s_r]
-    z_s_u_all = z[:, :, s_s_u]
-    z_f_all = z[:, :, s_f]
-    f_all = a[:, k_f].reshape(T, B, H)
-    z_i_all = z[:, :, s_i]
-    i_all = a[:, k_i].reshape(T, B, H)
-    z_o_all = z[:, :, s_o]
-    o_all = a[:, k_o].reshape(T, B, H)
-    z_g_all = z[:, :, s_g]
-    g_all = a[:, k_g].reshape(T, B, H)
-    z_h_1_all = z[:, :, s_h_1]
-    z_u_f_all = z[:, :, s_u_f]
-    z_u_i_all = z[:, :, s_u_i]
-    z_u_o_all = z[:, :, s_u_o]
-    z_u_g_all = z[:, :, s_u_g]
+    a_s_r_all = a[:, :, s_s_r]
+    a_s_u_all = a[:, :, s_s_u]
+    a_f_all = a[:, :, s_f]
+    f_all = act[:, k_f].reshape(T, B, H)
+    a_i_all = a[:, :, s_i]
+    i_all = act[:, k_i].reshape(T, B, H)
+    a_o_all = a[:, :, s_o]
+    o_all = act[:, k_o].reshape(T, B, H)
+    a_g_all = a[:, :, s_g]
+    g_all = act[:, k_g].reshape(T, B, H)
+    a_h_1_all = a[:, :, s_h_1]
+    a_u_f_all = a[:, :, s_u_f]
+    a_u_i_all = a[:, :, s_u_i]
+    a_u_o_all = a[:, :, s_u_o]
+    a_u_g_all = a[:, :, s_u_g]
     W_hf_h = hW[:, 0:H]
     W_hi_h = hW[:, H:2*H]
     W_ho_h = hW[:, 2*H:3*H]
     W_hg_h = hW[:, 3*H:4*H]
-    a_fio_all = a[:, k_fio].reshape(T, 3, B, H)
-    z_fio_all = z[:, :, s_fio].reshape(T, B, 3, H).transpose(0, 2, 1, 3)
+    act_fio_all = act[:, k_fio].reshape(T, 3, B, H)
+    a_fio_all = a[:, :, s_fio].reshape(T, B, 3, H).transpose(0, 2, 1, 3)
     
     for t in range(T):
-        z_s_r_t = z_s_r_all[t]
-        z_s_u_t = z_s_u_all[t]
-        z_f_t = z_f_all[t]
+        a_s_r_t = a_s_r_all[t]
+        a_s_u_t = a_s_u_all[t]
+        a_f_t = a_f_all[t]
         f_t = f_all[t]
-        z_i_t = z_i_all[t]
+        a_i_t = a_i_all[t]
         i_t = i_all[t]
-        z_o_t = z_o_all[t]
+        a_o_t = a_o_all[t]
         o_t = o_all[t]
-        z_g_t = z_g_all[t]
+        a_g_t = a_g_all[t]
         g_t = g_all[t]
-        z_h_1_t = z_h_1_all[t]
-        z_u_f_t = z_u_f_all[t]
-        z_u_i_t = z_u_i_all[t]
-        z_u_o_t = z_u_o_all[t]
-        z_u_g_t = z_u_g_all[t]
+        a_h_1_t = a_h_1_all[t]
+        a_u_f_t = a_u_f_all[t]
+        a_u_i_t = a_u_i_all[t]
+        a_u_o_t = a_u_o_all[t]
+        a_u_g_t = a_u_g_all[t]
+        act_fio = act_fio_all[t]
         a_fio = a_fio_all[t]
-        z_fio = z_fio_all[t]
         c_prev = c_all[t]
         c_t = c_all[t + 1]
         h_prev = h_all[t]
@@ -245,13 +245,13 @@ def _forward(x, states0, params):
         # r_{g,t} = W_{hg} h_{t-1}
         np.copyto(r_g_t, W_hg_h)
         # u_{f,t} = z_{u,f,t}
-        np.copyto(u_f_t, z_u_f_t)
+        np.copyto(u_f_t, a_u_f_t)
         # u_{i,t} = z_{u,i,t}
-        np.copyto(u_i_t, z_u_i_t)
+        np.copyto(u_i_t, a_u_i_t)
         # u_{o,t} = z_{u,o,t}
-        np.copyto(u_o_t, z_u_o_t)
+        np.copyto(u_o_t, a_u_o_t)
         # u_{g,t} = z_{u,g,t}
-        np.copyto(u_g_t, z_u_g_t)
+        np.copyto(u_g_t, a_u_g_t)
         # m_{r,t} = 1/4 mean(r_{f,t}) + 1/4 mean(r_{g,t}) + 1/4 mean(r_{i,t}) + 1/4 mean(r_{o,t})
         np.copyto(_h0, r_f_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(0.25, _h0, out=m_r_t)
@@ -269,22 +269,22 @@ def _forward(x, states0, params):
         np.square(_h1, out=_h1)
         np.copyto(_h1, _h1.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(0.25, _h1, out=_h0)
-        np.add(1e-05, _h0, out=z_s_r_t)
+        np.add(1e-05, _h0, out=a_s_r_t)
         np.subtract(r_g_t, m_r_t, out=_h1)
         np.square(_h1, out=_h1)
         np.copyto(_h1, _h1.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(0.25, _h1, out=_h0)
-        np.add(z_s_r_t, _h0, out=z_s_r_t)
+        np.add(a_s_r_t, _h0, out=a_s_r_t)
         np.subtract(r_i_t, m_r_t, out=_h1)
         np.square(_h1, out=_h1)
         np.copyto(_h1, _h1.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(0.25, _h1, out=_h0)
-        np.add(z_s_r_t, _h0, out=z_s_r_t)
+        np.add(a_s_r_t, _h0, out=a_s_r_t)
         np.subtract(r_o_t, m_r_t, out=_h1)
         np.square(_h1, out=_h1)
         np.copyto(_h1, _h1.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(0.25, _h1, out=_h0)
-        np.add(z_s_r_t, _h0, out=z_s_r_t)
+        np.add(a_s_r_t, _h0, out=a_s_r_t)
         # m_{u,t} = 1/4 mean(u_{f,t}) + 1/4 mean(u_{g,t}) + 1/4 mean(u_{i,t}) + 1/4 mean(u_{o,t})
         np.copyto(_h0, u_f_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(0.25, _h0, out=m_u_t)
@@ -302,74 +302,74 @@ def _forward(x, states0, params):
         np.square(_h1, out=_h1)
         np.copyto(_h1, _h1.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(0.25, _h1, out=_h0)
-        np.add(1e-05, _h0, out=z_s_u_t)
+        np.add(1e-05, _h0, out=a_s_u_t)
         np.subtract(u_g_t, m_u_t, out=_h1)
         np.square(_h1, out=_h1)
         np.copyto(_h1, _h1.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(0.25, _h1, out=_h0)
-        np.add(z_s_u_t, _h0, out=z_s_u_t)
+        np.add(a_s_u_t, _h0, out=a_s_u_t)
         np.subtract(u_i_t, m_u_t, out=_h1)
         np.square(_h1, out=_h1)
         np.copyto(_h1, _h1.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(0.25, _h1, out=_h0)
-        np.add(z_s_u_t, _h0, out=z_s_u_t)
+        np.add(a_s_u_t, _h0, out=a_s_u_t)
         np.subtract(u_o_t, m_u_t, out=_h1)
         np.square(_h1, out=_h1)
         np.copyto(_h1, _h1.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(0.25, _h1, out=_h0)
-        np.add(z_s_u_t, _h0, out=z_s_u_t)
+        np.add(a_s_u_t, _h0, out=a_s_u_t)
         # s_{r,t} = sqrt(z_{s,r,t})
-        np.sqrt(z_s_r_t, out=s_r_t)
+        np.sqrt(a_s_r_t, out=s_r_t)
         # s_{u,t} = sqrt(z_{s,u,t})
-        np.sqrt(z_s_u_t, out=s_u_t)
+        np.sqrt(a_s_u_t, out=s_u_t)
         # z_{f,t} = a_{1f} ⊙ 1/s_{r,t} ⊙ (r_{f,t} - m_{r,t}) + a_{2f} ⊙ 1/s_{u,t} ⊙ (u_{f,t} - m_{u,t}) + b_{1f} + b_{2f} + b_f
-        np.add(b_1f, b_2f, out=z_f_t)
-        np.add(z_f_t, b_f, out=z_f_t)
+        np.add(b_1f, b_2f, out=a_f_t)
+        np.add(a_f_t, b_f, out=a_f_t)
         np.subtract(r_f_t, m_r_t, out=_h1)
         np.multiply(a_1f, _h1, out=_h0)
         np.divide(_h0, s_r_t, out=_h0)
-        np.add(z_f_t, _h0, out=z_f_t)
+        np.add(a_f_t, _h0, out=a_f_t)
         np.subtract(u_f_t, m_u_t, out=_h1)
         np.multiply(a_2f, _h1, out=_h0)
         np.divide(_h0, s_u_t, out=_h0)
-        np.add(z_f_t, _h0, out=z_f_t)
+        np.add(a_f_t, _h0, out=a_f_t)
         # z_{i,t} = a_{1i} ⊙ 1/s_{r,t} ⊙ (r_{i,t} - m_{r,t}) + a_{2i} ⊙ 1/s_{u,t} ⊙ (u_{i,t} - m_{u,t}) + b_{1i} + b_{2i} + b_i
-        np.add(b_1i, b_2i, out=z_i_t)
-        np.add(z_i_t, b_i, out=z_i_t)
+        np.add(b_1i, b_2i, out=a_i_t)
+        np.add(a_i_t, b_i, out=a_i_t)
         np.subtract(r_i_t, m_r_t, out=_h1)
         np.multiply(a_1i, _h1, out=_h0)
         np.divide(_h0, s_r_t, out=_h0)
-        np.add(z_i_t, _h0, out=z_i_t)
+        np.add(a_i_t, _h0, out=a_i_t)
         np.subtract(u_i_t, m_u_t, out=_h1)
         np.multiply(a_2i, _h1, out=_h0)
         np.divide(_h0, s_u_t, out=_h0)
-        np.add(z_i_t, _h0, out=z_i_t)
+        np.add(a_i_t, _h0, out=a_i_t)
         # z_{o,t} = a_{1o} ⊙ 1/s_{r,t} ⊙ (r_{o,t} - m_{r,t}) + a_{2o} ⊙ 1/s_{u,t} ⊙ (u_{o,t} - m_{u,t}) + b_{1o} + b_{2o} + b_o
-        np.add(b_1o, b_2o, out=z_o_t)
-        np.add(z_o_t, b_o, out=z_o_t)
+        np.add(b_1o, b_2o, out=a_o_t)
+        np.add(a_o_t, b_o, out=a_o_t)
         np.subtract(r_o_t, m_r_t, out=_h1)
         np.multiply(a_1o, _h1, out=_h0)
         np.divide(_h0, s_r_t, out=_h0)
-        np.add(z_o_t, _h0, out=z_o_t)
+        np.add(a_o_t, _h0, out=a_o_t)
         np.subtract(u_o_t, m_u_t, out=_h1)
         np.multiply(a_2o, _h1, out=_h0)
         np.divide(_h0, s_u_t, out=_h0)
-        np.add(z_o_t, _h0, out=z_o_t)
+        np.add(a_o_t, _h0, out=a_o_t)
         # z_{g,t} = a_{1g} ⊙ 1/s_{r,t} ⊙ (r_{g,t} - m_{r,t}) + a_{2g} ⊙ 1/s_{u,t} ⊙ (u_{g,t} - m_{u,t}) + b_{1g} + b_{2g} + b_g
-        np.add(b_1g, b_2g, out=z_g_t)
-        np.add(z_g_t, b_g, out=z_g_t)
+        np.add(b_1g, b_2g, out=a_g_t)
+        np.add(a_g_t, b_g, out=a_g_t)
         np.subtract(r_g_t, m_r_t, out=_h1)
         np.multiply(a_1g, _h1, out=_h0)
         np.divide(_h0, s_r_t, out=_h0)
-        np.add(z_g_t, _h0, out=z_g_t)
+        np.add(a_g_t, _h0, out=a_g_t)
         np.subtract(u_g_t, m_u_t, out=_h1)
         np.multiply(a_2g, _h1, out=_h0)
         np.divide(_h0, s_u_t, out=_h0)
-        np.add(z_g_t, _h0, out=z_g_t)
+        np.add(a_g_t, _h0, out=a_g_t)
         # f_t = sigma(z_{f,t}); i_t = sigma(z_{i,t}); o_t = sigma(z_{o,t})
-        _sigmoid(z_fio, out=a_fio)
+        _sigmoid(a_fio, out=act_fio)
         # g_t = tanh(z_{g,t})
-        np.tanh(z_g_t, out=g_t)
+        np.tanh(a_g_t, out=g_t)
         # c_t = f_t ⊙ c_{t-1} + g_t ⊙ i_t
         np.multiply(c_prev, f_t, out=c_t)
         np.multiply(g_t, i_t, out=_h0)
@@ -386,12 +386,12 @@ def _forward(x, states0, params):
         np.multiply(n_t, _h0, out=n_t)
         # z_{h,1,t} = a_3 ⊙ n_t + b_3
         np.multiply(a_3, n_t, out=_h0)
-        np.add(b_3, _h0, out=z_h_1_t)
+        np.add(b_3, _h0, out=a_h_1_t)
         # h_t = o_t ⊙ tanh(z_{h,1,t})
-        np.tanh(z_h_1_t, out=_h0)
+        np.tanh(a_h_1_t, out=_h0)
         np.multiply(o_t, _h0, out=h_t)
     
-    cache = {'x': x, 'z': z, 'a': a, 'c_all': c_all, 'h_all': h_all, 'm_r_all': m_r_all, 'm_u_all': m_u_all, 'n_all': n_all, 'r_f_all': r_f_all, 'r_g_all': r_g_all, 'r_i_all': r_i_all, 'r_o_all': r_o_all, 's_r_all': s_r_all, 's_u_all': s_u_all, 'u_f_all': u_f_all, 'u_g_all': u_g_all, 'u_i_all': u_i_all, 'u_o_all': u_o_all}
+    cache = {'x': x, 'a': a, 'act': act, 'c_all': c_all, 'h_all': h_all, 'm_r_all': m_r_all, 'm_u_all': m_u_all, 'n_all': n_all, 'r_f_all': r_f_all, 'r_g_all': r_g_all, 'r_i_all': r_i_all, 'r_o_all': r_o_all, 's_r_all': s_r_all, 's_u_all': s_u_all, 'u_f_all': u_f_all, 'u_g_all': u_g_all, 'u_i_all': u_i_all, 'u_o_all': u_o_all}
     return h_all[1:], {'c': c_all[T], 'h': h_all[T]}, cache
 
 
@@ -442,7 +442,7 @@ def _backward(dy, dstates_T, cache, params, truncate):
     b_g = params["b_g"]
     a_3 = params["a_3"]
     b_3 = params["b_3"]
-    x, z, a = cache['x'], cache['z'], cache['a']
+    x, a, act = cache['x'], cache['a'], cache['act']
     c_all = cache['c_all']
     h_all = cache['h_all']
     m_r_all = cache['m_r_all']
@@ -484,8 +484,8 @@ def _backward(dy, dstates_T, cache, params, truncate):
     W_x = np.concatenate([W_xf, W_xi, W_xo, W_xg]).T  # (I, columns u_f | u_i | u_o | u_g)
     
     steps = T if truncate is None else max(0, min(T, int(truncate)))
-    dz = WORKSPACE.empty('dz', (T, B, 15*H), dtype)  # adjoints of the pre-activations (and products), ds_r | ds_u | df | di | do | dg | dh_1 | du_f | du_i | du_o | du_g | dhf | dhi | dho | dhg
-    da = np.empty(B * 15*H, dtype)  # adjoints of the gate outputs, block-major as a step of a
+    da = WORKSPACE.empty('da', (T, B, 15*H), dtype)  # adjoints of the pre-activations (and products), ds_r | ds_u | df | di | do | dg | dh_1 | du_f | du_i | du_o | du_g | dhf | dhi | dho | dhg
+    dact = np.empty(B * 15*H, dtype)  # adjoints of the activations' outputs, block-major as a step of act
     dy_zero = np.zeros((B, H), dtype)  # dy_t when dy is None
     dc_carry = np.zeros((B, H), dtype)
     if dstates_T is not None and dstates_T.get('c') is not None:
@@ -520,63 +520,63 @@ def _backward(dy, dstates_T, cache, params, truncate):
     _h4 = np.empty((B, H), dtype)  # scratch
     _h5 = np.empty((B, H), dtype)  # scratch
     # views of every step (a step takes one index of each) and of the reused buffers
-    z_s_r_all = z[:, :, s_s_r]
-    z_s_u_all = z[:, :, s_s_u]
-    f_all = a[:, k_f].reshape(T, B, H)
-    i_all = a[:, k_i].reshape(T, B, H)
-    o_all = a[:, k_o].reshape(T, B, H)
-    g_all = a[:, k_g].reshape(T, B, H)
-    z_h_1_all = z[:, :, s_h_1]
-    dz_s_r_all = dz[:, :, s_s_r]
-    dz_s_u_all = dz[:, :, s_s_u]
-    dz_f_all = dz[:, :, s_f]
-    df_t = da[k_f].reshape(B, H)
-    dz_i_all = dz[:, :, s_i]
-    di_t = da[k_i].reshape(B, H)
-    dz_o_all = dz[:, :, s_o]
-    do_t = da[k_o].reshape(B, H)
-    dz_g_all = dz[:, :, s_g]
-    dg_t = da[k_g].reshape(B, H)
-    dz_h_1_all = dz[:, :, s_h_1]
-    dz_u_f_all = dz[:, :, s_u_f]
-    dz_u_i_all = dz[:, :, s_u_i]
-    dz_u_o_all = dz[:, :, s_u_o]
-    dz_u_g_all = dz[:, :, s_u_g]
-    dhf_all = dz[:, :, s_hf]
-    dhi_all = dz[:, :, s_hi]
-    dho_all = dz[:, :, s_ho]
-    dhg_all = dz[:, :, s_hg]
-    a_fio_all = a[:, k_fio].reshape(T, 3, B, H)
-    da_fio = da[k_fio].reshape(3, B, H)
-    dz_fio_all = dz[:, :, s_fio].reshape(T, B, 3, H).transpose(0, 2, 1, 3)
-    dz_hfhihohg_cols_all = dz[:, :, s_hfhihohg]
+    a_s_r_all = a[:, :, s_s_r]
+    a_s_u_all = a[:, :, s_s_u]
+    f_all = act[:, k_f].reshape(T, B, H)
+    i_all = act[:, k_i].reshape(T, B, H)
+    o_all = act[:, k_o].reshape(T, B, H)
+    g_all = act[:, k_g].reshape(T, B, H)
+    a_h_1_all = a[:, :, s_h_1]
+    da_s_r_all = da[:, :, s_s_r]
+    da_s_u_all = da[:, :, s_s_u]
+    da_f_all = da[:, :, s_f]
+    df_t = dact[k_f].reshape(B, H)
+    da_i_all = da[:, :, s_i]
+    di_t = dact[k_i].reshape(B, H)
+    da_o_all = da[:, :, s_o]
+    do_t = dact[k_o].reshape(B, H)
+    da_g_all = da[:, :, s_g]
+    dg_t = dact[k_g].reshape(B, H)
+    da_h_1_all = da[:, :, s_h_1]
+    da_u_f_all = da[:, :, s_u_f]
+    da_u_i_all = da[:, :, s_u_i]
+    da_u_o_all = da[:, :, s_u_o]
+    da_u_g_all = da[:, :, s_u_g]
+    dhf_all = da[:, :, s_hf]
+    dhi_all = da[:, :, s_hi]
+    dho_all = da[:, :, s_ho]
+    dhg_all = da[:, :, s_hg]
+    act_fio_all = act[:, k_fio].reshape(T, 3, B, H)
+    dact_fio = dact[k_fio].reshape(3, B, H)
+    da_fio_all = da[:, :, s_fio].reshape(T, B, 3, H).transpose(0, 2, 1, 3)
+    da_hfhihohg_cols_all = da[:, :, s_hfhihohg]
     
     for t in range(T - 1, T - 1 - steps, -1):
-        z_s_r_t = z_s_r_all[t]
-        z_s_u_t = z_s_u_all[t]
+        a_s_r_t = a_s_r_all[t]
+        a_s_u_t = a_s_u_all[t]
         f_t = f_all[t]
         i_t = i_all[t]
         o_t = o_all[t]
         g_t = g_all[t]
-        z_h_1_t = z_h_1_all[t]
-        dz_s_r_t = dz_s_r_all[t]
-        dz_s_u_t = dz_s_u_all[t]
-        dz_f_t = dz_f_all[t]
-        dz_i_t = dz_i_all[t]
-        dz_o_t = dz_o_all[t]
-        dz_g_t = dz_g_all[t]
-        dz_h_1_t = dz_h_1_all[t]
-        dz_u_f_t = dz_u_f_all[t]
-        dz_u_i_t = dz_u_i_all[t]
-        dz_u_o_t = dz_u_o_all[t]
-        dz_u_g_t = dz_u_g_all[t]
+        a_h_1_t = a_h_1_all[t]
+        da_s_r_t = da_s_r_all[t]
+        da_s_u_t = da_s_u_all[t]
+        da_f_t = da_f_all[t]
+        da_i_t = da_i_all[t]
+        da_o_t = da_o_all[t]
+        da_g_t = da_g_all[t]
+        da_h_1_t = da_h_1_all[t]
+        da_u_f_t = da_u_f_all[t]
+        da_u_i_t = da_u_i_all[t]
+        da_u_o_t = da_u_o_all[t]
+        da_u_g_t = da_u_g_all[t]
         dhf_t = dhf_all[t]
         dhi_t = dhi_all[t]
         dho_t = dho_all[t]
         dhg_t = dhg_all[t]
-        a_fio = a_fio_all[t]
-        dz_fio = dz_fio_all[t]
-        dz_hfhihohg_cols = dz_hfhihohg_cols_all[t]
+        act_fio = act_fio_all[t]
+        da_fio = da_fio_all[t]
+        da_hfhihohg_cols = da_hfhihohg_cols_all[t]
         c_prev = c_all[t]
         c_t = c_all[t + 1]
         m_r_t = m_r_all[t]
@@ -595,13 +595,13 @@ def _backward(dy, dstates_T, cache, params, truncate):
         # dh_t = dy_t + W_{hf}^T dr_{f,t+1} + W_{hi}^T dr_{i,t+1} + W_{ho}^T dr_{o,t+1} + W_{hg}^T dr_{g,t+1}
         np.add(dh_carry, dy_t, out=dh_t)
         # dz_{h,1,t} = dh_t ⊙ o_t ⊙ (1 - tanh²(z_{h,1,t}))
-        np.multiply(dh_t, o_t, out=dz_h_1_t)
-        np.tanh(z_h_1_t, out=_h1)
+        np.multiply(dh_t, o_t, out=da_h_1_t)
+        np.tanh(a_h_1_t, out=_h1)
         np.square(_h1, out=_h1)
         np.subtract(1.0, _h1, out=_h0)
-        np.multiply(dz_h_1_t, _h0, out=dz_h_1_t)
+        np.multiply(da_h_1_t, _h0, out=da_h_1_t)
         # dn_t = dz_{h,1,t} ⊙ a_3
-        np.multiply(a_3, dz_h_1_t, out=dn_t)
+        np.multiply(a_3, da_h_1_t, out=dn_t)
         # dc_t = -mean(dn_t ⊙ 1/sqrt(1/100000 + mean((c_t - mean(c_t))^2))) + -1/2 mean((2 mean(c_t) - 2 c_t) ⊙ mean(dn_t ⊙ (c_t - mean(c_t)) ⊙ (1/100000 + mean((c_t - mean(c_t))^2))**(-3/2))) + -1/2 (2 c_t - 2 mean(c_t)) ⊙ mean(dn_t ⊙ (c_t - mean(c_t)) ⊙ (1/100000 + mean((c_t - mean(c_t))^2))**(-3/2)) + dn_t ⊙ 1/sqrt(1/100000 + mean((c_t - mean(c_t))^2)) + dc_{t+1} ⊙ f_{t+1}
         np.copyto(_h3, c_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.subtract(c_t, _h3, out=_h2)
@@ -660,156 +660,156 @@ def _backward(dy, dstates_T, cache, params, truncate):
         # dg_t = dc_t ⊙ i_t
         np.multiply(dc_t, i_t, out=dg_t)
         # do_t = dh_t ⊙ tanh(z_{h,1,t})
-        np.tanh(z_h_1_t, out=_h0)
+        np.tanh(a_h_1_t, out=_h0)
         np.multiply(dh_t, _h0, out=do_t)
         # di_t = dc_t ⊙ g_t
         np.multiply(dc_t, g_t, out=di_t)
         # df_t = dc_t ⊙ c_{t-1}
         np.multiply(c_prev, dc_t, out=df_t)
         # dz_{f,t} = df_t ⊙ f_t ⊙ (1 - f_t); dz_{i,t} = di_t ⊙ i_t ⊙ (1 - i_t); dz_{o,t} = do_t ⊙ o_t ⊙ (1 - o_t)
-        np.multiply(da_fio, a_fio, out=_3bh0)
-        np.subtract(1.0, a_fio, out=_3bh1)
-        np.multiply(_3bh0, _3bh1, out=dz_fio)
+        np.multiply(dact_fio, act_fio, out=_3bh0)
+        np.subtract(1.0, act_fio, out=_3bh1)
+        np.multiply(_3bh0, _3bh1, out=da_fio)
         # dz_{g,t} = dg_t ⊙ (1 - g_t^2)
         np.square(g_t, out=_h2)
         np.subtract(1.0, _h2, out=_h1)
-        np.multiply(dg_t, _h1, out=dz_g_t)
+        np.multiply(dg_t, _h1, out=da_g_t)
         # ds_{u,t} = -dz_{f,t} ⊙ a_{2f} ⊙ s_{u,t}**(-2) ⊙ (u_{f,t} - m_{u,t}) + -dz_{i,t} ⊙ a_{2i} ⊙ s_{u,t}**(-2) ⊙ (u_{i,t} - m_{u,t}) + -dz_{o,t} ⊙ a_{2o} ⊙ s_{u,t}**(-2) ⊙ (u_{o,t} - m_{u,t}) + -dz_{g,t} ⊙ a_{2g} ⊙ s_{u,t}**(-2) ⊙ (u_{g,t} - m_{u,t})
-        np.multiply(a_2f, dz_f_t, out=ds_u_t)
+        np.multiply(a_2f, da_f_t, out=ds_u_t)
         np.power(s_u_t, -2.0, out=_h0)
         np.multiply(ds_u_t, _h0, out=ds_u_t)
         np.subtract(u_f_t, m_u_t, out=_h0)
         np.multiply(ds_u_t, _h0, out=ds_u_t)
         np.negative(ds_u_t, out=ds_u_t)
-        np.multiply(a_2g, dz_g_t, out=_h0)
+        np.multiply(a_2g, da_g_t, out=_h0)
         np.power(s_u_t, -2.0, out=_h1)
         np.multiply(_h0, _h1, out=_h0)
         np.subtract(u_g_t, m_u_t, out=_h1)
         np.multiply(_h0, _h1, out=_h0)
         np.subtract(ds_u_t, _h0, out=ds_u_t)
-        np.multiply(a_2i, dz_i_t, out=_h0)
+        np.multiply(a_2i, da_i_t, out=_h0)
         np.power(s_u_t, -2.0, out=_h1)
         np.multiply(_h0, _h1, out=_h0)
         np.subtract(u_i_t, m_u_t, out=_h1)
         np.multiply(_h0, _h1, out=_h0)
         np.subtract(ds_u_t, _h0, out=ds_u_t)
-        np.multiply(a_2o, dz_o_t, out=_h0)
+        np.multiply(a_2o, da_o_t, out=_h0)
         np.power(s_u_t, -2.0, out=_h1)
         np.multiply(_h0, _h1, out=_h0)
         np.subtract(u_o_t, m_u_t, out=_h1)
         np.multiply(_h0, _h1, out=_h0)
         np.subtract(ds_u_t, _h0, out=ds_u_t)
         # ds_{r,t} = -dz_{f,t} ⊙ a_{1f} ⊙ s_{r,t}**(-2) ⊙ (r_{f,t} - m_{r,t}) + -dz_{i,t} ⊙ a_{1i} ⊙ s_{r,t}**(-2) ⊙ (r_{i,t} - m_{r,t}) + -dz_{o,t} ⊙ a_{1o} ⊙ s_{r,t}**(-2) ⊙ (r_{o,t} - m_{r,t}) + -dz_{g,t} ⊙ a_{1g} ⊙ s_{r,t}**(-2) ⊙ (r_{g,t} - m_{r,t})
-        np.multiply(a_1f, dz_f_t, out=ds_r_t)
+        np.multiply(a_1f, da_f_t, out=ds_r_t)
         np.power(s_r_t, -2.0, out=_h0)
         np.multiply(ds_r_t, _h0, out=ds_r_t)
         np.subtract(r_f_t, m_r_t, out=_h0)
         np.multiply(ds_r_t, _h0, out=ds_r_t)
         np.negative(ds_r_t, out=ds_r_t)
-        np.multiply(a_1g, dz_g_t, out=_h0)
+        np.multiply(a_1g, da_g_t, out=_h0)
         np.power(s_r_t, -2.0, out=_h1)
         np.multiply(_h0, _h1, out=_h0)
         np.subtract(r_g_t, m_r_t, out=_h1)
         np.multiply(_h0, _h1, out=_h0)
         np.subtract(ds_r_t, _h0, out=ds_r_t)
-        np.multiply(a_1i, dz_i_t, out=_h0)
+        np.multiply(a_1i, da_i_t, out=_h0)
         np.power(s_r_t, -2.0, out=_h1)
         np.multiply(_h0, _h1, out=_h0)
         np.subtract(r_i_t, m_r_t, out=_h1)
         np.multiply(_h0, _h1, out=_h0)
         np.subtract(ds_r_t, _h0, out=ds_r_t)
-        np.multiply(a_1o, dz_o_t, out=_h0)
+        np.multiply(a_1o, da_o_t, out=_h0)
         np.power(s_r_t, -2.0, out=_h1)
         np.multiply(_h0, _h1, out=_h0)
         np.subtract(r_o_t, m_r_t, out=_h1)
         np.multiply(_h0, _h1, out=_h0)
         np.subtract(ds_r_t, _h0, out=ds_r_t)
         # dz_{s,u,t} = 1/2 ds_{u,t} ⊙ 1/sqrt(z_{s,u,t})
-        np.multiply(0.5, ds_u_t, out=dz_s_u_t)
-        np.power(z_s_u_t, -0.5, out=_h0)
-        np.multiply(dz_s_u_t, _h0, out=dz_s_u_t)
+        np.multiply(0.5, ds_u_t, out=da_s_u_t)
+        np.power(a_s_u_t, -0.5, out=_h0)
+        np.multiply(da_s_u_t, _h0, out=da_s_u_t)
         # dm_{u,t} = 1/4 (2 m_{u,t} - 2 u_{f,t}) ⊙ mean(dz_{s,u,t}) + 1/4 (2 m_{u,t} - 2 u_{g,t}) ⊙ mean(dz_{s,u,t}) + 1/4 (2 m_{u,t} - 2 u_{i,t}) ⊙ mean(dz_{s,u,t}) + 1/4 (2 m_{u,t} - 2 u_{o,t}) ⊙ mean(dz_{s,u,t}) + -dz_{f,t} ⊙ a_{2f} ⊙ 1/s_{u,t} + -dz_{i,t} ⊙ a_{2i} ⊙ 1/s_{u,t} + -dz_{o,t} ⊙ a_{2o} ⊙ 1/s_{u,t} + -dz_{g,t} ⊙ a_{2g} ⊙ 1/s_{u,t}
         np.multiply(2.0, m_u_t, out=_h0)
         np.multiply(2.0, u_f_t, out=_h1)
         np.subtract(_h0, _h1, out=_h0)
         np.multiply(0.25, _h0, out=dm_u_t)
-        np.copyto(_h0, dz_s_u_t.mean(axis=-1, keepdims=True))  # mean over the units
+        np.copyto(_h0, da_s_u_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(dm_u_t, _h0, out=dm_u_t)
         np.multiply(2.0, m_u_t, out=_h1)
         np.multiply(2.0, u_g_t, out=_h2)
         np.subtract(_h1, _h2, out=_h1)
         np.multiply(0.25, _h1, out=_h0)
-        np.copyto(_h1, dz_s_u_t.mean(axis=-1, keepdims=True))  # mean over the units
+        np.copyto(_h1, da_s_u_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(_h0, _h1, out=_h0)
         np.add(dm_u_t, _h0, out=dm_u_t)
         np.multiply(2.0, m_u_t, out=_h1)
         np.multiply(2.0, u_i_t, out=_h2)
         np.subtract(_h1, _h2, out=_h1)
         np.multiply(0.25, _h1, out=_h0)
-        np.copyto(_h1, dz_s_u_t.mean(axis=-1, keepdims=True))  # mean over the units
+        np.copyto(_h1, da_s_u_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(_h0, _h1, out=_h0)
         np.add(dm_u_t, _h0, out=dm_u_t)
         np.multiply(2.0, m_u_t, out=_h1)
         np.multiply(2.0, u_o_t, out=_h2)
         np.subtract(_h1, _h2, out=_h1)
         np.multiply(0.25, _h1, out=_h0)
-        np.copyto(_h1, dz_s_u_t.mean(axis=-1, keepdims=True))  # mean over the units
+        np.copyto(_h1, da_s_u_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(_h0, _h1, out=_h0)
         np.add(dm_u_t, _h0, out=dm_u_t)
-        np.multiply(a_2f, dz_f_t, out=_h0)
+        np.multiply(a_2f, da_f_t, out=_h0)
         np.divide(_h0, s_u_t, out=_h0)
         np.subtract(dm_u_t, _h0, out=dm_u_t)
-        np.multiply(a_2g, dz_g_t, out=_h0)
+        np.multiply(a_2g, da_g_t, out=_h0)
         np.divide(_h0, s_u_t, out=_h0)
         np.subtract(dm_u_t, _h0, out=dm_u_t)
-        np.multiply(a_2i, dz_i_t, out=_h0)
+        np.multiply(a_2i, da_i_t, out=_h0)
         np.divide(_h0, s_u_t, out=_h0)
         np.subtract(dm_u_t, _h0, out=dm_u_t)
-        np.multiply(a_2o, dz_o_t, out=_h0)
+        np.multiply(a_2o, da_o_t, out=_h0)
         np.divide(_h0, s_u_t, out=_h0)
         np.subtract(dm_u_t, _h0, out=dm_u_t)
         # dz_{s,r,t} = 1/2 ds_{r,t} ⊙ 1/sqrt(z_{s,r,t})
-        np.multiply(0.5, ds_r_t, out=dz_s_r_t)
-        np.power(z_s_r_t, -0.5, out=_h0)
-        np.multiply(dz_s_r_t, _h0, out=dz_s_r_t)
+        np.multiply(0.5, ds_r_t, out=da_s_r_t)
+        np.power(a_s_r_t, -0.5, out=_h0)
+        np.multiply(da_s_r_t, _h0, out=da_s_r_t)
         # dm_{r,t} = 1/4 (2 m_{r,t} - 2 r_{f,t}) ⊙ mean(dz_{s,r,t}) + 1/4 (2 m_{r,t} - 2 r_{g,t}) ⊙ mean(dz_{s,r,t}) + 1/4 (2 m_{r,t} - 2 r_{i,t}) ⊙ mean(dz_{s,r,t}) + 1/4 (2 m_{r,t} - 2 r_{o,t}) ⊙ mean(dz_{s,r,t}) + -dz_{f,t} ⊙ a_{1f} ⊙ 1/s_{r,t} + -dz_{i,t} ⊙ a_{1i} ⊙ 1/s_{r,t} + -dz_{o,t} ⊙ a_{1o} ⊙ 1/s_{r,t} + -dz_{g,t} ⊙ a_{1g} ⊙ 1/s_{r,t}
         np.multiply(2.0, m_r_t, out=_h0)
         np.multiply(2.0, r_f_t, out=_h1)
         np.subtract(_h0, _h1, out=_h0)
         np.multiply(0.25, _h0, out=dm_r_t)
-        np.copyto(_h0, dz_s_r_t.mean(axis=-1, keepdims=True))  # mean over the units
+        np.copyto(_h0, da_s_r_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(dm_r_t, _h0, out=dm_r_t)
         np.multiply(2.0, m_r_t, out=_h1)
         np.multiply(2.0, r_g_t, out=_h2)
         np.subtract(_h1, _h2, out=_h1)
         np.multiply(0.25, _h1, out=_h0)
-        np.copyto(_h1, dz_s_r_t.mean(axis=-1, keepdims=True))  # mean over the units
+        np.copyto(_h1, da_s_r_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(_h0, _h1, out=_h0)
         np.add(dm_r_t, _h0, out=dm_r_t)
         np.multiply(2.0, m_r_t, out=_h1)
         np.multiply(2.0, r_i_t, out=_h2)
         np.subtract(_h1, _h2, out=_h1)
         np.multiply(0.25, _h1, out=_h0)
-        np.copyto(_h1, dz_s_r_t.mean(axis=-1, keepdims=True))  # mean over the units
+        np.copyto(_h1, da_s_r_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(_h0, _h1, out=_h0)
         np.add(dm_r_t, _h0, out=dm_r_t)
         np.multiply(2.0, m_r_t, out=_h1)
         np.multiply(2.0, r_o_t, out=_h2)
         np.subtract(_h1, _h2, out=_h1)
         np.multiply(0.25, _h1, out=_h0)
-        np.copyto(_h1, dz_s_r_t.mean(axis=-1, keepdims=True))  # mean over the units
+        np.copyto(_h1, da_s_r_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(_h0, _h1, out=_h0)
         np.add(dm_r_t, _h0, out=dm_r_t)
-        np.multiply(a_1f, dz_f_t, out=_h0)
+        np.multiply(a_1f, da_f_t, out=_h0)
         np.divide(_h0, s_r_t, out=_h0)
         np.subtract(dm_r_t, _h0, out=dm_r_t)
-        np.multiply(a_1g, dz_g_t, out=_h0)
+        np.multiply(a_1g, da_g_t, out=_h0)
         np.divide(_h0, s_r_t, out=_h0)
         np.subtract(dm_r_t, _h0, out=dm_r_t)
-        np.multiply(a_1i, dz_i_t, out=_h0)
+        np.multiply(a_1i, da_i_t, out=_h0)
         np.divide(_h0, s_r_t, out=_h0)
         np.subtract(dm_r_t, _h0, out=dm_r_t)
-        np.multiply(a_1o, dz_o_t, out=_h0)
+        np.multiply(a_1o, da_o_t, out=_h0)
         np.divide(_h0, s_r_t, out=_h0)
         np.subtract(dm_r_t, _h0, out=dm_r_t)
         # du_{g,t} = 1/4 mean(dm_{u,t}) + 1/4 (2 u_{g,t} - 2 m_{u,t}) ⊙ mean(dz_{s,u,t}) + dz_{g,t} ⊙ a_{2g} ⊙ 1/s_{u,t}
@@ -817,9 +817,9 @@ def _backward(dy, dstates_T, cache, params, truncate):
         np.multiply(2.0, m_u_t, out=_h1)
         np.subtract(_h0, _h1, out=_h0)
         np.multiply(0.25, _h0, out=du_g_t)
-        np.copyto(_h0, dz_s_u_t.mean(axis=-1, keepdims=True))  # mean over the units
+        np.copyto(_h0, da_s_u_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(du_g_t, _h0, out=du_g_t)
-        np.multiply(a_2g, dz_g_t, out=_h0)
+        np.multiply(a_2g, da_g_t, out=_h0)
         np.divide(_h0, s_u_t, out=_h0)
         np.add(du_g_t, _h0, out=du_g_t)
         np.copyto(_h1, dm_u_t.mean(axis=-1, keepdims=True))  # mean over the units
@@ -830,9 +830,9 @@ def _backward(dy, dstates_T, cache, params, truncate):
         np.multiply(2.0, m_u_t, out=_h1)
         np.subtract(_h0, _h1, out=_h0)
         np.multiply(0.25, _h0, out=du_o_t)
-        np.copyto(_h0, dz_s_u_t.mean(axis=-1, keepdims=True))  # mean over the units
+        np.copyto(_h0, da_s_u_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(du_o_t, _h0, out=du_o_t)
-        np.multiply(a_2o, dz_o_t, out=_h0)
+        np.multiply(a_2o, da_o_t, out=_h0)
         np.divide(_h0, s_u_t, out=_h0)
         np.add(du_o_t, _h0, out=du_o_t)
         np.copyto(_h1, dm_u_t.mean(axis=-1, keepdims=True))  # mean over the units
@@ -843,9 +843,9 @@ def _backward(dy, dstates_T, cache, params, truncate):
         np.multiply(2.0, m_u_t, out=_h1)
         np.subtract(_h0, _h1, out=_h0)
         np.multiply(0.25, _h0, out=du_i_t)
-        np.copyto(_h0, dz_s_u_t.mean(axis=-1, keepdims=True))  # mean over the units
+        np.copyto(_h0, da_s_u_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(du_i_t, _h0, out=du_i_t)
-        np.multiply(a_2i, dz_i_t, out=_h0)
+        np.multiply(a_2i, da_i_t, out=_h0)
         np.divide(_h0, s_u_t, out=_h0)
         np.add(du_i_t, _h0, out=du_i_t)
         np.copyto(_h1, dm_u_t.mean(axis=-1, keepdims=True))  # mean over the units
@@ -856,9 +856,9 @@ def _backward(dy, dstates_T, cache, params, truncate):
         np.multiply(2.0, m_u_t, out=_h1)
         np.subtract(_h0, _h1, out=_h0)
         np.multiply(0.25, _h0, out=du_f_t)
-        np.copyto(_h0, dz_s_u_t.mean(axis=-1, keepdims=True))  # mean over the units
+        np.copyto(_h0, da_s_u_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(du_f_t, _h0, out=du_f_t)
-        np.multiply(a_2f, dz_f_t, out=_h0)
+        np.multiply(a_2f, da_f_t, out=_h0)
         np.divide(_h0, s_u_t, out=_h0)
         np.add(du_f_t, _h0, out=du_f_t)
         np.copyto(_h1, dm_u_t.mean(axis=-1, keepdims=True))  # mean over the units
@@ -869,9 +869,9 @@ def _backward(dy, dstates_T, cache, params, truncate):
         np.multiply(2.0, m_r_t, out=_h1)
         np.subtract(_h0, _h1, out=_h0)
         np.multiply(0.25, _h0, out=dr_g_t)
-        np.copyto(_h0, dz_s_r_t.mean(axis=-1, keepdims=True))  # mean over the units
+        np.copyto(_h0, da_s_r_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(dr_g_t, _h0, out=dr_g_t)
-        np.multiply(a_1g, dz_g_t, out=_h0)
+        np.multiply(a_1g, da_g_t, out=_h0)
         np.divide(_h0, s_r_t, out=_h0)
         np.add(dr_g_t, _h0, out=dr_g_t)
         np.copyto(_h1, dm_r_t.mean(axis=-1, keepdims=True))  # mean over the units
@@ -882,9 +882,9 @@ def _backward(dy, dstates_T, cache, params, truncate):
         np.multiply(2.0, m_r_t, out=_h1)
         np.subtract(_h0, _h1, out=_h0)
         np.multiply(0.25, _h0, out=dr_o_t)
-        np.copyto(_h0, dz_s_r_t.mean(axis=-1, keepdims=True))  # mean over the units
+        np.copyto(_h0, da_s_r_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(dr_o_t, _h0, out=dr_o_t)
-        np.multiply(a_1o, dz_o_t, out=_h0)
+        np.multiply(a_1o, da_o_t, out=_h0)
         np.divide(_h0, s_r_t, out=_h0)
         np.add(dr_o_t, _h0, out=dr_o_t)
         np.copyto(_h1, dm_r_t.mean(axis=-1, keepdims=True))  # mean over the units
@@ -895,9 +895,9 @@ def _backward(dy, dstates_T, cache, params, truncate):
         np.multiply(2.0, m_r_t, out=_h1)
         np.subtract(_h0, _h1, out=_h0)
         np.multiply(0.25, _h0, out=dr_i_t)
-        np.copyto(_h0, dz_s_r_t.mean(axis=-1, keepdims=True))  # mean over the units
+        np.copyto(_h0, da_s_r_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(dr_i_t, _h0, out=dr_i_t)
-        np.multiply(a_1i, dz_i_t, out=_h0)
+        np.multiply(a_1i, da_i_t, out=_h0)
         np.divide(_h0, s_r_t, out=_h0)
         np.add(dr_i_t, _h0, out=dr_i_t)
         np.copyto(_h1, dm_r_t.mean(axis=-1, keepdims=True))  # mean over the units
@@ -908,22 +908,22 @@ def _backward(dy, dstates_T, cache, params, truncate):
         np.multiply(2.0, m_r_t, out=_h1)
         np.subtract(_h0, _h1, out=_h0)
         np.multiply(0.25, _h0, out=dr_f_t)
-        np.copyto(_h0, dz_s_r_t.mean(axis=-1, keepdims=True))  # mean over the units
+        np.copyto(_h0, da_s_r_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(dr_f_t, _h0, out=dr_f_t)
-        np.multiply(a_1f, dz_f_t, out=_h0)
+        np.multiply(a_1f, da_f_t, out=_h0)
         np.divide(_h0, s_r_t, out=_h0)
         np.add(dr_f_t, _h0, out=dr_f_t)
         np.copyto(_h1, dm_r_t.mean(axis=-1, keepdims=True))  # mean over the units
         np.multiply(0.25, _h1, out=_h0)
         np.add(dr_f_t, _h0, out=dr_f_t)
         # dz_{u,g,t} = du_{g,t}
-        np.copyto(dz_u_g_t, du_g_t)
+        np.copyto(da_u_g_t, du_g_t)
         # dz_{u,o,t} = du_{o,t}
-        np.copyto(dz_u_o_t, du_o_t)
+        np.copyto(da_u_o_t, du_o_t)
         # dz_{u,i,t} = du_{i,t}
-        np.copyto(dz_u_i_t, du_i_t)
+        np.copyto(da_u_i_t, du_i_t)
         # dz_{u,f,t} = du_{f,t}
-        np.copyto(dz_u_f_t, du_f_t)
+        np.copyto(da_u_f_t, du_f_t)
         # gradient block of h: dr_{f,t}
         np.copyto(dhf_t, dr_f_t)
         # gradient block of h: dr_{i,t}
@@ -935,95 +935,95 @@ def _backward(dy, dstates_T, cache, params, truncate):
         # dc_{t-1} = dc_t ⊙ f_t
         np.multiply(dc_t, f_t, out=dc_carry)
         # dh_{t-1} = W_{hf}^T dr_{f,t} + W_{hi}^T dr_{i,t} + W_{ho}^T dr_{o,t} + W_{hg}^T dr_{g,t}
-        np.matmul(dz_hfhihohg_cols, W_h.T, out=dh_carry)
+        np.matmul(da_hfhihohg_cols, W_h.T, out=dh_carry)
     
     lo = T - steps  # the first step the gradient reached
     grads = {}
     # dx_t = W_{xf}^T dz_{u,f,t} + W_{xi}^T dz_{u,i,t} + W_{xo}^T dz_{u,o,t} + W_{xg}^T dz_{u,g,t}: one GEMM for all steps
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)
     dx[:lo] = 0.0
-    np.matmul(dz[lo:, :, slice(7*H, 11*H)].reshape(steps * B, -1), W_x.T, out=dx[lo:].reshape(steps * B, I))
+    np.matmul(da[lo:, :, slice(7*H, 11*H)].reshape(steps * B, -1), W_x.T, out=dx[lo:].reshape(steps * B, I))
     grads['x'] = dx
     grads['c'] = dc_carry
     grads['h'] = dh_carry
     # weight gradients: sum_t g_t a_t^T, one GEMM per argument (as (a^T g)^T: BLAS is faster so)
-    dW = (h_all[lo:T].reshape(steps * B, -1).T @ dz[lo:, :, slice(11*H, 15*H)].reshape(steps * B, -1)).T
+    dW = (h_all[lo:T].reshape(steps * B, -1).T @ da[lo:, :, slice(11*H, 15*H)].reshape(steps * B, -1)).T
     grads['W_hf'] = dW[0:H]
     grads['W_hi'] = dW[H:2*H]
     grads['W_ho'] = dW[2*H:3*H]
     grads['W_hg'] = dW[3*H:4*H]
-    dW = (x[lo:].reshape(steps * B, -1).T @ dz[lo:, :, slice(7*H, 11*H)].reshape(steps * B, -1)).T
+    dW = (x[lo:].reshape(steps * B, -1).T @ da[lo:, :, slice(7*H, 11*H)].reshape(steps * B, -1)).T
     grads['W_xf'] = dW[0:H]
     grads['W_xi'] = dW[H:2*H]
     grads['W_xo'] = dW[2*H:3*H]
     grads['W_xg'] = dW[3*H:4*H]
-    dz_sum = dz[lo:].sum(axis=(0, 1))
+    da_sum = da[lo:].sum(axis=(0, 1))
     # dL/da_1f = sum_t dz_{f,t} ⊙ 1/s_{r,t} ⊙ (r_{f,t} - m_{r,t})
     _big = np.empty((steps, B, H), dtype)
     _big0 = np.empty_like(_big)
     np.subtract(r_f_all[lo:], m_r_all[lo:], out=_big0)
-    np.multiply(dz[lo:, :, s_f], _big0, out=_big)
+    np.multiply(da[lo:, :, s_f], _big0, out=_big)
     np.divide(_big, s_r_all[lo:], out=_big)
     grads['a_1f'] = _big.sum(axis=(0, 1))
-    grads['b_1f'] = dz_sum[s_f]
+    grads['b_1f'] = da_sum[s_f]
     # dL/da_2f = sum_t dz_{f,t} ⊙ 1/s_{u,t} ⊙ (u_{f,t} - m_{u,t})
     _big = np.empty((steps, B, H), dtype)
     np.subtract(u_f_all[lo:], m_u_all[lo:], out=_big0)
-    np.multiply(dz[lo:, :, s_f], _big0, out=_big)
+    np.multiply(da[lo:, :, s_f], _big0, out=_big)
     np.divide(_big, s_u_all[lo:], out=_big)
     grads['a_2f'] = _big.sum(axis=(0, 1))
-    grads['b_2f'] = dz_sum[s_f]
-    grads['b_f'] = dz_sum[s_f]
+    grads['b_2f'] = da_sum[s_f]
+    grads['b_f'] = da_sum[s_f]
     # dL/da_1i = sum_t dz_{i,t} ⊙ 1/s_{r,t} ⊙ (r_{i,t} - m_{r,t})
     _big = np.empty((steps, B, H), dtype)
     np.subtract(r_i_all[lo:], m_r_all[lo:], out=_big0)
-    np.multiply(dz[lo:, :, s_i], _big0, out=_big)
+    np.multiply(da[lo:, :, s_i], _big0, out=_big)
     np.divide(_big, s_r_all[lo:], out=_big)
     grads['a_1i'] = _big.sum(axis=(0, 1))
-    grads['b_1i'] = dz_sum[s_i]
+    grads['b_1i'] = da_sum[s_i]
     # dL/da_2i = sum_t dz_{i,t} ⊙ 1/s_{u,t} ⊙ (u_{i,t} - m_{u,t})
     _big = np.empty((steps, B, H), dtype)
     np.subtract(u_i_all[lo:], m_u_all[lo:], out=_big0)
-    np.multiply(dz[lo:, :, s_i], _big0, out=_big)
+    np.multiply(da[lo:, :, s_i], _big0, out=_big)
     np.divide(_big, s_u_all[lo:], out=_big)
     grads['a_2i'] = _big.sum(axis=(0, 1))
-    grads['b_2i'] = dz_sum[s_i]
-    grads['b_i'] = dz_sum[s_i]
+    grads['b_2i'] = da_sum[s_i]
+    grads['b_i'] = da_sum[s_i]
     # dL/da_1o = sum_t dz_{o,t} ⊙ 1/s_{r,t} ⊙ (r_{o,t} - m_{r,t})
     _big = np.empty((steps, B, H), dtype)
     np.subtract(r_o_all[lo:], m_r_all[lo:], out=_big0)
-    np.multiply(dz[lo:, :, s_o], _big0, out=_big)
+    np.multiply(da[lo:, :, s_o], _big0, out=_big)
     np.divide(_big, s_r_all[lo:], out=_big)
     grads['a_1o'] = _big.sum(axis=(0, 1))
-    grads['b_1o'] = dz_sum[s_o]
+    grads['b_1o'] = da_sum[s_o]
     # dL/da_2o = sum_t dz_{o,t} ⊙ 1/s_{u,t} ⊙ (u_{o,t} - m_{u,t})
     _big = np.empty((steps, B, H), dtype)
     np.subtract(u_o_all[lo:], m_u_all[lo:], out=_big0)
-    np.multiply(dz[lo:, :, s_o], _big0, out=_big)
+    np.multiply(da[lo:, :, s_o], _big0, out=_big)
     np.divide(_big, s_u_all[lo:], out=_big)
     grads['a_2o'] = _big.sum(axis=(0, 1))
-    grads['b_2o'] = dz_sum[s_o]
-    grads['b_o'] = dz_sum[s_o]
+    grads['b_2o'] = da_sum[s_o]
+    grads['b_o'] = da_sum[s_o]
     # dL/da_1g = sum_t dz_{g,t} ⊙ 1/s_{r,t} ⊙ (r_{g,t} - m_{r,t})
     _big = np.empty((steps, B, H), dtype)
     np.subtract(r_g_all[lo:], m_r_all[lo:], out=_big0)
-    np.multiply(dz[lo:, :, s_g], _big0, out=_big)
+    np.multiply(da[lo:, :, s_g], _big0, out=_big)
     np.divide(_big, s_r_all[lo:], out=_big)
     grads['a_1g'] = _big.sum(axis=(0, 1))
-    grads['b_1g'] = dz_sum[s_g]
+    grads['b_1g'] = da_sum[s_g]
     # dL/da_2g = sum_t dz_{g,t} ⊙ 1/s_{u,t} ⊙ (u_{g,t} - m_{u,t})
     _big = np.empty((steps, B, H), dtype)
     np.subtract(u_g_all[lo:], m_u_all[lo:], out=_big0)
-    np.multiply(dz[lo:, :, s_g], _big0, out=_big)
+    np.multiply(da[lo:, :, s_g], _big0, out=_big)
     np.divide(_big, s_u_all[lo:], out=_big)
     grads['a_2g'] = _big.sum(axis=(0, 1))
-    grads['b_2g'] = dz_sum[s_g]
-    grads['b_g'] = dz_sum[s_g]
+    grads['b_2g'] = da_sum[s_g]
+    grads['b_g'] = da_sum[s_g]
     # dL/da_3 = sum_t dz_{h,1,t} ⊙ n_t
     _big = np.empty((steps, B, H), dtype)
-    np.multiply(dz[lo:, :, s_h_1], n_all[lo:], out=_big)
+    np.multiply(da[lo:, :, s_h_1], n_all[lo:], out=_big)
     grads['a_3'] = _big.sum(axis=(0, 1))
-    grads['b_3'] = dz_sum[s_h_1]
+    grads['b_3'] = da_sum[s_h_1]
     return grads
 
 

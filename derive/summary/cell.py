@@ -133,6 +133,7 @@ def collect(d: Derivation) -> dict:
         "gates_shown": _gates(cell),
         "conventions": {k: v for k, v in cell.conventions.items() if v},
         "equations": cell.equations,
+        "preactivation": cell.preactivation,
         "forward": [{"lhs": _lhs(a.target), "rhs": _both(pr.text(a.rhs), pr.latex(a.rhs)),
                      "introduced": a.aux} for a in cell.assignments],
         "shapes": [{"name": _both(pr.symbol_text(p.symbol), pr.symbol_latex(p.symbol)),

@@ -78,7 +78,7 @@ class Derivation:
 
 
 def forward_names(cell: Cell) -> dict:
-    """``{sigma(z_{f,t}): f_t}`` (and ``{exp(z_t): i_t}``), to write derivatives with outputs."""
+    """``{sigma(a_{f,t}): f_t}`` (and ``{exp(z_t): i_t}``), to write derivatives with outputs."""
     out = {}
     for a in cell.assignments:
         if isinstance(a.rhs, (acts.Activation, sp.exp)) and isinstance(a.rhs.args[0], sp.Symbol):

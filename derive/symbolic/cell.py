@@ -3,8 +3,8 @@
 ``build_cell`` gives the parsed equations their meaning: it resolves every name (input,
 state, intermediate, parameter), turns each right-hand side into the vector IR of
 ``ir.py``, infers every shape by unification (``W_{xf} x_t`` feeding an H-vector makes
-``W_{xf}`` H x I), introduces a pre-activation ``z_{v,t}`` for each activation of an
-affine expression, orders the assignments and rejects cycles. Every error names the
+``W_{xf}`` H x I), introduces a pre-activation ``a_{v,t}`` for each activation of an
+affine expression (``z_{v,t}`` in a cell that names a quantity ``a`` itself), orders the assignments and rejects cycles. Every error names the
 line and column it is about.
 """
 
@@ -18,6 +18,7 @@ from derive import activations as acts
 from derive.symbolic import display, functions, ir, printing
 from derive.symbolic.calls import Calls, check_constants
 from derive.symbolic.clock import Clock
+from derive.symbolic.preactivations import is_input, name_preactivations, preactivation_prefix
 from derive.symbolic.properties import is_gate_activation, value_range
 from derive.textout import interval_text
 from derive.errors import DeriveError, Pos
@@ -73,6 +74,8 @@ class Cell:
     constants: dict = field(default_factory=dict)  # the spec's [constants]: name -> exact value
     #: the spec's [clock] (modules, periods, the update mask m_t, block-triangular matrices), or None
     clock: Clock | None = None
+    #: the letter of the pre-activations derive named (a_{f,t}; z_{f,t} in a cell with a quantity a)
+    preactivation: str = "a"
 
     @property
     def taps(self) -> tuple:
@@ -335,12 +338,14 @@ def build_cell(equations: list[Equation], *, name: str, input_name: Name, state_
         raw[key] = (eq, val.expr, text)
     order = _topological(raw, b.uses)
 
-    # pre-activations: f_t = sigma(affine) becomes z_{f,t} = affine; f_t = sigma(z_{f,t})
+    # pre-activations: f_t = sigma(affine) becomes a_{f,t} = affine; f_t = sigma(a_{f,t})
     assignments: list[Assignment] = []
+    prefix = preactivation_prefix({base for base, _ in b.names.values()}
+                                  | {e["name"].base for e in b.params.values()})
     for key in order:
         eq, rhs, text = raw[key]
         target = ir.symbol(eq.lhs.base, eq.lhs.sub, 0)
-        rhs, aux = _name_preactivations(rhs, eq.lhs, b.input_key)
+        rhs, aux = name_preactivations(rhs, eq.lhs, b.input_key, prefix)
         for sym, arg, is_aux in aux:
             _check_free(b, sym, eq.lhs, positions)
             b.vec_dim[ir.ref(sym).key] = b.vec_dim[key]
@@ -364,7 +369,7 @@ def build_cell(equations: list[Equation], *, name: str, input_name: Name, state_
         output=ir.symbol(output_name.base, output_name.sub, 0), assignments=assignments, params=params, dims=dims,
         gates=[_key(g) for g in gates], conventions=conventions or {}, meta=meta or {}, source=source,
         equations=[w for w in written if w], input_size=b.input_size,
-        constants={k: v for k, (v, _) in b.constants.items()}, clock=clock)
+        constants={k: v for k, (v, _) in b.constants.items()}, clock=clock, preactivation=prefix)
     _check_gates(cell, b, positions.get("gates"))
     if clock is not None:
         clock.check(cell, b.mask_read, positions.get("mask") or positions.get("clock"),
@@ -374,7 +379,7 @@ def build_cell(equations: list[Equation], *, name: str, input_name: Name, state_
 
 
 def _check_free(b: _Builder, z: sp.Symbol, lhs: Name, positions: dict):
-    """The pre-activation name derive makes (z_{f,t}) must not be one of the spec's names."""
+    """The pre-activation name derive makes (a_{f,t}) must not be one of the spec's names."""
     key = ir.ref(z).key
     if key in b.defined:
         pos = b.defined[key].lhs.pos
@@ -386,61 +391,6 @@ def _check_free(b: _Builder, z: sp.Symbol, lhs: Name, positions: dict):
         return
     raise DeriveError(f"{printing.symbol_text(z)} is the name derive gives the pre-activation of {lhs.text}; "
                       f"choose another name", pos)
-
-
-def is_input(sym, key: str) -> bool:
-    """``sym`` is the input (key ``key``) at t or at an earlier step (a tap x_{t-k})."""
-    return isinstance(sym, sp.Symbol) and ir.is_ir(sym) and ir.ref(sym).key == key and not ir.ref(sym).adjoint \
-        and ir.ref(sym).time is not None and ir.ref(sym).time <= 0
-
-
-def _name_preactivations(rhs: sp.Expr, lhs: Name, x: str):
-    """Give each activation of a non-trivial argument a named pre-activation symbol.
-
-    An input product ``W x_t`` (or ``W x_{t-1}``, a tap) must be a term of such a sum (the input GEMM of all steps
-    writes the pre-activations): an affine right side that reads the input
-    (``r_t = W_{xr} x_t + b_r``) is named whole (``r_t = z_{r,t}``), and an input product
-    anywhere else (``\frac{W x_t}{...}``) is named on its own.
-    """
-    aux = []
-    sub0 = lhs.base if not lhs.sub else f"{lhs.base},{lhs.sub}"
-
-    def name(top):
-        return ir.symbol("z", sub0 if top and not aux else f"{sub0},{len(aux) + 1}", 0)
-
-    def visit(e, top, direct):
-        if _is_head(e) and not isinstance(e.args[0], sp.Symbol):
-            inner = visit(e.args[0], False, True)
-            z = name(top)
-            # tanh(sigma(u)): z_2 = sigma(z_1) is an intermediate vector, not a pre-activation
-            aux.append((z, inner, not _is_head(inner)))
-            return functions.rebuild(e, z)
-        if isinstance(e, ir.MatVec):
-            m = ir.MatVec(e.args[0], visit(e.args[1], False, False))
-            if is_input(e.args[1], x) and not direct:
-                z = name(False)
-                aux.append((z, m, True))
-                return z
-            return m
-        if isinstance(e, sp.Add):
-            return e.func(*[visit(a, False, direct) for a in e.args])
-        if e.args and not isinstance(e, sp.Symbol):
-            return e.func(*[visit(a, False, False) for a in e.args])
-        return e
-
-    terms = rhs.args if isinstance(rhs, sp.Add) else (rhs,)
-    affine = all(isinstance(t, ir.MatVec) or (ir.is_ir(t) and ir.ref(t).time is None) for t in terms)
-    if affine and any(isinstance(t, ir.MatVec) and is_input(t.args[1], x) for t in terms):
-        out = visit(rhs, False, True)
-        z = name(True)
-        aux.append((z, out, True))
-        return z, aux
-    return visit(rhs, _is_head(rhs), False), aux
-
-
-def _is_head(e) -> bool:
-    """An activation, or a one-argument function of the spec language (exp, log, sqrt, abs)."""
-    return isinstance(e, acts.Activation) or functions.is_head(e)
 
 
 def _topological(raw: dict, uses: dict) -> list[str]:

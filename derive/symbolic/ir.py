@@ -9,8 +9,8 @@ mean of ``a`` over its units, broadcast back to every unit (linear and self-adjo
 adjoint of ``Mean(a)`` reaching ``a`` is ``Mean`` of the incoming adjoint).
 
 A symbol's name encodes what it is, so printing needs no registry:
-``"W|xf|"`` is the parameter ``W_{xf}``; ``"h||-1"`` is ``h_{t-1}``; ``"z|f|0"`` is
-``z_{f,t}``; a leading ``"d:"`` marks an adjoint (``\\delta z_{f,t}``).
+``"W|xf|"`` is the parameter ``W_{xf}``; ``"h||-1"`` is ``h_{t-1}``; ``"a|f|0"`` is
+``a_{f,t}``; a leading ``"d:"`` marks an adjoint (``\\delta a_{f,t}``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class Ref:
 
     @property
     def key(self) -> str:
-        """The vector's identity, without time: ``"W_xf"``, ``"h"``, ``"z_f"``."""
+        """The vector's identity, without time: ``"W_xf"``, ``"h"``, ``"a_f"``."""
         return self.base + (f"_{self.sub}" if self.sub else "")
 
 

@@ -58,7 +58,7 @@ def layer_cell(cell_ref: str, cell: Cell, shortcut: Shortcut) -> tuple[Cell, str
 
 def _at_t(key: str) -> str:
     """A vector's key as an equation writes it at step t: ``h`` -> h_t, ``h_tilde`` -> \\tilde{h}_t,
-    ``z_f`` -> z_{f,t}."""
+    ``a_f`` -> a_{f,t}."""
     head, _, sub = key.partition("_")
     if sub in ("tilde", "hat", "bar"):
         return rf"\{sub}{{{head}}}_t"

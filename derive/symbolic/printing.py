@@ -1,8 +1,8 @@
 """Printers for the vector IR: LaTeX (``\\odot``, ``\\operatorname{diag}``) and terminal text.
 
 They subclass SymPy's printers and override ``_print_X``; no string surgery. IR symbol
-names carry their parts (see ``ir.py``), so ``z|f|0`` prints ``z_{f,t}`` and its adjoint
-``\\delta z_{f,t}`` (text ``dz_{f,t}``). Elementwise products print with ``\\odot``, with
+names carry their parts (see ``ir.py``), so ``a|f|0`` prints ``a_{f,t}`` and its adjoint
+``\\delta a_{f,t}`` (text ``da_{f,t}``). Elementwise products print with ``\\odot``, with
 the adjoint first and the forward values in the order of the equations.
 """
 
@@ -283,7 +283,7 @@ def gradient_term(g, arg, as_latex: bool) -> str:
 
 
 def partial_latex(equation, argument) -> str:
-    """``\\frac{\\partial f_t}{\\partial z_{f,t}}``."""
+    """``\\frac{\\partial f_t}{\\partial a_{f,t}}``."""
     return rf"\frac{{\partial {symbol_latex(equation)}}}{{\partial {symbol_latex(argument)}}}"
 
 

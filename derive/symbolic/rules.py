@@ -58,7 +58,7 @@ def local_derivatives(expr: sp.Expr, forward: dict):
 
     ``dependency`` is the vector symbol, the parameter symbol, or for a ``matvec`` (a ``mean``)
     the ``MatVec`` (``Mean``) atom itself. Derivatives are written with forward values: ``forward``
-    maps ``sigma(z_{f,t})`` to ``f_t``, so sigma' reads ``f_t (1 - f_t)``.
+    maps ``sigma(a_{f,t})`` to ``f_t``, so sigma' reads ``f_t (1 - f_t)``.
     """
     elem, holders = ir.split_linear(expr)
     out = []

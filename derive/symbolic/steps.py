@@ -3,8 +3,8 @@
 Three stages, as a textbook writes them for one step of a cell:
 
 1. **Local derivatives.** Every partial derivative of each equation with respect to each vector it
-   reads (and each bias-like parameter): ``d f_t / d z_{f,t} = f_t (1 - f_t)`` (an activation's
-   derivative written with its output, ``activations.py``), ``d z_{f,t} / d h_{t-1} = W_{hf}``. A
+   reads (and each bias-like parameter): ``d f_t / d a_{f,t} = f_t (1 - f_t)`` (an activation's
+   derivative written with its output, ``activations.py``), ``d a_{f,t} / d h_{t-1} = W_{hf}``. A
    partial is a Jacobian, kept as a sum of chains (``rules.Factor``: diag(e), a matrix, the mean),
    the form of ``Derivation.jacobian``; a single diagonal chain is an elementwise partial.
 2. **The chain rule.** The adjoint of a quantity q is the sum over the equations that read it,
@@ -32,7 +32,7 @@ class Partial:
     """``d equation / d argument``: a sum of chains read left to right (``()`` is the identity)."""
 
     equation: sp.Symbol  # the vector the equation assigns, f_t
-    argument: sp.Symbol  # a vector it reads (z_{f,t}, h_{t-1}) or a bias-like parameter (b_f)
+    argument: sp.Symbol  # a vector it reads (a_{f,t}, h_{t-1}) or a bias-like parameter (b_f)
     chains: tuple
 
     @property

@@ -5,7 +5,7 @@ AST of positioned nodes; ``cell.py`` gives the names their meaning. Juxtapositio
 ``\\cdot`` are the matrix-vector product (or a scalar times a vector); ``\\odot``,
 ``\\circ``, ``\\otimes`` and ``*`` are the elementwise (Hadamard) product.
 
-A subscript holds ASCII letters, digits, ``_`` and commas (``W_{xf}``, ``z_{f,t}``), so every
+A subscript holds ASCII letters, digits, ``_`` and commas (``W_{xf}``, ``a_{f,t}``), so every
 name becomes a plain identifier in generated code. An activation whose name has an
 underscore is written ``\\operatorname{gelu_tanh}`` or ``\\operatorname{gelu\\_tanh}``.
 Chains such as ``a + b - c + ...`` and ``a \\odot b \\odot ...`` become balanced trees

@@ -2,7 +2,7 @@
 
 ``derive check`` reads claims such as
 
-    \\frac{\\partial L}{\\partial W_{xf}} = \\sum_t \\delta z_{f,t} x_t^\\top
+    \\frac{\\partial L}{\\partial W_{xf}} = \\sum_t \\delta a_{f,t} x_t^\\top
     dc_t = dh_t*o_t*(1 - tanh(c_t)**2) + dc_next*f_next
     \\sigma'(x) = \\sigma(x)(1 - \\sigma(x))
 

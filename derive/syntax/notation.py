@@ -119,7 +119,7 @@ def _delta_sub(src: Source, m: re.Match) -> str:
     parts = [p.strip() for p in _split_commas(inner)]
     if _TIME_PART.match(parts[0].replace(" ", "")):
         raise DeriveError(rf"\delta_{{{inner}}} names no vector (sources mean dh_t or a pre-activation's "
-                          rf"gradient by it): write \delta h_{{{inner}}} or \delta z_{{h,{inner}}}",
+                          rf"gradient by it): write \delta h_{{{inner}}} or \delta a_{{h,{inner}}}",
                           src.typed_pos(m.start()))
     name, rest = parts[0], parts[1:]
     if rest:
