@@ -11,6 +11,7 @@ import re
 import sympy as sp
 
 from derive.symbolic import counts, display, ir
+from derive.summary import factors
 from derive.symbolic import printing as pr
 from derive.symbolic import steps as stepwise
 from derive.symbolic.bptt import Derivation
@@ -181,7 +182,10 @@ def collect(d: Derivation) -> dict:
             "lhs": _both(f"dL/d{name['text']}", rf"\frac{{\partial L}}{{\partial {name['latex']}}}"),
             "rhs": rhs,
         })
-    for (out, inp), chains in d.jacobian.items():
+    jacobian, where = factors.name_common(d.jacobian)  # kappa_{1,t}, ...: factors the chains share
+    data["jacobian_where"] = [{"lhs": _both(pr.symbol_text(k), pr.symbol_latex(k)),
+                               "rhs": _both(pr.text(v), pr.latex(v))} for k, v in where]
+    for (out, inp), chains in jacobian.items():
         s_out = next(s for s in cell.states if ir.ref(s).key == out)
         s_in = ir.at(next(s for s in cell.states if ir.ref(s).key == inp), -1)
         data["jacobian"].append({

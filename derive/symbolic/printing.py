@@ -26,7 +26,13 @@ def _time(t: int, origin: int | None = None) -> str:
     return "t" if t == 0 else (f"t+{t}" if t > 0 else f"t{t}")
 
 
+#: names printed as Greek letters (derive's own kappa_{1,t} for a named common factor)
+_GREEK = {"kappa"}
+
+
 def _part_latex(part: str) -> str:
+    if part in _GREEK:
+        return f"\\{part}"
     for decor in _DECOR:
         if part.endswith(decor):
             return f"\\{decor[1:]}{{{part[: -len(decor)]}}}"
