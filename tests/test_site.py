@@ -315,7 +315,7 @@ def test_cell_page_forward_equations_reproduce_the_kernel(name):
     formula grammar's evaluator, give the generated kernel's outputs and final states."""
     k = derive.kernel(name)
     cell = spec.load(name)
-    lines = equations(page(name)["Forward step"].split("With the pre-activations")[0])
+    lines = equations(page(name)["Forward step"].split("The derivation names the argument")[0])
     assert len(lines) == len(cell.equations)
     parsed = [parse_formula(line) for line in lines]
     names = Names(cell, {})

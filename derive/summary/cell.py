@@ -30,6 +30,16 @@ def _lhs(sym) -> dict:
 MASK_TEXT, MASK_LATEX = "M", r"\mathbb{M}"
 
 
+def _made(cell, sym) -> bool:
+    """``sym`` is a vector derive named (a pre-activation a_{f,t}, or an inner one a_{c,2,t})."""
+    return ir.ref(sym).base == cell.preactivation
+
+
+def _reads_made(cell, rhs) -> bool:
+    """``rhs`` reads a vector derive named: f_t = sigma(a_{f,t}), h_t = o_t tanh(a_{h,1,t})."""
+    return any(ir.is_ir(s) and ir.ref(s).time is not None and _made(cell, s) for s in rhs.free_symbols)
+
+
 def _dims(shape) -> str:
     return " x ".join(str(d) for d in shape)
 
@@ -136,7 +146,8 @@ def collect(d: Derivation) -> dict:
         "equations": cell.equations,
         "preactivation": cell.preactivation,
         "forward": [{"lhs": _lhs(a.target), "rhs": _both(pr.text(a.rhs), pr.latex(a.rhs)),
-                     "introduced": a.aux} for a in cell.assignments],
+                     "introduced": a.aux, "named": _made(cell, a.target), "reads_named": _reads_made(cell, a.rhs)}
+                    for a in cell.assignments],
         "shapes": [{"name": _both(pr.symbol_text(p.symbol), pr.symbol_latex(p.symbol)),
                     "shape": _dims(p.shape) + (", block-upper-triangular" if cell.clock and p.key in cell.clock.masked
                                                else "")} for p in cell.params.values()],
