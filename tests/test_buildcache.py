@@ -93,3 +93,35 @@ def test_an_error_in_the_second_process_reaches_the_first_as_one_message():
 
 # the whole path (a build after a build: nothing derived, the same HTML) is tests/test_site.py's
 # test_two_builds_are_byte_identical
+
+
+def test_derive_list_reads_the_committed_activation_rows_only_while_they_are_current(monkeypatch):
+    """``derive list`` prints the rows the build stored (SymPy's limits take seconds); they are the
+    rows derived now, and a change of anything they depend on makes the CLI derive them again."""
+    import json
+
+    from derive.summary import activation
+
+    stored = activation.stored_rows()
+    assert stored is not None, "derive/docs/data/measured/activation-rows.json is stale: run derive build"
+    assert stored == json.loads(json.dumps(activation.rows()))
+    files, texts = activation.rows_sources()
+    monkeypatch.setattr(activation, "rows_sources", lambda: (files, (*texts, "another SymPy")))
+    assert activation.stored_rows() is None
+
+
+def test_check_compares_with_the_last_build_only_while_its_inputs_hold(tmp_path):
+    """``derive build --check`` after a build with the same inputs compares bytes with the digests
+    the build recorded for its committed files (not the plots it also wrote)."""
+    page, plot = tmp_path / "site" / "a.md", tmp_path / "site" / "plots" / "p.svg"
+    for path, text in ((page, "A\n"), (plot, "<svg/>\n")):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    buildcache.record(tmp_path, "inputs-1", {page: "A\n", plot: "<svg/>\n"}, {}, {page})
+    digests = buildcache.committed_digests(tmp_path, "inputs-1")
+    assert list(digests) == ["site/a.md"] and buildcache.stale_against(tmp_path, digests) == []
+    page.write_bytes(b"")  # what an interrupted write left
+    assert buildcache.stale_against(tmp_path, digests) == ["site/a.md"]
+    page.unlink()
+    assert buildcache.stale_against(tmp_path, digests) == ["site/a.md"]
+    assert buildcache.committed_digests(tmp_path, "inputs-2") is None  # other inputs: render everything

@@ -140,14 +140,24 @@ def test_every_page_renders_in_chromium(built, browser):
     origin = f"http://127.0.0.1:{server.server_address[1]}"
     pages = sorted(p.relative_to(built).as_posix() for p in built.rglob("*.html") if p.name != "404.html")
     assert len(pages) >= 45
-    outside, failed = [], []
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith((origin, "data:"))
-                  else (outside.append(route.request.url), route.abort()))
-    page = context.new_page()
-    # a navigation cancels what the previous page still loads (its favicon): net::ERR_ABORTED
-    page.on("requestfailed", lambda r: failed.append(r.url) if "ERR_ABORTED" not in (r.failure or "") else None)
-    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    outside, failed, script_errors = [], [], []
+
+    def open_page(scripts: bool):
+        """A tab that records every request leaving the site, every failed load and (scripts on)
+        every uncaught script error. The pages' formulas, images and diagrams are static HTML
+        (KaTeX runs at build time), so the walk over every page runs with scripts off, which
+        halves its time; the theme's scripts run on the pages visited after it."""
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, java_script_enabled=scripts)
+        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith((origin, "data:"))
+                      else (outside.append(route.request.url), route.abort()))
+        tab = context.new_page()
+        # a navigation cancels what the previous page still loads (its favicon): net::ERR_ABORTED
+        tab.on("requestfailed", lambda r: failed.append(r.url) if "ERR_ABORTED" not in (r.failure or "") else None)
+        tab.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        tab.on("pageerror", lambda e: script_errors.append(str(e)))
+        return context, tab
+
+    context, page = open_page(scripts=False)
     try:
         for rel in pages:
             md = SITE / rel.replace(".html", ".md")
@@ -180,6 +190,11 @@ def test_every_page_renders_in_chromium(built, browser):
                 assert state["images"] == 1, rel
             if rel.startswith("cells/") and rel != "cells/index.html":
                 assert page.evaluate(DIAGRAMS) == _diagrams_expected(rel), rel
+        context.close()
+        context, page = open_page(scripts=True)
+        for rel in ("index.html", "cells/gru.html", "concepts/rnn_bptt.html", "guide/check.html"):
+            page.goto(f"{origin}/{rel}", wait_until="load")
+            assert page.evaluate("typeof document$ !== 'undefined'"), rel  # the theme's bundle ran
         page.goto(f"{origin}/cells/lstm.html", wait_until="load")
         page.evaluate("document.fonts.ready")
         assert page.evaluate("document.fonts.check('16px KaTeX_Main')")
@@ -195,6 +210,7 @@ def test_every_page_renders_in_chromium(built, browser):
         server.shutdown()
     assert outside == [], outside
     assert failed == [], failed
+    assert script_errors == [], script_errors
 
 
 #: the diagrams an article shows (``site/diagrams``) that loaded: their file names, in page order

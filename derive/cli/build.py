@@ -245,7 +245,7 @@ def _cmd_build(args) -> int:
     if not (root / "templates").is_dir() or not (root / "mkdocs.yml").is_file():
         raise DeriveError(f"{root} is not a derive checkout (no templates/ or mkdocs.yml); use --root")
     if args.check:
-        return report_stale(generate(root, committed_only=True)[0], root, "generated files")
+        return _check(root, force=args.force)
     html = site_dir(root, args.site_dir)
     with build_lock(root):
         t0 = time.perf_counter()
@@ -261,6 +261,22 @@ def _cmd_build(args) -> int:
     return 0
 
 
+def _check(root: Path, force: bool = False) -> int:
+    """``--check``: the committed files against what the generator gives. When the last build in this
+    checkout saw the same inputs (``buildcache``), their bytes are compared with the ones it wrote
+    (a second); otherwise, or with ``--force``, every file is rendered in memory (what CI does on a
+    fresh clone)."""
+    digests = None if force else buildcache.committed_digests(root, buildcache.digest(root))
+    if digests is None:
+        return report_stale(generate(root, committed_only=True)[0], root, "generated files")
+    bad = buildcache.stale_against(root, digests)
+    for rel in bad:
+        print(f"stale: {rel}", file=sys.stderr)
+    print(f"{len(digests) - len(bad)}/{len(digests)} generated files up to date (against the last build's "
+          f"{buildcache.CACHE.as_posix()}: the inputs are the ones it saw; --force renders every file)")
+    return 1 if bad else 0
+
+
 def _write_site_sources(root: Path, force: bool = False) -> None:
     """Generate and write the pages, nav.yml, kernels and plots, unless the last build's cache shows
     that nothing they depend on changed (``buildcache``); print what was done and why."""
@@ -274,7 +290,7 @@ def _write_site_sources(root: Path, force: bool = False) -> None:
     print(f"deriving everything: {why}", flush=True)
     committed, rebuilt = generate(root, estimates=buildcache.seconds(root))
     changed = write_pages({**committed, **rebuilt})
-    buildcache.record(root, inputs, {**committed, **rebuilt}, generate.seconds)
+    buildcache.record(root, inputs, {**committed, **rebuilt}, generate.seconds, set(committed))
     md = [text for path, text in committed.items() if path.suffix == ".md"]
     formulas = sum(len(split_math(text)[1]) for text in md)
     print(f"derived {len(spec.builtin_names())} cells and {len(_activation_names())} activations: "
@@ -403,7 +419,8 @@ def add_build_command(sub) -> None:
     s.add_argument("--no-html", action="store_true", help="write the Markdown pages only")
     s.add_argument("--serve", action="store_true", help="preview the site (mkdocs serve)")
     s.add_argument("--force", action="store_true",
-                   help="derive everything even when nothing changed since the last build (build/derive-cache.json)")
+                   help="derive everything even when nothing changed since the last build (build/derive-cache.json); "
+                        "with --check, render every file instead of comparing with the last build's")
     s.add_argument("--site-dir", help="where the HTML goes (default: build/html)")
     s.add_argument("--root", default=".", help="the checkout to build (default: the current directory)")
     s.set_defaults(run=_cmd_build)

@@ -85,11 +85,37 @@ def unchanged(root: Path, inputs: str) -> tuple[bool, str, int]:
     return True, "", len(files)
 
 
-def record(root: Path, inputs: str, outputs: dict[Path, str], seconds: dict[str, float]) -> None:
-    """Store ``inputs``, the digest of each output (written by this build) and what each step took
-    (the next build's progress estimates)."""
+def committed_digests(root: Path, inputs: str) -> dict[str, str] | None:
+    """The SHA-256 of every committed file (pages, nav, kernels, measurements) as the last build wrote
+    it, when that build saw the same ``inputs``: the bytes a build would write now (the output is
+    byte-identical from run to run). None without such a build."""
+    try:
+        stored = json.loads((root / CACHE).read_text(encoding="utf-8"))
+        files, committed = stored["files"], stored["committed"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if stored.get("inputs") != inputs or not isinstance(committed, list):
+        return None
+    return {rel: files[rel] for rel in committed if rel in files}
+
+
+def stale_against(root: Path, digests: dict[str, str]) -> list[str]:
+    """The committed files whose bytes are not the ones recorded (a missing one included)."""
+    out = []
+    for rel, sha in sorted(digests.items()):
+        data = fileio.read_bytes(root / rel)
+        if data is None or _sha(data) != sha:
+            out.append(rel)
+    return out
+
+
+def record(root: Path, inputs: str, outputs: dict[Path, str], seconds: dict[str, float],
+           committed: set | None = None) -> None:
+    """Store ``inputs``, the digest of each output (written by this build), which of them are
+    committed, and what each step took (the next build's progress estimates)."""
     files = {path.relative_to(root).as_posix(): _sha(text.encode("utf-8")) for path, text in outputs.items()}
     data = {"inputs": inputs, "files": dict(sorted(files.items())),
+            "committed": sorted(p.relative_to(root).as_posix() for p in committed or ()),
             "seconds": {k: round(v, 2) for k, v in sorted(seconds.items())}}
     path = root / CACHE
     line = fileio.first_line(path)

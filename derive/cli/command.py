@@ -47,9 +47,10 @@ def _cmd_list(args) -> int:
     spec_functions = [(", ".join(f.commands), str(f.arity), f.domain or "every real number", f.summary)
                       for f in functions.FUNCTIONS]
     models = [_model_row(name) for name in model_spec.builtin_names()]
+    activations = activation_summary.stored_rows() or activation_summary.rows()
     if args.json:
         print(json.dumps({"cells": [dict(zip(("name", "title", "states", "gates", "params"), c)) for c in cells],
-                          "activations": activation_summary.rows(),
+                          "activations": activations,
                           "functions": [dict(zip(("commands", "arguments", "domain", "summary"), f))
                                         for f in spec_functions],
                           "constants": sorted(functions.BUILTIN_CONSTANTS),
@@ -60,7 +61,7 @@ def _cmd_list(args) -> int:
     print("\nModels (derive show NAME; derive.model(NAME) in Python):")
     table(("name", "title", "what"), models)
     print("\nActivations (derive show NAME; properties computed from each definition at PyTorch's defaults):")
-    table([h for h, _ in actcli.LIST_COLUMNS], [[r[k] for _, k in actcli.LIST_COLUMNS] for r in activation_summary.rows()])
+    table([h for h, _ in actcli.LIST_COLUMNS], [[r[k] for _, k in actcli.LIST_COLUMNS] for r in activations])
     print("\nFunctions a spec's equations may call, besides the activations (\\sigma, \\tanh, "
           "\\operatorname{NAME} for the others):")
     table(("command", "arguments", "domain", "what"), spec_functions)

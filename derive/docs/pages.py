@@ -191,7 +191,8 @@ ROWS: dict = {}
 
 def activation_rows() -> list[dict]:
     if "rows" not in ROWS:
-        ROWS["rows"] = activation_summary.rows()
+        files, texts = activation_summary.rows_sources()
+        ROWS["rows"] = measured(activation_summary.ROWS_NAME, files, activation_summary.rows, texts)
     return ROWS["rows"]
 
 

@@ -7,7 +7,10 @@ typeset, never SymPy's own spelling (``oo``, ``Interval``, ``exp(-1)``, long fra
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+from pathlib import Path
 
 import sympy as sp
 
@@ -17,6 +20,39 @@ from derive.runtime.activations import activation
 from derive.stanza import _x
 from derive.symbolic.properties import Properties, analyse
 from derive.textout import interval_text, number_latex, set_latex, smoothness_latex
+
+
+#: the rows as the last build derived them, with the digest of what they depend on (the build writes it
+#: with the other committed measurements; ``derive build --check`` covers it)
+ROWS_NAME = "activation-rows"
+ROWS_FILE = Path(__file__).resolve().parents[1] / "docs" / "data" / "measured" / f"{ROWS_NAME}.json"
+
+
+def rows_sources() -> tuple[list[Path], tuple[str, ...]]:
+    """What the rows depend on: every module of the packages that define, analyse and print an
+    activation, and SymPy's version (its limits decide the properties)."""
+    package = Path(__file__).resolve().parents[1]
+    files = [package / "activations.py", package / "textout.py", package / "stanza.py",
+             *sorted((package / "symbolic").glob("*.py")), *sorted((package / "summary").glob("*.py"))]
+    return files, (sp.__version__,)
+
+
+def stored_rows() -> list[dict] | None:
+    """The committed rows when their digest is that of the sources now (``derive list`` reads them
+    instead of taking SymPy's limits again, seconds each); None otherwise."""
+    files, texts = rows_sources()
+    digest = hashlib.sha256(ROWS_NAME.encode())
+    for f in files:
+        digest.update(f.read_bytes())
+    for t in texts:
+        digest.update(t.encode("utf-8"))
+    try:
+        stored = json.loads(ROWS_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(stored, dict) and stored.get("inputs") == digest.hexdigest() and isinstance(stored.get("value"), list):
+        return stored["value"]
+    return None
 
 
 def rows() -> list[dict]:
