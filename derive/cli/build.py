@@ -39,7 +39,7 @@ from derive.symbolic import bptt, spec
 from derive import fileio
 from derive.errors import DeriveError, Pos
 from derive import activations
-from derive.cli import buildcache, split
+from derive.cli import buildcache, split, stale
 from derive.cli.progress import Progress
 from derive.codegen import compiledcheck, npcode, selfcheck
 from derive.codegen.selfcheck import module_from_source
@@ -130,20 +130,6 @@ def write_pages(pages: dict[Path, str]) -> list[Path]:
         fileio.write_atomic(path, text)
         changed.append(path)
     return changed
-
-
-def report_stale(files: dict[Path, str], root: Path, what: str) -> int:
-    """``--check``: name each stale file on stderr; exit status 1 if any."""
-    bad = stale(files)
-    for p in bad:
-        print(f"stale: {p.relative_to(root) if p.is_relative_to(root) else p}", file=sys.stderr)
-    print(f"{len(files) - len(bad)}/{len(files)} {what} up to date")
-    return 1 if bad else 0
-
-
-def stale(pages: dict[Path, str]) -> list[Path]:
-    """The files whose bytes differ from ``pages`` (a missing or unreadable one included)."""
-    return [p for p, text in sorted(pages.items()) if fileio.read_bytes(p) != text.encode("utf-8")]
 
 
 def generate(root: Path, committed_only: bool = False,
@@ -245,7 +231,7 @@ def _cmd_build(args) -> int:
     if not (root / "templates").is_dir() or not (root / "mkdocs.yml").is_file():
         raise DeriveError(f"{root} is not a derive checkout (no templates/ or mkdocs.yml); use --root")
     if args.check:
-        return _check(root, force=args.force)
+        return stale.check(root, lambda: generate(root, committed_only=True)[0], force=args.force)
     html = site_dir(root, args.site_dir)
     with build_lock(root):
         t0 = time.perf_counter()
@@ -259,22 +245,6 @@ def _cmd_build(args) -> int:
     if args.serve and not args.no_html:
         _run_mkdocs(root, ["serve"])
     return 0
-
-
-def _check(root: Path, force: bool = False) -> int:
-    """``--check``: the committed files against what the generator gives. When the last build in this
-    checkout saw the same inputs (``buildcache``), their bytes are compared with the ones it wrote
-    (a second); otherwise, or with ``--force``, every file is rendered in memory (what CI does on a
-    fresh clone)."""
-    digests = None if force else buildcache.committed_digests(root, buildcache.digest(root))
-    if digests is None:
-        return report_stale(generate(root, committed_only=True)[0], root, "generated files")
-    bad = buildcache.stale_against(root, digests)
-    for rel in bad:
-        print(f"stale: {rel}", file=sys.stderr)
-    print(f"{len(digests) - len(bad)}/{len(digests)} generated files up to date (against the last build's "
-          f"{buildcache.CACHE.as_posix()}: the inputs are the ones it saw; --force renders every file)")
-    return 1 if bad else 0
 
 
 def _write_site_sources(root: Path, force: bool = False) -> None:
@@ -445,7 +415,7 @@ def _cmd_kernels(args) -> int:
         files, where = render_kernels(out, builtin if cells else None), Path.cwd()
         files.update(spec_kernels(out, specs, {path: f"the built-in {path.stem} kernel" for path in files}))
     if args.check:
-        return report_stale(files, where, "kernel modules")
+        return stale.report(files, where, "kernel modules")
     changed = write_pages(files)
     for p in changed:
         print(f"wrote {p}")
