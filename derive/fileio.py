@@ -10,6 +10,8 @@ a ``DeriveError`` naming the path.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import secrets
 import stat
@@ -103,3 +105,26 @@ def write_atomic(path: Path, text: str) -> None:
             tmp.unlink(missing_ok=True)  # gone after the replace; a leftover after a failure
         except OSError:
             pass
+
+
+def sources_digest(name: str, sources, texts=()) -> str:
+    """The SHA-256 that keys a stored value (``derive/docs/data/measured/*.json``): its name, the bytes
+    of every source it depends on and any other text it depends on (a version, a rendered kernel)."""
+    digest = hashlib.sha256(name.encode())
+    for src in sources:
+        digest.update(Path(src).read_bytes())
+    for text in texts:
+        digest.update(text.encode("utf-8"))
+    return digest.hexdigest()
+
+
+def stored_value(path: Path, inputs: str):
+    """``(True, value)`` when ``path`` holds a value stored under the digest ``inputs``, else
+    ``(False, None)`` (no file, another digest, not ours)."""
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False, None
+    if isinstance(stored, dict) and stored.get("inputs") == inputs and "value" in stored:
+        return True, stored["value"]
+    return False, None

@@ -41,9 +41,9 @@ from derive.symbolic import model, seq2seq, spec
 #: reset before the matmul: one layer, a framework switch) here, the bias storage and the
 #: Keras/single/no-bias counts in ``counts.py``. A claim right for another CELL (the plain LSTM's
 #: dc_t checked against the peephole LSTM) is ``wrong``; its report names the cell it is right for.
-_GRU_TO_CHO = {"n": "h_tilde", "a_n": "a_h_tilde", "z_n": "a_h_tilde", "W_xn": "W_xh", "W_hn": "W_hh", "b_n": "b_h"}
+_GRU_TO_CHO = {"n": "h_tilde", "a_n": "a_h_tilde", "W_xn": "W_xh", "W_hn": "W_hh", "b_n": "b_h"}
 CONVENTIONS = {
-    "gru": {"gru_cho": _GRU_TO_CHO}, "gru_cho": {"gru": {v: k for k, v in _GRU_TO_CHO.items() if k != "z_n"}},
+    "gru": {"gru_cho": _GRU_TO_CHO}, "gru_cho": {"gru": {v: k for k, v in _GRU_TO_CHO.items()}},
 }
 #: notations of the literature that rename a cell's quantities: (who, the equation as the spec writes it, as they
 #: write it, what to say). Olah's GRU (and the lecture notes that copy its figure) writes z for the spec's 1 - z.

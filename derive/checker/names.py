@@ -236,17 +236,14 @@ class Names:
         return out
 
     def _preactivation(self, key: str) -> str:
-        """A pre-activation in another source's letter: z_{f,t} (Greff, Karpathy, and derive's pages before 2026-12) or
-        u_{f,t} for the page's a_{f,t}, when the cell has no vector of that name itself."""
-        c = self.cell
+        """A pre-activation in another source's letter: z_{f,t} (Greff, Karpathy, and derive's pages before
+        2026-12) or u_{f,t} read as the cell's a_{f,t}, when the cell has no vector of that name itself.
+        Before the renames of another convention, so that a_{n,t} and z_{n,t} both reach gru_cho's a_{h~,t}."""
         head, _, sub = key.partition("_")
-        if key in c.dims or not sub or head == c.preactivation or head not in PREACTIVATION_PREFIXES:
-            return key
-        own = f"{c.preactivation}_{sub}"
-        if own not in c.dims:
+        if key in self.cell.dims or not sub or head == self.cell.preactivation or head not in PREACTIVATION_PREFIXES:
             return key
         self.spelled.add(head)
-        return own
+        return f"{self.cell.preactivation}_{sub}"
 
     def respell(self, text: str) -> str:
         """A report's text with the pre-activations in the letter the claim wrote them with
@@ -258,10 +255,11 @@ class Names:
 
     def _key(self, key, time):
         c = self.cell
+        if time is not None:
+            key = self._preactivation(key)
         key = self.renames.get(key, key)
         if time is not None:
             key = VECTOR_ALIASES.get(key, key) if key not in c.dims else key
-            key = self._preactivation(key)
             if key in c.dims:
                 base, s = self.parts[key]
                 return Ref(RefKind.VEC, ir.symbol(base, s, time))

@@ -288,7 +288,7 @@ class Namer:
         return f"{Buffer.DZ}_{block.name}_t" if block.z is not None else self.own(f"d{block.name}_t", view=True)
 
     def buffer(self, base: Buffer) -> str:
-        """The code name of a sequence buffer: ``z``, or ``_z`` beside a parameter z."""
+        """The code name of a sequence buffer: ``a``, or ``_a`` beside a parameter a."""
         return self.own(str(base))
 
     def run_view(self, base: str, blocks) -> str:

@@ -11,7 +11,6 @@ committed.
 
 from __future__ import annotations
 
-import hashlib
 from importlib import resources
 import inspect
 import json
@@ -26,6 +25,7 @@ import jinja2
 import numpy as np
 
 from derive import activations as acts
+from derive import fileio
 from derive.symbolic import bptt, counts, functions, ir, spec
 from derive.symbolic.cell import H, I, P
 from derive.runtime.kernels import kernel
@@ -142,21 +142,11 @@ def measured(name: str, sources: list[Path], compute: Callable[[], object], text
     of a source measures again, and the build says why."""
     if MEASURED_DIR is None:
         return compute()
-    digest = hashlib.sha256(name.encode())
-    for src in sources:
-        digest.update(src.read_bytes())
-    for text in texts:  # generated text the measurement depends on (a kernel module as rendered now)
-        digest.update(text.encode("utf-8"))
-    inputs = digest.hexdigest()
+    inputs = fileio.sources_digest(name, sources, texts)  # texts: a kernel module as rendered now
     path = MEASURED_DIR / f"{name}.json"
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        stored = None
-    if isinstance(stored, dict) and stored.get("inputs") == inputs and "value" in stored:
-        value = stored["value"]
-    else:
-        REMEASURED[name] = "its sources changed" if stored else "not measured before"
+    found, value = fileio.stored_value(path, inputs)
+    if not found:
+        REMEASURED[name] = "its sources changed" if path.is_file() else "not measured before"
         value = json.loads(json.dumps(compute()))  # as it will read back
     MEASURED[path] = (f'{{"generated": {json.dumps(MEASURED_MARK)},\n "inputs": "{inputs}",\n'
                       f' "value": {json.dumps(value, sort_keys=True)}}}\n')

@@ -7,14 +7,13 @@ typeset, never SymPy's own spelling (``oo``, ``Interval``, ``exp(-1)``, long fra
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from pathlib import Path
 
 import sympy as sp
 
 from derive import activations as acts
+from derive import fileio
 from derive.errors import DeriveError
 from derive.runtime.activations import activation
 from derive.stanza import _x
@@ -40,19 +39,8 @@ def rows_sources() -> tuple[list[Path], tuple[str, ...]]:
 def stored_rows() -> list[dict] | None:
     """The committed rows when their digest is that of the sources now (``derive list`` reads them
     instead of taking SymPy's limits again, seconds each); None otherwise."""
-    files, texts = rows_sources()
-    digest = hashlib.sha256(ROWS_NAME.encode())
-    for f in files:
-        digest.update(f.read_bytes())
-    for t in texts:
-        digest.update(t.encode("utf-8"))
-    try:
-        stored = json.loads(ROWS_FILE.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if isinstance(stored, dict) and stored.get("inputs") == digest.hexdigest() and isinstance(stored.get("value"), list):
-        return stored["value"]
-    return None
+    found, value = fileio.stored_value(ROWS_FILE, fileio.sources_digest(ROWS_NAME, *rows_sources()))
+    return value if found and isinstance(value, list) else None
 
 
 def rows() -> list[dict]:
