@@ -101,13 +101,20 @@ def test_derive_list_reads_the_committed_activation_rows_only_while_they_are_cur
     import json
 
     from derive.summary import activation
+    from derive.symbolic import properties
 
-    stored = activation.stored_rows()
+    stored = properties.stored_rows()
     assert stored is not None, "derive/docs/data/measured/activation-rows.json is stale: run derive build"
     assert stored == json.loads(json.dumps(activation.rows()))
-    files, texts = activation.rows_sources()
-    monkeypatch.setattr(activation, "rows_sources", lambda: (files, (*texts, "another SymPy")))
-    assert activation.stored_rows() is None
+    files, texts = properties.rows_sources()
+    monkeypatch.setattr(properties, "rows_sources", lambda: (files, (*texts, "another SymPy")))
+    assert properties.stored_rows() is None
+    properties._stored_gates.cache_clear()
+    try:  # the gate rule then takes the limits again, with the same answers
+        assert [properties.is_gate_activation(r["name"]) for r in stored] == [r["gate_ok"] == "yes" for r in stored]
+        assert properties._stored_gates() == {}
+    finally:
+        properties._stored_gates.cache_clear()
 
 
 def test_check_compares_with_the_last_build_only_while_its_inputs_hold(tmp_path):

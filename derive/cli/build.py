@@ -383,19 +383,6 @@ def _activation_names():
     return list(activations.REGISTRY)
 
 
-def add_build_command(sub) -> None:
-    s = sub.add_parser("build", help="derive everything, regenerate the pages and build the site")
-    s.add_argument("--check", action="store_true", help="exit 1 if committed pages are stale; write nothing")
-    s.add_argument("--no-html", action="store_true", help="write the Markdown pages only")
-    s.add_argument("--serve", action="store_true", help="preview the site (mkdocs serve)")
-    s.add_argument("--force", action="store_true",
-                   help="derive everything even when nothing changed since the last build (build/derive-cache.json); "
-                        "with --check, render every file instead of comparing with the last build's")
-    s.add_argument("--site-dir", help="where the HTML goes (default: build/html)")
-    s.add_argument("--root", default=".", help="the checkout to build (default: the current directory)")
-    s.set_defaults(run=_cmd_build)
-
-
 def _cmd_kernels(args) -> int:
     names = spec.builtin_names()
     cells = list(dict.fromkeys(c.replace("-", "_").lower() if c.replace("-", "_").lower() in names else c
@@ -467,14 +454,3 @@ def spec_kernels(out: Path, paths: list[str], taken: dict[Path, str]) -> dict[Pa
 def _name_pos(path: str) -> Pos | None:
     """Where a spec file sets ``name`` (the spec parser's key locator)."""
     return spec._key_pos(fileio.read_text(path, fileio.SPEC_LIMIT), "name")
-
-
-def add_kernels_command(sub) -> None:
-    s = sub.add_parser("kernels", help="regenerate the NumPy kernel modules (derive/kernels/, or --out for a spec)")
-    s.add_argument("cells", nargs="*", help="built-in cell names or .toml spec paths (default: every built-in "
-                                            "cell and the activations)")
-    s.add_argument("--out", help="write the kernels to this directory (required for spec files; default for "
-                                 "built-in cells: derive/kernels/ of --root)")
-    s.add_argument("--check", action="store_true", help="exit 1 if a committed kernel is stale; write nothing")
-    s.add_argument("--root", default=".", help="the checkout (default: the current directory)")
-    s.set_defaults(run=_cmd_kernels)

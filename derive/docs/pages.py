@@ -15,7 +15,6 @@ from importlib import resources
 import inspect
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 
 from derive import activations as acts
 from derive import fileio
-from derive.symbolic import bptt, counts, functions, ir, spec
+from derive.symbolic import bptt, counts, functions, ir, properties, spec
 from derive.symbolic.cell import H, I, P
 from derive.runtime.kernels import kernel
 from derive.summary.cell import collect as collect_cell, reference_md
@@ -181,8 +180,8 @@ ROWS: dict = {}
 
 def activation_rows() -> list[dict]:
     if "rows" not in ROWS:
-        files, texts = activation_summary.rows_sources()
-        ROWS["rows"] = measured(activation_summary.ROWS_NAME, files, activation_summary.rows, texts)
+        files, texts = properties.rows_sources()
+        ROWS["rows"] = measured(properties.ROWS_NAME, files, activation_summary.rows, texts)
     return ROWS["rows"]
 
 

@@ -69,48 +69,21 @@ class Seq2Seq:
 
     # ------------------------------------------------------------ sizes and parameters
     def sizes(self, hidden: int, input_size: int | None = None) -> dict:
-        s = self.spec
-        D = 2 if s.encoder.bidirectional and s.encoder.merge == "concat" else 1
-        A = D * hidden  # an annotation
-        U = len(s.encoder.directions) * hidden  # the encoder's final output states, side by side
-        dec_in = s.embed + (A if s.attention == "bahdanau" else 0) + (hidden if s.input_feeding else 0)
-        K = {"bahdanau": hidden + A}.get(s.attention, hidden)  # what W_o reads
-        src = s.embed if s.source_vocab else _api.positive_int(input_size, "input_size (the source is vectors)")
-        return {"H": hidden, "A": A, "U": U, "dec_in": dec_in, "K": K, "src": src}
+        return self.spec.sizes(hidden, input_size)
 
     def init_params(self, hidden_size, *, input_size=None, seed=0, dtype=np.float64) -> dict:
-        s, n = self.spec, self.sizes(_api.positive_int(hidden_size, "hidden_size"), input_size)
-        H, A = n["H"], n["A"]
+        s, n = self.spec, self.sizes(hidden_size, input_size)
         rng = np.random.default_rng(seed)
-
-        def u(*shape, fan=H):
-            return rng.uniform(-1 / np.sqrt(fan), 1 / np.sqrt(fan), shape).astype(dtype)
-        p = {"encoder": self.encoder.init_params(n["src"], H, seed=seed + 1, dtype=dtype),
-             "decoder": self.decoder.init_params(n["dec_in"], H, seed=seed + 2, dtype=dtype),
-             "E_tgt": rng.standard_normal((s.target_vocab, s.embed)).astype(dtype),
-             "W_o": u(s.target_vocab, n["K"], fan=n["K"]), "b_o": u(s.target_vocab, fan=n["K"])}
-        if s.source_vocab:
-            p["E_src"] = rng.standard_normal((s.source_vocab, s.embed)).astype(dtype)
-        if s.bridge == "learned":
-            p["W_b"], p["b_b"] = u(self.L * H, n["U"], fan=n["U"]), u(self.L * H, fan=n["U"])
-        if s.attention == "bahdanau":
-            p["W_a"], p["U_a"], p["v_a"] = u(H, H), u(H, A, fan=A), u(H)
-        elif s.attention == "luong_general":
-            p["W_a"] = u(H, A, fan=A)
-        if s.attention.startswith("luong"):
-            p["W_c"] = u(H, A + H, fan=A + H)
+        p = {"encoder": self.encoder.init_params(n["src"], n["H"], seed=seed + 1, dtype=dtype),
+             "decoder": self.decoder.init_params(n["dec_in"], n["H"], seed=seed + 2, dtype=dtype)}
+        for name, (shape, fan) in s.shapes(hidden_size, input_size).items():  # in the spec's order
+            p[name] = (rng.standard_normal(shape) if fan is None else
+                       rng.uniform(-1 / np.sqrt(fan), 1 / np.sqrt(fan), shape)).astype(dtype)
         return p
 
     def count(self, hidden, *, input_size=None, convention: str = "single") -> dict:
-        """Parameters per part ("encoder", "decoder", then each other array), under a convention for the two
-        cells' biases (pytorch: doubled where torch.nn stores two); the total is their sum."""
-        n = self.sizes(_api.positive_int(hidden, "hidden"), input_size)
-        parts = {"encoder": self.spec.encoder.count(n["src"], n["H"], convention=convention),
-                 "decoder": self.spec.decoder_stack.count(n["dec_in"], n["H"], convention=convention)}
-        for k, v in self.init_params(hidden, input_size=input_size).items():
-            if k not in parts:
-                parts[k] = int(v.size)
-        return parts
+        """Parameters per part (``Seq2SeqSpec.count``)."""
+        return self.spec.count(hidden, input_size=input_size, convention=convention)
 
     # ------------------------------------------------------------ the pieces
     def _source(self, src, p):

@@ -8,39 +8,15 @@ typeset, never SymPy's own spelling (``oo``, ``Interval``, ``exp(-1)``, long fra
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import sympy as sp
 
 from derive import activations as acts
-from derive import fileio
 from derive.errors import DeriveError
 from derive.runtime.activations import activation
 from derive.stanza import _x
 from derive.symbolic.properties import Properties, analyse
 from derive.textout import interval_text, number_latex, set_latex, smoothness_latex
-
-
-#: the rows as the last build derived them, with the digest of what they depend on (the build writes it
-#: with the other committed measurements; ``derive build --check`` covers it)
-ROWS_NAME = "activation-rows"
-ROWS_FILE = Path(__file__).resolve().parents[1] / "docs" / "data" / "measured" / f"{ROWS_NAME}.json"
-
-
-def rows_sources() -> tuple[list[Path], tuple[str, ...]]:
-    """What the rows depend on: every module of the packages that define, analyse and print an
-    activation, and SymPy's version (its limits decide the properties)."""
-    package = Path(__file__).resolve().parents[1]
-    files = [package / "activations.py", package / "textout.py", package / "stanza.py",
-             *sorted((package / "symbolic").glob("*.py")), *sorted((package / "summary").glob("*.py"))]
-    return files, (sp.__version__,)
-
-
-def stored_rows() -> list[dict] | None:
-    """The committed rows when their digest is that of the sources now (``derive list`` reads them
-    instead of taking SymPy's limits again, seconds each); None otherwise."""
-    found, value = fileio.stored_value(ROWS_FILE, fileio.sources_digest(ROWS_NAME, *rows_sources()))
-    return value if found and isinstance(value, list) else None
 
 
 def rows() -> list[dict]:

@@ -29,12 +29,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import mpmath
 import numpy as np
 import sympy as sp
 
 from derive import activations as acts
+from derive import fileio
 from derive.textout import short
 
 x = sp.Symbol("x", real=True)
@@ -374,6 +376,40 @@ def value_range(name: str) -> sp.Set:
     return analyse(name).range
 
 
+#: the rows as the last build derived them, with the digest of what they depend on (the build writes it
+#: with the other committed measurements; ``derive build --check`` covers it)
+ROWS_NAME = "activation-rows"
+ROWS_FILE = Path(__file__).resolve().parents[1] / "docs" / "data" / "measured" / f"{ROWS_NAME}.json"
+
+
+def rows_sources() -> tuple[list[Path], tuple[str, ...]]:
+    """What the rows depend on: every module of the packages that define, analyse and print an
+    activation, and SymPy's version (its limits decide the properties)."""
+    package = Path(__file__).resolve().parents[1]
+    files = [package / "activations.py", package / "textout.py", package / "stanza.py",
+             *sorted((package / "symbolic").glob("*.py")), *sorted((package / "summary").glob("*.py"))]
+    return files, (sp.__version__,)
+
+
+def stored_rows() -> list[dict] | None:
+    """The committed rows when their digest is that of the sources now (``derive list`` reads them
+    and ``is_gate_activation`` read them instead of taking SymPy's limits again, seconds each); None
+    otherwise."""
+    found, value = fileio.stored_value(ROWS_FILE, fileio.sources_digest(ROWS_NAME, *rows_sources()))
+    return value if found and isinstance(value, list) else None
+
+
+@lru_cache(maxsize=None)
+def _stored_gates() -> dict[str, bool]:
+    """``gate_ok`` of every activation as the stored rows have it, while they are current."""
+    return {r["name"]: r["gate_ok"] == "yes" for r in stored_rows() or () if isinstance(r, dict) and "name" in r}
+
+
 def is_gate_activation(name: str) -> bool:
-    """True when the activation's range lies within [0, 1] (the seeds' rule for gates)."""
+    """True when the activation's range lies within [0, 1] (the seeds' rule for gates). Read from the
+    stored rows while they are current (loading a gated cell took most of a second of SymPy limits),
+    else computed."""
+    stored = _stored_gates()
+    if name in stored:
+        return stored[name]
     return value_range(name).is_subset(sp.Interval(0, 1))

@@ -16,7 +16,11 @@ attention computes, and the bridge, is written out in ``runtime.seq2seq``.
 
 from __future__ import annotations
 
+import math
+import operator
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from derive.errors import DeriveError, Pos
 from derive.symbolic import spec as cell_spec
@@ -46,6 +50,60 @@ class Seq2SeqSpec:
     title: str = ""
     meta: dict = field(default_factory=dict)
     source: str = ""
+
+    def sizes(self, hidden: int, input_size: int | None = None) -> dict:
+        """The model's widths for a hidden size: H, an annotation A, the encoder's final states side by
+        side U, the decoder's input dec_in, what W_o reads K, the source's width src."""
+        hidden = _positive(hidden, "hidden_size")
+        D = 2 if self.encoder.bidirectional and self.encoder.merge == "concat" else 1
+        A = D * hidden
+        U = len(self.encoder.directions) * hidden
+        dec_in = self.embed + (A if self.attention == "bahdanau" else 0) + (hidden if self.input_feeding else 0)
+        K = {"bahdanau": hidden + A}.get(self.attention, hidden)
+        src = self.embed if self.source_vocab else _positive(input_size, "input_size (the source is vectors)")
+        return {"H": hidden, "A": A, "U": U, "dec_in": dec_in, "K": K, "src": src}
+
+    def shapes(self, hidden: int, input_size: int | None = None) -> dict[str, tuple[tuple[int, ...], int | None]]:
+        """Every array besides the two stacks': name -> (shape, fan-in of its uniform initialisation; None for
+        an embedding, drawn from N(0, 1))."""
+        n = self.sizes(hidden, input_size)
+        H, A, K, U, L = n["H"], n["A"], n["K"], n["U"], self.decoder_stack.layers
+        out = {"E_tgt": ((self.target_vocab, self.embed), None), "W_o": ((self.target_vocab, K), K),
+               "b_o": ((self.target_vocab,), K)}
+        if self.source_vocab:
+            out["E_src"] = ((self.source_vocab, self.embed), None)
+        if self.bridge == "learned":
+            out["W_b"], out["b_b"] = ((L * H, U), U), ((L * H,), U)
+        if self.attention == "bahdanau":
+            out["W_a"], out["U_a"], out["v_a"] = ((H, H), H), ((H, A), A), ((H,), H)
+        elif self.attention == "luong_general":
+            out["W_a"] = ((H, A), A)
+        if self.attention.startswith("luong"):
+            out["W_c"] = ((H, A + H), A + H)
+        return out
+
+    def count(self, hidden: int, *, input_size: int | None = None, convention: str = "single") -> dict[str, int]:
+        """Parameters per part ("encoder", "decoder", then each other array), under a convention for the two
+        stacks' biases (pytorch: doubled where torch.nn stores two); the total is their sum."""
+        n = self.sizes(hidden, input_size)
+        parts = {"encoder": self.encoder.count(n["src"], n["H"], convention=convention),
+                 "decoder": self.decoder_stack.count(n["dec_in"], n["H"], convention=convention)}
+        for k, (shape, _) in self.shapes(hidden, input_size).items():
+            parts[k] = math.prod(shape)
+        return parts
+
+
+def _positive(value, what: str) -> int:
+    """An integer >= 1 (NumPy integers too; not a bool, not a float)."""
+    try:
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError
+        n = operator.index(value)
+    except TypeError:
+        raise DeriveError(f"{what} must be an integer, got {value!r}") from None
+    if n < 1:
+        raise DeriveError(f"{what} must be a positive integer, got {n}")
+    return n
 
 
 def load_model(name_or_spec) -> ModelSpec | Seq2SeqSpec:
