@@ -144,13 +144,19 @@ def test_build_refuses_to_overwrite_a_file_it_did_not_generate(tmp_path):
         src = ROOT / part
         (tmp_path / part).parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / part)
+    cache = ROOT / "build" / "derive-cache.json"  # when current (CI builds first), --check compares with it
+    if cache.is_file():
+        (tmp_path / "build").mkdir()
+        shutil.copy(cache, tmp_path / "build" / cache.name)
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "index.md").write_text("my own notes\n")
     proc = derive("build", "--no-html", "--root", str(tmp_path))
     assert proc.returncode == 2 and "refusing to overwrite" in proc.stderr
     assert (tmp_path / "site" / "index.md").read_text() == "my own notes\n"
+    assert not (tmp_path / "nav.yml").exists()  # refused before writing anything
     stale = derive("build", "--check", "--root", str(tmp_path))
     assert stale.returncode == 1 and "stale: site/cells/lstm.md" in stale.stderr
+    assert "stale: site/index.md" in stale.stderr
 
 
 def test_show_an_activation_prints_properties_and_kernels():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from derive.cli import build, command as cli
+from derive.cli import build, buildcache, command as cli, kernelscmd
 from derive import fileio
 from derive.docs.katex import RENDERER, katex_dir
 from derive.errors import DeriveError
@@ -179,7 +179,7 @@ def test_kernels_out_refusals(setup, words, tmp_path, capsys):
 ])
 def test_a_kernel_name_never_leaves_out(name, tmp_path):
     with pytest.raises(DeriveError, match="outside --out"):
-        build.kernel_target(tmp_path, name)
+        kernelscmd.kernel_target(tmp_path, name)
 
 
 def test_F24_kernels_of_a_builtin_go_to_out(tmp_path, capsys):
@@ -406,7 +406,7 @@ def test_F26_the_katex_renderer_stops_quietly_when_its_reader_is_gone():
 def checkout_copy(tmp_path_factory) -> Path:
     """The checkout's package, templates and pages in a fresh directory (node_modules linked)."""
     copy = tmp_path_factory.mktemp("checkout")
-    ignore = shutil.ignore_patterns("__pycache__", "plots")
+    ignore = shutil.ignore_patterns("__pycache__")
     for part in ("derive", "templates", "site"):
         shutil.copytree(ROOT / part, copy / part, ignore=ignore)
     for part in ("mkdocs.yml", "nav.yml"):
@@ -427,11 +427,29 @@ def test_F10_check_names_an_empty_kernel_and_a_build_repairs_it(checkout_copy):
     assert check.returncode == 1, check.stderr
     assert "stale: derive/kernels/lstm_cifg.py" in check.stderr and "Traceback" not in check.stderr
 
-    # the Markdown build repairs it (MkDocs replacing an earlier site: tests/test_site.py's build)
+    # the Markdown build repairs it (MkDocs replacing an earlier site: tests/test_site.py's build): that
+    # file alone when the last build saw these inputs (CI builds before the tests), else everything
+    current = buildcache.recorded(checkout_copy, buildcache.digest(checkout_copy)) is not None
     built = derive_process("build", "--no-html", cwd=checkout_copy)
     assert built.returncode == 0, built.stderr
+    assert ("repaired 1 file(s) the last build wrote, the inputs being the ones it saw: derive/kernels/lstm_cifg.py"
+            in built.stdout) == current, built.stdout
+    assert ("deriving everything" in built.stdout) != current, built.stdout
     assert kernel.read_text(encoding="utf-8").startswith(HEADER)
     assert kernel.read_text(encoding="utf-8") == (ROOT / "derive" / "kernels" / "lstm_cifg.py").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("stale, repaired", [
+    pytest.param(["derive/docs/data/measured/ulp-tanh.json"], None, id="a-measurement-derives-everything"),
+    pytest.param(["site/notes.md"], None, id="a-file-no-task-makes-derives-everything"),
+    pytest.param([], None, id="nothing-stale-is-not-a-repair"),
+])
+def test_a_build_repairs_only_what_it_can_make_alone(stale, repaired, monkeypatch):
+    """``build._repair`` makes a kernel, a page, nav.yml or a plot alone; anything else stale (a
+    measurement, whose page measures it) and the build derives everything."""
+    monkeypatch.setattr(buildcache, "recorded", lambda root, inputs: {rel: "0" * 64 for rel in stale})
+    monkeypatch.setattr(buildcache, "stale_against", lambda root, digests: sorted(digests))
+    assert build._repair(ROOT, "inputs") is repaired
 
 
 @pytest.mark.parametrize("name", ["activations", "lstm", "mine"])

@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits
 
 from derive.symbolic import bptt, spec
 from derive import fileio
-from derive.errors import DeriveError, Pos
+from derive.errors import DeriveError
 from derive import activations
 from derive.cli import buildcache, split, stale
 from derive.cli.progress import Progress
@@ -257,6 +257,12 @@ def _write_site_sources(root: Path, force: bool = False) -> None:
         print(f"nothing to derive: the inputs and all {count} generated files are as the last build left them "
               f"({buildcache.CACHE.as_posix()}; {time.perf_counter() - t0:.1f}s)")
         return
+    repaired = None if force else _repair(root, inputs)
+    if repaired:
+        named = ", ".join(repaired[:5]) + (f" and {len(repaired) - 5} more" if len(repaired) > 5 else "")
+        print(f"repaired {len(repaired)} file(s) the last build wrote, the inputs being the ones it saw: "
+              f"{named} ({time.perf_counter() - t0:.1f}s); nothing else to derive")
+        return
     print(f"deriving everything: {why}", flush=True)
     committed, rebuilt = generate(root, estimates=buildcache.seconds(root))
     changed = write_pages({**committed, **rebuilt})
@@ -272,6 +278,34 @@ def _write_site_sources(root: Path, force: bool = False) -> None:
     again = generate.remeasured
     print(f"measurements: {len(site.MEASURED) - len(again)} of {len(site.MEASURED)} reused (derive/docs/data/measured)"
           + ("; measured again: " + ", ".join(f"{k} ({why})" for k, why in sorted(again.items())) if again else ""))
+
+
+def _repair(root: Path, inputs: str) -> list[str] | None:
+    """When the inputs are the ones the last build saw and only some of the files it wrote are not the
+    bytes it recorded (deleted, emptied by an interrupted write, edited), make just those again: a kernel
+    module from its cell, a page, nav.yml or a plot from its task. The files repaired; None (derive
+    everything) without such a build, when a measurement is stale, or when a file made again is not the
+    bytes that build wrote."""
+    digests = buildcache.recorded(root, inputs)
+    if digests is None:
+        return None
+    bad = buildcache.stale_against(root, digests)
+    tasks = {path.relative_to(root).as_posix(): make for _, path, make, _ in site_tasks(root)}
+    kernel_dir = root / "derive" / "kernels"
+    kernel_dirs = {kernel_dir.relative_to(root).as_posix(), (kernel_dir / COMPILED).relative_to(root).as_posix()}
+    kernels = [rel for rel in bad if Path(rel).parent.as_posix() in kernel_dirs]
+    if not bad or any(rel not in tasks and rel not in kernels for rel in bad):
+        return None
+    cells = list(dict.fromkeys(Path(rel).stem for rel in kernels))
+    refuse_foreign([root / rel for rel in bad])  # before any work, as a full build does
+    made = {path: text for path, text in render_kernels(kernel_dir, cells).items()
+            if path.relative_to(root).as_posix() in bad} if cells else {}
+    use_fresh_kernels(made)
+    made.update({root / rel: tasks[rel]() for rel in bad if rel in tasks})
+    if any(buildcache.sha(text) != digests[path.relative_to(root).as_posix()] for path, text in made.items()):
+        return None
+    write_pages(made)
+    return bad
 
 
 @contextmanager
@@ -381,76 +415,3 @@ def _mkdocs_env(root: Path) -> dict:
 
 def _activation_names():
     return list(activations.REGISTRY)
-
-
-def _cmd_kernels(args) -> int:
-    names = spec.builtin_names()
-    cells = list(dict.fromkeys(c.replace("-", "_").lower() if c.replace("-", "_").lower() in names else c
-                               for c in args.cells))  # a cell named twice is one kernel
-    builtin = [c for c in cells if c in names]
-    specs = [c for c in cells if c not in names]
-    if args.out is None:
-        if specs:
-            raise DeriveError(f"{specs[0]} is not a built-in cell; to generate a kernel from a spec file, name the "
-                              f"directory to write it to with --out DIR (built-in cells: {', '.join(names)})")
-        root = Path(args.root).resolve()
-        if not (root / "derive" / "kernels").is_dir():
-            raise DeriveError(f"{root} is not a derive checkout (no derive/kernels/); use --root")
-        files, where = render_kernels(root / "derive" / "kernels", builtin or None), root
-    else:
-        out = out_dir(args.out)
-        files, where = render_kernels(out, builtin if cells else None), Path.cwd()
-        files.update(spec_kernels(out, specs, {path: f"the built-in {path.stem} kernel" for path in files}))
-    if args.check:
-        return stale.report(files, where, "kernel modules")
-    changed = write_pages(files)
-    for p in changed:
-        print(f"wrote {p}")
-    print(f"{len(changed)} of {len(files)} kernel modules changed")
-    return 0
-
-
-def out_dir(given: str) -> Path:
-    """``--out DIR`` as an absolute path: a directory, or a path where one can be made."""
-    if not given:
-        raise DeriveError("--out: no directory given")
-    out = Path(given).resolve()
-    if out.exists() and not out.is_dir():
-        raise DeriveError(f"--out {given} is not a directory")
-    return out
-
-
-def kernel_target(out: Path, name: str) -> Path:
-    """``out/<name>.py``; a DeriveError unless that is a file directly inside ``out``."""
-    if not name or name in (".", "..") or "\0" in name or Path(name).name != name:
-        raise DeriveError(f"the kernel name {name!r} is not a plain file name: its module would be written "
-                          f"outside --out {out}; refusing")
-    return out / f"{name}.py"
-
-
-def spec_kernels(out: Path, paths: list[str], taken: dict[Path, str]) -> dict[Path, str]:
-    """``{out/<name>.py: text}`` of the spec files; a located error when a spec's name is
-    the name of another kernel of the same call (``taken``: target -> what made it)."""
-    from derive import kernels
-
-    own = Path(kernels.__file__).resolve().parent
-    if paths and out.resolve() == own:
-        raise DeriveError(f"--out {out} is derive's own kernel directory (the built-in cells and the activation "
-                          f"kernels live there); write kernels of spec files to another directory")
-    files = {}
-    for path in paths:
-        cell = spec.load(path)
-        if cell.name.startswith("__") and cell.name.endswith("__"):
-            raise DeriveError(f"name {cell.name!r} is reserved by Python; choose another", _name_pos(path), path)
-        target = kernel_target(out, cell.name)
-        if target in taken:
-            raise DeriveError(f"name {cell.name!r} is also the name of {taken[target]}; both kernels would be "
-                              f"written to {target}", _name_pos(path), path)
-        taken[target] = path
-        files[target] = selfcheck.verified_kernel(bptt.derive(cell), Path(path).name)[0]
-    return files
-
-
-def _name_pos(path: str) -> Pos | None:
-    """Where a spec file sets ``name`` (the spec parser's key locator)."""
-    return spec._key_pos(fileio.read_text(path, fileio.SPEC_LIMIT), "name")

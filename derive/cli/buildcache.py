@@ -6,8 +6,10 @@ function of its inputs: the code of the ``derive`` package that derives and rend
 committed data files (``derive/docs/data``: the bench results), the versions of Python, SymPy,
 NumPy, Jinja2 and Graphviz. ``digest`` hashes all of them. The cache stores that digest and the
 SHA-256 of every output; when both match what is on disk, nothing can have changed and the build
-re-derives nothing. Any difference (a changed input, an output edited, deleted or never written)
-and the build derives everything again, as from a fresh clone, and says why.
+re-derives nothing. When the inputs match but some outputs do not (deleted, emptied by an interrupted
+write, edited), the build makes those files alone again (``build._repair``). A changed input, or a
+stale output it cannot make alone, and the build derives everything again, as from a fresh clone,
+and says why.
 """
 
 from __future__ import annotations
@@ -97,6 +99,23 @@ def committed_digests(root: Path, inputs: str) -> dict[str, str] | None:
     if stored.get("inputs") != inputs or not isinstance(committed, list):
         return None
     return {rel: files[rel] for rel in committed if rel in files}
+
+
+def recorded(root: Path, inputs: str) -> dict[str, str] | None:
+    """The SHA-256 of every output the last build wrote (committed files and plots), when that build saw
+    the same ``inputs``; None without such a build."""
+    try:
+        stored = json.loads((root / CACHE).read_text(encoding="utf-8"))
+        files = stored["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if stored.get("inputs") != inputs or not isinstance(files, dict):
+        return None
+    return dict(files)
+
+
+def sha(text: str) -> str:
+    return _sha(text.encode("utf-8"))
 
 
 def stale_against(root: Path, digests: dict[str, str]) -> list[str]:

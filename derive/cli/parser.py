@@ -121,7 +121,7 @@ def add_kernels_command(sub) -> None:
                                  "built-in cells: derive/kernels/ of --root)")
     s.add_argument("--check", action="store_true", help="exit 1 if a committed kernel is stale; write nothing")
     s.add_argument("--root", default=".", help="the checkout (default: the current directory)")
-    s.set_defaults(run="derive.cli.build:_cmd_kernels")
+    s.set_defaults(run="derive.cli.kernelscmd:_cmd_kernels")
 
 
 def add_activation_commands(sub) -> None:
