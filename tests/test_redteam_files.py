@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from derive.cli import build, buildcache, command as cli, kernelscmd
+from derive.cli import build, buildcache, command as cli, kernelscmd, show
 from derive import fileio
 from derive.docs.katex import RENDERER, katex_dir
 from derive.errors import DeriveError
@@ -264,7 +264,7 @@ def test_F20_a_full_stdout_is_one_error_line():
 def test_an_unexpected_exception_is_one_line(failure, words, monkeypatch, capsys):
     def fail(name):
         raise failure
-    monkeypatch.setattr(cli.spec, "load", fail)
+    monkeypatch.setattr(show.spec, "load", fail)
     line = one_error_line(*run(["show", "rnn_tanh"], capsys))
     assert words in line, line
 

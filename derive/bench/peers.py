@@ -9,7 +9,11 @@ zero initial states), best of ``repeat``, in ms:
 * ``JAX``: ``jax.jit(jax.grad(loss))`` of a ``lax.scan`` over the cell's equations (the bench extra:
   ``pip install 'derive[bench]'``; the column is empty, with a note, without it);
 * ``torch eager``: the same equations as a Python loop over steps in PyTorch, ``loss.backward()``;
-* ``torch.nn``: the PyTorch module, for the cells PyTorch has (``LAYOUTS['torch']``).
+* ``torch.nn``: the PyTorch module, for the cells PyTorch has (``LAYOUTS['torch']``);
+* ``GEMMs``: the kernel's matrix products alone (``bench.cells.gemm_shapes``: the input GEMM, T recurrent
+  and T carry GEMMs, the weight gradients), timed with NumPy at the same shapes: the GEMM-bound limit, a
+  time no implementation that computes those products through BLAS goes below. ``GEMM-bound`` is that
+  time over derive's (auto): the fraction of the limit derive reaches.
 
 Both peers are written here from the cell's equations (``step``: one evaluator of the IR over an
 array namespace), so every cell gets them; each is checked to give the kernel's ``dL/dx`` before it
@@ -26,7 +30,7 @@ import numpy as np
 import sympy as sp
 
 from derive.bench import record
-from derive.bench.cells import SIZES, _dims, _projects, torch_nn_time
+from derive.bench.cells import SIZES, _dims, _projects, gemm_run, gemm_shapes, torch_nn_time
 from derive.bench.timing import best
 from derive.errors import DeriveError
 from derive.runtime import kernels as runtime
@@ -160,7 +164,7 @@ def _agrees(name, what, theirs, ours, dtype) -> None:
 
 
 #: the columns of a row, in the table's order (times in seconds; "first" the compiled backend's first call)
-LABELS = ("numpy", "compiled", "auto", "JAX", "torch eager", "torch.nn")
+LABELS = ("numpy", "compiled", "auto", "JAX", "torch eager", "torch.nn", "GEMMs")
 PEERS = ("JAX", "torch eager", "torch.nn")
 
 
@@ -172,7 +176,7 @@ def bench(cells, repeat: int, threads: int | None, sizes=SIZES, *, site: bool = 
           f"(numba compiling, or loading its on-disk cache), s, not counted in its time")
     if "jax" not in setup["versions"]:
         print("JAX is not installed: its column is empty (pip install 'derive[bench]')")
-    header = ("cell", "T, B, I, H", "dtype", *LABELS, "auto / peer", "1st call")
+    header = ("cell", "T, B, I, H", "dtype", *LABELS, "auto / peer", "GEMM-bound", "1st call")
     table(header, [_cells(r) for r in rows])
     if site:
         print(record.write(rows, setup, repeat))
@@ -221,12 +225,18 @@ def ratio(row: dict) -> float | None:
     return row["times"]["auto"] / min(peers) if peers else None
 
 
+def gemm_bound(times: dict) -> float | None:
+    """The GEMM-only time over derive's (auto): 1 is the limit (every cycle in BLAS)."""
+    return times["GEMMs"] / times["auto"] if "GEMMs" in times else None
+
+
 def _cells(row: dict) -> tuple:
     t = row["times"]
     ms = lambda key: f"{t[key] * 1e3:.2f}" if key in t else "—"
-    r = ratio(row)
+    r, g = ratio(row), gemm_bound(t)
     return (row["cell"], ", ".join(map(str, row["size"])), row["dtype"], *(ms(k) for k in LABELS),
-            f"{r:.2f}" if r is not None else "—", f"{row['first']:.2f}" if row["first"] is not None else "—")
+            f"{r:.2f}" if r is not None else "—", f"{100 * g:.0f}%" if g is not None else "—",
+            f"{row['first']:.2f}" if row["first"] is not None else "—")
 
 
 def _row(name, torch, has_jax, T, B, I, H, dtype, repeat) -> dict:
@@ -269,4 +279,5 @@ def _row(name, torch, has_jax, T, B, I, H, dtype, repeat) -> dict:
         nn = torch_nn_time(kn, torch, I, H, dtype, x, dy, repeat)
         if nn is not None:
             t["torch.nn"] = nn
+    t["GEMMs"] = best(gemm_run(gemm_shapes(kn, T, B, I, H), dtype)[0], repeat)
     return {"cell": name, "size": [T, B, I, H], "dtype": np.dtype(dtype).name, "times": t, "first": first}

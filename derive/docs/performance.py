@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from derive.bench import record
-from derive.bench.peers import LABELS, PEERS
+from derive.bench.peers import LABELS, PEERS, gemm_bound
 
 #: the page's columns: the bench's, in ms
 COLUMNS = LABELS
@@ -33,6 +33,7 @@ def _row(r: dict) -> dict:
             "ms": {k: (f"{ms[k]:.3g}" if k in ms else "—") for k in COLUMNS},
             "ratio": ms["auto"] / peers[fastest] if fastest else None, "fastest": fastest or "—",
             "eager": ms["auto"] / ms["torch eager"] if "torch eager" in ms else None,
+            "gemm": "—" if gemm_bound(ms) is None else f"{100 * gemm_bound(ms):.0f}%",
             "first": "—" if r["first_s"] is None else f"{r['first_s']:.2f}"}
 
 
@@ -49,10 +50,10 @@ def ratio_series() -> dict:
 def readme_table() -> str:
     """The README's copy of the table (``tests/test_bench_record.py`` holds it equal to the data)."""
     ctx = context()
-    head = "| cell | T, B, I, H | dtype | " + " | ".join(COLUMNS) + " | derive / peer |"
-    lines = [head, "| " + " | ".join(["---"] * (len(COLUMNS) + 4)) + " |"]
+    head = "| cell | T, B, I, H | dtype | " + " | ".join(COLUMNS) + " | derive / peer | GEMM-bound |"
+    lines = [head, "| " + " | ".join(["---"] * (len(COLUMNS) + 5)) + " |"]
     for r in ctx["rows"]:
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "—"
         lines.append(f"| {r['cell']} | {r['size']} | {r['dtype']} | " + " | ".join(r["ms"][c] for c in COLUMNS)
-                     + f" | {ratio} |")
+                     + f" | {ratio} | {r['gemm']} |")
     return "\n".join(lines)
