@@ -55,10 +55,9 @@ MODULE_FUNCTIONS = {"_sigmoid", "forward", "_forward", "backward", "_backward", 
 MODULE_IMPORTS = {"numpy", "derive", "derive.kernels"}
 #: what the compiled backend's template adds (``compiled_kernel.py.j2``): its jit options, the step
 #: functions and scalar helpers, and the imports they need
-COMPILED_NAMES = {"JIT", "_tanh", "_sigmoid"}  # each ``_by_dtype(<float32 form>, <float64 form>)``
-COMPILED_FUNCTIONS = {"_forward_steps", "_backward_steps", "_tanh32", "_tanh64", "_sigmoid32", "_sigmoid64", "_by_dtype",
-                      "_step", "_heaviside", "_sign"}
-COMPILED_IMPORTS = {"math", "warnings", "numba", "numba.extending"}
+COMPILED_NAMES = {"JIT"}
+COMPILED_FUNCTIONS = {"_forward_steps", "_backward_steps", "_tanh", "_step", "_heaviside", "_sign"}
+COMPILED_IMPORTS = {"math", "numba"}
 #: the compiled step functions' loop indices, bound by every loop nest
 LOOP_INDICES = {"_t", "_b", "_j"}
 #: names a generated function may bind more than once: its arguments (normalised in the

@@ -24,10 +24,8 @@ NUMBA_CACHE_DIR); NUMBA_DISABLE_JIT=1 runs the same functions as plain Python, t
 """
 
 import math
-import warnings
 
 import numba
-import numba.extending
 import numpy as np
 
 from derive import interop as _interop
@@ -51,13 +49,13 @@ JIT = {"cache": True, "error_model": "numpy", "fastmath": False}
 
 
 @numba.njit(inline="always", **JIT)
-def _tanh64(x):
+def _tanh(x):
     """tanh in arithmetic LLVM vectorizes (the scalar math.tanh is a libm call per element, 10-30x
     slower than NumPy's SIMD tanh): the Taylor series x + x^3 p(x^2) for |x| < 0.4 (terms to x^31,
     each below 2^-55 of x there), else (1 - e) / (1 + e) with e = exp(-2|x|) = 2^-k exp(-r), |r| <= ln2/2
     (exp(-r) by its series to r^14; 2^-k by halvings, k <= 58), and sign(x) past |x| = 20. Worst error
     2.3 ULP in float64 against mpmath (derive's activation witness grid and 10^5 random points,
-    tests/test_backends.py)."""
+    tests/test_backends.py); float32 is computed in float64 and rounded once."""
     a = abs(x)
     s = a if a < 0.4 else 0.4
     s2 = s * s
@@ -118,86 +116,9 @@ def _tanh64(x):
 
 
 @numba.njit(inline="always", **JIT)
-def _tanh32(x):
-    """_tanh64's method in float32 arithmetic, so a float32 kernel's tanh runs 16 lanes wide (3x the
-    throughput of _tanh64 on AVX-512): the series to x^17 below |x| = 0.55, exp(-r) to r^8 (|r| <= ln2/2),
-    2^-k by halvings (k <= 29), sign(x) past |x| = 10. Worst error 1.5 ULP in float32 against mpmath
-    (tests/test_backends.py)."""
-    a = abs(x)
-    s = a if a < np.float32(0.55) else np.float32(0.55)
-    s2 = s * s
-    p = np.float32(0.000590027440945586)
-    p = p * s2 - np.float32(0.0014558343870513183)
-    p = p * s2 + np.float32(0.003592128036572481)
-    p = p * s2 - np.float32(0.008863235529902197)
-    p = p * s2 + np.float32(0.021869488536155203)
-    p = p * s2 - np.float32(0.05396825396825397)
-    p = p * s2 + np.float32(0.13333333333333333)
-    p = p * s2 - np.float32(0.3333333333333333)
-    small = s + s * s2 * p
-    z = a if a > np.float32(0.55) else np.float32(0.55)
-    z = np.float32(2.0) * (z if z < np.float32(10.0) else np.float32(10.0))
-    k = np.floor(z * np.float32(1.4426950408889634) + np.float32(0.5))
-    r = (z - k * np.float32(0.693145751953125)) - k * np.float32(1.428606765330187e-06)
-    e = np.float32(1.0) - r * np.float32(1.0 / 8.0)
-    e = np.float32(1.0) - r * np.float32(1.0 / 7.0) * e
-    e = np.float32(1.0) - r * np.float32(1.0 / 6.0) * e
-    e = np.float32(1.0) - r * np.float32(1.0 / 5.0) * e
-    e = np.float32(1.0) - r * np.float32(1.0 / 4.0) * e
-    e = np.float32(1.0) - r * np.float32(1.0 / 3.0) * e
-    e = np.float32(1.0) - r * np.float32(1.0 / 2.0) * e
-    e = np.float32(1.0) - r * e
-    if k >= np.float32(16.0):
-        e *= np.float32(1.52587890625e-05)
-        k -= np.float32(16.0)
-    if k >= np.float32(8.0):
-        e *= np.float32(0.00390625)
-        k -= np.float32(8.0)
-    if k >= np.float32(4.0):
-        e *= np.float32(0.0625)
-        k -= np.float32(4.0)
-    if k >= np.float32(2.0):
-        e *= np.float32(0.25)
-        k -= np.float32(2.0)
-    if k >= np.float32(1.0):
-        e *= np.float32(0.5)
-    t = small if a < np.float32(0.55) else (np.float32(1.0) - e) / (np.float32(1.0) + e)
-    t = t if a == a else a  # nan stays nan
-    return math.copysign(t, x)
-
-
-@numba.njit(inline="always", **JIT)
-def _sigmoid64(z):
+def _sigmoid(z):
     """1 / (1 + exp(-z)) as (1 + tanh(z / 2)) / 2, as the NumPy kernel computes it: nothing overflows."""
-    return 0.5 + 0.5 * _tanh64(0.5 * z)
-
-
-@numba.njit(inline="always", **JIT)
-def _sigmoid32(z):
-    """_sigmoid64 in float32 arithmetic."""
-    return np.float32(0.5) + np.float32(0.5) * _tanh32(np.float32(0.5) * z)
-
-
-def _by_dtype(f32, f64):
-    """A function of one number running ``f32`` on a float32 and ``f64`` otherwise: in compiled code
-    chosen when numba types the call (an overload, inlined: a call per element is 3x slower), in plain
-    Python (NUMBA_DISABLE_JIT=1) by the argument's type. Inlining an overload trips numba's internal
-    "variable is not in scope" SSA check (NumbaIRAssumptionWarning, which numba calls pedantic); that
-    category alone is silenced."""
-    warnings.filterwarnings("ignore", category=numba.core.errors.NumbaIRAssumptionWarning)
-
-    def f(x):
-        return f32(x) if isinstance(x, np.float32) else f64(x)
-
-    @numba.extending.overload(f, jit_options=JIT, inline="always")
-    def _typed(x):
-        impl = f32 if x == numba.types.float32 else f64
-        return lambda x: impl(x)
-    return f
-
-
-_tanh = _by_dtype(_tanh32, _tanh64)
-_sigmoid = _by_dtype(_sigmoid32, _sigmoid64)
+    return 0.5 + 0.5 * _tanh(0.5 * z)
 
 
 @numba.njit(inline="always", **JIT)
