@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sys
 
-from derive import activations as acts
 from derive.cli import activations as actcli
 from derive.cli.diagram import write_diagram
 from derive.errors import DeriveError
@@ -19,14 +18,6 @@ from derive.symbolic import model as model_spec
 from derive.symbolic import seq2seq as seq2seq_spec
 
 
-def _is_activation(name: str) -> bool:
-    try:
-        acts.get(name)
-        return True
-    except KeyError:
-        return False
-
-
 def _cmd_show(args) -> int:
     if args.diagram is not None or args.gate is not None or args.unrolled:
         if args.diagram is None:
@@ -34,9 +25,9 @@ def _cmd_show(args) -> int:
         print(write_diagram(args.cell, args.diagram, args.gate, args.unrolled))
         return 0
     if args.steps and (model_spec.is_model(args.cell) or
-                       _is_activation(args.cell) and not args.cell.endswith(".toml")):
+                       actcli.is_activation(args.cell) and not args.cell.endswith(".toml")):
         raise DeriveError(f"--steps shows a cell's derivation step by step; {args.cell} is not a cell")
-    if _is_activation(args.cell) and not args.cell.endswith(".toml"):
+    if actcli.is_activation(args.cell) and not args.cell.endswith(".toml"):
         if args.json:
             print(json.dumps(activation_summary.collect(args.cell), indent=2, ensure_ascii=False))
         else:
