@@ -13,6 +13,8 @@
     'wrong'
 """
 
+import importlib as _importlib
+
 from derive.diagrams.figures import notebook_svg as _notebook_svg
 from derive.symbolic import display as _display
 from derive.version import __version__
@@ -46,10 +48,8 @@ __all__ = [*API, "__version__"]
 def __getattr__(name: str):
     if name not in API:
         raise AttributeError(f"module 'derive' has no attribute {name!r}")
-    import importlib
-
     module, attr = API[name]
-    value = getattr(importlib.import_module(module), attr)
+    value = getattr(_importlib.import_module(module), attr)
     globals()[name] = value  # the next lookup is a plain attribute
     return value
 

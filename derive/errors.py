@@ -1,8 +1,12 @@
-"""The one error type users see: a message with the file, line and column it is about."""
+"""The one error type users see: a message with the file, line and column it is about; and the
+checks of integer arguments that raise it (every layer above uses them)."""
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -37,3 +41,21 @@ class DeriveError(Exception):
         if self.pos:
             where += f":{self.pos.line}:{self.pos.column}"
         return f"{where}: error: {self.message}"
+
+
+def positive_int(value, what: str) -> int:
+    """An integer >= 1 (NumPy integers too; not a bool, not a float)."""
+    n = whole(value, what)
+    if n < 1:
+        raise DeriveError(f"{what} must be a positive integer, got {n}")
+    return n
+
+
+def whole(value, what: str) -> int:
+    """An integer (NumPy integers too; not a bool, not a float)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise DeriveError(f"{what} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise DeriveError(f"{what} must be an integer, got {value!r}") from None

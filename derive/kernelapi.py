@@ -14,13 +14,12 @@ input buffer can change what ``backward`` computes later.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping
 from functools import lru_cache
 
 import numpy as np
 
-from derive.errors import DeriveError
+from derive.errors import DeriveError, positive_int, whole  # noqa: F401 (the runtime's names for them)
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -45,24 +44,6 @@ def float_dtype(dtype) -> np.dtype:
     if dt not in FLOATS:
         raise DeriveError(f"dtype {repr(dtype) if dt is None else dt}: derive kernels take float32 or float64")
     return dt
-
-
-def positive_int(value, what: str) -> int:
-    """An integer >= 1 (NumPy integers too; not a bool, not a float)."""
-    n = whole(value, what)
-    if n < 1:
-        raise DeriveError(f"{what} must be a positive integer, got {n}")
-    return n
-
-
-def whole(value, what: str) -> int:
-    """An integer (NumPy integers too; not a bool, not a float)."""
-    if isinstance(value, (bool, np.bool_)):
-        raise DeriveError(f"{what} must be an integer, got {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise DeriveError(f"{what} must be an integer, got {value!r}") from None
 
 
 def flag(value, what: str) -> bool:

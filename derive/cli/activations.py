@@ -64,7 +64,7 @@ def show(name: str) -> str:
     return "\n".join(lines)
 
 
-def _known(names):
+def known(names):
     for n in names:
         try:
             cls = acts.get(n)

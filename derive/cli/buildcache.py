@@ -70,48 +70,44 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _stored(root: Path) -> dict | None:
+    """The last build's record (``CACHE``) when it reads as one: a dict with a dict of ``files``."""
+    try:
+        stored = json.loads((root / CACHE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return stored if isinstance(stored, dict) and isinstance(stored.get("files"), dict) else None
+
+
+def recorded(root: Path, inputs: str) -> dict[str, str] | None:
+    """The SHA-256 of every output the last build wrote (committed files and plots), when that build saw
+    the same ``inputs``; None without such a build."""
+    stored = _stored(root)
+    return dict(stored["files"]) if stored is not None and stored.get("inputs") == inputs else None
+
+
 def unchanged(root: Path, inputs: str) -> tuple[bool, str, int]:
     """``(reusable, why not, number of outputs)``: the cache's digest is ``inputs`` and every output it
     lists is on disk with the bytes it recorded."""
-    try:
-        stored = json.loads((root / CACHE).read_text(encoding="utf-8"))
-        files = stored["files"]
-    except (OSError, ValueError, KeyError, TypeError):
+    stored = _stored(root)
+    if stored is None:
         return False, "no earlier build in this checkout", 0
     if stored.get("inputs") != inputs:
         return False, "the inputs changed since the last build (code, templates, specs, data or tool versions)", 0
-    for rel, sha in sorted(files.items()):
-        data = fileio.read_bytes(root / rel)
-        if data is None or _sha(data) != sha:
-            return False, f"{rel} differs from what the last build wrote", 0
-    return True, "", len(files)
+    bad = stale_against(root, stored["files"])
+    if bad:
+        return False, f"{bad[0]} differs from what the last build wrote", 0
+    return True, "", len(stored["files"])
 
 
 def committed_digests(root: Path, inputs: str) -> dict[str, str] | None:
     """The SHA-256 of every committed file (pages, nav, kernels, measurements) as the last build wrote
     it, when that build saw the same ``inputs``: the bytes a build would write now (the output is
     byte-identical from run to run). None without such a build."""
-    try:
-        stored = json.loads((root / CACHE).read_text(encoding="utf-8"))
-        files, committed = stored["files"], stored["committed"]
-    except (OSError, ValueError, KeyError, TypeError):
+    stored = _stored(root)
+    if stored is None or stored.get("inputs") != inputs or not isinstance(stored.get("committed"), list):
         return None
-    if stored.get("inputs") != inputs or not isinstance(committed, list):
-        return None
-    return {rel: files[rel] for rel in committed if rel in files}
-
-
-def recorded(root: Path, inputs: str) -> dict[str, str] | None:
-    """The SHA-256 of every output the last build wrote (committed files and plots), when that build saw
-    the same ``inputs``; None without such a build."""
-    try:
-        stored = json.loads((root / CACHE).read_text(encoding="utf-8"))
-        files = stored["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if stored.get("inputs") != inputs or not isinstance(files, dict):
-        return None
-    return dict(files)
+    return {rel: stored["files"][rel] for rel in stored["committed"] if rel in stored["files"]}
 
 
 def sha(text: str) -> str:
@@ -119,11 +115,11 @@ def sha(text: str) -> str:
 
 
 def stale_against(root: Path, digests: dict[str, str]) -> list[str]:
-    """The committed files whose bytes are not the ones recorded (a missing one included)."""
+    """The files (paths relative to ``root``) whose bytes are not the ones recorded, a missing one included."""
     out = []
-    for rel, sha in sorted(digests.items()):
+    for rel, digest in sorted(digests.items()):
         data = fileio.read_bytes(root / rel)
-        if data is None or _sha(data) != sha:
+        if data is None or _sha(data) != digest:
             out.append(rel)
     return out
 
@@ -132,7 +128,7 @@ def record(root: Path, inputs: str, outputs: dict[Path, str], seconds: dict[str,
            committed: set | None = None) -> None:
     """Store ``inputs``, the digest of each output (written by this build), which of them are
     committed, and what each step took (the next build's progress estimates)."""
-    files = {path.relative_to(root).as_posix(): _sha(text.encode("utf-8")) for path, text in outputs.items()}
+    files = {path.relative_to(root).as_posix(): sha(text) for path, text in outputs.items()}
     data = {"inputs": inputs, "files": dict(sorted(files.items())),
             "committed": sorted(p.relative_to(root).as_posix() for p in committed or ()),
             "seconds": {k: round(v, 2) for k, v in sorted(seconds.items())}}

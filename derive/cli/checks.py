@@ -15,7 +15,6 @@ from derive.errors import DeriveError
 
 def _cmd_check(args) -> int:
     """0: every formula correct (or right under a named convention); 1: one is wrong; 2: unreadable."""
-
     items = [(f, None, 0) for f in args.formula]
     if args.file is not None:
         items += [(line, args.file, n) for n, line in read_formulas(args.file)]

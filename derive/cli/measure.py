@@ -7,7 +7,7 @@ from derive.bench import cells as cellbench
 from derive.bench import models as modelbench
 from derive.bench import peers as peerbench
 from derive.bench.activations import bench
-from derive.cli.activations import _known
+from derive.cli.activations import known
 from derive.errors import DeriveError
 from derive.symbolic import model as model_spec
 from derive.textout import table
@@ -35,14 +35,14 @@ def verify(names, with_torch: bool) -> int:
 
 
 def _verify(a) -> int:
-    return verify(_known(a.names), not a.no_torch)
+    return verify(known(a.names), not a.no_torch)
 
 
 def _bench(a) -> int:
     if a.site and not a.peers:
         raise DeriveError("--site records the peers' table of cells: use it with --peers")
     if a.what[0] == "activations":
-        return bench(_known(a.what[1:]), a.size, a.repeat or 7, a.threads or 1)
+        return bench(known(a.what[1:]), a.size, a.repeat or 7, a.threads or 1)
 
     if all(model_spec.is_model(n) for n in a.what):
         if a.shape:

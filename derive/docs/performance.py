@@ -21,14 +21,17 @@ def context() -> dict:
     over = [r for r in rows if r["eager"] is not None and r["eager"] > 0.5]  # above half the eager loop
     return {"data": d, "rows": rows, "cells": cells, "columns": COLUMNS, "eager_over": over,
             "eager_over_sizes": sorted({r["size"] for r in over}),
-            "eager_floor": (min(r["floor"] for r in over), max(r["floor"] for r in over))
-            if over and all(r["floor"] is not None for r in over) else None,
-            "over_gemm": (min(r["gemm_frac"] for r in over), max(r["gemm_frac"] for r in over))
-            if over and all(r["gemm_frac"] is not None for r in over) else None,
+            "eager_floor": _span(over, "floor"), "over_gemm": _span(over, "gemm_frac"),
             "wins": sum(1 for v in ratios if v <= 1.0), "cases": len(ratios),
             "best": min(ratios) if ratios else None, "worst": max(ratios) if ratios else None,
             "eager_worst": max(eager) if eager else None,
             "versions": ", ".join(f"{k} {v}" for k, v in sorted(d["versions"].items()))}
+
+
+def _span(rows: list[dict], key: str) -> tuple[float, float] | None:
+    """(least, greatest) of ``key`` over ``rows``; None when there are none or one lacks it."""
+    values = [r[key] for r in rows]
+    return (min(values), max(values)) if values and None not in values else None
 
 
 def _row(r: dict) -> dict:
@@ -39,8 +42,7 @@ def _row(r: dict) -> dict:
             "ms": {k: (f"{ms[k]:.3g}" if k in ms else "—") for k in COLUMNS},
             "ratio": ms["auto"] / peers[fastest] if fastest else None, "fastest": fastest or "—",
             "eager": ms["auto"] / ms["torch eager"] if "torch eager" in ms else None,
-            "gemm": "—" if gemm_bound(ms) is None else f"{100 * gemm_bound(ms):.0f}%",
-            "gemm_frac": gemm_bound(ms),
+            "gemm": "—" if gemm_bound(ms) is None else f"{100 * gemm_bound(ms):.0f}%", "gemm_frac": gemm_bound(ms),
             # the GEMM-bound limit over the eager loop's time: above 0.5, half the eager time is below it
             "floor": ms["GEMMs"] / ms["torch eager"] if "GEMMs" in ms and "torch eager" in ms else None,
             "first": "—" if r["first_s"] is None else f"{r['first_s']:.2f}"}

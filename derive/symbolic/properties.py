@@ -402,7 +402,7 @@ def stored_rows() -> list[dict] | None:
 @lru_cache(maxsize=None)
 def _stored_gates() -> dict[str, bool]:
     """``gate_ok`` of every activation as the stored rows have it, while they are current."""
-    return {r["name"]: r["gate_ok"] == "yes" for r in stored_rows() or () if isinstance(r, dict) and "name" in r}
+    return {r["name"]: r.get("gate_ok") == "yes" for r in stored_rows() or () if isinstance(r, dict) and "name" in r}
 
 
 def is_gate_activation(name: str) -> bool:

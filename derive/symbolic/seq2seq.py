@@ -17,12 +17,9 @@ attention computes, and the bridge, is written out in ``runtime.seq2seq``.
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from derive.errors import DeriveError, Pos
+from derive.errors import DeriveError, Pos, positive_int
 from derive.symbolic import spec as cell_spec
 from derive.symbolic.cell import Cell
 from derive.symbolic import ir, model
@@ -54,13 +51,13 @@ class Seq2SeqSpec:
     def sizes(self, hidden: int, input_size: int | None = None) -> dict:
         """The model's widths for a hidden size: H, an annotation A, the encoder's final states side by
         side U, the decoder's input dec_in, what W_o reads K, the source's width src."""
-        hidden = _positive(hidden, "hidden_size")
+        hidden = positive_int(hidden, "hidden_size")
         D = 2 if self.encoder.bidirectional and self.encoder.merge == "concat" else 1
         A = D * hidden
         U = len(self.encoder.directions) * hidden
         dec_in = self.embed + (A if self.attention == "bahdanau" else 0) + (hidden if self.input_feeding else 0)
         K = {"bahdanau": hidden + A}.get(self.attention, hidden)
-        src = self.embed if self.source_vocab else _positive(input_size, "input_size (the source is vectors)")
+        src = self.embed if self.source_vocab else positive_int(input_size, "input_size (the source is vectors)")
         return {"H": hidden, "A": A, "U": U, "dec_in": dec_in, "K": K, "src": src}
 
     def shapes(self, hidden: int, input_size: int | None = None) -> dict[str, tuple[tuple[int, ...], int | None]]:
@@ -91,19 +88,6 @@ class Seq2SeqSpec:
         for k, (shape, _) in self.shapes(hidden, input_size).items():
             parts[k] = math.prod(shape)
         return parts
-
-
-def _positive(value, what: str) -> int:
-    """An integer >= 1 (NumPy integers too; not a bool, not a float)."""
-    try:
-        if isinstance(value, (bool, np.bool_)):
-            raise TypeError
-        n = operator.index(value)
-    except TypeError:
-        raise DeriveError(f"{what} must be an integer, got {value!r}") from None
-    if n < 1:
-        raise DeriveError(f"{what} must be a positive integer, got {n}")
-    return n
 
 
 def load_model(name_or_spec) -> ModelSpec | Seq2SeqSpec:
