@@ -142,20 +142,35 @@ def test_numba_disable_jit_runs_the_same_functions_as_python():
     assert max(float(v) for v in out.stdout.split()) < 1e-12
 
 
-def test_the_compiled_tanh_is_within_its_stated_ulp_of_mpmath():
-    """The compiled kernels' vectorizable tanh (``_tanh`` of compiled_kernel.py.j2) against the activation
-    witness (mpmath): worst 2.3 ULP in float64 (stated in the template and the README), float32 rounded once."""
-    from derive.kernels.compiled import lstm
+#: name, its block function, the error measure, the bound in float64: tanh in ULP of the value; sigmoid,
+#: computed as (1 + tanh(z/2))/2 (as the NumPy kernels do: nothing overflows), in ULP of 1/2 (its absolute
+#: error: far in the negative tail, where sigmoid is below 2^-53, its relative error is not small)
+COMPILED_ACTIVATIONS = [("tanh", "tanh_rows", "value", 2.5), ("sigmoid", "sigmoid_rows", "half", 1.5)]
+
+
+@pytest.mark.parametrize("name,rows,measure,bound64", COMPILED_ACTIVATIONS)
+def test_the_compiled_activations_are_within_their_stated_ulp_of_mpmath(name, rows, measure, bound64):
+    """The compiled kernels' vectorizable tanh and sigmoid (``derive/jitmath.py``), one element at a time
+    and over a step's block as the kernels call them, against the activation witness (mpmath): tanh worst
+    2.3 ULP in float64 (stated in jitmath.py and the README), float32 rounded once."""
+    from derive import jitmath
     from derive.witness import activations as witness
 
     rng = np.random.default_rng(0)
-    for dtype, bound in ((np.float64, 2.5), (np.float32, 1.0)):
-        pts = np.concatenate([witness.grid(dtype, "tanh"), rng.uniform(-1, 1, 2000).astype(dtype),
+    for dtype, bound in ((np.float64, bound64), (np.float32, 1.0)):
+        pts = np.concatenate([witness.grid(dtype, name), rng.uniform(-1, 1, 2000).astype(dtype),
                               rng.uniform(-22, 22, 2000).astype(dtype), [np.nan]]).astype(dtype)
-        got = np.array([lstm._tanh(p) for p in pts]).astype(dtype)
-        err = witness.ulps(got, witness.reference("tanh", "f", pts), dtype)
+        got = np.array([getattr(jitmath, name)(p) for p in pts]).astype(dtype)
+        ref = witness.reference(name, "f", pts)
+        if measure == "value":
+            err = witness.ulps(got, ref, dtype)
+        else:
+            err = np.abs(got.astype(float) - np.array([float(r) for r in ref])) / np.spacing(dtype(0.5))
         assert np.nanmax(err) <= bound, (dtype, float(np.nanmax(err)), pts[np.nanargmax(err)])
         assert np.isnan(got[-1])
+        block = pts[:-1 - (pts.size - 1) % 8].reshape(8, -1).copy()
+        getattr(jitmath, rows)(block)  # in place, compiled
+        assert block.dtype == dtype and np.array_equal(block.ravel(), got[:block.size]), (name, dtype)
 
 
 def test_bench_peers_prints_every_backend_and_peer():

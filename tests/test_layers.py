@@ -27,7 +27,7 @@ def _modules() -> dict[str, Path]:
 LAYERS = (
     ("derive.errors", "derive.textout", "derive.fileio", "derive.version"),         # base: the error type, text, files
     ("derive.syntax",),                                               # text -> positioned trees
-    ("derive.stanza", "derive.activations", "derive.stable"),        # definitions of the activations
+    ("derive.stanza", "derive.activations", "derive.stable", "derive.jitmath"),  # definitions of the activations
     ("derive.symbolic",),                                             # cells, IR, BPTT, counts (SymPy)
     ("derive.codegen",),                                              # derivation -> verified kernel source
     ("derive.kernelapi", "derive.interop", "derive.workspace", "derive.kernels", "derive.cells", "derive.models"),

@@ -11,9 +11,12 @@ tens of milliseconds of Python). A construct the compiled emitter cannot express
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import types
 
+from derive import jitmath
 from derive.codegen import kernel as codegen
 from derive.codegen.ewise import CodegenError
 from derive.codegen.selfcheck import WrongKernel, _wrong, audit, check, module_from_source, readable
@@ -62,6 +65,18 @@ def _plain_python(source: str, name: str, label: str) -> types.ModuleType:
     saved = config.DISABLE_JIT
     config.DISABLE_JIT = True
     try:
-        return module_from_source(source, f"{name}_compiled", label)
+        module = module_from_source(source, f"{name}_compiled", label)
+        module._jm = _plain_jitmath()  # its activations as Python too (derive.jitmath itself stays compiled)
+        return module
     finally:
         config.DISABLE_JIT = saved
+
+
+@functools.cache
+def _plain_jitmath() -> types.ModuleType:
+    """A private copy of ``derive.jitmath`` made with numba's jit off (not in ``sys.modules``: the
+    kernels numba compiles import the real one)."""
+    spec = importlib.util.spec_from_file_location("derive.jitmath", jitmath.__file__)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -16,7 +16,9 @@ before the loop, a comment quoting each equation, names from the math.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from pathlib import Path
 
 from derive.codegen import compiled
 from derive.codegen.backward import backward_lines
@@ -31,6 +33,9 @@ from derive.symbolic import ir
 from derive.symbolic.bptt import Derivation
 from derive.symbolic.printing import text as ir_text
 from derive.codegen.pytemplates import python_template
+
+#: the compiled modules name the version of the activations numba compiles into them (``derive.jitmath``)
+JITMATH_DIGEST = hashlib.sha256((Path(__file__).resolve().parents[1] / "jitmath.py").read_bytes()).hexdigest()[:16]
 
 __all__ = ["Block", "BlockKind", "Group", "GroupKind", "Plan", "context", "gate_layout", "layouts", "make_plan",
            "render", "render_compiled"]
@@ -84,7 +89,7 @@ def compiled_context(plan: Plan) -> dict:
     c = compiled.Compiled(plan)
     fwd_steps = c.forward_steps()
     b = compiled_backward.Backward(c)
-    return {"forward": c.forward_wrapper(), "forward_steps": fwd_steps, "forward_args": c.forward_args(),
+    return {"jitmath": JITMATH_DIGEST, "forward": c.forward_wrapper(), "forward_steps": fwd_steps, "forward_args": c.forward_args(),
             "backward": compiled_backward.wrapper(b), "backward_steps": b.steps_lines, "backward_args": b.args()}
 
 

@@ -3,8 +3,8 @@
 ``ScalarPrinter(leaf).text(expr)`` writes ``expr`` as the right-hand side of one statement that
 runs at one batch row and one unit (``f_t * c_all[_t, _b, _j] + g_t * i_t``): ``leaf`` spells the
 symbols, the matrix products and the parameters at that element. Numbers are Python floats,
-functions are ``math`` functions or the small helpers the compiled template defines (``_sigmoid``,
-``_step``, ``_heaviside``). Whatever has no rule here (a vector-wide ``mean``, an activation with
+functions are ``math`` functions or the scalar helpers of ``derive.jitmath`` (``_jm.sigmoid``,
+``_jm.step``, ``_jm.heaviside``). Whatever has no rule here (a vector-wide ``mean``, an activation with
 no scalar form yet) is a ``CodegenError`` naming the construct, so the compiled emitter refuses
 the cell instead of guessing.
 """
@@ -22,8 +22,8 @@ from derive.symbolic.printing import text as ir_text
 
 #: activations with a scalar form: name -> format of the call on the argument ``{a}``
 ACTIVATIONS = {
-    "sigmoid": "_sigmoid({a})",
-    "tanh": "_tanh({a})",
+    "sigmoid": "_jm.sigmoid({a})",
+    "tanh": "_jm.tanh({a})",
     "relu": "max({a}, 0.0)",
     "identity": "{a}",
     "softsign": "{a} / (1.0 + abs({a}))",
@@ -39,11 +39,11 @@ FUNCTIONS = {
     sp.exp: "math.exp({a})",
     sp.log: "math.log({a})",
     sp.Abs: "abs({a})",
-    sp.sign: "_sign({a})",
+    sp.sign: "_jm.sign({a})",
     maximum: "max({a}, {b})",
     minimum: "min({a}, {b})",
-    sp.Heaviside: "_heaviside({a})",  # H(0) = 1/2: the tie rule of torch.maximum
-    step: "_step({a})",  # 1[a > 0]: ReLU's derivative, 0 at 0
+    sp.Heaviside: "_jm.heaviside({a})",  # H(0) = 1/2: the tie rule of torch.maximum
+    step: "_jm.step({a})",  # 1[a > 0]: ReLU's derivative, 0 at 0
 }
 
 
@@ -56,7 +56,7 @@ class Grouped(str):
         return self
 
 
-def _bare(text: str) -> str:
+def bare(text: str) -> str:
     return text.inner if isinstance(text, Grouped) else text
 
 
@@ -93,11 +93,11 @@ class ScalarPrinter:
         if isinstance(expr, sp.Pow):
             return self._power(expr, prec)
         if isinstance(expr, acts.Activation) and type(expr).__name__ in ACTIVATIONS:
-            return ACTIVATIONS[type(expr).__name__].format(a=_bare(self._print(expr.args[0], 3)))
+            return ACTIVATIONS[type(expr).__name__].format(a=bare(self._print(expr.args[0], 3)))
         if isinstance(expr, Prime) and expr.of.__name__ in PRIMES:
             return PRIMES[expr.of.__name__].format(a=self._print(expr.args[0], 3))
         if type(expr) in FUNCTIONS:
-            args = [_bare(self._print(a, 0)) for a in expr.args[:2]]
+            args = [bare(self._print(a, 0)) for a in expr.args[:2]]
             return FUNCTIONS[type(expr)].format(a=args[0], b=args[-1])
         raise CodegenError(f"no scalar form for {construct(expr)}")
 

@@ -55,8 +55,8 @@ MODULE_FUNCTIONS = {"_sigmoid", "forward", "_forward", "backward", "_backward", 
 MODULE_IMPORTS = {"numpy", "derive", "derive.kernels"}
 #: what the compiled backend's template adds (``compiled_kernel.py.j2``): its jit options, the step
 #: functions and scalar helpers, and the imports they need
-COMPILED_NAMES = {"JIT"}
-COMPILED_FUNCTIONS = {"_forward_steps", "_backward_steps", "_tanh", "_step", "_heaviside", "_sign"}
+COMPILED_NAMES = {"JIT", "JITMATH"}
+COMPILED_FUNCTIONS = {"_forward_steps", "_backward_steps"}
 COMPILED_IMPORTS = {"math", "numba"}
 #: the compiled step functions' loop indices, bound by every loop nest
 LOOP_INDICES = {"_t", "_b", "_j"}
@@ -64,7 +64,7 @@ LOOP_INDICES = {"_t", "_b", "_j"}
 #: prologue), the after-loop weight-gradient slab and the vector-gradient scratch
 REBOUND = {"dW", "_big"}
 #: what the module binds for its functions: no generated function may bind one of these
-MODULE_BOUND = MODULE_NAMES | MODULE_FUNCTIONS | {"np", "_interop", "_api", "_workspace", "_act"} | \
+MODULE_BOUND = MODULE_NAMES | MODULE_FUNCTIONS | {"np", "_interop", "_api", "_workspace", "_act", "_jm"} | \
     COMPILED_NAMES | COMPILED_FUNCTIONS | COMPILED_IMPORTS
 #: the arguments the derived functions normalise in their prologue (every other one is never bound)
 NORMALISED = {"states0"}

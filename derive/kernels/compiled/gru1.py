@@ -27,6 +27,7 @@ import numba
 import numpy as np
 
 from derive import interop as _interop
+from derive import jitmath as _jm
 from derive import kernelapi as _api
 from derive import workspace as _workspace
 
@@ -45,96 +46,9 @@ GEMMS = {'h_cat': {'in': 'H', 'kind': 'recurrent', 'out': ['H', 'H']},
 WORKSPACE = _workspace.Workspace()
 #: how the step functions are compiled: IEEE results for 1/0 and the like (as NumPy), no reassociation
 JIT = {"cache": True, "error_model": "numpy", "fastmath": False}
-
-
-@numba.njit(inline="always", **JIT)
-def _tanh(x):
-    """tanh in arithmetic LLVM vectorizes (the scalar math.tanh is a libm call per element, 10-30x
-    slower than NumPy's SIMD tanh): the Taylor series x + x^3 p(x^2) for |x| < 0.4 (terms to x^31,
-    each below 2^-55 of x there), else (1 - e) / (1 + e) with e = exp(-2|x|) = 2^-k exp(-r), |r| <= ln2/2
-    (exp(-r) by its series to r^14; 2^-k by halvings, k <= 58), and sign(x) past |x| = 20. Worst error
-    2.3 ULP in float64 against mpmath (derive's activation witness grid and 10^5 random points,
-    tests/test_backends.py); float32 is computed in float64 and rounded once."""
-    a = abs(x)
-    s = a if a < 0.4 else 0.4
-    s2 = s * s
-    p = -1.0597268320104654e-06
-    p = p * s2 + 2.6147711512907546e-06
-    p = p * s2 - 6.451689215655431e-06
-    p = p * s2 + 1.5918905069328964e-05
-    p = p * s2 - 3.927832388331683e-05
-    p = p * s2 + 9.691537956929451e-05
-    p = p * s2 - 0.00023912911424355248
-    p = p * s2 + 0.000590027440945586
-    p = p * s2 - 0.0014558343870513183
-    p = p * s2 + 0.003592128036572481
-    p = p * s2 - 0.008863235529902197
-    p = p * s2 + 0.021869488536155203
-    p = p * s2 - 0.05396825396825397
-    p = p * s2 + 0.13333333333333333
-    p = p * s2 - 0.3333333333333333
-    small = s + s * s2 * p
-    z = a if a > 0.4 else 0.4
-    z = 2.0 * (z if z < 20.0 else 20.0)
-    k = math.floor(z * 1.4426950408889634 + 0.5)
-    r = (z - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10
-    e = 1.0 - r * (1.0 / 14.0)
-    e = 1.0 - r * (1.0 / 13.0) * e
-    e = 1.0 - r * (1.0 / 12.0) * e
-    e = 1.0 - r * (1.0 / 11.0) * e
-    e = 1.0 - r * (1.0 / 10.0) * e
-    e = 1.0 - r * (1.0 / 9.0) * e
-    e = 1.0 - r * (1.0 / 8.0) * e
-    e = 1.0 - r * (1.0 / 7.0) * e
-    e = 1.0 - r * (1.0 / 6.0) * e
-    e = 1.0 - r * (1.0 / 5.0) * e
-    e = 1.0 - r * (1.0 / 4.0) * e
-    e = 1.0 - r * (1.0 / 3.0) * e
-    e = 1.0 - r * (1.0 / 2.0) * e
-    e = 1.0 - r * e
-    if k >= 32.0:
-        e *= 2.3283064365386963e-10
-        k -= 32.0
-    if k >= 16.0:
-        e *= 1.52587890625e-05
-        k -= 16.0
-    if k >= 8.0:
-        e *= 0.00390625
-        k -= 8.0
-    if k >= 4.0:
-        e *= 0.0625
-        k -= 4.0
-    if k >= 2.0:
-        e *= 0.25
-        k -= 2.0
-    if k >= 1.0:
-        e *= 0.5
-    t = small if a < 0.4 else (1.0 - e) / (1.0 + e)
-    t = t if a == a else a  # nan stays nan
-    return math.copysign(t, x)
-
-
-@numba.njit(inline="always", **JIT)
-def _sigmoid(z):
-    """1 / (1 + exp(-z)) as (1 + tanh(z / 2)) / 2, as the NumPy kernel computes it: nothing overflows."""
-    return 0.5 + 0.5 * _tanh(0.5 * z)
-
-
-@numba.njit(inline="always", **JIT)
-def _step(z):
-    """1[z > 0]: ReLU's derivative, 0 at 0 (PyTorch, JAX)."""
-    return 1.0 if z > 0.0 else 0.0
-
-
-@numba.njit(inline="always", **JIT)
-def _heaviside(z):
-    """The step of max/min's derivative: 1/2 at a tie (torch.maximum)."""
-    return 1.0 if z > 0.0 else 0.5 if z == 0.0 else 0.0
-
-
-@numba.njit(inline="always", **JIT)
-def _sign(z):
-    return 1.0 if z > 0.0 else -1.0 if z < 0.0 else 0.0
+#: the digest of derive/jitmath.py, whose activations numba compiles into the step functions (a new one
+#: regenerates this file, so that numba compiles them again instead of loading its cache)
+JITMATH = "c8107d5513bf7cfa"
 
 
 def forward(x, states0, params):
@@ -188,11 +102,13 @@ def _forward_steps(T, B, H, I, x, b_z, b_r, b_h, W_h_cat, h_catW_all, W_h_r, h_r
         for _b in range(B):
             for _j in range(H):
                 # z_t = sigma(a_{z,t}); a_{z,t} = U_z h_{t-1} + b_z
-                z_all[_t, _b, _j] = _sigmoid(b_z[_j] + h_catW_all[_t, _b, _j])
+                z_all[_t, _b, _j] = b_z[_j] + h_catW_all[_t, _b, _j]
+        _jm.sigmoid_rows(z_all[_t])
         for _b in range(B):
             for _j in range(H):
                 # r_t = sigma(a_{r,t}); a_{r,t} = U_r h_{t-1} + b_r
-                r_all[_t, _b, _j] = _sigmoid(b_r[_j] + h_catW_all[_t, _b, H + _j])
+                r_all[_t, _b, _j] = b_r[_j] + h_catW_all[_t, _b, H + _j]
+        _jm.sigmoid_rows(r_all[_t])
         for _b in range(B):
             for _j in range(H):
                 # the argument of U_h (r_t ⊙ h_{t-1})
@@ -201,7 +117,8 @@ def _forward_steps(T, B, H, I, x, b_z, b_r, b_h, W_h_cat, h_catW_all, W_h_r, h_r
         for _b in range(B):
             for _j in range(H):
                 # h~_t = tanh(a_{h~,t}); a_{h~,t} = W_h x_t + U_h (r_t ⊙ h_{t-1}) + b_h
-                h_tilde_all[_t, _b, _j] = _tanh(b_h[_j] + h_rW_all[_t, _b, _j] + xW_all[_t, _b, _j])
+                h_tilde_all[_t, _b, _j] = b_h[_j] + h_rW_all[_t, _b, _j] + xW_all[_t, _b, _j]
+        _jm.tanh_rows(h_tilde_all[_t])
         for _b in range(B):
             for _j in range(H):
                 # h_t = h~_t ⊙ z_t + h_{t-1} ⊙ (1 - z_t)
