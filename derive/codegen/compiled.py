@@ -39,7 +39,7 @@ T_IDX, B_IDX, J_IDX = "_t", "_b", "_j"
 #: activations applied to a step's whole block by one shared compiled function (``derive.jitmath``):
 #: the statement writes the pre-activation, the call after its loop nest replaces it. Measured: each
 #: cell's first compile 2-3x shorter than with the activation's arithmetic inlined into every statement,
-#: the run time within the noise (``derive bench``)
+#: the run time 1-5% longer (the two LSTM modules side by side at the bench's sizes), the same bits
 ROWS = {"tanh": "_jm.tanh_rows", "sigmoid": "_jm.sigmoid_rows"}
 #: equations of one size share a loop nest (True), or each equation has its own (False). Measured: one
 #: nest per equation is 2-3x faster, because LLVM vectorizes a loop over units only when it can check at
@@ -256,11 +256,7 @@ class Compiled:
             local = code_name(a.target)
             nest.lines.append(f"# {ir_text(a.target)} = {ir_text(a.rhs)}" + "".join(
                 f"; {ir_text(z)} = {ir_text(rhs)}" for z, rhs in self.inlined.items() if z in a.rhs.free_symbols))
-            rows = ROWS.get(type(a.rhs).__name__) if isinstance(a.rhs, acts.Activation) else None
-            if rows:  # the pre-activation here, the activation over the step's block after the nest
-                nest.lines.append(f"{self.all_name(a.target)}[{self.step_index(a.target)}, {B_IDX}, {J_IDX}] = "
-                                  + bare(self.fprint(a.rhs.args[0], nest)))
-                body += nest.text() + [f"{rows}({self.all_name(a.target)}[{self.step_index(a.target)}])"]
+            if self._by_block(a.rhs, self.all_name(a.target), self.step_index(a.target), nest, body):
                 nest = None
                 continue
             nest.lines.append(f"{self.all_name(a.target)}[{self.step_index(a.target)}, {B_IDX}, {J_IDX}] = "
@@ -285,15 +281,22 @@ class Compiled:
             nest = Nest(dim, self.w.B)
         local = Namer.at_t(self.saved[f])
         nest.lines.append(f"# {ir_text(f)}, kept for the backward pass")
-        rows = ROWS.get(type(f).__name__)
-        if rows:  # its argument here, the activation over the step's block after the nest
-            nest.lines.append(f"{self.saved_at(f)} = " + bare(self.fprint(f.args[0], nest)))
-            body += nest.text() + [f"{rows}({self.saved[f]}[{T_IDX}])"]
+        if self._by_block(f, self.saved[f], T_IDX, nest, body):
             return None
         nest.lines.append(f"{self.saved_at(f)} = " + (f"{local} = " if FUSE else "")
                           + self.fprint(f.func(f.args[0]), nest, own=False))
         nest.local[f] = local
         return nest
+
+    def _by_block(self, f, array: str, index: str, nest: Nest, body: list[str]) -> bool:
+        """When ``f`` is an activation of ``ROWS``: its argument into ``array[index, _b, _j]`` in ``nest``,
+        then, after the nest, ``_jm.tanh_rows(array[index])`` over the step's block (True); else False."""
+        rows = ROWS.get(type(f).__name__) if isinstance(f, acts.Activation) else None
+        if rows is None:
+            return False
+        nest.lines.append(f"{array}[{index}, {B_IDX}, {J_IDX}] = " + bare(self.fprint(f.args[0], nest)))
+        body += nest.text() + [f"{rows}({array}[{index}])"]
+        return True
 
     def fprint(self, expr, nest: Nest, own: bool = True) -> str:
         """``expr`` at (t, b, j) in the forward step."""

@@ -1,7 +1,7 @@
 """The compiled backend's kernels prove themselves as the NumPy ones do (``selfcheck``).
 
 ``verified_compiled(d, label)`` renders the compiled module of a derivation, audits it (the
-template's statements, plus its jit options, step functions and scalar helpers; every name bound
+template's statements, plus its jit options, jitmath digest and step functions; every name bound
 once in the four derived functions and the two step functions, loop indices aside) and runs
 ``selfcheck.check`` on it, with numba's jit off while that checked copy is made: the statements
 are the ones numba compiles, the witnesses are the same, and the check compiles nothing (a few

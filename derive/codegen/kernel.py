@@ -16,7 +16,6 @@ before the loop, a comment quoting each equation, names from the math.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -33,9 +32,10 @@ from derive.symbolic import ir
 from derive.symbolic.bptt import Derivation
 from derive.symbolic.printing import text as ir_text
 from derive.codegen.pytemplates import python_template
+from derive.fileio import sources_digest
 
 #: the compiled modules name the version of the activations numba compiles into them (``derive.jitmath``)
-JITMATH_DIGEST = hashlib.sha256((Path(__file__).resolve().parents[1] / "jitmath.py").read_bytes()).hexdigest()[:16]
+JITMATH_DIGEST = sources_digest("jitmath", [Path(__file__).resolve().parents[1] / "jitmath.py"])[:16]
 
 __all__ = ["Block", "BlockKind", "Group", "GroupKind", "Plan", "context", "gate_layout", "layouts", "make_plan",
            "render", "render_compiled"]
@@ -89,8 +89,9 @@ def compiled_context(plan: Plan) -> dict:
     c = compiled.Compiled(plan)
     fwd_steps = c.forward_steps()
     b = compiled_backward.Backward(c)
-    return {"jitmath": JITMATH_DIGEST, "forward": c.forward_wrapper(), "forward_steps": fwd_steps, "forward_args": c.forward_args(),
-            "backward": compiled_backward.wrapper(b), "backward_steps": b.steps_lines, "backward_args": b.args()}
+    return {"jitmath": JITMATH_DIGEST, "forward": c.forward_wrapper(), "forward_steps": fwd_steps,
+            "forward_args": c.forward_args(), "backward": compiled_backward.wrapper(b),
+            "backward_steps": b.steps_lines, "backward_args": b.args()}
 
 
 def render_compiled(d: Derivation, source: str) -> str:

@@ -53,8 +53,8 @@ MODULE_NAMES = {"NAME", "STATES", "INPUT_DIM", "STATE_DIMS", "OUTPUT_DIM", "PARA
 MODULE_FUNCTIONS = {"_sigmoid", "forward", "_forward", "backward", "_backward", "init_params", "from_torch", "to_torch",
                     "from_keras", "to_keras", "clip_by_value", "clip_by_global_norm"}
 MODULE_IMPORTS = {"numpy", "derive", "derive.kernels"}
-#: what the compiled backend's template adds (``compiled_kernel.py.j2``): its jit options, the step
-#: functions and scalar helpers, and the imports they need
+#: what the compiled backend's template adds (``compiled_kernel.py.j2``): its jit options and the digest of
+#: ``derive/jitmath.py`` (whose scalar helpers it imports as ``_jm``), the step functions, their imports
 COMPILED_NAMES = {"JIT", "JITMATH"}
 COMPILED_FUNCTIONS = {"_forward_steps", "_backward_steps"}
 COMPILED_IMPORTS = {"math", "numba"}
