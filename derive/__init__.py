@@ -15,7 +15,6 @@
 
 import importlib as _importlib
 
-from derive.diagrams.figures import notebook_svg as _notebook_svg
 from derive.symbolic import display as _display
 from derive.version import __version__
 
@@ -58,5 +57,12 @@ def __dir__():
     return sorted({*globals(), *API})
 
 
-if _notebook_svg not in _display.SVG_HOOKS:
-    _display.SVG_HOOKS.append(_notebook_svg)  # a cell shows its diagram in a notebook
+def _notebook_svg(cell):
+    """``Cell._repr_svg_``: the step's diagram in a notebook. The diagrams layer (Graphviz, the figure
+    builders: ~0.1 s of imports) is loaded on the first diagram, as the API above, not by every
+    ``python -m derive``."""
+    return _importlib.import_module("derive.diagrams.figures").notebook_svg(cell)
+
+
+if not any(getattr(h, "__qualname__", None) == "_notebook_svg" for h in _display.SVG_HOOKS):
+    _display.SVG_HOOKS.append(_notebook_svg)  # once, even if the package is imported again

@@ -16,6 +16,7 @@ stale, and regenerating them invalidates numba's cache.
 import math
 
 import numba
+import numpy as np
 
 #: IEEE results for 1/0 and the like (as NumPy), no reassociation: as the generated modules' JIT
 JIT = {"cache": True, "error_model": "numpy", "fastmath": False}
@@ -95,6 +96,61 @@ def sigmoid(z):
 
 
 @numba.njit(inline="always", **JIT)
+def tanh32(x):
+    """tanh's method in float32 arithmetic, for a float32 step's blocks (``tanh_rows``): 16 lanes wide
+    on AVX-512, about 3x the throughput of ``tanh`` over float32. The series x + x^3 p(x^2) to x^17
+    below |x| = 0.55, exp(-r) by its series to r^8 (|r| <= ln2/2), 2^-k by halvings (k <= 29), sign(x)
+    past |x| = 10. Worst error 1.5 ULP of float32 against mpmath (tests/test_backends.py)."""
+    a = abs(x)
+    s = a if a < np.float32(0.55) else np.float32(0.55)
+    s2 = s * s
+    p = np.float32(0.000590027440945586)
+    p = p * s2 - np.float32(0.0014558343870513183)
+    p = p * s2 + np.float32(0.003592128036572481)
+    p = p * s2 - np.float32(0.008863235529902197)
+    p = p * s2 + np.float32(0.021869488536155203)
+    p = p * s2 - np.float32(0.05396825396825397)
+    p = p * s2 + np.float32(0.13333333333333333)
+    p = p * s2 - np.float32(0.3333333333333333)
+    small = s + s * s2 * p
+    z = a if a > np.float32(0.55) else np.float32(0.55)
+    z = np.float32(2.0) * (z if z < np.float32(10.0) else np.float32(10.0))
+    k = np.floor(z * np.float32(1.4426950408889634) + np.float32(0.5))
+    r = (z - k * np.float32(0.693145751953125)) - k * np.float32(1.428606765330187e-06)
+    e = np.float32(1.0) - r * np.float32(1.0 / 8.0)
+    e = np.float32(1.0) - r * np.float32(1.0 / 7.0) * e
+    e = np.float32(1.0) - r * np.float32(1.0 / 6.0) * e
+    e = np.float32(1.0) - r * np.float32(1.0 / 5.0) * e
+    e = np.float32(1.0) - r * np.float32(1.0 / 4.0) * e
+    e = np.float32(1.0) - r * np.float32(1.0 / 3.0) * e
+    e = np.float32(1.0) - r * np.float32(1.0 / 2.0) * e
+    e = np.float32(1.0) - r * e
+    if k >= np.float32(16.0):
+        e *= np.float32(1.52587890625e-05)
+        k -= np.float32(16.0)
+    if k >= np.float32(8.0):
+        e *= np.float32(0.00390625)
+        k -= np.float32(8.0)
+    if k >= np.float32(4.0):
+        e *= np.float32(0.0625)
+        k -= np.float32(4.0)
+    if k >= np.float32(2.0):
+        e *= np.float32(0.25)
+        k -= np.float32(2.0)
+    if k >= np.float32(1.0):
+        e *= np.float32(0.5)
+    t = small if a < np.float32(0.55) else (np.float32(1.0) - e) / (np.float32(1.0) + e)
+    t = t if a == a else a  # nan stays nan
+    return math.copysign(t, x)
+
+
+@numba.njit(inline="always", **JIT)
+def sigmoid32(z):
+    """``sigmoid`` in float32 arithmetic."""
+    return np.float32(0.5) + np.float32(0.5) * tanh32(np.float32(0.5) * z)
+
+
+@numba.njit(inline="always", **JIT)
 def step(z):
     """1[z > 0]: ReLU's derivative, 0 at 0 (PyTorch, JAX)."""
     return 1.0 if z > 0.0 else 0.0
@@ -113,15 +169,28 @@ def sign(z):
 
 @numba.njit(**JIT)
 def tanh_rows(a):
-    """a[b, j] = tanh(a[b, j]) in place, over a step's (B, n) block."""
-    for _b in range(a.shape[0]):
-        for _j in range(a.shape[1]):
-            a[_b, _j] = tanh(a[_b, _j])
+    """a[b, j] = tanh(a[b, j]) in place, over a step's (B, n) block: in float32 arithmetic for a float32
+    block (``tanh32``), else in float64. The branch is on the item size, which numba knows when it
+    compiles (one compile per dtype, cached)."""
+    if a.itemsize == 4:
+        for _b in range(a.shape[0]):
+            for _j in range(a.shape[1]):
+                a[_b, _j] = tanh32(a[_b, _j])
+    else:
+        for _b in range(a.shape[0]):
+            for _j in range(a.shape[1]):
+                a[_b, _j] = tanh(a[_b, _j])
 
 
 @numba.njit(**JIT)
 def sigmoid_rows(a):
-    """a[b, j] = sigmoid(a[b, j]) in place, over a step's (B, n) block."""
-    for _b in range(a.shape[0]):
-        for _j in range(a.shape[1]):
-            a[_b, _j] = sigmoid(a[_b, _j])
+    """a[b, j] = sigmoid(a[b, j]) in place, over a step's (B, n) block: float32 arithmetic for a
+    float32 block (``sigmoid32``), as ``tanh_rows``."""
+    if a.itemsize == 4:
+        for _b in range(a.shape[0]):
+            for _j in range(a.shape[1]):
+                a[_b, _j] = sigmoid32(a[_b, _j])
+    else:
+        for _b in range(a.shape[0]):
+            for _j in range(a.shape[1]):
+                a[_b, _j] = sigmoid(a[_b, _j])

@@ -13,6 +13,7 @@
 import functools
 import hashlib
 import http.server
+import json
 import os
 import re
 import shutil
@@ -166,7 +167,7 @@ def test_every_page_renders_in_chromium(built, browser):
             state = page.evaluate("""() => {
                 const article = document.querySelector("article");
                 const copy = article.cloneNode(true);
-                // each formula's TeX, hidden, is what the search index reads (derive.docs.katex.searchable)
+                // each formula's TeX, hidden, is what the search index reads (derive.docs.katex.deferred)
                 const tex = [...article.querySelectorAll(".derive-tex")];
                 copy.querySelectorAll(".katex, .derive-tex, pre, code").forEach(e => e.remove());
                 const imgs = [...document.querySelectorAll("article img")];
@@ -487,6 +488,18 @@ def test_verification_figures_have_a_floor():
 #: review 4.10 (search in Chinese): jieba segments the Chinese text at build time, so a word inside a longer
 #: term finds its page (裁剪 "clip" in 梯度裁剪 "gradient clipping")
 CHINESE_QUERIES = [("遗忘门", "glossary.html"), ("裁剪", "glossary.html"), ("偏移", "concepts/compare_activations.html")]
+
+
+@SITE_GROUP
+def test_the_search_index_reads_each_formula_as_its_tex(built):
+    """KaTeX's HTML stays out of the search index (its glyphs and MathML read as noise such as
+    "δvt​=∂L/∂vt​\\delta v_t"); each formula's TeX is indexed in its place (derive.docs.katex.deferred)."""
+    docs = json.loads((built / "search" / "search_index.json").read_text(encoding="utf-8"))["docs"]
+    text = " ".join(d["text"] for d in docs)
+    assert "\u2212" not in text  # KaTeX writes a minus as U+2212: no rendered formula was indexed
+    assert r"\delta v_t = \partial L / \partial v_t" in text  # index.md's "How to read a page"
+    html = (built / "index.html").read_text(encoding="utf-8")
+    assert "data-derive-katex" not in html and html.count('class="katex"') >= 10  # every formula put back
 
 
 @SITE_GROUP

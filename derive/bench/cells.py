@@ -25,7 +25,7 @@ from derive.runtime import kernels as runtime
 from derive.symbolic import spec
 from derive.errors import DeriveError
 from derive.textout import table
-from derive.bench.timing import best, best_of
+from derive.bench.timing import best, best_of, blas_limits
 
 SIZES = [(100, 64, 256, 256), (50, 16, 64, 64), (200, 1, 32, 32)]  # (T, B, I, H)
 
@@ -101,7 +101,6 @@ def _torch_module(k, torch, I, H, dtype):
 
 
 def bench(cells, repeat: int, threads: int | None, sizes=SIZES) -> int:
-    from threadpoolctl import threadpool_limits
 
     threads = threads or os.cpu_count() or 1
     try:
@@ -115,7 +114,7 @@ def bench(cells, repeat: int, threads: int | None, sizes=SIZES) -> int:
     header = ("cell", "T, B, I, H", "dtype", "derive", "torch", "ratio", "hand", "vs hand", "GEMMs", "GEMM %",
               "GF/s")
     rows = []
-    with threadpool_limits(limits=threads), warnings.catch_warnings():
+    with blas_limits(threads), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
         for name in cells:
             k = runtime.kernel(name)

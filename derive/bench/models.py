@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from derive.bench.timing import best
+from derive.bench.timing import best, blas_limits
 from derive.runtime.model import model
 from derive.textout import table
 
@@ -23,7 +23,6 @@ SEQ2SEQ_SIZES = [(30, 32, 64), (10, 4, 16)]  # (S = T, B, H)
 
 
 def bench(names, repeat: int, threads: int | None) -> int:
-    from threadpoolctl import threadpool_limits
     import torch
 
     threads = threads or os.cpu_count() or 1
@@ -31,7 +30,7 @@ def bench(names, repeat: int, threads: int | None) -> int:
     print(f"forward + backward (encoder-decoders: the teacher-forced loss and every gradient), float64, best of "
           f"{repeat}, {threads} thread(s); ms; ratio = derive / torch")
     rows = []
-    with threadpool_limits(limits=threads):
+    with blas_limits(threads):
         for name in names:
             m = model(name)
             for size in (SEQ2SEQ_SIZES if hasattr(m, "loss_and_grads") else STACK_SIZES):

@@ -31,7 +31,7 @@ import sympy as sp
 
 from derive.bench import record
 from derive.bench.cells import SIZES, _dims, _projects, gemm_run, gemm_shapes, torch_nn_time
-from derive.bench.timing import best
+from derive.bench.timing import best, blas_limits
 from derive.errors import DeriveError
 from derive.runtime import kernels as runtime
 from derive.symbolic import bptt, ir, spec
@@ -185,7 +185,6 @@ def bench(cells, repeat: int, threads: int | None, sizes=SIZES, *, site: bool = 
 
 def measure(cells, repeat: int, threads: int | None, sizes=SIZES) -> tuple[list[dict], dict]:
     """One dict per (cell, size, dtype): ``times`` (label -> seconds), ``first`` (s or None); and the set-up."""
-    from threadpoolctl import threadpool_limits
 
     threads = threads or os.cpu_count() or 1
     try:
@@ -199,7 +198,7 @@ def measure(cells, repeat: int, threads: int | None, sizes=SIZES) -> tuple[list[
     except ImportError:
         has_jax = False
     rows = []
-    with threadpool_limits(limits=threads), warnings.catch_warnings():
+    with blas_limits(threads), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
         for name in cells:
             for (T, B, I, H) in sizes:

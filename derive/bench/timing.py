@@ -5,6 +5,21 @@ from __future__ import annotations
 import time
 
 
+def blas_limits(threads: int):
+    """``threadpoolctl.threadpool_limits(threads)`` over every BLAS the contenders use. The compiled
+    kernels' ``np.dot`` calls SciPy's BLAS (numba binds ``scipy.linalg.cython_blas``: a second OpenBLAS,
+    loaded when a compiled kernel first runs); threadpoolctl limits only libraries already loaded, so
+    it is loaded first (without this the compiled kernels ran their GEMMs on every core's worth of
+    threads while NumPy and torch had ``threads``)."""
+    from threadpoolctl import threadpool_limits
+
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401
+    except ImportError:  # without SciPy numba has no np.dot: the compiled backend is not there either
+        pass
+    return threadpool_limits(limits=threads)
+
+
 def best_of(fns: dict, repeat: int) -> dict:
     """Best wall time of each function, run in turns (one warm-up round, then ``repeat``)."""
     fastest = {name: float("inf") for name in fns}

@@ -51,10 +51,18 @@ def split_math(markdown: str) -> tuple[str, list[tuple[str, bool]]]:
     return "".join(out), formulas
 
 
-def searchable(html: str, tex: str) -> str:
-    """KaTeX's HTML kept out of the search index (its glyphs, MathML and TeX would be indexed as one noise
-    word such as "hth_tht"), and the formula's TeX, hidden, indexed in its place."""
-    return f'<span data-search-exclude>{html}</span><span class="derive-tex" hidden>{escape(tex)}</span>'
+_DEFERRED = '<span data-search-exclude data-derive-katex="{:05d}"></span>'
+_DEFERRED_RE = re.compile(r'<span data-search-exclude data-derive-katex="(\d{5})"></span>')
+
+
+def deferred(k: int, tex: str) -> str:
+    """What the page's content holds for formula ``k`` while the search plugin indexes it. The finished
+    page (``on_post_page``) reads ``<span data-search-exclude>KaTeX's HTML</span><span class="derive-tex"
+    hidden>TeX</span>``: KaTeX's HTML kept out of the search index (its glyphs, MathML and TeX would be
+    indexed as one noise word such as "hth_tht"), and the formula's TeX, hidden, indexed in its place.
+    KaTeX's HTML goes in after indexing: the search plugin parses every tag of the content, excluded or
+    not, and KaTeX's are most of a page's tags (indexing them took three quarters of the MkDocs build)."""
+    return _DEFERRED.format(k) + f'<span class="derive-tex" hidden>{escape(tex)}</span>'
 
 
 def katex_dir(root: Path) -> Path:
@@ -101,7 +109,8 @@ class KatexPlugin(BasePlugin):
 
     def __init__(self):
         self.renderer = None
-        self.rendered: dict[str, list[str]] = {}
+        self.rendered: dict[str, list[str]] = {}  # page -> KaTeX's HTML of each formula
+        self.formulas: dict[str, list[str]] = {}  # page -> each formula's TeX
         self.count = 0
 
     def on_config(self, config):
@@ -122,13 +131,19 @@ class KatexPlugin(BasePlugin):
                 kind = "display" if display else "inline"
                 raise PluginError(f"{page.file.src_uri}: KaTeX cannot render the {kind} formula "
                                   f"${tex}$: {r['error']}")
-        self.rendered[page.file.src_uri] = [searchable(r["html"], tex) for (tex, _), r in zip(formulas, results)]
+        self.rendered[page.file.src_uri] = [r["html"] for r in results]
+        self.formulas[page.file.src_uri] = [tex for tex, _ in formulas]
         self.count += len(results)
         return text
 
     def on_page_content(self, html, page, config, files):
+        tex = self.formulas.pop(page.file.src_uri)
+        return _TOKEN_RE.sub(lambda m: deferred(k := int((m.group(1) or m.group(2))[5:10]), tex[k]), html)
+
+    def on_post_page(self, output, page, config):
+        """The finished page: each formula's KaTeX HTML in place of its ``deferred`` marker."""
         rendered = self.rendered.pop(page.file.src_uri)
-        return _TOKEN_RE.sub(lambda m: rendered[int((m.group(1) or m.group(2))[5:10])], html)
+        return _DEFERRED_RE.sub(lambda m: f"<span data-search-exclude>{rendered[int(m.group(1))]}</span>", output)
 
     def on_post_build(self, config):
         self._close()
