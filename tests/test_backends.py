@@ -50,6 +50,9 @@ def test_auto_picks_by_size_and_backward_follows_the_cache():
     x32 = np.zeros((2, 16, 3), np.float32)
     assert k.pick(x32, big) is k.numpy  # float32, B x H = 2048 > AUTO_COMPILED_MAX
     assert k.pick(x32.astype(np.float64), big) is k.compiled  # float64: compiled at every size
+    sru = derive.kernel("sru", backend="auto")  # no matrix product in its time loop: compiled at every size
+    assert not k.elementwise and sru.elementwise
+    assert sru.pick(np.zeros((2, 16, 128), np.float32), sru.init_params(128, 128, dtype=np.float32)) is sru.compiled
     _, _, cache = k.forward(x, None, small)
     assert cache["backend"] == "compiled"
     _, _, cache = k.forward(x32, None, big)

@@ -7,7 +7,7 @@
   (``cache_dir``) and imported from there, so numba's on-disk cache works for it too. Fastest where
   Python's per-step overhead dominates: small batches and few units.
 * ``auto``: a module-like object whose ``forward`` picks one of the two per call by the size
-  (``AUTO_COMPILED_MAX``) and whose ``backward`` follows the cache it is given; everything else
+  (``AUTO_COMPILED_MAX``) and the cell (``STEP_GEMMS``) and whose ``backward`` follows the cache it is given; everything else
   (``init_params``, ``from_torch`` ...) is the NumPy module's. A cell the compiled emitter cannot
   express (``derive kernels`` names the construct) runs on NumPy under ``auto``.
 """
@@ -37,6 +37,11 @@ BACKENDS = ("auto", "numpy", "compiled")
 #: 0.67-1.27 over B x H = 1024-16384 (even with its activations in float32 arithmetic: the GEMMs take
 #: most of the time, and SciPy's BLAS, which numba calls, is up to 1.3x slower than NumPy's at B = 16)
 AUTO_COMPILED_MAX = 1024
+#: ... except for a cell with no matrix product inside its time loop (every GEMM is the input's, before
+#: the loop: sru, the QRNNs, indrnn, minGRU, minLSTM): its steps are elementwise work alone, and the
+#: compiled kernel runs it at every size. Measured as above, float32: compiled / NumPy 0.40-1.03 over
+#: B x H = 1024-16384 (sru, qrnn_fo_w1, indrnn, mingru)
+STEP_GEMMS = ("recurrent", "late")  # the kinds of ``GEMMS`` (a kernel module's) run at every step
 
 
 def backend_name(backend) -> str:
@@ -101,12 +106,14 @@ def _width(x, params) -> int:
 
 
 class AutoKernel(types.ModuleType):
-    """``forward`` on the compiled backend when the step is small (``AUTO_COMPILED_MAX``), else on
-    NumPy; ``backward`` on the backend whose forward made the cache; the rest is the NumPy module's."""
+    """``forward`` on the compiled backend when the step is small (``AUTO_COMPILED_MAX``) or has no
+    matrix product (``STEP_GEMMS``), else on NumPy; ``backward`` on the backend whose forward made the
+    cache; the rest is the NumPy module's."""
 
     def __init__(self, numpy_module: types.ModuleType, compiled_module: types.ModuleType | None):
         super().__init__(f"{numpy_module.__name__}[auto]", numpy_module.__doc__)
         self.numpy, self.compiled = numpy_module, compiled_module
+        self.elementwise = not any(g["kind"] in STEP_GEMMS for g in numpy_module.GEMMS.values())
 
     def __getattr__(self, name):
         return getattr(self.__dict__["numpy"], name)
@@ -117,7 +124,8 @@ class AutoKernel(types.ModuleType):
             return self.numpy
         single = getattr(x, "dtype", None) == np.float32 and isinstance(params, Mapping) and all(
             getattr(a, "dtype", None) == np.float32 for a in params.values())
-        return self.compiled if not single or _width(x, params) <= AUTO_COMPILED_MAX else self.numpy
+        small = self.elementwise or _width(x, params) <= AUTO_COMPILED_MAX
+        return self.compiled if not single or small else self.numpy
 
     def forward(self, x, states0, params, **kw):
         return self.pick(x, params).forward(x, states0, params, **kw)
