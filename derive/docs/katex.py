@@ -6,8 +6,9 @@ npm registry (``npm ci`` puts it in ``node_modules/katex``); its stylesheet and 
 copied into the built site, so nothing is fetched from the network when a page is read.
 
 Math is cut out of the Markdown before Python-Markdown sees it (so ``_`` and ``\\\\`` inside a
-formula are never taken for emphasis or escapes), replaced by a placeholder, and the
-rendered HTML is put back into the page's HTML. Code blocks and inline code are left alone.
+formula are never taken for emphasis or escapes), replaced by a placeholder; the page's HTML
+gets the formula's TeX (hidden) in its place, which the search plugin indexes, and the finished page
+gets KaTeX's HTML (``deferred``). Code blocks and inline code are left alone.
 """
 
 from __future__ import annotations
@@ -137,8 +138,14 @@ class KatexPlugin(BasePlugin):
         return text
 
     def on_page_content(self, html, page, config, files):
+        """Each placeholder becomes the formula's ``deferred`` marker and hidden TeX (what the search
+        plugin, which runs next, indexes)."""
         tex = self.formulas.pop(page.file.src_uri)
-        return _TOKEN_RE.sub(lambda m: deferred(k := int((m.group(1) or m.group(2))[5:10]), tex[k]), html)
+
+        def marker(m: re.Match) -> str:
+            k = int((m.group(1) or m.group(2))[5:10])
+            return deferred(k, tex[k])
+        return _TOKEN_RE.sub(marker, html)
 
     def on_post_page(self, output, page, config):
         """The finished page: each formula's KaTeX HTML in place of its ``deferred`` marker."""
