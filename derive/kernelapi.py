@@ -14,6 +14,8 @@ input buffer can change what ``backward`` computes later.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Mapping
 from functools import lru_cache
 
@@ -243,3 +245,50 @@ def block_pattern(H: int, modules: int, dtype) -> np.ndarray:
     """M (H, H): 1 where unit r's module is at most unit c's (block-upper-triangular), else 0."""
     module = np.arange(H) // clock_modules(H, modules)
     return (module[:, None] <= module[None, :]).astype(dtype)
+
+
+# ------------------------------------------------------------------ BLAS threads (the compiled backend)
+
+@lru_cache(maxsize=None)
+def _blas():
+    """threadpoolctl's controller of the BLAS libraries loaded: NumPy's, and SciPy's, which numba's
+    ``np.dot`` calls in the compiled kernels (imported here so that it is among them)."""
+    import scipy.linalg.cython_blas  # noqa: F401
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas")
+
+
+def blas_threads() -> int:
+    """The threads the BLAS libraries may use now: the most any of them may (the user's limits, such
+    as ``threadpoolctl.threadpool_limits``, included)."""
+    return max((lib.num_threads for lib in _blas().lib_controllers), default=1)
+
+
+_ONE_THREAD = {"lock": threading.Lock(), "inside": 0, "saved": []}
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """Every BLAS library on one thread while a compiled kernel's steps run, restored after (the last
+    of concurrent callers restores). The steps' GEMMs are one step's, small; on their own threads they
+    ran beside NumPy's OpenBLAS pool, whose threads still spin after the input GEMM, and a compiled
+    kernel took 1.3-2.4x the NumPy kernel's time past B x H = 1024 (2 cores, lstm and gru, T = 50)."""
+    state = _ONE_THREAD
+    with state["lock"]:
+        if state["inside"] == 0:
+            libs = _blas().lib_controllers
+            state["saved"] = [(lib, lib.num_threads) for lib in libs]
+            for lib, n in state["saved"]:
+                if n != 1:
+                    lib.set_num_threads(1)
+        state["inside"] += 1
+    try:
+        yield
+    finally:
+        with state["lock"]:
+            state["inside"] -= 1
+            if state["inside"] == 0:
+                for lib, n in state["saved"]:
+                    if n != 1:
+                        lib.set_num_threads(n)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import derive
+from derive import kernelapi
 from derive.cli.build import render_kernels
 from derive.runtime import backends
 
@@ -42,17 +43,56 @@ def test_the_backends_compute_the_same_gradients():
         _same(results[b][1], results["numpy"][1])
 
 
-def test_auto_picks_by_size_and_backward_follows_the_cache():
+#: (BLAS threads, dtype, B, H, what ``auto`` runs for the lstm): one thread, float32 by B x H
+#: (AUTO_COMPILED_MAX = 1024), float64 compiled at every size; several threads, either dtype, also by
+#: B times the largest weight matrix (AUTO_THREADED_GEMM = 2^17: (16, 64) is 65536, (4, 256) 262144)
+AUTO_PICKS = [(1, np.float32, 16, 64, "compiled"), (1, np.float32, 16, 128, "numpy"), (1, np.float64, 16, 128, "compiled"),
+              (2, np.float32, 16, 64, "compiled"), (2, np.float64, 16, 64, "compiled"), (2, np.float64, 4, 256, "numpy"),
+              (2, np.float64, 16, 128, "numpy")]
+
+
+@pytest.mark.parametrize("threads,dtype,B,H,expected", AUTO_PICKS)
+def test_auto_picks_by_size_and_blas_threads(threads, dtype, B, H, expected):
+    from threadpoolctl import threadpool_limits
+
+    k = derive.kernel("lstm", backend="auto")
+    sru = derive.kernel("sru", backend="auto")  # no matrix product in its time loop: compiled at every size
+    assert not k.elementwise and sru.elementwise
+    kernelapi._blas()  # SciPy's BLAS loaded, so that the limit covers it
+    with threadpool_limits(limits=threads, user_api="blas"):
+        assert kernelapi.blas_threads() == threads
+        x = np.zeros((2, B, H), dtype)
+        assert k.pick(x, k.init_params(H, H, dtype=dtype)) is getattr(k, expected)
+        assert sru.pick(x, sru.init_params(H, H, dtype=dtype)) is sru.compiled
+
+
+def test_a_compiled_kernels_steps_run_on_one_blas_thread_and_give_the_threads_back():
+    from threadpoolctl import threadpool_limits
+
+    kernelapi._blas()
+    with threadpool_limits(limits=2, user_api="blas"):
+        with kernelapi.one_blas_thread():
+            assert kernelapi.blas_threads() == 1
+            with kernelapi.one_blas_thread():  # nested (or another thread's): the outermost restores
+                assert kernelapi.blas_threads() == 1
+            assert kernelapi.blas_threads() == 1
+        assert kernelapi.blas_threads() == 2
+        with pytest.raises(ZeroDivisionError), kernelapi.one_blas_thread():
+            1 / 0
+        assert kernelapi.blas_threads() == 2
+        k = derive.kernel("lstm", backend="compiled")
+        p, x, dy = _problem(k)
+        y, _, cache = k.forward(x, None, p)
+        k.backward(dy, None, cache, p)
+        assert kernelapi.blas_threads() == 2
+
+
+def test_backward_follows_the_cache():
     k = derive.kernel("lstm", backend="auto")
     small, x, _ = _problem(k, B=1, H=8)
     assert k.pick(x, small) is k.compiled
     big = k.init_params(3, 128, dtype=np.float32)
     x32 = np.zeros((2, 16, 3), np.float32)
-    assert k.pick(x32, big) is k.numpy  # float32, B x H = 2048 > AUTO_COMPILED_MAX
-    assert k.pick(x32.astype(np.float64), big) is k.compiled  # float64: compiled at every size
-    sru = derive.kernel("sru", backend="auto")  # no matrix product in its time loop: compiled at every size
-    assert not k.elementwise and sru.elementwise
-    assert sru.pick(np.zeros((2, 16, 128), np.float32), sru.init_params(128, 128, dtype=np.float32)) is sru.compiled
     _, _, cache = k.forward(x, None, small)
     assert cache["backend"] == "compiled"
     _, _, cache = k.forward(x32, None, big)

@@ -211,7 +211,8 @@ class Compiled:
         for f in self.saved_order():
             L.append(f"{self.saved[f]} = WORKSPACE.empty({self.saved[f]!r}, ({w.T}, {w.B}, {p.dim(f)}), dtype)  "
                      f"# {ir_text(f)}, kept for the backward pass")
-        L.append(f"_forward_steps({', '.join(self.forward_args())})")
+        L.append("with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread")
+        L.append(f"    _forward_steps({', '.join(self.forward_args())})")
         y = f"{self.all_name(cell.output)}[1:]" if cell.output in cell.states else self.all_name(cell.output)
         keep = [w.x] + [Namer.fused(g.name) for g in p.groups] + [a for a in self.forward_args()
                                                                   if a.endswith("_all")]

@@ -314,7 +314,8 @@ def wrapper(bw: Backward) -> list[str]:
         L.append(f"{DXE} = np.zeros(({w.T}, {w.B}, {w.I}), dtype)  # dx_t where the input is read without a matrix")
     call = ", ".join("dy if dy is not None else np.zeros((T, B, " + c.dim(cell.output) + "), dtype)"
                      .replace("T, B", f"{w.T}, {w.B}") if a == "dy" else a for a in bw.args())
-    L.append(f"_backward_steps({call})")
+    L.append("with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread")
+    L.append(f"    _backward_steps({call})")
     L += after_loop(bw)
     return L
 

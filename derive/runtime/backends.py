@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from derive import fileio
+from derive import fileio, kernelapi
 from derive.codegen import compiledcheck
 from derive.errors import DeriveError
 
@@ -42,6 +42,14 @@ AUTO_COMPILED_MAX = 1024
 #: compiled kernel runs it at every size. Measured as above, float32: compiled / NumPy 0.40-1.03 over
 #: B x H = 1024-16384 (sru, qrnn_fo_w1, indrnn, mingru)
 STEP_GEMMS = ("recurrent", "late")  # the kinds of ``GEMMS`` (a kernel module's) run at every step
+#: All of the above is with one BLAS thread. Where BLAS may use more (the default on a machine with
+#: several cores), NumPy's per-step GEMMs use them and a compiled kernel's do not (its steps run on one:
+#: ``kernelapi.one_blas_thread``), so ``auto`` runs the compiled kernel, in either dtype, only while
+#: B x H <= AUTO_COMPILED_MAX and B times the largest weight matrix's size <= AUTO_THREADED_GEMM (or for
+#: a cell without a matrix product in its step). Measured (2 cores, both BLAS threads, T = 50, I = H,
+#: forward + backward): compiled / NumPy at (B, H) = (16, 64) 0.60-0.82 (lstm), 0.48-0.71 (gru); past it,
+#: lstm 1.12-1.46 and gru 0.87-1.04 at B x H = 1024-16384; sru 0.30-0.84 at every size
+AUTO_THREADED_GEMM = 2 ** 17
 
 
 def backend_name(backend) -> str:
@@ -105,10 +113,16 @@ def _width(x, params) -> int:
     return (np.shape(x)[1] if np.ndim(x) == 3 else 0) * max(rows, default=0)
 
 
+def _gemm_work(x, params) -> int:
+    """B x the largest weight matrix's size: the scale of one step's GEMMs, for ``auto``."""
+    sizes = [np.size(a) for a in params.values() if np.ndim(a) == 2] if isinstance(params, Mapping) else []
+    return (np.shape(x)[1] if np.ndim(x) == 3 else 0) * max(sizes, default=0)
+
+
 class AutoKernel(types.ModuleType):
-    """``forward`` on the compiled backend when the step is small (``AUTO_COMPILED_MAX``) or has no
-    matrix product (``STEP_GEMMS``), else on NumPy; ``backward`` on the backend whose forward made the
-    cache; the rest is the NumPy module's."""
+    """``forward`` on the compiled backend when the step is small (``AUTO_COMPILED_MAX``; with several
+    BLAS threads also ``AUTO_THREADED_GEMM``) or has no matrix product (``STEP_GEMMS``), else on NumPy;
+    ``backward`` on the backend whose forward made the cache; the rest is the NumPy module's."""
 
     def __init__(self, numpy_module: types.ModuleType, compiled_module: types.ModuleType | None):
         super().__init__(f"{numpy_module.__name__}[auto]", numpy_module.__doc__)
@@ -122,9 +136,13 @@ class AutoKernel(types.ModuleType):
         """The module ``forward`` runs for these arguments."""
         if self.compiled is None:
             return self.numpy
+        if self.elementwise:
+            return self.compiled
+        small = _width(x, params) <= AUTO_COMPILED_MAX
+        if kernelapi.blas_threads() > 1:
+            return self.compiled if small and _gemm_work(x, params) <= AUTO_THREADED_GEMM else self.numpy
         single = getattr(x, "dtype", None) == np.float32 and isinstance(params, Mapping) and all(
             getattr(a, "dtype", None) == np.float32 for a in params.values())
-        small = self.elementwise or _width(x, params) <= AUTO_COMPILED_MAX
         return self.compiled if not single or small else self.numpy
 
     def forward(self, x, states0, params, **kw):

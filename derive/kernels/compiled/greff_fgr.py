@@ -121,7 +121,8 @@ def _forward(x, states0, params):
     o_all[0] = states0['o']
     z_all = WORKSPACE.empty('z_all', (T, B, H), dtype)
     tanh_c_all = WORKSPACE.empty('tanh_c_all', (T, B, H), dtype)  # tanh(c_t), kept for the backward pass
-    _forward_steps(T, B, H, I, x, b_z, p_i, b_i, p_f, b_f, p_o, b_o, W_y, yW_all, xW_all, W_f_cat, f_catW_all, W_i_cat, i_catW_all, W_o_cat, o_catW_all, c_all, y_all, i_all, f_all, o_all, z_all, tanh_c_all)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _forward_steps(T, B, H, I, x, b_z, p_i, b_i, p_f, b_f, p_o, b_o, W_y, yW_all, xW_all, W_f_cat, f_catW_all, W_i_cat, i_catW_all, W_o_cat, o_catW_all, c_all, y_all, i_all, f_all, o_all, z_all, tanh_c_all)
     cache = {'x': x, 'W_y': W_y, 'W_x': W_x, 'W_f_cat': W_f_cat, 'W_i_cat': W_i_cat, 'W_o_cat': W_o_cat, 'yW_all': yW_all, 'xW_all': xW_all, 'f_catW_all': f_catW_all, 'i_catW_all': i_catW_all, 'o_catW_all': o_catW_all, 'c_all': c_all, 'y_all': y_all, 'i_all': i_all, 'f_all': f_all, 'o_all': o_all, 'z_all': z_all, 'tanh_c_all': tanh_c_all}
     return y_all[1:], {'c': c_all[T], 'y': y_all[T], 'i': i_all[T], 'f': f_all[T], 'o': o_all[T]}, cache
 
@@ -257,7 +258,8 @@ def _backward(dy, dstates_T, cache, params, steps):
     dp_i_sum = np.zeros(H, dtype)
     dp_f_sum = np.zeros(H, dtype)
     dp_o_sum = np.zeros(H, dtype)
-    _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_z, p_i, b_i, p_f, b_f, p_o, b_o, yW_all, xW_all, f_catW_all, i_catW_all, o_catW_all, c_all, y_all, i_all, f_all, o_all, z_all, tanh_c_all, W_yT, W_i_catT, W_f_catT, W_o_catT, dyW_all, df_catW_all, dc_carry, dy_carry, di_carry, df_carry, do_carry, dy_row, do_row, dc_row, df_row, di_row, dp_i_sum, dp_f_sum, dp_o_sum)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_z, p_i, b_i, p_f, b_f, p_o, b_o, yW_all, xW_all, f_catW_all, i_catW_all, o_catW_all, c_all, y_all, i_all, f_all, o_all, z_all, tanh_c_all, W_yT, W_i_catT, W_f_catT, W_o_catT, dyW_all, df_catW_all, dc_carry, dy_carry, di_carry, df_carry, do_carry, dy_row, do_row, dc_row, df_row, di_row, dp_i_sum, dp_f_sum, dp_o_sum)
     lo = T - steps  # the first step the gradient reached
     grads = {}
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)

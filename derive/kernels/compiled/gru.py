@@ -102,7 +102,8 @@ def _forward(x, states0, params):
     r_all = WORKSPACE.empty('r_all', (T, B, H), dtype)
     z_all = WORKSPACE.empty('z_all', (T, B, H), dtype)
     n_all = WORKSPACE.empty('n_all', (T, B, H), dtype)
-    _forward_steps(T, B, H, I, x, b_r, b_z, b_n, b_hn, W_h, hW_all, xW_all, h_all, r_all, z_all, n_all)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _forward_steps(T, B, H, I, x, b_r, b_z, b_n, b_hn, W_h, hW_all, xW_all, h_all, r_all, z_all, n_all)
     cache = {'x': x, 'W_h': W_h, 'W_x': W_x, 'hW_all': hW_all, 'xW_all': xW_all, 'h_all': h_all, 'r_all': r_all, 'z_all': z_all, 'n_all': n_all}
     return h_all[1:], {'h': h_all[T]}, cache
 
@@ -180,7 +181,8 @@ def _backward(dy, dstates_T, cache, params, steps):
         dh_carry[...] = dstates_T['h']
     dh_row = np.empty((B, H), dtype)
     db_hn_sum = np.zeros(H, dtype)
-    _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_r, b_z, b_n, b_hn, hW_all, xW_all, h_all, r_all, z_all, n_all, W_hT, dhW_all, dxW_all, dh_carry, dh_row, db_hn_sum)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_r, b_z, b_n, b_hn, hW_all, xW_all, h_all, r_all, z_all, n_all, W_hT, dhW_all, dxW_all, dh_carry, dh_row, db_hn_sum)
     lo = T - steps  # the first step the gradient reached
     grads = {}
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)

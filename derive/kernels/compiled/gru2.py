@@ -87,7 +87,8 @@ def _forward(x, states0, params):
     z_all = WORKSPACE.empty('z_all', (T, B, H), dtype)
     r_all = WORKSPACE.empty('r_all', (T, B, H), dtype)
     h_tilde_all = WORKSPACE.empty('h_tilde_all', (T, B, H), dtype)
-    _forward_steps(T, B, H, I, x, b_h, W_h_cat, h_catW_all, W_h_r, h_rW_all, h_r_all, xW_all, h_all, z_all, r_all, h_tilde_all)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _forward_steps(T, B, H, I, x, b_h, W_h_cat, h_catW_all, W_h_r, h_rW_all, h_r_all, xW_all, h_all, z_all, r_all, h_tilde_all)
     cache = {'x': x, 'W_h_cat': W_h_cat, 'W_h_r': W_h_r, 'W_x': W_x, 'h_catW_all': h_catW_all, 'h_rW_all': h_rW_all, 'h_r_all': h_r_all, 'xW_all': xW_all, 'h_all': h_all, 'z_all': z_all, 'r_all': r_all, 'h_tilde_all': h_tilde_all}
     return h_all[1:], {'h': h_all[T]}, cache
 
@@ -168,7 +169,8 @@ def _backward(dy, dstates_T, cache, params, steps):
     dh_row = np.empty((B, H), dtype)
     dr_row = np.empty((B, H), dtype)
     _mt0 = np.empty((B, H), dtype)
-    _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_h, h_catW_all, h_rW_all, h_r_all, xW_all, h_all, z_all, r_all, h_tilde_all, W_h_catT, U_h, dh_catW_all, dh_rW_all, dh_carry, dh_row, dr_row, _mt0)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_h, h_catW_all, h_rW_all, h_r_all, xW_all, h_all, z_all, r_all, h_tilde_all, W_h_catT, U_h, dh_catW_all, dh_rW_all, dh_carry, dh_row, dr_row, _mt0)
     lo = T - steps  # the first step the gradient reached
     grads = {}
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)

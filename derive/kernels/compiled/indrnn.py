@@ -71,7 +71,8 @@ def _forward(x, states0, params):
     h_all = WORKSPACE.empty('h_all', (T + 1, B, H), dtype)
     h_all[0] = states0['h']
     a_h_all = WORKSPACE.empty('a_h_all', (T, B, H), dtype)
-    _forward_steps(T, B, H, I, x, u, b, xW_all, h_all, a_h_all)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _forward_steps(T, B, H, I, x, u, b, xW_all, h_all, a_h_all)
     cache = {'x': x, 'W_x': W_x, 'xW_all': xW_all, 'h_all': h_all, 'a_h_all': a_h_all}
     return h_all[1:], {'h': h_all[T]}, cache
 
@@ -125,7 +126,8 @@ def _backward(dy, dstates_T, cache, params, steps):
         dh_carry[...] = dstates_T['h']
     dh_row = np.empty((B, H), dtype)
     du_sum = np.zeros(H, dtype)
-    _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), u, b, xW_all, h_all, a_h_all, dxW_all, dh_carry, dh_row, du_sum)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), u, b, xW_all, h_all, a_h_all, dxW_all, dh_carry, dh_row, du_sum)
     lo = T - steps  # the first step the gradient reached
     grads = {}
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)

@@ -87,7 +87,8 @@ def _forward(x, states0, params):
     s_all = WORKSPACE.empty('s_all', (T, B, H), dtype)
     a_c_1_all = WORKSPACE.empty('a_c_1_all', (T, B, H), dtype)
     sigmoid_s_all = WORKSPACE.empty('sigmoid_s_all', (T, B, H), dtype)  # sigma(s_t), kept for the backward pass
-    _forward_steps(T, B, H, I, x, b_f, b_c, W_h, hW_all, xW_all, c_all, h_all, c_tilde_all, s_all, a_c_1_all, sigmoid_s_all)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _forward_steps(T, B, H, I, x, b_f, b_c, W_h, hW_all, xW_all, c_all, h_all, c_tilde_all, s_all, a_c_1_all, sigmoid_s_all)
     cache = {'x': x, 'W_h': W_h, 'W_x': W_x, 'hW_all': hW_all, 'xW_all': xW_all, 'c_all': c_all, 'h_all': h_all, 'c_tilde_all': c_tilde_all, 's_all': s_all, 'a_c_1_all': a_c_1_all, 'sigmoid_s_all': sigmoid_s_all}
     return h_all[1:], {'c': c_all[T], 'h': h_all[T]}, cache
 
@@ -172,7 +173,8 @@ def _backward(dy, dstates_T, cache, params, steps):
         dh_carry[...] = dstates_T['h']
     dh_row = np.empty((B, H), dtype)
     dc_row = np.empty((B, H), dtype)
-    _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_f, b_c, hW_all, xW_all, c_all, h_all, c_tilde_all, s_all, a_c_1_all, sigmoid_s_all, W_hT, dhW_all, dc_carry, dh_carry, dh_row, dc_row)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_f, b_c, hW_all, xW_all, c_all, h_all, c_tilde_all, s_all, a_c_1_all, sigmoid_s_all, W_hT, dhW_all, dc_carry, dh_carry, dh_row, dc_row)
     lo = T - steps  # the first step the gradient reached
     grads = {}
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)

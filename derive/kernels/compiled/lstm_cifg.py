@@ -93,7 +93,8 @@ def _forward(x, states0, params):
     g_all = WORKSPACE.empty('g_all', (T, B, H), dtype)
     f_all = WORKSPACE.empty('f_all', (T, B, H), dtype)
     tanh_c_all = WORKSPACE.empty('tanh_c_all', (T, B, H), dtype)  # tanh(c_t), kept for the backward pass
-    _forward_steps(T, B, H, I, x, b_i, b_g, b_o, W_h, hW_all, xW_all, h_all, c_all, i_all, o_all, g_all, f_all, tanh_c_all)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _forward_steps(T, B, H, I, x, b_i, b_g, b_o, W_h, hW_all, xW_all, h_all, c_all, i_all, o_all, g_all, f_all, tanh_c_all)
     cache = {'x': x, 'W_h': W_h, 'W_x': W_x, 'hW_all': hW_all, 'xW_all': xW_all, 'h_all': h_all, 'c_all': c_all, 'i_all': i_all, 'o_all': o_all, 'g_all': g_all, 'f_all': f_all, 'tanh_c_all': tanh_c_all}
     return h_all[1:], {'h': h_all[T], 'c': c_all[T]}, cache
 
@@ -188,7 +189,8 @@ def _backward(dy, dstates_T, cache, params, steps):
         dc_carry[...] = dstates_T['c']
     dh_row = np.empty((B, H), dtype)
     dc_row = np.empty((B, H), dtype)
-    _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_i, b_g, b_o, hW_all, xW_all, h_all, c_all, i_all, o_all, g_all, f_all, tanh_c_all, W_hT, dhW_all, dh_carry, dc_carry, dh_row, dc_row)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_i, b_g, b_o, hW_all, xW_all, h_all, c_all, i_all, o_all, g_all, f_all, tanh_c_all, W_hT, dhW_all, dh_carry, dc_carry, dh_row, dc_row)
     lo = T - steps  # the first step the gradient reached
     grads = {}
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)

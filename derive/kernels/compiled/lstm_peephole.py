@@ -100,7 +100,8 @@ def _forward(x, states0, params):
     g_all = WORKSPACE.empty('g_all', (T, B, H), dtype)
     o_all = WORKSPACE.empty('o_all', (T, B, H), dtype)
     tanh_c_all = WORKSPACE.empty('tanh_c_all', (T, B, H), dtype)  # tanh(c_t), kept for the backward pass
-    _forward_steps(T, B, H, I, x, p_i, b_i, p_f, b_f, b_g, p_o, b_o, W_h, hW_all, xW_all, h_all, c_all, i_all, f_all, g_all, o_all, tanh_c_all)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _forward_steps(T, B, H, I, x, p_i, b_i, p_f, b_f, b_g, p_o, b_o, W_h, hW_all, xW_all, h_all, c_all, i_all, f_all, g_all, o_all, tanh_c_all)
     cache = {'x': x, 'W_h': W_h, 'W_x': W_x, 'hW_all': hW_all, 'xW_all': xW_all, 'h_all': h_all, 'c_all': c_all, 'i_all': i_all, 'f_all': f_all, 'g_all': g_all, 'o_all': o_all, 'tanh_c_all': tanh_c_all}
     return h_all[1:], {'h': h_all[T], 'c': c_all[T]}, cache
 
@@ -205,7 +206,8 @@ def _backward(dy, dstates_T, cache, params, steps):
     dp_i_sum = np.zeros(H, dtype)
     dp_f_sum = np.zeros(H, dtype)
     dp_o_sum = np.zeros(H, dtype)
-    _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), p_i, b_i, p_f, b_f, b_g, p_o, b_o, hW_all, xW_all, h_all, c_all, i_all, f_all, g_all, o_all, tanh_c_all, W_hT, dhW_all, dh_carry, dc_carry, dh_row, dc_row, dp_i_sum, dp_f_sum, dp_o_sum)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), p_i, b_i, p_f, b_f, b_g, p_o, b_o, hW_all, xW_all, h_all, c_all, i_all, f_all, g_all, o_all, tanh_c_all, W_hT, dhW_all, dh_carry, dc_carry, dh_row, dc_row, dp_i_sum, dp_f_sum, dp_o_sum)
     lo = T - steps  # the first step the gradient reached
     grads = {}
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)

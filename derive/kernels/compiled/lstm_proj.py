@@ -112,7 +112,8 @@ def _forward(x, states0, params):
     g_all = WORKSPACE.empty('g_all', (T, B, H), dtype)
     m_all = WORKSPACE.empty('m_all', (T, B, H), dtype)
     tanh_c_all = WORKSPACE.empty('tanh_c_all', (T, B, H), dtype)  # tanh(c_t), kept for the backward pass
-    _forward_steps(T, B, H, I, P, x, b_i, b_f, b_g, b_o, W_h, hW_all, xW_all, W_mt, mtW_all, mt_all, h_all, c_all, i_all, f_all, o_all, g_all, m_all, tanh_c_all)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _forward_steps(T, B, H, I, P, x, b_i, b_f, b_g, b_o, W_h, hW_all, xW_all, W_mt, mtW_all, mt_all, h_all, c_all, i_all, f_all, o_all, g_all, m_all, tanh_c_all)
     cache = {'x': x, 'W_h': W_h, 'W_x': W_x, 'W_mt': W_mt, 'hW_all': hW_all, 'xW_all': xW_all, 'mtW_all': mtW_all, 'mt_all': mt_all, 'h_all': h_all, 'c_all': c_all, 'i_all': i_all, 'f_all': f_all, 'o_all': o_all, 'g_all': g_all, 'm_all': m_all, 'tanh_c_all': tanh_c_all}
     return h_all[1:], {'h': h_all[T], 'c': c_all[T]}, cache
 
@@ -227,7 +228,8 @@ def _backward(dy, dstates_T, cache, params, steps):
     dm_row = np.empty((B, H), dtype)
     dc_row = np.empty((B, H), dtype)
     _mt0 = np.empty((B, H), dtype)
-    _backward_steps(T, B, H, I, P, steps, x, dy if dy is not None else np.zeros((T, B, P), dtype), b_i, b_f, b_g, b_o, hW_all, xW_all, mtW_all, mt_all, h_all, c_all, i_all, f_all, o_all, g_all, m_all, tanh_c_all, W_hT, W_hr, dhW_all, dmtW_all, dh_carry, dc_carry, dm_row, dc_row, _mt0)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _backward_steps(T, B, H, I, P, steps, x, dy if dy is not None else np.zeros((T, B, P), dtype), b_i, b_f, b_g, b_o, hW_all, xW_all, mtW_all, mt_all, h_all, c_all, i_all, f_all, o_all, g_all, m_all, tanh_c_all, W_hT, W_hr, dhW_all, dmtW_all, dh_carry, dc_carry, dm_row, dc_row, _mt0)
     lo = T - steps  # the first step the gradient reached
     grads = {}
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)

@@ -107,7 +107,8 @@ def _forward(x, states0, params):
     o_all = WORKSPACE.empty('o_all', (T, B, H), dtype)
     m_all = WORKSPACE.empty('m_all', (T, B, H), dtype)
     tanh_c_all = WORKSPACE.empty('tanh_c_all', (T, B, H), dtype)  # tanh(c_t), kept for the backward pass
-    _forward_steps(T, B, H, I, P, x, W_ic, b_i, W_fc, b_f, b_c, W_oc, b_o, W_r, rW_all, xW_all, W_mt, mtW_all, mt_all, c_all, r_all, a_c_1_all, i_all, f_all, o_all, m_all, tanh_c_all)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _forward_steps(T, B, H, I, P, x, W_ic, b_i, W_fc, b_f, b_c, W_oc, b_o, W_r, rW_all, xW_all, W_mt, mtW_all, mt_all, c_all, r_all, a_c_1_all, i_all, f_all, o_all, m_all, tanh_c_all)
     cache = {'x': x, 'W_r': W_r, 'W_x': W_x, 'W_mt': W_mt, 'rW_all': rW_all, 'xW_all': xW_all, 'mtW_all': mtW_all, 'mt_all': mt_all, 'c_all': c_all, 'r_all': r_all, 'a_c_1_all': a_c_1_all, 'i_all': i_all, 'f_all': f_all, 'o_all': o_all, 'm_all': m_all, 'tanh_c_all': tanh_c_all}
     return r_all[1:], {'c': c_all[T], 'r': r_all[T]}, cache
 
@@ -227,7 +228,8 @@ def _backward(dy, dstates_T, cache, params, steps):
     dW_fc_sum = np.zeros(H, dtype)
     dW_oc_sum = np.zeros(H, dtype)
     _mt0 = np.empty((B, H), dtype)
-    _backward_steps(T, B, H, I, P, steps, x, dy if dy is not None else np.zeros((T, B, P), dtype), W_ic, b_i, W_fc, b_f, b_c, W_oc, b_o, rW_all, xW_all, mtW_all, mt_all, c_all, r_all, a_c_1_all, i_all, f_all, o_all, m_all, tanh_c_all, W_rT, W_rm, drW_all, dmtW_all, dc_carry, dr_carry, dm_row, dc_row, dW_ic_sum, dW_fc_sum, dW_oc_sum, _mt0)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _backward_steps(T, B, H, I, P, steps, x, dy if dy is not None else np.zeros((T, B, P), dtype), W_ic, b_i, W_fc, b_f, b_c, W_oc, b_o, rW_all, xW_all, mtW_all, mt_all, c_all, r_all, a_c_1_all, i_all, f_all, o_all, m_all, tanh_c_all, W_rT, W_rm, drW_all, dmtW_all, dc_carry, dr_carry, dm_row, dc_row, dW_ic_sum, dW_fc_sum, dW_oc_sum, _mt0)
     lo = T - steps  # the first step the gradient reached
     grads = {}
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)

@@ -85,7 +85,8 @@ def _forward(x, states0, params):
     h_all[0] = states0['h']
     f_all = WORKSPACE.empty('f_all', (T, B, H), dtype)
     h_tilde_all = WORKSPACE.empty('h_tilde_all', (T, B, H), dtype)
-    _forward_steps(T, B, H, I, x, b_f, b_h, W_h, hW_all, xW_all, W_f_h, f_hW_all, f_h_all, h_all, f_all, h_tilde_all)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _forward_steps(T, B, H, I, x, b_f, b_h, W_h, hW_all, xW_all, W_f_h, f_hW_all, f_h_all, h_all, f_all, h_tilde_all)
     cache = {'x': x, 'W_h': W_h, 'W_x': W_x, 'W_f_h': W_f_h, 'hW_all': hW_all, 'xW_all': xW_all, 'f_hW_all': f_hW_all, 'f_h_all': f_h_all, 'h_all': h_all, 'f_all': f_all, 'h_tilde_all': h_tilde_all}
     return h_all[1:], {'h': h_all[T]}, cache
 
@@ -162,7 +163,8 @@ def _backward(dy, dstates_T, cache, params, steps):
     dh_row = np.empty((B, H), dtype)
     df_row = np.empty((B, H), dtype)
     _mt0 = np.empty((B, H), dtype)
-    _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_f, b_h, hW_all, xW_all, f_hW_all, f_h_all, h_all, f_all, h_tilde_all, W_hT, W_hh, dhW_all, dxW_all, df_hW_all, dh_carry, dh_row, df_row, _mt0)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_f, b_h, hW_all, xW_all, f_hW_all, f_h_all, h_all, f_all, h_tilde_all, W_hT, W_hh, dhW_all, dxW_all, df_hW_all, dh_carry, dh_row, df_row, _mt0)
     lo = T - steps  # the first step the gradient reached
     grads = {}
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)

@@ -81,7 +81,8 @@ def _forward(x, states0, params):
     f_all = WORKSPACE.empty('f_all', (T, B, H), dtype)
     i_all = WORKSPACE.empty('i_all', (T, B, H), dtype)
     h_tilde_all = WORKSPACE.empty('h_tilde_all', (T, B, H), dtype)
-    _forward_steps(T, B, H, I, x, b_f, b_i, b_h, xW_all, h_all, f_all, i_all, h_tilde_all)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _forward_steps(T, B, H, I, x, b_f, b_i, b_h, xW_all, h_all, f_all, i_all, h_tilde_all)
     cache = {'x': x, 'W_x': W_x, 'xW_all': xW_all, 'h_all': h_all, 'f_all': f_all, 'i_all': i_all, 'h_tilde_all': h_tilde_all}
     return h_all[1:], {'h': h_all[T]}, cache
 
@@ -149,7 +150,8 @@ def _backward(dy, dstates_T, cache, params, steps):
     if dstates_T is not None and dstates_T.get('h') is not None:
         dh_carry[...] = dstates_T['h']
     dh_row = np.empty((B, H), dtype)
-    _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_f, b_i, b_h, xW_all, h_all, f_all, i_all, h_tilde_all, dxW_all, dh_carry, dh_row)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_f, b_i, b_h, xW_all, h_all, f_all, i_all, h_tilde_all, dxW_all, dh_carry, dh_row)
     lo = T - steps  # the first step the gradient reached
     grads = {}
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)

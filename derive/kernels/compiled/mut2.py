@@ -90,7 +90,8 @@ def _forward(x, states0, params):
     z_all = WORKSPACE.empty('z_all', (T, B, H), dtype)
     r_all = WORKSPACE.empty('r_all', (T, B, H), dtype)
     a_h_1_all = WORKSPACE.empty('a_h_1_all', (T, B, H), dtype)
-    _forward_steps(T, B, H, I, x, b_z, b_r, b_h, W_h, hW_all, xW_all, W_h_r, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _forward_steps(T, B, H, I, x, b_z, b_r, b_h, W_h, hW_all, xW_all, W_h_r, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all)
     cache = {'x': x, 'W_h': W_h, 'W_x': W_x, 'W_h_r': W_h_r, 'hW_all': hW_all, 'xW_all': xW_all, 'h_rW_all': h_rW_all, 'h_r_all': h_r_all, 'h_all': h_all, 'z_all': z_all, 'r_all': r_all, 'a_h_1_all': a_h_1_all}
     return h_all[1:], {'h': h_all[T]}, cache
 
@@ -176,7 +177,8 @@ def _backward(dy, dstates_T, cache, params, steps):
     dr_row = np.empty((B, H), dtype)
     _mt0 = np.empty((B, H), dtype)
     dxe = np.zeros((T, B, I), dtype)  # dx_t where the input is read without a matrix
-    _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_z, b_r, b_h, hW_all, xW_all, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all, W_hT, W_hh, dhW_all, dxW_all, dh_rW_all, dh_carry, dh_row, dr_row, _mt0, dxe)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_z, b_r, b_h, hW_all, xW_all, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all, W_hT, W_hh, dhW_all, dxW_all, dh_rW_all, dh_carry, dh_row, dr_row, _mt0, dxe)
     lo = T - steps  # the first step the gradient reached
     grads = {}
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)

@@ -95,7 +95,8 @@ def _forward(x, states0, params):
     r_all = WORKSPACE.empty('r_all', (T, B, H), dtype)
     a_h_1_all = WORKSPACE.empty('a_h_1_all', (T, B, H), dtype)
     tanh_h_all = WORKSPACE.empty('tanh_h_all', (T, B, H), dtype)  # tanh(h_t), kept for the backward pass
-    _forward_steps(T, B, H, I, x, b_z, b_r, b_h, W_tanh_h_prev, tanh_h_prevW_all, tanh_h_prev_all, xW_all, W_h, hW_all, W_h_r, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all, tanh_h_all)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _forward_steps(T, B, H, I, x, b_z, b_r, b_h, W_tanh_h_prev, tanh_h_prevW_all, tanh_h_prev_all, xW_all, W_h, hW_all, W_h_r, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all, tanh_h_all)
     cache = {'x': x, 'W_tanh_h_prev': W_tanh_h_prev, 'W_x': W_x, 'W_h': W_h, 'W_h_r': W_h_r, 'tanh_h_prevW_all': tanh_h_prevW_all, 'tanh_h_prev_all': tanh_h_prev_all, 'xW_all': xW_all, 'hW_all': hW_all, 'h_rW_all': h_rW_all, 'h_r_all': h_r_all, 'h_all': h_all, 'z_all': z_all, 'r_all': r_all, 'a_h_1_all': a_h_1_all, 'tanh_h_all': tanh_h_all}
     return h_all[1:], {'h': h_all[T]}, cache
 
@@ -195,7 +196,8 @@ def _backward(dy, dstates_T, cache, params, steps):
     dr_row = np.empty((B, H), dtype)
     _mt0 = np.empty((B, H), dtype)
     _mt1 = np.empty((B, H), dtype)
-    _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_z, b_r, b_h, tanh_h_prevW_all, tanh_h_prev_all, xW_all, hW_all, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all, tanh_h_all, W_hT, W_hh, W_hz, dtanh_h_prevW_all, dxW_all, dhW_all, dh_rW_all, dh_carry, dh_row, dr_row, _mt0, _mt1)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_z, b_r, b_h, tanh_h_prevW_all, tanh_h_prev_all, xW_all, hW_all, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all, tanh_h_all, W_hT, W_hh, W_hz, dtanh_h_prevW_all, dxW_all, dhW_all, dh_rW_all, dh_carry, dh_row, dr_row, _mt0, _mt1)
     lo = T - steps  # the first step the gradient reached
     grads = {}
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)

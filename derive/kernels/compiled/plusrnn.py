@@ -97,7 +97,8 @@ def _forward(x, states0, params):
     g_h_all = WORKSPACE.empty('g_h_all', (T, B, H), dtype)
     h_in_all = WORKSPACE.empty('h_in_all', (T, B, H), dtype)
     y_all = WORKSPACE.empty('y_all', (T, B, H), dtype)
-    _forward_steps(T, B, H, I, x, b_y, b_h, b_gy, b_gh, W_h, hW_all, xW_all, h_all, a_y_in_all, y_in_all, g_y_all, g_h_all, h_in_all, y_all)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _forward_steps(T, B, H, I, x, b_y, b_h, b_gy, b_gh, W_h, hW_all, xW_all, h_all, a_y_in_all, y_in_all, g_y_all, g_h_all, h_in_all, y_all)
     cache = {'x': x, 'W_h': W_h, 'W_x': W_x, 'hW_all': hW_all, 'xW_all': xW_all, 'h_all': h_all, 'a_y_in_all': a_y_in_all, 'y_in_all': y_in_all, 'g_y_all': g_y_all, 'g_h_all': g_h_all, 'h_in_all': h_in_all, 'y_all': y_all}
     return y_all, {'h': h_all[T]}, cache
 
@@ -193,7 +194,8 @@ def _backward(dy, dstates_T, cache, params, steps):
     dh_row = np.empty((B, H), dtype)
     dy_row = np.empty((B, H), dtype)
     dxe = np.zeros((T, B, I), dtype)  # dx_t where the input is read without a matrix
-    _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_y, b_h, b_gy, b_gh, hW_all, xW_all, h_all, a_y_in_all, y_in_all, g_y_all, g_h_all, h_in_all, y_all, W_hT, dhW_all, dh_carry, dh_row, dy_row, dxe)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_y, b_h, b_gy, b_gh, hW_all, xW_all, h_all, a_y_in_all, y_in_all, g_y_all, g_h_all, h_in_all, y_all, W_hT, dhW_all, dh_carry, dh_row, dy_row, dxe)
     lo = T - steps  # the first step the gradient reached
     grads = {}
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)

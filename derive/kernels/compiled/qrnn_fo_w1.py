@@ -83,7 +83,8 @@ def _forward(x, states0, params):
     o_all = WORKSPACE.empty('o_all', (T, B, H), dtype)
     z_all = WORKSPACE.empty('z_all', (T, B, H), dtype)
     h_all = WORKSPACE.empty('h_all', (T, B, H), dtype)
-    _forward_steps(T, B, H, I, x, b_z, b_f, b_o, xW_all, c_all, f_all, o_all, z_all, h_all)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _forward_steps(T, B, H, I, x, b_z, b_f, b_o, xW_all, c_all, f_all, o_all, z_all, h_all)
     cache = {'x': x, 'W_x': W_x, 'xW_all': xW_all, 'c_all': c_all, 'f_all': f_all, 'o_all': o_all, 'z_all': z_all, 'h_all': h_all}
     return h_all, {'c': c_all[T]}, cache
 
@@ -158,7 +159,8 @@ def _backward(dy, dstates_T, cache, params, steps):
         dc_carry[...] = dstates_T['c']
     dh_row = np.empty((B, H), dtype)
     dc_row = np.empty((B, H), dtype)
-    _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_z, b_f, b_o, xW_all, c_all, f_all, o_all, z_all, h_all, dxW_all, dc_carry, dh_row, dc_row)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_z, b_f, b_o, xW_all, c_all, f_all, o_all, z_all, h_all, dxW_all, dc_carry, dh_row, dc_row)
     lo = T - steps  # the first step the gradient reached
     grads = {}
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)

@@ -108,7 +108,8 @@ def _forward(x, states0, params):
     i_tilde_all = WORKSPACE.empty('i_tilde_all', (T, B, H), dtype)
     i_hat_all = WORKSPACE.empty('i_hat_all', (T, B, H), dtype)
     f_hat_all = WORKSPACE.empty('f_hat_all', (T, B, H), dtype)
-    _forward_steps(T, B, H, I, x, b_z, b_i, b_f, b_o, W_h, hW_all, xW_all, h_all, c_all, n_all, m_all, f_all, o_all, z_all, i_tilde_all, i_hat_all, f_hat_all)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _forward_steps(T, B, H, I, x, b_z, b_i, b_f, b_o, W_h, hW_all, xW_all, h_all, c_all, n_all, m_all, f_all, o_all, z_all, i_tilde_all, i_hat_all, f_hat_all)
     cache = {'x': x, 'W_h': W_h, 'W_x': W_x, 'hW_all': hW_all, 'xW_all': xW_all, 'h_all': h_all, 'c_all': c_all, 'n_all': n_all, 'm_all': m_all, 'f_all': f_all, 'o_all': o_all, 'z_all': z_all, 'i_tilde_all': i_tilde_all, 'i_hat_all': i_hat_all, 'f_hat_all': f_hat_all}
     return h_all[1:], {'h': h_all[T], 'c': c_all[T], 'n': n_all[T], 'm': m_all[T]}, cache
 
@@ -230,7 +231,8 @@ def _backward(dy, dstates_T, cache, params, steps):
     da_f_hat_row = np.empty((B, H), dtype)
     da_i_hat_row = np.empty((B, H), dtype)
     dm_row = np.empty((B, H), dtype)
-    _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_z, b_i, b_f, b_o, hW_all, xW_all, h_all, c_all, n_all, m_all, f_all, o_all, z_all, i_tilde_all, i_hat_all, f_hat_all, W_hT, dhW_all, dh_carry, dc_carry, dn_carry, dm_carry, dh_row, dn_row, dc_row, da_f_hat_row, da_i_hat_row, dm_row)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_z, b_i, b_f, b_o, hW_all, xW_all, h_all, c_all, n_all, m_all, f_all, o_all, z_all, i_tilde_all, i_hat_all, f_hat_all, W_hT, dhW_all, dh_carry, dc_carry, dn_carry, dm_carry, dh_row, dn_row, dc_row, da_f_hat_row, da_i_hat_row, dm_row)
     lo = T - steps  # the first step the gradient reached
     grads = {}
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)

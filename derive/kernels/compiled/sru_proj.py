@@ -87,7 +87,8 @@ def _forward(x, states0, params):
     r_all = WORKSPACE.empty('r_all', (T, B, H), dtype)
     x_tilde_all = WORKSPACE.empty('x_tilde_all', (T, B, H), dtype)
     h_all = WORKSPACE.empty('h_all', (T, B, H), dtype)
-    _forward_steps(T, B, H, I, x, v_f, b_f, v_r, b_r, xW_all, c_all, a_h_1_all, f_all, r_all, x_tilde_all, h_all)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _forward_steps(T, B, H, I, x, v_f, b_f, v_r, b_r, xW_all, c_all, a_h_1_all, f_all, r_all, x_tilde_all, h_all)
     cache = {'x': x, 'W_x': W_x, 'xW_all': xW_all, 'c_all': c_all, 'a_h_1_all': a_h_1_all, 'f_all': f_all, 'r_all': r_all, 'x_tilde_all': x_tilde_all, 'h_all': h_all}
     return h_all, {'c': c_all[T]}, cache
 
@@ -170,7 +171,8 @@ def _backward(dy, dstates_T, cache, params, steps):
     dc_row = np.empty((B, H), dtype)
     dv_f_sum = np.zeros(H, dtype)
     dv_r_sum = np.zeros(H, dtype)
-    _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), v_f, b_f, v_r, b_r, xW_all, c_all, a_h_1_all, f_all, r_all, x_tilde_all, h_all, dxW_all, dc_carry, dh_row, dc_row, dv_f_sum, dv_r_sum)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), v_f, b_f, v_r, b_r, xW_all, c_all, a_h_1_all, f_all, r_all, x_tilde_all, h_all, dxW_all, dc_carry, dh_row, dc_row, dv_f_sum, dv_r_sum)
     lo = T - steps  # the first step the gradient reached
     grads = {}
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)

@@ -81,7 +81,8 @@ def _forward(x, states0, params):
     h_all[0] = states0['h']
     g_all = WORKSPACE.empty('g_all', (T, B, H), dtype)
     c_all = WORKSPACE.empty('c_all', (T, B, H), dtype)
-    _forward_steps(T, B, H, I, x, b_c, b_g, W_h, hW_all, xW_all, h_all, g_all, c_all)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _forward_steps(T, B, H, I, x, b_c, b_g, W_h, hW_all, xW_all, h_all, g_all, c_all)
     cache = {'x': x, 'W_h': W_h, 'W_x': W_x, 'hW_all': hW_all, 'xW_all': xW_all, 'h_all': h_all, 'g_all': g_all, 'c_all': c_all}
     return h_all[1:], {'h': h_all[T]}, cache
 
@@ -147,7 +148,8 @@ def _backward(dy, dstates_T, cache, params, steps):
     if dstates_T is not None and dstates_T.get('h') is not None:
         dh_carry[...] = dstates_T['h']
     dh_row = np.empty((B, H), dtype)
-    _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_c, b_g, hW_all, xW_all, h_all, g_all, c_all, W_hT, dhW_all, dh_carry, dh_row)
+    with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
+        _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_c, b_g, hW_all, xW_all, h_all, g_all, c_all, W_hT, dhW_all, dh_carry, dh_row)
     lo = T - steps  # the first step the gradient reached
     grads = {}
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)
