@@ -250,7 +250,7 @@ def block_pattern(H: int, modules: int, dtype) -> np.ndarray:
 # ------------------------------------------------------------------ BLAS threads (the compiled backend)
 
 @lru_cache(maxsize=None)
-def _blas():
+def blas():
     """threadpoolctl's controller of the BLAS libraries loaded: NumPy's, and SciPy's, which numba's
     ``np.dot`` calls in the compiled kernels (imported here so that it is among them)."""
     import scipy.linalg.cython_blas  # noqa: F401
@@ -262,7 +262,7 @@ def _blas():
 def blas_threads() -> int:
     """The threads the BLAS libraries may use now: the most any of them may (the user's limits, such
     as ``threadpoolctl.threadpool_limits``, included)."""
-    return max((lib.num_threads for lib in _blas().lib_controllers), default=1)
+    return max((lib.num_threads for lib in blas().lib_controllers), default=1)
 
 
 _ONE_THREAD = {"lock": threading.Lock(), "inside": 0, "saved": []}
@@ -277,7 +277,7 @@ def one_blas_thread():
     state = _ONE_THREAD
     with state["lock"]:
         if state["inside"] == 0:
-            libs = _blas().lib_controllers
+            libs = blas().lib_controllers
             state["saved"] = [(lib, lib.num_threads) for lib in libs]
             for lib, n in state["saved"]:
                 if n != 1:

@@ -58,7 +58,7 @@ def test_auto_picks_by_size_and_blas_threads(threads, dtype, B, H, expected):
     k = derive.kernel("lstm", backend="auto")
     sru = derive.kernel("sru", backend="auto")  # no matrix product in its time loop: compiled at every size
     assert not k.elementwise and sru.elementwise
-    kernelapi._blas()  # SciPy's BLAS loaded, so that the limit covers it
+    kernelapi.blas()  # SciPy's BLAS loaded, so that the limit covers it
     with threadpool_limits(limits=threads, user_api="blas"):
         assert kernelapi.blas_threads() == threads
         x = np.zeros((2, B, H), dtype)
@@ -69,7 +69,7 @@ def test_auto_picks_by_size_and_blas_threads(threads, dtype, B, H, expected):
 def test_a_compiled_kernels_steps_run_on_one_blas_thread_and_give_the_threads_back():
     from threadpoolctl import threadpool_limits
 
-    kernelapi._blas()
+    kernelapi.blas()
     with threadpool_limits(limits=2, user_api="blas"):
         with kernelapi.one_blas_thread():
             assert kernelapi.blas_threads() == 1
@@ -185,11 +185,10 @@ def test_numba_disable_jit_runs_the_same_functions_as_python():
     assert max(float(v) for v in out.stdout.split()) < 1e-12
 
 
-#: name, its block function, the error measure, the bound in float64: tanh in ULP of the value; sigmoid,
-#: computed as (1 + tanh(z/2))/2 (as the NumPy kernels do: nothing overflows), in ULP of 1/2 (its absolute
-#: error: far in the negative tail, where sigmoid is below 2^-53, its relative error is not small)
-#: (activation, its block form, how its error is measured, bound in float64, bound of the float32 block)
-#: "value": ULP of the value; "half": ULP of 1/2 (sigmoid is (1 + tanh(z/2))/2, absolute error near 0)
+#: (activation, its block form, how its error is measured, bound in float64, bound of the float32 block).
+#: "value": ULP of the value; "half": ULP of 1/2, for sigmoid, computed as (1 + tanh(z/2))/2 as the NumPy
+#: kernels do (nothing overflows): its absolute error (far in the negative tail, where sigmoid is below
+#: 2^-53, its relative error is not small)
 COMPILED_ACTIVATIONS = [("tanh", "tanh_rows", "value", 2.5, 1.5), ("sigmoid", "sigmoid_rows", "half", 1.5, 1.5)]
 
 
@@ -217,7 +216,8 @@ def test_the_compiled_activations_are_within_their_stated_ulp_of_mpmath(name, ro
         pts = np.concatenate([witness.grid(dtype, name), rng.uniform(-1, 1, 2000).astype(dtype),
                               rng.uniform(-22, 22, 2000).astype(dtype), [np.nan]]).astype(dtype)
         got = np.array([getattr(jitmath, name)(p) for p in pts]).astype(dtype)
-        assert worst(got, pts, dtype)[0] <= bound, (dtype, worst(got, pts, dtype))
+        err, at = worst(got, pts, dtype)
+        assert err <= bound, (dtype, err, at)
         assert np.isnan(got[-1])
         block = pts[:-1 - (pts.size - 1) % 8].reshape(8, -1).copy()
         getattr(jitmath, rows)(block)  # in place, compiled
@@ -225,7 +225,8 @@ def test_the_compiled_activations_are_within_their_stated_ulp_of_mpmath(name, ro
         if dtype == np.float64:
             assert np.array_equal(block.ravel(), got[:block.size]), name
         else:
-            assert worst(block.ravel(), pts[:block.size], dtype)[0] <= block_bound, worst(block.ravel(), pts[:block.size], dtype)
+            err, at = worst(block.ravel(), pts[:block.size], dtype)
+            assert err <= block_bound, (dtype, err, at)
         plain = pts[:block.size].reshape(8, -1).copy()
         getattr(_plain_jitmath(), rows)(plain)
         assert np.array_equal(plain, block), (name, dtype)

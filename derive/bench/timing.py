@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import time
 
+from derive import kernelapi
+
 
 def blas_limits(threads: int):
     """``threadpoolctl.threadpool_limits(threads)`` over every BLAS the contenders use. The compiled
     kernels' ``np.dot`` calls SciPy's BLAS (numba binds ``scipy.linalg.cython_blas``: a second OpenBLAS,
     loaded when a compiled kernel first runs); threadpoolctl limits only libraries already loaded, so
-    it is loaded first (without this the compiled kernels ran their GEMMs on every core's worth of
-    threads while NumPy and torch had ``threads``)."""
+    ``kernelapi.blas`` loads it first (without this the compiled kernels ran their GEMMs on every core's
+    worth of threads while NumPy and torch had ``threads``)."""
     from threadpoolctl import threadpool_limits
 
-    try:
-        import scipy.linalg.cython_blas  # noqa: F401
-    except ImportError:  # without SciPy numba has no np.dot: the compiled backend is not there either
-        pass
+    kernelapi.blas()
     return threadpool_limits(limits=threads)
 
 

@@ -7,8 +7,8 @@
   (``cache_dir``) and imported from there, so numba's on-disk cache works for it too. Fastest where
   Python's per-step overhead dominates: small batches and few units.
 * ``auto``: a module-like object whose ``forward`` picks one of the two per call by the size
-  (``AUTO_COMPILED_MAX``) and the cell (``STEP_GEMMS``) and whose ``backward`` follows the cache it is given; everything else
-  (``init_params``, ``from_torch`` ...) is the NumPy module's. A cell the compiled emitter cannot
+  (``AUTO_COMPILED_MAX``), the cell (``STEP_GEMMS``) and the BLAS threads, and whose ``backward``
+  follows the cache it is given; everything else (``init_params``, ``from_torch`` ...) is the NumPy module's. A cell the compiled emitter cannot
   express (``derive kernels`` names the construct) runs on NumPy under ``auto``.
 """
 
@@ -107,16 +107,21 @@ def compiled_spec(d, label: str) -> types.ModuleType:
     return module
 
 
+def _per_row(x, params, size, min_ndim: int) -> int:
+    """B x the largest ``size(a)`` over the parameters of at least ``min_ndim`` dimensions: a step's work,
+    for ``auto``."""
+    sizes = [size(a) for a in params.values() if np.ndim(a) >= min_ndim] if isinstance(params, Mapping) else []
+    return (np.shape(x)[1] if np.ndim(x) == 3 else 0) * max(sizes, default=0)
+
+
 def _width(x, params) -> int:
-    """B x the widest parameter's rows: the elementwise work of one step, for ``auto``."""
-    rows = [np.shape(a)[0] for a in params.values() if np.ndim(a) >= 1] if isinstance(params, Mapping) else []
-    return (np.shape(x)[1] if np.ndim(x) == 3 else 0) * max(rows, default=0)
+    """B x the widest parameter's rows: the elementwise work of one step."""
+    return _per_row(x, params, lambda a: np.shape(a)[0], 1)
 
 
 def _gemm_work(x, params) -> int:
-    """B x the largest weight matrix's size: the scale of one step's GEMMs, for ``auto``."""
-    sizes = [np.size(a) for a in params.values() if np.ndim(a) == 2] if isinstance(params, Mapping) else []
-    return (np.shape(x)[1] if np.ndim(x) == 3 else 0) * max(sizes, default=0)
+    """B x the largest weight matrix's size: the scale of one step's GEMMs."""
+    return _per_row(x, params, np.size, 2)
 
 
 class AutoKernel(types.ModuleType):
