@@ -16,7 +16,8 @@ from derive.codegen import kernel, selfcheck
 from derive.codegen.backward import backward_lines
 from derive.codegen.forward import forward_lines
 from derive.codegen.names import Namer
-from derive.codegen.plan import BlockKind, GroupKind, make_plan
+from derive.codegen.parts import backward_exprs
+from derive.codegen.plan import BlockKind, GroupKind, _reads_next_step, make_plan
 from derive.symbolic import ir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +69,19 @@ def test_kinds_are_str_enums_equal_to_their_strings(derivation):
                for g in plan.groups for b in plan.blocks)
     table = kernel.context(derivation, "x.toml")["gemm_table"]
     assert all(type(row["kind"]) is str for row in table.values())  # printed as 'input', not GroupKind.INPUT
+
+
+def test_the_backward_reads_each_activation_of_a_step_kept_not_recomputed(derivation):
+    """An activation the backward reads at step t is computed once, in the forward pass: it is a gate
+    (kept as the gate's output) or kept per step in ``saved``. JANET's sigma(s_t - beta) was neither (its
+    argument is a pre-activation feeding no gate), so both backends evaluated it again in the backward,
+    twice per element in the compiled one, by a scalar sigmoid."""
+    plan = make_plan(derivation)
+    gated = {b.z for b in plan.blocks if b.gate is not None}
+    recomputed = [f for e in backward_exprs(plan.d) for f in e.atoms(derive.activations.Activation)
+                  if f.args[0].free_symbols and f.args[0] not in gated and not _reads_next_step(f)
+                  and f not in plan.saved]
+    assert not recomputed, recomputed
 
 
 # ------------------------------------------------------- either order, same lines

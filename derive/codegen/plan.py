@@ -149,6 +149,7 @@ def _saved(cell: Cell, d: Derivation, blocks) -> dict:
     saved = {}
     gates = {b.gate for b in blocks if b.gate is not None}
     zs = {b.z for b in blocks if b.z is not None}
+    gated = {b.z for b in blocks if b.gate is not None}  # z whose activation is a gate (kept as the gate)
     for e in backward_exprs(d):
         for s in time_symbols(e):
             r = ir.ref(s)
@@ -157,7 +158,7 @@ def _saved(cell: Cell, d: Derivation, blocks) -> dict:
                 continue
             saved[s] = Namer.saved(s)
         for f in e.atoms(acts.Activation):
-            if not f.args[0].free_symbols or f.args[0] in zs or _reads_next_step(f):
+            if not f.args[0].free_symbols or f.args[0] in gated or _reads_next_step(f):
                 continue
             saved[f] = Namer.saved(f)
         for m in e.atoms(ir.MatVec):

@@ -97,11 +97,11 @@ def _forward(x, states0, params):
     h_all = WORKSPACE.empty('h_all', (T + 1, B, H), dtype)
     h_all[0] = states0['h']
     s_all = WORKSPACE.empty('s_all', (T, B, H), dtype)  # kept for the backward pass
+    sigmoid_a_c_1_all = WORKSPACE.empty('sigmoid_a_c_1_all', (T, B, H), dtype)  # kept for the backward pass
     sigmoid_s_all = WORKSPACE.empty('sigmoid_s_all', (T, B, H), dtype)  # kept for the backward pass
     hW = np.empty((B, 2*H), dtype)
     s_c_tildes = slice(H, 3*H)
     _h0 = np.empty((B, H), dtype)  # scratch
-    _h1 = np.empty((B, H), dtype)  # scratch
     # views of every step (a step takes one index of each) and of the reused buffers
     a_c_1_all = a[:, :, s_c_1]
     a_c_tilde_all = a[:, :, s_c_tilde]
@@ -120,6 +120,7 @@ def _forward(x, states0, params):
         h_prev = h_all[t]
         h_t = h_all[t + 1]
         s_t = s_all[t]
+        sigmoid_a_c_1_t = sigmoid_a_c_1_all[t]
         sigmoid_s_t = sigmoid_s_all[t]
         hW_t = hW
         np.matmul(h_prev, W_h, out=hW_t)  # U_c h_{t-1} | U_f h_{t-1}
@@ -133,16 +134,17 @@ def _forward(x, states0, params):
         _sigmoid(s_t, out=sigmoid_s_t)
         # a_{c,1,t} = -1 + s_t
         np.add(-1.0, s_t, out=a_c_1_t)
+        # sigma(a_{c,1,t}), kept for the backward pass
+        _sigmoid(a_c_1_t, out=sigmoid_a_c_1_t)
         # c_t = c~_t ⊙ (1 - sigma(a_{c,1,t})) + c_{t-1} ⊙ sigma(s_t)
-        _sigmoid(a_c_1_t, out=_h1)
-        np.subtract(1.0, _h1, out=_h0)
+        np.subtract(1.0, sigmoid_a_c_1_t, out=_h0)
         np.multiply(c_tilde_t, _h0, out=c_t)
         np.multiply(c_prev, sigmoid_s_t, out=_h0)
         np.add(c_t, _h0, out=c_t)
         # h_t = c_t
         np.copyto(h_t, c_t)
     
-    cache = {'x': x, 'a': a, 'act': act, 'c_all': c_all, 'h_all': h_all, 's_all': s_all, 'sigmoid_s_all': sigmoid_s_all}
+    cache = {'x': x, 'a': a, 'act': act, 'c_all': c_all, 'h_all': h_all, 's_all': s_all, 'sigmoid_a_c_1_all': sigmoid_a_c_1_all, 'sigmoid_s_all': sigmoid_s_all}
     return h_all[1:], {'c': c_all[T], 'h': h_all[T]}, cache
 
 
@@ -173,6 +175,7 @@ def _backward(dy, dstates_T, cache, params, truncate):
     c_all = cache['c_all']
     h_all = cache['h_all']
     s_all = cache['s_all']
+    sigmoid_a_c_1_all = cache['sigmoid_a_c_1_all']
     sigmoid_s_all = cache['sigmoid_s_all']
     T, B, I = x.shape
     H = U_f.shape[0]
@@ -202,7 +205,6 @@ def _backward(dy, dstates_T, cache, params, truncate):
     _h1 = np.empty((B, H), dtype)  # scratch
     _h2 = np.empty((B, H), dtype)  # scratch
     # views of every step (a step takes one index of each) and of the reused buffers
-    a_c_1_all = a[:, :, s_c_1]
     c_tilde_all = act[:, k_c_tilde].reshape(T, B, H)
     da_c_1_all = da[:, :, s_c_1]
     da_c_tilde_all = da[:, :, s_c_tilde]
@@ -211,7 +213,6 @@ def _backward(dy, dstates_T, cache, params, truncate):
     da_c_tildes_cols_all = da[:, :, s_c_tildes]
     
     for t in range(T - 1, T - 1 - steps, -1):
-        a_c_1_t = a_c_1_all[t]
         c_tilde_t = c_tilde_all[t]
         da_c_1_t = da_c_1_all[t]
         da_c_tilde_t = da_c_tilde_all[t]
@@ -219,6 +220,7 @@ def _backward(dy, dstates_T, cache, params, truncate):
         da_c_tildes_cols = da_c_tildes_cols_all[t]
         c_prev = c_all[t]
         s_t = s_all[t]
+        sigmoid_a_c_1_t = sigmoid_a_c_1_all[t]
         sigmoid_s_t = sigmoid_s_all[t]
         dy_t = dy[t] if dy is not None else dy_zero
         # dh_t = dy_t + U_f^T da_{s,t+1} + U_c^T da_{c~,t+1}
@@ -228,11 +230,9 @@ def _backward(dy, dstates_T, cache, params, truncate):
         # da_{c,1,t} = -dc_t ⊙ c~_t ⊙ (1 - sigma(a_{c,1,t})) ⊙ sigma(a_{c,1,t})
         np.multiply(-1.0, c_tilde_t, out=da_c_1_t)
         np.multiply(da_c_1_t, dc_t, out=da_c_1_t)
-        _sigmoid(a_c_1_t, out=_h1)
-        np.subtract(1.0, _h1, out=_h0)
+        np.subtract(1.0, sigmoid_a_c_1_t, out=_h0)
         np.multiply(da_c_1_t, _h0, out=da_c_1_t)
-        _sigmoid(a_c_1_t, out=_h0)
-        np.multiply(da_c_1_t, _h0, out=da_c_1_t)
+        np.multiply(da_c_1_t, sigmoid_a_c_1_t, out=da_c_1_t)
         # ds_t = da_{c,1,t} + dc_t ⊙ c_{t-1} ⊙ (1 - sigma(s_t)) ⊙ sigma(s_t)
         np.multiply(c_prev, dc_t, out=_h0)
         np.subtract(1.0, sigmoid_s_t, out=_h1)
@@ -240,8 +240,7 @@ def _backward(dy, dstates_T, cache, params, truncate):
         np.multiply(_h0, sigmoid_s_t, out=_h0)
         np.add(da_c_1_t, _h0, out=ds_t)
         # dc~_t = dc_t ⊙ (1 - sigma(a_{c,1,t}))
-        _sigmoid(a_c_1_t, out=_h1)
-        np.subtract(1.0, _h1, out=_h0)
+        np.subtract(1.0, sigmoid_a_c_1_t, out=_h0)
         np.multiply(dc_t, _h0, out=dc_tilde_t)
         # da_{c~,t} = dc~_t ⊙ (1 - c~_t^2)
         np.square(c_tilde_t, out=_h2)

@@ -166,6 +166,7 @@ def _forward(x, states0, params):
     r_o_all = WORKSPACE.empty('r_o_all', (T, B, H), dtype)  # kept for the backward pass
     s_r_all = WORKSPACE.empty('s_r_all', (T, B, H), dtype)  # kept for the backward pass
     s_u_all = WORKSPACE.empty('s_u_all', (T, B, H), dtype)  # kept for the backward pass
+    tanh_z_h_1_all = WORKSPACE.empty('tanh_z_h_1_all', (T, B, H), dtype)  # kept for the backward pass
     u_f_all = WORKSPACE.empty('u_f_all', (T, B, H), dtype)  # kept for the backward pass
     u_g_all = WORKSPACE.empty('u_g_all', (T, B, H), dtype)  # kept for the backward pass
     u_i_all = WORKSPACE.empty('u_i_all', (T, B, H), dtype)  # kept for the backward pass
@@ -230,6 +231,7 @@ def _forward(x, states0, params):
         r_o_t = r_o_all[t]
         s_r_t = s_r_all[t]
         s_u_t = s_u_all[t]
+        tanh_z_h_1_t = tanh_z_h_1_all[t]
         u_f_t = u_f_all[t]
         u_g_t = u_g_all[t]
         u_i_t = u_i_all[t]
@@ -387,11 +389,12 @@ def _forward(x, states0, params):
         # z_{h,1,t} = a_3 ⊙ n_t + b_3
         np.multiply(a_3, n_t, out=_h0)
         np.add(b_3, _h0, out=a_h_1_t)
+        # tanh(z_{h,1,t}), kept for the backward pass
+        np.tanh(a_h_1_t, out=tanh_z_h_1_t)
         # h_t = o_t ⊙ tanh(z_{h,1,t})
-        np.tanh(a_h_1_t, out=_h0)
-        np.multiply(o_t, _h0, out=h_t)
+        np.multiply(o_t, tanh_z_h_1_t, out=h_t)
     
-    cache = {'x': x, 'a': a, 'act': act, 'c_all': c_all, 'h_all': h_all, 'm_r_all': m_r_all, 'm_u_all': m_u_all, 'n_all': n_all, 'r_f_all': r_f_all, 'r_g_all': r_g_all, 'r_i_all': r_i_all, 'r_o_all': r_o_all, 's_r_all': s_r_all, 's_u_all': s_u_all, 'u_f_all': u_f_all, 'u_g_all': u_g_all, 'u_i_all': u_i_all, 'u_o_all': u_o_all}
+    cache = {'x': x, 'a': a, 'act': act, 'c_all': c_all, 'h_all': h_all, 'm_r_all': m_r_all, 'm_u_all': m_u_all, 'n_all': n_all, 'r_f_all': r_f_all, 'r_g_all': r_g_all, 'r_i_all': r_i_all, 'r_o_all': r_o_all, 's_r_all': s_r_all, 's_u_all': s_u_all, 'tanh_z_h_1_all': tanh_z_h_1_all, 'u_f_all': u_f_all, 'u_g_all': u_g_all, 'u_i_all': u_i_all, 'u_o_all': u_o_all}
     return h_all[1:], {'c': c_all[T], 'h': h_all[T]}, cache
 
 
@@ -454,6 +457,7 @@ def _backward(dy, dstates_T, cache, params, truncate):
     r_o_all = cache['r_o_all']
     s_r_all = cache['s_r_all']
     s_u_all = cache['s_u_all']
+    tanh_z_h_1_all = cache['tanh_z_h_1_all']
     u_f_all = cache['u_f_all']
     u_g_all = cache['u_g_all']
     u_i_all = cache['u_i_all']
@@ -526,7 +530,6 @@ def _backward(dy, dstates_T, cache, params, truncate):
     i_all = act[:, k_i].reshape(T, B, H)
     o_all = act[:, k_o].reshape(T, B, H)
     g_all = act[:, k_g].reshape(T, B, H)
-    a_h_1_all = a[:, :, s_h_1]
     da_s_r_all = da[:, :, s_s_r]
     da_s_u_all = da[:, :, s_s_u]
     da_f_all = da[:, :, s_f]
@@ -558,7 +561,6 @@ def _backward(dy, dstates_T, cache, params, truncate):
         i_t = i_all[t]
         o_t = o_all[t]
         g_t = g_all[t]
-        a_h_1_t = a_h_1_all[t]
         da_s_r_t = da_s_r_all[t]
         da_s_u_t = da_s_u_all[t]
         da_f_t = da_f_all[t]
@@ -587,6 +589,7 @@ def _backward(dy, dstates_T, cache, params, truncate):
         r_o_t = r_o_all[t]
         s_r_t = s_r_all[t]
         s_u_t = s_u_all[t]
+        tanh_z_h_1_t = tanh_z_h_1_all[t]
         u_f_t = u_f_all[t]
         u_g_t = u_g_all[t]
         u_i_t = u_i_all[t]
@@ -596,8 +599,7 @@ def _backward(dy, dstates_T, cache, params, truncate):
         np.add(dh_carry, dy_t, out=dh_t)
         # dz_{h,1,t} = dh_t ⊙ o_t ⊙ (1 - tanh²(z_{h,1,t}))
         np.multiply(dh_t, o_t, out=da_h_1_t)
-        np.tanh(a_h_1_t, out=_h1)
-        np.square(_h1, out=_h1)
+        np.square(tanh_z_h_1_t, out=_h1)
         np.subtract(1.0, _h1, out=_h0)
         np.multiply(da_h_1_t, _h0, out=da_h_1_t)
         # dn_t = dz_{h,1,t} ⊙ a_3
@@ -660,8 +662,7 @@ def _backward(dy, dstates_T, cache, params, truncate):
         # dg_t = dc_t ⊙ i_t
         np.multiply(dc_t, i_t, out=dg_t)
         # do_t = dh_t ⊙ tanh(z_{h,1,t})
-        np.tanh(a_h_1_t, out=_h0)
-        np.multiply(dh_t, _h0, out=do_t)
+        np.multiply(dh_t, tanh_z_h_1_t, out=do_t)
         # di_t = dc_t ⊙ g_t
         np.multiply(dc_t, g_t, out=di_t)
         # df_t = dc_t ⊙ c_{t-1}

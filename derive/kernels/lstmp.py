@@ -118,6 +118,7 @@ def _forward(x, states0, params):
     r_all = WORKSPACE.empty('r_all', (T + 1, B, P), dtype)
     r_all[0] = states0['r']
     m_all = WORKSPACE.empty('m_all', (T, B, H), dtype)  # kept for the backward pass
+    tanh_a_c_1_all = WORKSPACE.empty('tanh_a_c_1_all', (T, B, H), dtype)  # kept for the backward pass
     tanh_c_all = WORKSPACE.empty('tanh_c_all', (T, B, H), dtype)  # kept for the backward pass
     rW = np.empty((B, 4*H), dtype)
     mtW = np.empty((B, P), dtype)
@@ -125,7 +126,6 @@ def _forward(x, states0, params):
     s_if = slice(0, 2*H)
     k_if = slice(0, B * 2*H)
     _h0 = np.empty((B, H), dtype)  # scratch
-    _h1 = np.empty((B, H), dtype)  # scratch
     # views of every step (a step takes one index of each) and of the reused buffers
     a_i_all = a[:, :, s_i]
     i_all = act[:, k_i].reshape(T, B, H)
@@ -154,6 +154,7 @@ def _forward(x, states0, params):
         x_t = x[t]
         a_row = a[t]
         m_t = m_all[t]
+        tanh_a_c_1_t = tanh_a_c_1_all[t]
         tanh_c_t = tanh_c_all[t]
         rW_t = rW
         mtW_t = mtW
@@ -168,12 +169,13 @@ def _forward(x, states0, params):
         # a_{f,t} = W_{fx} x_t + W_{fr} r_{t-1} + W_{fc} ⊙ c_{t-1} + b_f
         np.multiply(W_fc, c_prev, out=_h0)
         np.add(a_f_t, _h0, out=a_f_t)
+        # tanh(a_{c,1,t}), kept for the backward pass
+        np.tanh(a_c_1_t, out=tanh_a_c_1_t)
         # i_t = sigma(a_{i,t}); f_t = sigma(a_{f,t})
         _sigmoid(a_if, out=act_if)
         # c_t = f_t ⊙ c_{t-1} + i_t ⊙ tanh(a_{c,1,t})
         np.multiply(c_prev, f_t, out=c_t)
-        np.tanh(a_c_1_t, out=_h1)
-        np.multiply(i_t, _h1, out=_h0)
+        np.multiply(i_t, tanh_a_c_1_t, out=_h0)
         np.add(c_t, _h0, out=c_t)
         # tanh(c_t), kept for the backward pass
         np.tanh(c_t, out=tanh_c_t)
@@ -190,7 +192,7 @@ def _forward(x, states0, params):
         # r_t = W_{rm} m_t
         np.copyto(r_t, W_rm_mt)
     
-    cache = {'x': x, 'a': a, 'act': act, 'c_all': c_all, 'r_all': r_all, 'm_all': m_all, 'tanh_c_all': tanh_c_all, 'mt_all': mt_all}
+    cache = {'x': x, 'a': a, 'act': act, 'c_all': c_all, 'r_all': r_all, 'm_all': m_all, 'tanh_a_c_1_all': tanh_a_c_1_all, 'tanh_c_all': tanh_c_all, 'mt_all': mt_all}
     return r_all[1:], {'c': c_all[T], 'r': r_all[T]}, cache
 
 
@@ -231,6 +233,7 @@ def _backward(dy, dstates_T, cache, params, truncate):
     c_all = cache['c_all']
     r_all = cache['r_all']
     m_all = cache['m_all']
+    tanh_a_c_1_all = cache['tanh_a_c_1_all']
     tanh_c_all = cache['tanh_c_all']
     mt_all = cache['mt_all']
     T, B, I = x.shape
@@ -274,7 +277,6 @@ def _backward(dy, dstates_T, cache, params, truncate):
     # views of every step (a step takes one index of each) and of the reused buffers
     i_all = act[:, k_i].reshape(T, B, H)
     f_all = act[:, k_f].reshape(T, B, H)
-    a_c_1_all = a[:, :, s_c_1]
     o_all = act[:, k_o].reshape(T, B, H)
     da_i_all = da[:, :, s_i]
     di_t = dact[k_i].reshape(B, H)
@@ -292,7 +294,6 @@ def _backward(dy, dstates_T, cache, params, truncate):
     for t in range(T - 1, T - 1 - steps, -1):
         i_t = i_all[t]
         f_t = f_all[t]
-        a_c_1_t = a_c_1_all[t]
         o_t = o_all[t]
         da_i_t = da_i_all[t]
         da_f_t = da_f_all[t]
@@ -304,6 +305,7 @@ def _backward(dy, dstates_T, cache, params, truncate):
         da_ifc_1o_cols = da_ifc_1o_cols_all[t]
         c_prev = c_all[t]
         c_t = c_all[t + 1]
+        tanh_a_c_1_t = tanh_a_c_1_all[t]
         tanh_c_t = tanh_c_all[t]
         dy_t = dy[t] if dy is not None else dy_zero
         # dr_t = dy_t + W_{ir}^T da_{i,t+1} + W_{fr}^T da_{f,t+1} + W_{cr}^T da_{c,1,t+1} + W_{or}^T da_{o,t+1}
@@ -328,16 +330,14 @@ def _backward(dy, dstates_T, cache, params, truncate):
         # df_t = dc_t ⊙ c_{t-1}
         np.multiply(c_prev, dc_t, out=df_t)
         # di_t = dc_t ⊙ tanh(a_{c,1,t})
-        np.tanh(a_c_1_t, out=_h0)
-        np.multiply(dc_t, _h0, out=di_t)
+        np.multiply(dc_t, tanh_a_c_1_t, out=di_t)
         # da_{i,t} = di_t ⊙ i_t ⊙ (1 - i_t); da_{f,t} = df_t ⊙ f_t ⊙ (1 - f_t)
         np.multiply(dact_if, act_if, out=_2bh0)
         np.subtract(1.0, act_if, out=_2bh1)
         np.multiply(_2bh0, _2bh1, out=da_if)
         # da_{c,1,t} = dc_t ⊙ i_t ⊙ (1 - tanh²(a_{c,1,t}))
         np.multiply(dc_t, i_t, out=da_c_1_t)
-        np.tanh(a_c_1_t, out=_h1)
-        np.square(_h1, out=_h1)
+        np.square(tanh_a_c_1_t, out=_h1)
         np.subtract(1.0, _h1, out=_h0)
         np.multiply(da_c_1_t, _h0, out=da_c_1_t)
         # gradient block of mt: dr_t

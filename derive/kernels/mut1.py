@@ -101,12 +101,12 @@ def _forward(x, states0, params):
     act = WORKSPACE.empty('act', (T, B * 3*H), dtype)  # the activations' outputs, block-major: each gate's (B, dim) rows one after another, so every gate is contiguous
     h_all = WORKSPACE.empty('h_all', (T + 1, B, H), dtype)
     h_all[0] = states0['h']
+    tanh_a_h_1_all = WORKSPACE.empty('tanh_a_h_1_all', (T, B, H), dtype)  # kept for the backward pass
     tanh_x_all = WORKSPACE.empty('tanh_x_all', (T, B, H), dtype)  # kept for the backward pass
     hW = np.empty((B, H), dtype)
     h_rW = np.empty((B, H), dtype)
     h_r_all = WORKSPACE.empty('h_r_all', (T, B, H), dtype)  # GEMM argument, kept
     _h0 = np.empty((B, H), dtype)  # scratch
-    _h1 = np.empty((B, H), dtype)  # scratch
     # views of every step (a step takes one index of each) and of the reused buffers
     a_h_1_all = a[:, :, s_h_1]
     a_z_all = a[:, :, s_z]
@@ -125,6 +125,7 @@ def _forward(x, states0, params):
         h_prev = h_all[t]
         h_t = h_all[t + 1]
         x_t = x[t]
+        tanh_a_h_1_t = tanh_a_h_1_all[t]
         tanh_x_t = tanh_x_all[t]
         hW_t = hW
         h_rW_t = h_rW
@@ -147,14 +148,15 @@ def _forward(x, states0, params):
         # a_{h,1,t} = W_{hh} (r_t ⊙ h_{t-1}) + tanh(x_t) + b_h
         np.add(b_h, tanh_x_t, out=a_h_1_t)
         np.add(a_h_1_t, W_hh_h_r, out=a_h_1_t)
+        # tanh(a_{h,1,t}), kept for the backward pass
+        np.tanh(a_h_1_t, out=tanh_a_h_1_t)
         # h_t = h_{t-1} ⊙ (1 - z_t) + z_t ⊙ tanh(a_{h,1,t})
         np.subtract(1.0, z_t, out=_h0)
         np.multiply(h_prev, _h0, out=h_t)
-        np.tanh(a_h_1_t, out=_h1)
-        np.multiply(z_t, _h1, out=_h0)
+        np.multiply(z_t, tanh_a_h_1_t, out=_h0)
         np.add(h_t, _h0, out=h_t)
     
-    cache = {'x': x, 'a': a, 'act': act, 'h_all': h_all, 'tanh_x_all': tanh_x_all, 'h_r_all': h_r_all}
+    cache = {'x': x, 'a': a, 'act': act, 'h_all': h_all, 'tanh_a_h_1_all': tanh_a_h_1_all, 'tanh_x_all': tanh_x_all, 'h_r_all': h_r_all}
     return h_all[1:], {'h': h_all[T]}, cache
 
 
@@ -184,6 +186,7 @@ def _backward(dy, dstates_T, cache, params, truncate):
     b_h = params["b_h"]
     x, a, act = cache['x'], cache['a'], cache['act']
     h_all = cache['h_all']
+    tanh_a_h_1_all = cache['tanh_a_h_1_all']
     tanh_x_all = cache['tanh_x_all']
     h_r_all = cache['h_r_all']
     T, B, I = x.shape
@@ -212,7 +215,6 @@ def _backward(dy, dstates_T, cache, params, truncate):
     _h0 = np.empty((B, H), dtype)  # scratch
     _h1 = np.empty((B, H), dtype)  # scratch
     # views of every step (a step takes one index of each) and of the reused buffers
-    a_h_1_all = a[:, :, s_h_1]
     z_all = act[:, k_z].reshape(T, B, H)
     r_all = act[:, k_r].reshape(T, B, H)
     da_h_1_all = da[:, :, s_h_1]
@@ -223,7 +225,6 @@ def _backward(dy, dstates_T, cache, params, truncate):
     da_r_cols_all = da[:, :, s_r]
     
     for t in range(T - 1, T - 1 - steps, -1):
-        a_h_1_t = a_h_1_all[t]
         z_t = z_all[t]
         r_t = r_all[t]
         da_h_1_t = da_h_1_all[t]
@@ -232,22 +233,21 @@ def _backward(dy, dstates_T, cache, params, truncate):
         da_r_cols = da_r_cols_all[t]
         h_prev = h_all[t]
         x_t = x[t]
+        tanh_a_h_1_t = tanh_a_h_1_all[t]
         tanh_x_t = tanh_x_all[t]
         dy_t = dy[t] if dy is not None else dy_zero
         # dh_t = dy_t + W_{hr}^T da_{r,t+1} + r_{t+1} ⊙ W_{hh}^T da_{h,1,t+1} + dh_{t+1} ⊙ (1 - z_{t+1})
         np.add(dh_carry, dy_t, out=dh_t)
         # da_{h,1,t} = dh_t ⊙ z_t ⊙ (1 - tanh²(a_{h,1,t}))
         np.multiply(dh_t, z_t, out=da_h_1_t)
-        np.tanh(a_h_1_t, out=_h1)
-        np.square(_h1, out=_h1)
+        np.square(tanh_a_h_1_t, out=_h1)
         np.subtract(1.0, _h1, out=_h0)
         np.multiply(da_h_1_t, _h0, out=da_h_1_t)
         # dr_t = h_{t-1} ⊙ W_{hh}^T da_{h,1,t}
         np.matmul(da_h_1_t, W_hh, out=W_hhT_da_h_1_t)  # W_{hh}^T da_{h,1,t}
         np.multiply(h_prev, W_hhT_da_h_1_t, out=dr_t)
         # dz_t = dh_t ⊙ (tanh(a_{h,1,t}) - h_{t-1})
-        np.tanh(a_h_1_t, out=_h0)
-        np.subtract(_h0, h_prev, out=_h0)
+        np.subtract(tanh_a_h_1_t, h_prev, out=_h0)
         np.multiply(dh_t, _h0, out=dz_t)
         # da_{z,t} = dz_t ⊙ z_t ⊙ (1 - z_t)
         np.multiply(dz_t, z_t, out=_h0)

@@ -86,15 +86,16 @@ def _forward(x, states0, params):
     c_tilde_all = WORKSPACE.empty('c_tilde_all', (T, B, H), dtype)
     s_all = WORKSPACE.empty('s_all', (T, B, H), dtype)
     a_c_1_all = WORKSPACE.empty('a_c_1_all', (T, B, H), dtype)
+    sigmoid_a_c_1_all = WORKSPACE.empty('sigmoid_a_c_1_all', (T, B, H), dtype)  # sigma(a_{c,1,t}), kept for the backward pass
     sigmoid_s_all = WORKSPACE.empty('sigmoid_s_all', (T, B, H), dtype)  # sigma(s_t), kept for the backward pass
     with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
-        _forward_steps(T, B, H, I, x, b_f, b_c, W_h, hW_all, xW_all, c_all, h_all, c_tilde_all, s_all, a_c_1_all, sigmoid_s_all)
-    cache = {'x': x, 'W_h': W_h, 'W_x': W_x, 'hW_all': hW_all, 'xW_all': xW_all, 'c_all': c_all, 'h_all': h_all, 'c_tilde_all': c_tilde_all, 's_all': s_all, 'a_c_1_all': a_c_1_all, 'sigmoid_s_all': sigmoid_s_all}
+        _forward_steps(T, B, H, I, x, b_f, b_c, W_h, hW_all, xW_all, c_all, h_all, c_tilde_all, s_all, a_c_1_all, sigmoid_a_c_1_all, sigmoid_s_all)
+    cache = {'x': x, 'W_h': W_h, 'W_x': W_x, 'hW_all': hW_all, 'xW_all': xW_all, 'c_all': c_all, 'h_all': h_all, 'c_tilde_all': c_tilde_all, 's_all': s_all, 'a_c_1_all': a_c_1_all, 'sigmoid_a_c_1_all': sigmoid_a_c_1_all, 'sigmoid_s_all': sigmoid_s_all}
     return h_all[1:], {'c': c_all[T], 'h': h_all[T]}, cache
 
 
 @numba.njit(**JIT)
-def _forward_steps(T, B, H, I, x, b_f, b_c, W_h, hW_all, xW_all, c_all, h_all, c_tilde_all, s_all, a_c_1_all, sigmoid_s_all):
+def _forward_steps(T, B, H, I, x, b_f, b_c, W_h, hW_all, xW_all, c_all, h_all, c_tilde_all, s_all, a_c_1_all, sigmoid_a_c_1_all, sigmoid_s_all):
     """Every step of the forward pass (the buffers are the caller's)."""
     for _t in range(T):
         np.dot(h_all[_t], W_h, hW_all[_t])  # U_c h_{t-1} | U_f h_{t-1}
@@ -113,13 +114,18 @@ def _forward_steps(T, B, H, I, x, b_f, b_c, W_h, hW_all, xW_all, c_all, h_all, c
                 a_c_1_all[_t, _b, _j] = s_all[_t, _b, _j] - 1.0
         for _b in range(B):
             for _j in range(H):
+                # sigma(a_{c,1,t}), kept for the backward pass
+                sigmoid_a_c_1_all[_t, _b, _j] = a_c_1_all[_t, _b, _j]
+        _jm.sigmoid_rows(sigmoid_a_c_1_all[_t])
+        for _b in range(B):
+            for _j in range(H):
                 # sigma(s_t), kept for the backward pass
                 sigmoid_s_all[_t, _b, _j] = s_all[_t, _b, _j]
         _jm.sigmoid_rows(sigmoid_s_all[_t])
         for _b in range(B):
             for _j in range(H):
                 # c_t = c~_t ⊙ (1 - sigma(a_{c,1,t})) + c_{t-1} ⊙ sigma(s_t)
-                c_all[_t + 1, _b, _j] = c_tilde_all[_t, _b, _j] * (1.0 - _jm.sigmoid(a_c_1_all[_t, _b, _j])) + c_all[_t, _b, _j] * sigmoid_s_all[_t, _b, _j]
+                c_all[_t + 1, _b, _j] = c_tilde_all[_t, _b, _j] * (1.0 - sigmoid_a_c_1_all[_t, _b, _j]) + c_all[_t, _b, _j] * sigmoid_s_all[_t, _b, _j]
         for _b in range(B):
             for _j in range(H):
                 # h_t = c_t
@@ -158,6 +164,7 @@ def _backward(dy, dstates_T, cache, params, steps):
     c_tilde_all = cache['c_tilde_all']
     s_all = cache['s_all']
     a_c_1_all = cache['a_c_1_all']
+    sigmoid_a_c_1_all = cache['sigmoid_a_c_1_all']
     sigmoid_s_all = cache['sigmoid_s_all']
     T, B, I = x.shape
     H = U_f.shape[0]
@@ -174,7 +181,7 @@ def _backward(dy, dstates_T, cache, params, steps):
     dh_row = np.empty((B, H), dtype)
     dc_row = np.empty((B, H), dtype)
     with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
-        _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_f, b_c, hW_all, xW_all, c_all, h_all, c_tilde_all, s_all, a_c_1_all, sigmoid_s_all, W_hT, dhW_all, dc_carry, dh_carry, dh_row, dc_row)
+        _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_f, b_c, hW_all, xW_all, c_all, h_all, c_tilde_all, s_all, a_c_1_all, sigmoid_a_c_1_all, sigmoid_s_all, W_hT, dhW_all, dc_carry, dh_carry, dh_row, dc_row)
     lo = T - steps  # the first step the gradient reached
     grads = {}
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)
@@ -196,7 +203,7 @@ def _backward(dy, dstates_T, cache, params, steps):
 
 
 @numba.njit(**JIT)
-def _backward_steps(T, B, H, I, steps, x, dy, b_f, b_c, hW_all, xW_all, c_all, h_all, c_tilde_all, s_all, a_c_1_all, sigmoid_s_all, W_hT, dhW_all, dc_carry, dh_carry, dh_row, dc_row):
+def _backward_steps(T, B, H, I, steps, x, dy, b_f, b_c, hW_all, xW_all, c_all, h_all, c_tilde_all, s_all, a_c_1_all, sigmoid_a_c_1_all, sigmoid_s_all, W_hT, dhW_all, dc_carry, dh_carry, dh_row, dc_row):
     """Every step of the backward pass in reverse (the buffers are the caller's)."""
     for _t in range(T - 1, T - 1 - steps, -1):
         for _b in range(B):
@@ -210,11 +217,11 @@ def _backward_steps(T, B, H, I, steps, x, dy, b_f, b_c, hW_all, xW_all, c_all, h
         for _b in range(B):
             for _j in range(H):
                 # da_{c~,t} = dc~_t ⊙ (1 - c~_t^2); dc~_t = dc_t ⊙ (1 - sigma(a_{c,1,t}))
-                dhW_all[_t, _b, _j] = (dc_row[_b, _j] * (1.0 - _jm.sigmoid(a_c_1_all[_t, _b, _j]))) * (1.0 - c_tilde_all[_t, _b, _j] * c_tilde_all[_t, _b, _j])
+                dhW_all[_t, _b, _j] = (dc_row[_b, _j] * (1.0 - sigmoid_a_c_1_all[_t, _b, _j])) * (1.0 - c_tilde_all[_t, _b, _j] * c_tilde_all[_t, _b, _j])
         for _b in range(B):
             for _j in range(H):
                 # da_{s,t} = ds_t; ds_t = da_{c,1,t} + dc_t ⊙ c_{t-1} ⊙ (1 - sigma(s_t)) ⊙ sigma(s_t)
-                dhW_all[_t, _b, H + _j] = ((-(c_tilde_all[_t, _b, _j] * dc_row[_b, _j] * (1.0 - _jm.sigmoid(a_c_1_all[_t, _b, _j])) * _jm.sigmoid(a_c_1_all[_t, _b, _j]))) + c_all[_t, _b, _j] * dc_row[_b, _j] * (1.0 - sigmoid_s_all[_t, _b, _j]) * sigmoid_s_all[_t, _b, _j])
+                dhW_all[_t, _b, H + _j] = ((-(c_tilde_all[_t, _b, _j] * dc_row[_b, _j] * (1.0 - sigmoid_a_c_1_all[_t, _b, _j]) * sigmoid_a_c_1_all[_t, _b, _j])) + c_all[_t, _b, _j] * dc_row[_b, _j] * (1.0 - sigmoid_s_all[_t, _b, _j]) * sigmoid_s_all[_t, _b, _j])
         np.dot(dhW_all[_t], W_hT, dh_carry)  # dh_{t-1} = U_c^T da_{c~,t} + U_f^T da_{s,t}
         for _b in range(B):
             for _j in range(H):

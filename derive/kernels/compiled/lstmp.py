@@ -106,15 +106,16 @@ def _forward(x, states0, params):
     f_all = WORKSPACE.empty('f_all', (T, B, H), dtype)
     o_all = WORKSPACE.empty('o_all', (T, B, H), dtype)
     m_all = WORKSPACE.empty('m_all', (T, B, H), dtype)
+    tanh_a_c_1_all = WORKSPACE.empty('tanh_a_c_1_all', (T, B, H), dtype)  # tanh(a_{c,1,t}), kept for the backward pass
     tanh_c_all = WORKSPACE.empty('tanh_c_all', (T, B, H), dtype)  # tanh(c_t), kept for the backward pass
     with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
-        _forward_steps(T, B, H, I, P, x, W_ic, b_i, W_fc, b_f, b_c, W_oc, b_o, W_r, rW_all, xW_all, W_mt, mtW_all, mt_all, c_all, r_all, a_c_1_all, i_all, f_all, o_all, m_all, tanh_c_all)
-    cache = {'x': x, 'W_r': W_r, 'W_x': W_x, 'W_mt': W_mt, 'rW_all': rW_all, 'xW_all': xW_all, 'mtW_all': mtW_all, 'mt_all': mt_all, 'c_all': c_all, 'r_all': r_all, 'a_c_1_all': a_c_1_all, 'i_all': i_all, 'f_all': f_all, 'o_all': o_all, 'm_all': m_all, 'tanh_c_all': tanh_c_all}
+        _forward_steps(T, B, H, I, P, x, W_ic, b_i, W_fc, b_f, b_c, W_oc, b_o, W_r, rW_all, xW_all, W_mt, mtW_all, mt_all, c_all, r_all, a_c_1_all, i_all, f_all, o_all, m_all, tanh_a_c_1_all, tanh_c_all)
+    cache = {'x': x, 'W_r': W_r, 'W_x': W_x, 'W_mt': W_mt, 'rW_all': rW_all, 'xW_all': xW_all, 'mtW_all': mtW_all, 'mt_all': mt_all, 'c_all': c_all, 'r_all': r_all, 'a_c_1_all': a_c_1_all, 'i_all': i_all, 'f_all': f_all, 'o_all': o_all, 'm_all': m_all, 'tanh_a_c_1_all': tanh_a_c_1_all, 'tanh_c_all': tanh_c_all}
     return r_all[1:], {'c': c_all[T], 'r': r_all[T]}, cache
 
 
 @numba.njit(**JIT)
-def _forward_steps(T, B, H, I, P, x, W_ic, b_i, W_fc, b_f, b_c, W_oc, b_o, W_r, rW_all, xW_all, W_mt, mtW_all, mt_all, c_all, r_all, a_c_1_all, i_all, f_all, o_all, m_all, tanh_c_all):
+def _forward_steps(T, B, H, I, P, x, W_ic, b_i, W_fc, b_f, b_c, W_oc, b_o, W_r, rW_all, xW_all, W_mt, mtW_all, mt_all, c_all, r_all, a_c_1_all, i_all, f_all, o_all, m_all, tanh_a_c_1_all, tanh_c_all):
     """Every step of the forward pass (the buffers are the caller's)."""
     for _t in range(T):
         np.dot(r_all[_t], W_r, rW_all[_t])  # W_{ir} r_{t-1} | W_{fr} r_{t-1} | W_{cr} r_{t-1} | W_{or} r_{t-1}
@@ -134,8 +135,13 @@ def _forward_steps(T, B, H, I, P, x, W_ic, b_i, W_fc, b_f, b_c, W_oc, b_o, W_r, 
         _jm.sigmoid_rows(f_all[_t])
         for _b in range(B):
             for _j in range(H):
+                # tanh(a_{c,1,t}), kept for the backward pass
+                tanh_a_c_1_all[_t, _b, _j] = a_c_1_all[_t, _b, _j]
+        _jm.tanh_rows(tanh_a_c_1_all[_t])
+        for _b in range(B):
+            for _j in range(H):
                 # c_t = f_t ⊙ c_{t-1} + i_t ⊙ tanh(a_{c,1,t})
-                c_all[_t + 1, _b, _j] = c_all[_t, _b, _j] * f_all[_t, _b, _j] + i_all[_t, _b, _j] * _jm.tanh(a_c_1_all[_t, _b, _j])
+                c_all[_t + 1, _b, _j] = c_all[_t, _b, _j] * f_all[_t, _b, _j] + i_all[_t, _b, _j] * tanh_a_c_1_all[_t, _b, _j]
         for _b in range(B):
             for _j in range(H):
                 # o_t = sigma(a_{o,t}); a_{o,t} = W_{ox} x_t + W_{or} r_{t-1} + W_{oc} ⊙ c_t + b_o
@@ -207,6 +213,7 @@ def _backward(dy, dstates_T, cache, params, steps):
     f_all = cache['f_all']
     o_all = cache['o_all']
     m_all = cache['m_all']
+    tanh_a_c_1_all = cache['tanh_a_c_1_all']
     tanh_c_all = cache['tanh_c_all']
     T, B, I = x.shape
     H = W_ix.shape[0]
@@ -229,7 +236,7 @@ def _backward(dy, dstates_T, cache, params, steps):
     dW_oc_sum = np.zeros(H, dtype)
     _mt0 = np.empty((B, H), dtype)
     with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
-        _backward_steps(T, B, H, I, P, steps, x, dy if dy is not None else np.zeros((T, B, P), dtype), W_ic, b_i, W_fc, b_f, b_c, W_oc, b_o, rW_all, xW_all, mtW_all, mt_all, c_all, r_all, a_c_1_all, i_all, f_all, o_all, m_all, tanh_c_all, W_rT, W_rm, drW_all, dmtW_all, dc_carry, dr_carry, dm_row, dc_row, dW_ic_sum, dW_fc_sum, dW_oc_sum, _mt0)
+        _backward_steps(T, B, H, I, P, steps, x, dy if dy is not None else np.zeros((T, B, P), dtype), W_ic, b_i, W_fc, b_f, b_c, W_oc, b_o, rW_all, xW_all, mtW_all, mt_all, c_all, r_all, a_c_1_all, i_all, f_all, o_all, m_all, tanh_a_c_1_all, tanh_c_all, W_rT, W_rm, drW_all, dmtW_all, dc_carry, dr_carry, dm_row, dc_row, dW_ic_sum, dW_fc_sum, dW_oc_sum, _mt0)
     lo = T - steps  # the first step the gradient reached
     grads = {}
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)
@@ -262,7 +269,7 @@ def _backward(dy, dstates_T, cache, params, steps):
 
 
 @numba.njit(**JIT)
-def _backward_steps(T, B, H, I, P, steps, x, dy, W_ic, b_i, W_fc, b_f, b_c, W_oc, b_o, rW_all, xW_all, mtW_all, mt_all, c_all, r_all, a_c_1_all, i_all, f_all, o_all, m_all, tanh_c_all, W_rT, W_rm, drW_all, dmtW_all, dc_carry, dr_carry, dm_row, dc_row, dW_ic_sum, dW_fc_sum, dW_oc_sum, _mt0):
+def _backward_steps(T, B, H, I, P, steps, x, dy, W_ic, b_i, W_fc, b_f, b_c, W_oc, b_o, rW_all, xW_all, mtW_all, mt_all, c_all, r_all, a_c_1_all, i_all, f_all, o_all, m_all, tanh_a_c_1_all, tanh_c_all, W_rT, W_rm, drW_all, dmtW_all, dc_carry, dr_carry, dm_row, dc_row, dW_ic_sum, dW_fc_sum, dW_oc_sum, _mt0):
     """Every step of the backward pass in reverse (the buffers are the caller's)."""
     for _t in range(T - 1, T - 1 - steps, -1):
         for _b in range(B):
@@ -285,7 +292,7 @@ def _backward_steps(T, B, H, I, P, steps, x, dy, W_ic, b_i, W_fc, b_f, b_c, W_oc
         for _b in range(B):
             for _j in range(H):
                 # da_{c,1,t} = dc_t ⊙ i_t ⊙ (1 - tanh²(a_{c,1,t}))
-                drW_all[_t, _b, 2*H + _j] = dc_row[_b, _j] * i_all[_t, _b, _j] * (1.0 - _jm.tanh(a_c_1_all[_t, _b, _j]) ** 2)
+                drW_all[_t, _b, 2*H + _j] = dc_row[_b, _j] * i_all[_t, _b, _j] * (1.0 - tanh_a_c_1_all[_t, _b, _j] * tanh_a_c_1_all[_t, _b, _j])
         for _b in range(B):
             for _j in range(H):
                 # da_{f,t} = df_t ⊙ f_t ⊙ (1 - f_t); df_t = dc_t ⊙ c_{t-1}
@@ -293,7 +300,7 @@ def _backward_steps(T, B, H, I, P, steps, x, dy, W_ic, b_i, W_fc, b_f, b_c, W_oc
         for _b in range(B):
             for _j in range(H):
                 # da_{i,t} = di_t ⊙ i_t ⊙ (1 - i_t); di_t = dc_t ⊙ tanh(a_{c,1,t})
-                drW_all[_t, _b, _j] = (dc_row[_b, _j] * _jm.tanh(a_c_1_all[_t, _b, _j])) * i_all[_t, _b, _j] * (1.0 - i_all[_t, _b, _j])
+                drW_all[_t, _b, _j] = (dc_row[_b, _j] * tanh_a_c_1_all[_t, _b, _j]) * i_all[_t, _b, _j] * (1.0 - i_all[_t, _b, _j])
         for _b in range(B):
             for _j in range(H):
                 # dL/dW_ic += da_{i,t} ⊙ c_{t-1}

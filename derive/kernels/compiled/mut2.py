@@ -90,14 +90,15 @@ def _forward(x, states0, params):
     z_all = WORKSPACE.empty('z_all', (T, B, H), dtype)
     r_all = WORKSPACE.empty('r_all', (T, B, H), dtype)
     a_h_1_all = WORKSPACE.empty('a_h_1_all', (T, B, H), dtype)
+    tanh_a_h_1_all = WORKSPACE.empty('tanh_a_h_1_all', (T, B, H), dtype)  # tanh(a_{h,1,t}), kept for the backward pass
     with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
-        _forward_steps(T, B, H, I, x, b_z, b_r, b_h, W_h, hW_all, xW_all, W_h_r, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all)
-    cache = {'x': x, 'W_h': W_h, 'W_x': W_x, 'W_h_r': W_h_r, 'hW_all': hW_all, 'xW_all': xW_all, 'h_rW_all': h_rW_all, 'h_r_all': h_r_all, 'h_all': h_all, 'z_all': z_all, 'r_all': r_all, 'a_h_1_all': a_h_1_all}
+        _forward_steps(T, B, H, I, x, b_z, b_r, b_h, W_h, hW_all, xW_all, W_h_r, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all, tanh_a_h_1_all)
+    cache = {'x': x, 'W_h': W_h, 'W_x': W_x, 'W_h_r': W_h_r, 'hW_all': hW_all, 'xW_all': xW_all, 'h_rW_all': h_rW_all, 'h_r_all': h_r_all, 'h_all': h_all, 'z_all': z_all, 'r_all': r_all, 'a_h_1_all': a_h_1_all, 'tanh_a_h_1_all': tanh_a_h_1_all}
     return h_all[1:], {'h': h_all[T]}, cache
 
 
 @numba.njit(**JIT)
-def _forward_steps(T, B, H, I, x, b_z, b_r, b_h, W_h, hW_all, xW_all, W_h_r, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all):
+def _forward_steps(T, B, H, I, x, b_z, b_r, b_h, W_h, hW_all, xW_all, W_h_r, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all, tanh_a_h_1_all):
     """Every step of the forward pass (the buffers are the caller's)."""
     for _t in range(T):
         np.dot(h_all[_t], W_h, hW_all[_t])  # W_{hz} h_{t-1} | W_{hr} h_{t-1}
@@ -122,8 +123,13 @@ def _forward_steps(T, B, H, I, x, b_z, b_r, b_h, W_h, hW_all, xW_all, W_h_r, h_r
                 a_h_1_all[_t, _b, _j] = b_h[_j] + h_rW_all[_t, _b, _j] + xW_all[_t, _b, _j]
         for _b in range(B):
             for _j in range(H):
+                # tanh(a_{h,1,t}), kept for the backward pass
+                tanh_a_h_1_all[_t, _b, _j] = a_h_1_all[_t, _b, _j]
+        _jm.tanh_rows(tanh_a_h_1_all[_t])
+        for _b in range(B):
+            for _j in range(H):
                 # h_t = h_{t-1} ⊙ (1 - z_t) + z_t ⊙ tanh(a_{h,1,t})
-                h_all[_t + 1, _b, _j] = h_all[_t, _b, _j] * (1.0 - z_all[_t, _b, _j]) + z_all[_t, _b, _j] * _jm.tanh(a_h_1_all[_t, _b, _j])
+                h_all[_t + 1, _b, _j] = h_all[_t, _b, _j] * (1.0 - z_all[_t, _b, _j]) + z_all[_t, _b, _j] * tanh_a_h_1_all[_t, _b, _j]
 
 
 def backward(dy, dstates_T, cache, params, *, truncate=None):
@@ -161,6 +167,7 @@ def _backward(dy, dstates_T, cache, params, steps):
     z_all = cache['z_all']
     r_all = cache['r_all']
     a_h_1_all = cache['a_h_1_all']
+    tanh_a_h_1_all = cache['tanh_a_h_1_all']
     T, B, I = x.shape
     H = W_xz.shape[0]
     _api.same_size(I, H)  # the spec declares I = H
@@ -178,7 +185,7 @@ def _backward(dy, dstates_T, cache, params, steps):
     _mt0 = np.empty((B, H), dtype)
     dxe = np.zeros((T, B, I), dtype)  # dx_t where the input is read without a matrix
     with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
-        _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_z, b_r, b_h, hW_all, xW_all, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all, W_hT, W_hh, dhW_all, dxW_all, dh_rW_all, dh_carry, dh_row, dr_row, _mt0, dxe)
+        _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_z, b_r, b_h, hW_all, xW_all, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all, tanh_a_h_1_all, W_hT, W_hh, dhW_all, dxW_all, dh_rW_all, dh_carry, dh_row, dr_row, _mt0, dxe)
     lo = T - steps  # the first step the gradient reached
     grads = {}
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)
@@ -203,7 +210,7 @@ def _backward(dy, dstates_T, cache, params, steps):
 
 
 @numba.njit(**JIT)
-def _backward_steps(T, B, H, I, steps, x, dy, b_z, b_r, b_h, hW_all, xW_all, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all, W_hT, W_hh, dhW_all, dxW_all, dh_rW_all, dh_carry, dh_row, dr_row, _mt0, dxe):
+def _backward_steps(T, B, H, I, steps, x, dy, b_z, b_r, b_h, hW_all, xW_all, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all, tanh_a_h_1_all, W_hT, W_hh, dhW_all, dxW_all, dh_rW_all, dh_carry, dh_row, dr_row, _mt0, dxe):
     """Every step of the backward pass in reverse (the buffers are the caller's)."""
     for _t in range(T - 1, T - 1 - steps, -1):
         for _b in range(B):
@@ -213,7 +220,7 @@ def _backward_steps(T, B, H, I, steps, x, dy, b_z, b_r, b_h, hW_all, xW_all, h_r
         for _b in range(B):
             for _j in range(H):
                 # da_{h,1,t} = dh_t ⊙ z_t ⊙ (1 - tanh²(a_{h,1,t}))
-                dh_rW_all[_t, _b, _j] = dh_row[_b, _j] * z_all[_t, _b, _j] * (1.0 - _jm.tanh(a_h_1_all[_t, _b, _j]) ** 2)
+                dh_rW_all[_t, _b, _j] = dh_row[_b, _j] * z_all[_t, _b, _j] * (1.0 - tanh_a_h_1_all[_t, _b, _j] * tanh_a_h_1_all[_t, _b, _j])
         np.dot(dh_rW_all[_t], W_hh, _mt0)  # W_{hh}^T da_{h,1,t}
         for _b in range(B):
             for _j in range(H):
@@ -226,7 +233,7 @@ def _backward_steps(T, B, H, I, steps, x, dy, b_z, b_r, b_h, hW_all, xW_all, h_r
         for _b in range(B):
             for _j in range(H):
                 # da_{z,t} = dz_t ⊙ z_t ⊙ (1 - z_t); dz_t = dh_t ⊙ (tanh(a_{h,1,t}) - h_{t-1})
-                dhW_all[_t, _b, _j] = (dh_row[_b, _j] * (_jm.tanh(a_h_1_all[_t, _b, _j]) - h_all[_t, _b, _j])) * z_all[_t, _b, _j] * (1.0 - z_all[_t, _b, _j])
+                dhW_all[_t, _b, _j] = (dh_row[_b, _j] * (tanh_a_h_1_all[_t, _b, _j] - h_all[_t, _b, _j])) * z_all[_t, _b, _j] * (1.0 - z_all[_t, _b, _j])
         for _b in range(B):
             for _j in range(H):
                 # g of W_{xh} x_t: da_{h,1,t}

@@ -94,15 +94,16 @@ def _forward(x, states0, params):
     z_all = WORKSPACE.empty('z_all', (T, B, H), dtype)
     r_all = WORKSPACE.empty('r_all', (T, B, H), dtype)
     a_h_1_all = WORKSPACE.empty('a_h_1_all', (T, B, H), dtype)
+    tanh_a_h_1_all = WORKSPACE.empty('tanh_a_h_1_all', (T, B, H), dtype)  # tanh(a_{h,1,t}), kept for the backward pass
     tanh_h_all = WORKSPACE.empty('tanh_h_all', (T, B, H), dtype)  # tanh(h_t), kept for the backward pass
     with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
-        _forward_steps(T, B, H, I, x, b_z, b_r, b_h, W_tanh_h_prev, tanh_h_prevW_all, tanh_h_prev_all, xW_all, W_h, hW_all, W_h_r, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all, tanh_h_all)
-    cache = {'x': x, 'W_tanh_h_prev': W_tanh_h_prev, 'W_x': W_x, 'W_h': W_h, 'W_h_r': W_h_r, 'tanh_h_prevW_all': tanh_h_prevW_all, 'tanh_h_prev_all': tanh_h_prev_all, 'xW_all': xW_all, 'hW_all': hW_all, 'h_rW_all': h_rW_all, 'h_r_all': h_r_all, 'h_all': h_all, 'z_all': z_all, 'r_all': r_all, 'a_h_1_all': a_h_1_all, 'tanh_h_all': tanh_h_all}
+        _forward_steps(T, B, H, I, x, b_z, b_r, b_h, W_tanh_h_prev, tanh_h_prevW_all, tanh_h_prev_all, xW_all, W_h, hW_all, W_h_r, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all, tanh_a_h_1_all, tanh_h_all)
+    cache = {'x': x, 'W_tanh_h_prev': W_tanh_h_prev, 'W_x': W_x, 'W_h': W_h, 'W_h_r': W_h_r, 'tanh_h_prevW_all': tanh_h_prevW_all, 'tanh_h_prev_all': tanh_h_prev_all, 'xW_all': xW_all, 'hW_all': hW_all, 'h_rW_all': h_rW_all, 'h_r_all': h_r_all, 'h_all': h_all, 'z_all': z_all, 'r_all': r_all, 'a_h_1_all': a_h_1_all, 'tanh_a_h_1_all': tanh_a_h_1_all, 'tanh_h_all': tanh_h_all}
     return h_all[1:], {'h': h_all[T]}, cache
 
 
 @numba.njit(**JIT)
-def _forward_steps(T, B, H, I, x, b_z, b_r, b_h, W_tanh_h_prev, tanh_h_prevW_all, tanh_h_prev_all, xW_all, W_h, hW_all, W_h_r, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all, tanh_h_all):
+def _forward_steps(T, B, H, I, x, b_z, b_r, b_h, W_tanh_h_prev, tanh_h_prevW_all, tanh_h_prev_all, xW_all, W_h, hW_all, W_h_r, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all, tanh_a_h_1_all, tanh_h_all):
     """Every step of the forward pass (the buffers are the caller's)."""
     for _t in range(T):
         np.dot(h_all[_t], W_h, hW_all[_t])  # W_{hr} h_{t-1}
@@ -132,8 +133,13 @@ def _forward_steps(T, B, H, I, x, b_z, b_r, b_h, W_tanh_h_prev, tanh_h_prevW_all
                 a_h_1_all[_t, _b, _j] = b_h[_j] + h_rW_all[_t, _b, _j] + xW_all[_t, _b, H + _j]
         for _b in range(B):
             for _j in range(H):
+                # tanh(a_{h,1,t}), kept for the backward pass
+                tanh_a_h_1_all[_t, _b, _j] = a_h_1_all[_t, _b, _j]
+        _jm.tanh_rows(tanh_a_h_1_all[_t])
+        for _b in range(B):
+            for _j in range(H):
                 # h_t = h_{t-1} ⊙ (1 - z_t) + z_t ⊙ tanh(a_{h,1,t})
-                h_all[_t + 1, _b, _j] = h_all[_t, _b, _j] * (1.0 - z_all[_t, _b, _j]) + z_all[_t, _b, _j] * _jm.tanh(a_h_1_all[_t, _b, _j])
+                h_all[_t + 1, _b, _j] = h_all[_t, _b, _j] * (1.0 - z_all[_t, _b, _j]) + z_all[_t, _b, _j] * tanh_a_h_1_all[_t, _b, _j]
         for _b in range(B):
             for _j in range(H):
                 # tanh(h_t), kept for the backward pass
@@ -179,6 +185,7 @@ def _backward(dy, dstates_T, cache, params, steps):
     z_all = cache['z_all']
     r_all = cache['r_all']
     a_h_1_all = cache['a_h_1_all']
+    tanh_a_h_1_all = cache['tanh_a_h_1_all']
     tanh_h_all = cache['tanh_h_all']
     T, B, I = x.shape
     H = W_xz.shape[0]
@@ -197,7 +204,7 @@ def _backward(dy, dstates_T, cache, params, steps):
     _mt0 = np.empty((B, H), dtype)
     _mt1 = np.empty((B, H), dtype)
     with _api.one_blas_thread():  # the steps' GEMMs on one BLAS thread
-        _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_z, b_r, b_h, tanh_h_prevW_all, tanh_h_prev_all, xW_all, hW_all, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all, tanh_h_all, W_hT, W_hh, W_hz, dtanh_h_prevW_all, dxW_all, dhW_all, dh_rW_all, dh_carry, dh_row, dr_row, _mt0, _mt1)
+        _backward_steps(T, B, H, I, steps, x, dy if dy is not None else np.zeros((T, B, H), dtype), b_z, b_r, b_h, tanh_h_prevW_all, tanh_h_prev_all, xW_all, hW_all, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all, tanh_a_h_1_all, tanh_h_all, W_hT, W_hh, W_hz, dtanh_h_prevW_all, dxW_all, dhW_all, dh_rW_all, dh_carry, dh_row, dr_row, _mt0, _mt1)
     lo = T - steps  # the first step the gradient reached
     grads = {}
     dx = WORKSPACE.empty('dx', (T, B, I), dtype)
@@ -223,7 +230,7 @@ def _backward(dy, dstates_T, cache, params, steps):
 
 
 @numba.njit(**JIT)
-def _backward_steps(T, B, H, I, steps, x, dy, b_z, b_r, b_h, tanh_h_prevW_all, tanh_h_prev_all, xW_all, hW_all, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all, tanh_h_all, W_hT, W_hh, W_hz, dtanh_h_prevW_all, dxW_all, dhW_all, dh_rW_all, dh_carry, dh_row, dr_row, _mt0, _mt1):
+def _backward_steps(T, B, H, I, steps, x, dy, b_z, b_r, b_h, tanh_h_prevW_all, tanh_h_prev_all, xW_all, hW_all, h_rW_all, h_r_all, h_all, z_all, r_all, a_h_1_all, tanh_a_h_1_all, tanh_h_all, W_hT, W_hh, W_hz, dtanh_h_prevW_all, dxW_all, dhW_all, dh_rW_all, dh_carry, dh_row, dr_row, _mt0, _mt1):
     """Every step of the backward pass in reverse (the buffers are the caller's)."""
     for _t in range(T - 1, T - 1 - steps, -1):
         for _b in range(B):
@@ -233,7 +240,7 @@ def _backward_steps(T, B, H, I, steps, x, dy, b_z, b_r, b_h, tanh_h_prevW_all, t
         for _b in range(B):
             for _j in range(H):
                 # da_{h,1,t} = dh_t ⊙ z_t ⊙ (1 - tanh²(a_{h,1,t}))
-                dh_rW_all[_t, _b, _j] = dh_row[_b, _j] * z_all[_t, _b, _j] * (1.0 - _jm.tanh(a_h_1_all[_t, _b, _j]) ** 2)
+                dh_rW_all[_t, _b, _j] = dh_row[_b, _j] * z_all[_t, _b, _j] * (1.0 - tanh_a_h_1_all[_t, _b, _j] * tanh_a_h_1_all[_t, _b, _j])
         np.dot(dh_rW_all[_t], W_hh, _mt0)  # W_{hh}^T da_{h,1,t}
         for _b in range(B):
             for _j in range(H):
@@ -246,7 +253,7 @@ def _backward_steps(T, B, H, I, steps, x, dy, b_z, b_r, b_h, tanh_h_prevW_all, t
         for _b in range(B):
             for _j in range(H):
                 # da_{z,t} = dz_t ⊙ z_t ⊙ (1 - z_t); dz_t = dh_t ⊙ (tanh(a_{h,1,t}) - h_{t-1})
-                dtanh_h_prevW_all[_t, _b, _j] = (dh_row[_b, _j] * (_jm.tanh(a_h_1_all[_t, _b, _j]) - h_all[_t, _b, _j])) * z_all[_t, _b, _j] * (1.0 - z_all[_t, _b, _j])
+                dtanh_h_prevW_all[_t, _b, _j] = (dh_row[_b, _j] * (tanh_a_h_1_all[_t, _b, _j] - h_all[_t, _b, _j])) * z_all[_t, _b, _j] * (1.0 - z_all[_t, _b, _j])
         for _b in range(B):
             for _j in range(H):
                 # g of W_{xz} x_t: da_{z,t}
