@@ -340,6 +340,11 @@ class Namer:
         return f"d{code_name(param)}_sum"
 
     @staticmethod
+    def column_sum(buffer: str) -> str:
+        """A buffer of ``g``'s columns summed over the steps and rows: ``dhW_all`` -> ``dhW_colsum``."""
+        return f"{buffer.removesuffix('_all')}_colsum"
+
+    @staticmethod
     def grad_step(param) -> str:
         return f"d{code_name(param)}_t"
 

@@ -218,10 +218,11 @@ def _backward(dy, dstates_T, cache, params, steps):
     grads['W_f'] = dW[H:2*H]
     grads['W_o'] = dW[2*H:3*H]
     grads['W_z'] = dW[3*H:4*H]
-    grads['b_z'] = dyW_all[lo:, :, 3*H:4*H].sum(axis=(0, 1))  # sum_t da_{z,t}
-    grads['b_i'] = dyW_all[lo:, :, 0:H].sum(axis=(0, 1))  # sum_t da_{i,t}
-    grads['b_f'] = dyW_all[lo:, :, H:2*H].sum(axis=(0, 1))  # sum_t da_{f,t}
-    grads['b_o'] = dyW_all[lo:, :, 2*H:3*H].sum(axis=(0, 1))  # sum_t da_{o,t}
+    dyW_colsum = dyW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
+    grads['b_z'] = dyW_colsum[3*H:4*H]  # sum_t da_{z,t}
+    grads['b_i'] = dyW_colsum[0:H]  # sum_t da_{i,t}
+    grads['b_f'] = dyW_colsum[H:2*H]  # sum_t da_{f,t}
+    grads['b_o'] = dyW_colsum[2*H:3*H]  # sum_t da_{o,t}
     return grads
 
 

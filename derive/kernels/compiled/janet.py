@@ -197,8 +197,9 @@ def _backward(dy, dstates_T, cache, params, steps):
     dW = (x[lo:].reshape(steps * B, -1).T @ dhW_all[lo:].reshape(steps * B, -1)).T
     grads['W_c'] = dW[0:H]
     grads['W_f'] = dW[H:2*H]
-    grads['b_f'] = dhW_all[lo:, :, H:2*H].sum(axis=(0, 1))  # sum_t da_{s,t}
-    grads['b_c'] = dhW_all[lo:, :, 0:H].sum(axis=(0, 1))  # sum_t da_{c~,t}
+    dhW_colsum = dhW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
+    grads['b_f'] = dhW_colsum[H:2*H]  # sum_t da_{s,t}
+    grads['b_c'] = dhW_colsum[0:H]  # sum_t da_{c~,t}
     return grads
 
 

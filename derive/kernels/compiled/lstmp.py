@@ -258,13 +258,14 @@ def _backward(dy, dstates_T, cache, params, steps):
     grads['W_ox'] = dW[3*H:4*H]
     dW = (mt_all[lo:].reshape(steps * B, -1).T @ dmtW_all[lo:].reshape(steps * B, -1)).T
     grads['W_rm'] = dW[0:P]
+    drW_colsum = drW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
     grads['W_ic'] = dW_ic_sum
-    grads['b_i'] = drW_all[lo:, :, 0:H].sum(axis=(0, 1))  # sum_t da_{i,t}
+    grads['b_i'] = drW_colsum[0:H]  # sum_t da_{i,t}
     grads['W_fc'] = dW_fc_sum
-    grads['b_f'] = drW_all[lo:, :, H:2*H].sum(axis=(0, 1))  # sum_t da_{f,t}
-    grads['b_c'] = drW_all[lo:, :, 2*H:3*H].sum(axis=(0, 1))  # sum_t da_{c,1,t}
+    grads['b_f'] = drW_colsum[H:2*H]  # sum_t da_{f,t}
+    grads['b_c'] = drW_colsum[2*H:3*H]  # sum_t da_{c,1,t}
     grads['W_oc'] = dW_oc_sum
-    grads['b_o'] = drW_all[lo:, :, 3*H:4*H].sum(axis=(0, 1))  # sum_t da_{o,t}
+    grads['b_o'] = drW_colsum[3*H:4*H]  # sum_t da_{o,t}
     return grads
 
 

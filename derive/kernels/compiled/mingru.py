@@ -150,8 +150,9 @@ def _backward(dy, dstates_T, cache, params, steps):
     dW = (x[lo:].reshape(steps * B, -1).T @ dxW_all[lo:].reshape(steps * B, -1)).T
     grads['W_z'] = dW[0:H]
     grads['W_h'] = dW[H:2*H]
-    grads['b_z'] = dxW_all[lo:, :, 0:H].sum(axis=(0, 1))  # sum_t da_{z,t}
-    grads['b_h'] = dxW_all[lo:, :, H:2*H].sum(axis=(0, 1))  # sum_t da_{h~,t}
+    dxW_colsum = dxW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
+    grads['b_z'] = dxW_colsum[0:H]  # sum_t da_{z,t}
+    grads['b_h'] = dxW_colsum[H:2*H]  # sum_t da_{h~,t}
     return grads
 
 

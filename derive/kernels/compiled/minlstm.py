@@ -164,9 +164,10 @@ def _backward(dy, dstates_T, cache, params, steps):
     grads['W_f'] = dW[0:H]
     grads['W_i'] = dW[H:2*H]
     grads['W_h'] = dW[2*H:3*H]
-    grads['b_f'] = dxW_all[lo:, :, 0:H].sum(axis=(0, 1))  # sum_t da_{f,t}
-    grads['b_i'] = dxW_all[lo:, :, H:2*H].sum(axis=(0, 1))  # sum_t da_{i,t}
-    grads['b_h'] = dxW_all[lo:, :, 2*H:3*H].sum(axis=(0, 1))  # sum_t da_{h~,t}
+    dxW_colsum = dxW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
+    grads['b_f'] = dxW_colsum[0:H]  # sum_t da_{f,t}
+    grads['b_i'] = dxW_colsum[H:2*H]  # sum_t da_{i,t}
+    grads['b_h'] = dxW_colsum[2*H:3*H]  # sum_t da_{h~,t}
     return grads
 
 

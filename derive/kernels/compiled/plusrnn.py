@@ -215,10 +215,11 @@ def _backward(dy, dstates_T, cache, params, steps):
     grads['W_gyx'] = dW[H:2*H]
     grads['W_ghx'] = dW[2*H:3*H]
     grads['W_hx'] = dW[3*H:4*H]
-    grads['b_y'] = dhW_all[lo:, :, 0:H].sum(axis=(0, 1))  # sum_t da_{y,in,t}
-    grads['b_h'] = dhW_all[lo:, :, 3*H:4*H].sum(axis=(0, 1))  # sum_t da_{h,in,t}
-    grads['b_gy'] = dhW_all[lo:, :, H:2*H].sum(axis=(0, 1))  # sum_t da_{g,y,t}
-    grads['b_gh'] = dhW_all[lo:, :, 2*H:3*H].sum(axis=(0, 1))  # sum_t da_{g,h,t}
+    dhW_colsum = dhW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
+    grads['b_y'] = dhW_colsum[0:H]  # sum_t da_{y,in,t}
+    grads['b_h'] = dhW_colsum[3*H:4*H]  # sum_t da_{h,in,t}
+    grads['b_gy'] = dhW_colsum[H:2*H]  # sum_t da_{g,y,t}
+    grads['b_gh'] = dhW_colsum[2*H:3*H]  # sum_t da_{g,h,t}
     return grads
 
 

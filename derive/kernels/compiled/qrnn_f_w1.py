@@ -151,8 +151,9 @@ def _backward(dy, dstates_T, cache, params, steps):
     dW = (x[lo:].reshape(steps * B, -1).T @ dxW_all[lo:].reshape(steps * B, -1)).T
     grads['W_f'] = dW[0:H]
     grads['W_z'] = dW[H:2*H]
-    grads['b_z'] = dxW_all[lo:, :, H:2*H].sum(axis=(0, 1))  # sum_t da_{z,t}
-    grads['b_f'] = dxW_all[lo:, :, 0:H].sum(axis=(0, 1))  # sum_t da_{f,t}
+    dxW_colsum = dxW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
+    grads['b_z'] = dxW_colsum[H:2*H]  # sum_t da_{z,t}
+    grads['b_f'] = dxW_colsum[0:H]  # sum_t da_{f,t}
     return grads
 
 

@@ -187,10 +187,11 @@ def _backward(dy, dstates_T, cache, params, steps):
     grads['W_o'] = dW[H:2*H]
     grads['W_i'] = dW[2*H:3*H]
     grads['W_z'] = dW[3*H:4*H]
-    grads['b_z'] = dxW_all[lo:, :, 3*H:4*H].sum(axis=(0, 1))  # sum_t da_{z,t}
-    grads['b_f'] = dxW_all[lo:, :, 0:H].sum(axis=(0, 1))  # sum_t da_{f,t}
-    grads['b_o'] = dxW_all[lo:, :, H:2*H].sum(axis=(0, 1))  # sum_t da_{o,t}
-    grads['b_i'] = dxW_all[lo:, :, 2*H:3*H].sum(axis=(0, 1))  # sum_t da_{i,t}
+    dxW_colsum = dxW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
+    grads['b_z'] = dxW_colsum[3*H:4*H]  # sum_t da_{z,t}
+    grads['b_f'] = dxW_colsum[0:H]  # sum_t da_{f,t}
+    grads['b_o'] = dxW_colsum[H:2*H]  # sum_t da_{o,t}
+    grads['b_i'] = dxW_colsum[2*H:3*H]  # sum_t da_{i,t}
     return grads
 
 

@@ -154,7 +154,8 @@ def _backward(dy, dstates_T, cache, params, steps):
     grads['W_hh'] = dW[0:H]
     dW = (x[lo:].reshape(steps * B, -1).T @ dhW_all[lo:].reshape(steps * B, -1)).T
     grads['W_xh'] = dW[0:H]
-    grads['b_h'] = dhW_all[lo:, :, 0:H].sum(axis=(0, 1))  # sum_t da_{h,t}
+    dhW_colsum = dhW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
+    grads['b_h'] = dhW_colsum[0:H]  # sum_t da_{h,t}
     return grads
 
 
