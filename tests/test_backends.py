@@ -196,7 +196,7 @@ COMPILED_ACTIVATIONS = [("tanh", "tanh_rows", "value", 2.5, 1.5), ("sigmoid", "s
 def test_the_compiled_activations_are_within_their_stated_ulp_of_mpmath(name, rows, measure, bound64, bound32):
     """The compiled kernels' vectorizable tanh and sigmoid (``derive/jitmath.py``), one element at a time
     and over a step's block as the kernels call them, against the activation witness (mpmath): tanh worst
-    2.3 ULP in float64 (stated in jitmath.py and the README), an element in float32 rounded once from
+    2.2 ULP in float64 (stated in jitmath.py and the README), an element in float32 rounded once from
     float64; a float32 block in float32 arithmetic (``tanh32``: 1.5 ULP), the same bits compiled and
     as plain Python (the self-check and NUMBA_DISABLE_JIT=1 run the latter)."""
     from derive import jitmath

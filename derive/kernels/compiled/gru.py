@@ -61,7 +61,7 @@ WORKSPACE = _workspace.Workspace()
 JIT = {"cache": True, "error_model": "numpy", "fastmath": False}
 #: the digest of derive/jitmath.py, whose activations numba compiles into the step functions (a new one
 #: regenerates this file, so that numba compiles them again instead of loading its cache)
-JITMATH = "09a0eec111523dfa"
+JITMATH = "3513badd73df6a44"
 
 
 def forward(x, states0, params):
