@@ -235,6 +235,28 @@ def test_the_compiled_activations_are_within_their_stated_ulp_of_mpmath(name, ro
         assert np.isnan(nan).all(), (name, dtype)
 
 
+@pytest.mark.parametrize("dtype,top", [(np.float32, 126), (np.float64, 1022)])
+def test_pow2_neg_is_exact_compiled_and_as_python(dtype, top):
+    """2^-k from its exponent bits (the compiled tanh's range reduction) against 2.0 ** -k, over every k
+    of the type, and plain Python (the self-check's) the same, of the same type."""
+    import numba
+
+    from derive import jitmath
+
+    @numba.njit
+    def powers(ks, out):
+        for i in range(ks.size):
+            out[i] = jitmath.pow2_neg(ks[i])
+
+    ks = np.arange(top + 1, dtype=dtype)
+    want = np.array([2.0 ** -float(k) for k in ks], dtype)
+    got = np.empty_like(want)
+    powers(ks, got)
+    assert np.array_equal(got, want)
+    plain = [jitmath.pow2_neg(k) for k in ks]
+    assert all(type(p) is dtype for p in plain) and np.array_equal(np.array(plain), want)
+
+
 def test_bench_peers_prints_every_backend_and_peer():
     pytest.importorskip("torch")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
