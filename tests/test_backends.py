@@ -43,12 +43,12 @@ def test_the_backends_compute_the_same_gradients():
         _same(results[b][1], results["numpy"][1])
 
 
-#: (BLAS threads, dtype, B, H, what ``auto`` runs for the lstm): one thread, float32 by B x H
-#: (AUTO_COMPILED_MAX = 1024), float64 compiled at every size; several threads, either dtype, also by
+#: (BLAS threads, dtype, B, H, what ``auto`` runs for the lstm): one thread, compiled at every size in
+#: either dtype; several threads, either dtype, by B x H (AUTO_COMPILED_MAX = 1024: (16, 128) is 2048) and
 #: B times the largest weight matrix (AUTO_THREADED_GEMM = 2^17: (16, 64) is 65536, (4, 256) 262144)
-AUTO_PICKS = [(1, np.float32, 16, 64, "compiled"), (1, np.float32, 16, 128, "numpy"), (1, np.float64, 16, 128, "compiled"),
+AUTO_PICKS = [(1, np.float32, 16, 64, "compiled"), (1, np.float32, 64, 256, "compiled"), (1, np.float64, 64, 256, "compiled"),
               (2, np.float32, 16, 64, "compiled"), (2, np.float64, 16, 64, "compiled"), (2, np.float64, 4, 256, "numpy"),
-              (2, np.float64, 16, 128, "numpy")]
+              (2, np.float64, 16, 128, "numpy"), (2, np.float32, 64, 256, "numpy")]
 
 
 @pytest.mark.parametrize("threads,dtype,B,H,expected", AUTO_PICKS)
