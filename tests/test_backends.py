@@ -266,3 +266,18 @@ def test_bench_peers_prints_every_backend_and_peer():
     header, *rows = [ln.split() for ln in out.stdout.splitlines() if ln.startswith("  ")]
     assert "auto / peer" in " ".join(header) and "JAX" in header and "eager" in header
     assert [r[0] for r in rows] == ["gru_cho", "gru_cho", "mgu", "mgu"]
+
+
+@pytest.mark.parametrize("module", sorted(p.stem for p in (ROOT / "derive" / "kernels" / "compiled").glob("*.py")
+                                          if p.stem != "__init__"))
+def test_a_compiled_backward_reads_the_activations_the_forward_kept(module):
+    """The backward steps evaluate no tanh or sigmoid of their own: every activation they read was
+    computed once in the forward (a gate, a saved activation, a late GEMM's argument such as MUT3's
+    tanh(h_{t-1})) and is read from its buffer; a scalar ``_jm.tanh`` there was a second evaluation
+    per element, which does not vectorize as the forward's row functions do."""
+    import ast
+
+    tree = ast.parse((ROOT / "derive" / "kernels" / "compiled" / f"{module}.py").read_text())
+    steps = next(f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "_backward_steps")
+    calls = [ast.unparse(n.func) for n in ast.walk(steps) if isinstance(n, ast.Call)]
+    assert not [c for c in calls if c in ("_jm.tanh", "_jm.sigmoid", "_jm.tanh_rows", "_jm.sigmoid_rows")], calls

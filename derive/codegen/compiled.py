@@ -125,9 +125,11 @@ class Compiled:
                         and a.target != self.cell.output and len(readers[a.target]) == 1
                         and not any(a.target in e.free_symbols for e in late)}
         self.targets = [t for t in self.targets if t not in self.inlined]
-        late_args = {g.arg for g in plan.groups if g.kind == GroupKind.LATE}  # kept as the GEMM's argument instead
+        #: a late GEMM's argument (tanh(h_{t-1}), r_t (.) h_{t-1}) -> its buffer of every step, which the
+        #: backward reads too (the argument is kept there, not among the saved activations)
+        self.late_args = {g.arg: Namer.arg_buffer(g.name, "_all") for g in plan.groups if g.kind == GroupKind.LATE}
         self.saved = {f: n for f, n in plan.saved.items()
-                      if n and isinstance(f, acts.Activation) and f not in late_args}
+                      if n and isinstance(f, acts.Activation) and f not in self.late_args}
 
     # ------------------------------------------------------------ names
     def all_name(self, sym) -> str:
@@ -178,6 +180,9 @@ class Compiled:
 
     def saved_at(self, f) -> str:
         return f"{self.saved[f]}[{T_IDX}, {B_IDX}, {J_IDX}]"
+
+    def late_arg_at(self, arg) -> str:
+        return f"{self.late_args[arg]}[{T_IDX}, {B_IDX}, {J_IDX}]"
 
     def forward_wrapper(self) -> list[str]:
         """The body of ``_forward`` before and after the call of ``_forward_steps``."""

@@ -245,6 +245,8 @@ class Backward:
                 return nest.local[e]
             if e in c.saved:
                 return c.saved_at(e)
+            if e in c.late_args:
+                return c.late_arg_at(e)
             if e in carries:
                 return f"{Namer.carry(carries[e])}[{B_IDX}, {J_IDX}]"
             if isinstance(e, ir.MatVecT):

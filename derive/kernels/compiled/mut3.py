@@ -274,7 +274,7 @@ def _backward_steps(T, B, H, I, steps, x, dy, b_z, b_r, b_h, tanh_h_prevW_all, t
         for _b in range(B):
             for _j in range(H):
                 # dh_{t-1} += dh_t ⊙ (1 - z_t) + r_t ⊙ W_{hh}^T da_{h,1,t} + (1 - tanh²(h_{t-1})) ⊙ W_{hz}^T da_{z,t}
-                dh_carry[_b, _j] += dh_row[_b, _j] * (1.0 - z_all[_t, _b, _j]) + r_all[_t, _b, _j] * _mt0[_b, _j] + (1.0 - _jm.tanh(h_all[_t, _b, _j]) ** 2) * _mt1[_b, _j]
+                dh_carry[_b, _j] += dh_row[_b, _j] * (1.0 - z_all[_t, _b, _j]) + r_all[_t, _b, _j] * _mt0[_b, _j] + (1.0 - tanh_h_prev_all[_t, _b, _j] * tanh_h_prev_all[_t, _b, _j]) * _mt1[_b, _j]
 
 
 def init_params(input_size, hidden_size, *, proj_size=None, seed=0, dtype=np.float64):
