@@ -68,19 +68,9 @@ def tanh(x):
     z = 2.0 * (a if a < 20.0 else 20.0)
     k = np.floor(z * 1.4426950408889634 + 0.5)
     r = (z - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10
-    q = 1.0 - r * (1.0 / 14.0)
-    q = 1.0 - r * (1.0 / 13.0) * q
-    q = 1.0 - r * (1.0 / 12.0) * q
-    q = 1.0 - r * (1.0 / 11.0) * q
-    q = 1.0 - r * (1.0 / 10.0) * q
-    q = 1.0 - r * (1.0 / 9.0) * q
-    q = 1.0 - r * (1.0 / 8.0) * q
-    q = 1.0 - r * (1.0 / 7.0) * q
-    q = 1.0 - r * (1.0 / 6.0) * q
-    q = 1.0 - r * (1.0 / 5.0) * q
-    q = 1.0 - r * (1.0 / 4.0) * q
-    q = 1.0 - r * (1.0 / 3.0) * q
-    q = 1.0 - r * (1.0 / 2.0) * q
+    q = 1.0
+    for n in range(14, 1, -1):  # Horner's rule for 1 - r/2! + r^2/3! - ... (LLVM unrolls it)
+        q = 1.0 - r * (1.0 / n) * q
     q = -r * q  # expm1(-r)
     p = pow2_neg(k)
     t = ((1.0 - p) - p * q) / ((1.0 + p) + p * q)
@@ -116,14 +106,9 @@ def tanh32(x):
     z = np.float32(2.0) * (z if z < np.float32(10.0) else np.float32(10.0))
     k = np.floor(z * np.float32(1.4426950408889634) + np.float32(0.5))
     r = (z - k * np.float32(0.693145751953125)) - k * np.float32(1.428606765330187e-06)
-    e = np.float32(1.0) - r * np.float32(1.0 / 8.0)
-    e = np.float32(1.0) - r * np.float32(1.0 / 7.0) * e
-    e = np.float32(1.0) - r * np.float32(1.0 / 6.0) * e
-    e = np.float32(1.0) - r * np.float32(1.0 / 5.0) * e
-    e = np.float32(1.0) - r * np.float32(1.0 / 4.0) * e
-    e = np.float32(1.0) - r * np.float32(1.0 / 3.0) * e
-    e = np.float32(1.0) - r * np.float32(1.0 / 2.0) * e
-    e = np.float32(1.0) - r * e
+    e = np.float32(1.0)
+    for n in range(8, 0, -1):  # Horner's rule for exp(-r) = 1 - r + r^2/2! - ... (LLVM unrolls it)
+        e = np.float32(1.0) - r * np.float32(1.0 / n) * e
     e *= pow2_neg(k)
     t = small if a < np.float32(0.55) else (np.float32(1.0) - e) / (np.float32(1.0) + e)
     t = t if a == a else a  # nan stays nan

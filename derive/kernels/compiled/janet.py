@@ -47,7 +47,7 @@ WORKSPACE = _workspace.Workspace()
 JIT = {"cache": True, "error_model": "numpy", "fastmath": False}
 #: the digest of derive/jitmath.py, whose activations numba compiles into the step functions (a new one
 #: regenerates this file, so that numba compiles them again instead of loading its cache)
-JITMATH = "3517c698d01724ea"
+JITMATH = "7e33842c1065438c"
 
 
 def forward(x, states0, params):
