@@ -354,20 +354,17 @@ def after_loop(bw: Backward) -> list[str]:
             L.append(f"grads[{key!r}] = " + (f"grads[{key!r}] + {part}" if key in seen else part))
             seen.add(key)
     summed = bw.summed_after()
-    column_sums = {}  # a buffer of g's -> its columns summed over every step and row, one reduction each
-    for prm in c.vector_params:
-        for g in summed.get(prm.key, ()):
-            buf = bw.in_g[g][0]
-            if buf not in column_sums:
-                column_sums[buf] = Namer.column_sum(buf)
-                L.append(f"{column_sums[buf]} = {buf}[lo:].reshape(steps * {w.B}, -1).sum(axis=0)"
-                         f"  # every column summed over the steps and rows")
+    column_sums = set()  # buffers of g's whose columns are summed (over every step and row), once each
     for prm in c.vector_params:
         if prm.key in summed:
             parts = []
             for g in summed[prm.key]:
                 buf, off = bw.in_g[g]
-                parts.append(f"{column_sums[buf]}[{off}:{off + prm.shape[0]}]")
+                if buf not in column_sums:
+                    column_sums.add(buf)
+                    L.append(f"{Namer.column_sum(buf)} = {buf}[lo:].reshape(steps * {w.B}, -1).sum(axis=0)"
+                             f"  # every column summed over the steps and rows")
+                parts.append(f"{Namer.column_sum(buf)}[{off}:{off + prm.shape[0]}]")
             L.append(f"grads[{prm.key!r}] = " + " + ".join(parts)
                      + f"  # sum_t {' + '.join(ir_text(g) for g in summed[prm.key])}")
         else:

@@ -127,8 +127,8 @@ def _gemm_work(x, params) -> int:
 
 
 class AutoKernel(types.ModuleType):
-    """``forward`` on the compiled backend with one BLAS thread, when the step is small
-    (``AUTO_COMPILED_MAX``, ``AUTO_THREADED_GEMM``) or when it has no matrix product (``STEP_GEMMS``), else on NumPy;
+    """``forward`` on the compiled backend for a step with no matrix product (``STEP_GEMMS``) or with one
+    BLAS thread; with several, only for a small step (``AUTO_COMPILED_MAX``, ``AUTO_THREADED_GEMM``), else on NumPy;
     ``backward`` on the backend whose forward made the cache; the rest is the NumPy module's."""
 
     def __init__(self, numpy_module: types.ModuleType, compiled_module: types.ModuleType | None):

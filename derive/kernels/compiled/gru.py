@@ -200,9 +200,9 @@ def _backward(dy, dstates_T, cache, params, steps):
     grads['W_xr'] = dW[H:2*H]
     grads['W_xz'] = dW[2*H:3*H]
     dhW_colsum = dhW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
-    dxW_colsum = dxW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
     grads['b_r'] = dhW_colsum[0:H]  # sum_t da_{r,t}
     grads['b_z'] = dhW_colsum[H:2*H]  # sum_t da_{z,t}
+    dxW_colsum = dxW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
     grads['b_n'] = dxW_colsum[0:H]  # sum_t da_{n,t}
     grads['b_hn'] = db_hn_sum
     return grads

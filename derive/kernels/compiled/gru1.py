@@ -191,9 +191,9 @@ def _backward(dy, dstates_T, cache, params, steps):
     dW = (x[lo:].reshape(steps * B, -1).T @ dh_rW_all[lo:].reshape(steps * B, -1)).T
     grads['W_h'] = dW[0:H]
     dh_catW_colsum = dh_catW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
-    dh_rW_colsum = dh_rW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
     grads['b_z'] = dh_catW_colsum[0:H]  # sum_t da_{z,t}
     grads['b_r'] = dh_catW_colsum[H:2*H]  # sum_t da_{r,t}
+    dh_rW_colsum = dh_rW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
     grads['b_h'] = dh_rW_colsum[0:H]  # sum_t da_{h~,t}
     return grads
 

@@ -176,9 +176,9 @@ def _backward(dy, dstates_T, cache, params, steps):
     grads['U_h'] = dW[0:H]
     dW = (x[lo:].reshape(steps * B, -1).T @ dh_rW_all[lo:].reshape(steps * B, -1)).T
     grads['W_h'] = dW[0:H]
-    dh_rW_colsum = dh_rW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
     grads['b_z'] = db_z_sum
     grads['b_r'] = db_r_sum
+    dh_rW_colsum = dh_rW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
     grads['b_h'] = dh_rW_colsum[0:H]  # sum_t da_{h~,t}
     return grads
 

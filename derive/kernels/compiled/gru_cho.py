@@ -205,9 +205,9 @@ def _backward(dy, dstates_T, cache, params, steps):
     dW = (h_r_all[lo:].reshape(steps * B, -1).T @ dh_rW_all[lo:].reshape(steps * B, -1)).T
     grads['W_hh'] = dW[0:H]
     dhW_colsum = dhW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
-    dh_rW_colsum = dh_rW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
     grads['b_r'] = dhW_colsum[0:H]  # sum_t da_{r,t}
     grads['b_z'] = dhW_colsum[H:2*H]  # sum_t da_{z,t}
+    dh_rW_colsum = dh_rW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
     grads['b_h'] = dh_rW_colsum[0:H]  # sum_t da_{h~,t}
     return grads
 

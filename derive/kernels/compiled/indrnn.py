@@ -138,8 +138,8 @@ def _backward(dy, dstates_T, cache, params, steps):
     # weight gradients: sum_t g_t a_t^T, one GEMM per group
     dW = (x[lo:].reshape(steps * B, -1).T @ dxW_all[lo:].reshape(steps * B, -1)).T
     grads['W'] = dW[0:H]
-    dxW_colsum = dxW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
     grads['u'] = du_sum
+    dxW_colsum = dxW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
     grads['b'] = dxW_colsum[0:H]  # sum_t da_{h,t}
     return grads
 

@@ -227,8 +227,8 @@ def _backward(dy, dstates_T, cache, params, steps):
     grads['W_xf'] = dW[H:2*H]
     grads['W_xg'] = dW[2*H:3*H]
     grads['W_xo'] = dW[3*H:4*H]
-    dhW_colsum = dhW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
     grads['p_i'] = dp_i_sum
+    dhW_colsum = dhW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
     grads['b_i'] = dhW_colsum[0:H]  # sum_t da_{i,t}
     grads['p_f'] = dp_f_sum
     grads['b_f'] = dhW_colsum[H:2*H]  # sum_t da_{f,t}

@@ -258,8 +258,8 @@ def _backward(dy, dstates_T, cache, params, steps):
     grads['W_ox'] = dW[3*H:4*H]
     dW = (mt_all[lo:].reshape(steps * B, -1).T @ dmtW_all[lo:].reshape(steps * B, -1)).T
     grads['W_rm'] = dW[0:P]
-    drW_colsum = drW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
     grads['W_ic'] = dW_ic_sum
+    drW_colsum = drW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
     grads['b_i'] = drW_colsum[0:H]  # sum_t da_{i,t}
     grads['W_fc'] = dW_fc_sum
     grads['b_f'] = drW_colsum[H:2*H]  # sum_t da_{f,t}

@@ -181,8 +181,8 @@ def _backward(dy, dstates_T, cache, params, steps):
     dW = (f_h_all[lo:].reshape(steps * B, -1).T @ df_hW_all[lo:].reshape(steps * B, -1)).T
     grads['W_hh'] = dW[0:H]
     dhW_colsum = dhW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
-    df_hW_colsum = df_hW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
     grads['b_f'] = dhW_colsum[0:H]  # sum_t da_{f,t}
+    df_hW_colsum = df_hW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
     grads['b_h'] = df_hW_colsum[0:H]  # sum_t da_{h~,t}
     return grads
 

@@ -224,10 +224,10 @@ def _backward(dy, dstates_T, cache, params, steps):
     dW = (h_r_all[lo:].reshape(steps * B, -1).T @ dh_rW_all[lo:].reshape(steps * B, -1)).T
     grads['W_hh'] = dW[0:H]
     dtanh_h_prevW_colsum = dtanh_h_prevW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
-    dhW_colsum = dhW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
-    dh_rW_colsum = dh_rW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
     grads['b_z'] = dtanh_h_prevW_colsum[0:H]  # sum_t da_{z,t}
+    dhW_colsum = dhW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
     grads['b_r'] = dhW_colsum[0:H]  # sum_t da_{r,t}
+    dh_rW_colsum = dh_rW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
     grads['b_h'] = dh_rW_colsum[0:H]  # sum_t da_{h,1,t}
     return grads
 

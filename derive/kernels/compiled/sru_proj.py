@@ -186,8 +186,8 @@ def _backward(dy, dstates_T, cache, params, steps):
     grads['W_r'] = dW[H:2*H]
     grads['W'] = dW[2*H:3*H]
     grads['W_hw'] = dW[3*H:4*H]
-    dxW_colsum = dxW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
     grads['v_f'] = dv_f_sum
+    dxW_colsum = dxW_all[lo:].reshape(steps * B, -1).sum(axis=0)  # every column summed over the steps and rows
     grads['b_f'] = dxW_colsum[0:H]  # sum_t da_{f,t}
     grads['v_r'] = dv_r_sum
     grads['b_r'] = dxW_colsum[H:2*H]  # sum_t da_{r,t}
